@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Local infrastructure without Docker: Apache Kafka (KRaft, one node) from Maven
+# Central jars and FerretDB v1 (SQLite backend) built from the Go module proxy.
+#
+#   deploy/local/stack.sh install   fetch the Kafka jars, build FerretDB
+#   deploy/local/stack.sh up        install if needed, start both, wait until ready
+#   deploy/local/stack.sh down      stop both (data is kept)
+#   deploy/local/stack.sh status    say what runs
+#   deploy/local/stack.sh reset     stop both and delete their data
+#
+# Every command can be run twice without harm. Data, logs and pid files live in
+# $BUURTALERT_LOCAL_DIR (default: .local/ at the repository root, git-ignored).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+state=${BUURTALERT_LOCAL_DIR:-$root/.local}
+kafka_port=${BUURTALERT_KAFKA_PORT:-9092}
+controller_port=${BUURTALERT_KAFKA_CONTROLLER_PORT:-9093}
+mongo_port=${BUURTALERT_MONGO_PORT:-27017}
+kafka_heap=${BUURTALERT_KAFKA_HEAP:-768m}
+
+kdir=$state/kafka
+fdir=$state/ferretdb
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_for() { # name port pidfile logfile seconds
+  local i
+  for ((i = 0; i < $5 * 4; i++)); do
+    if port_open "$2"; then return 0; fi
+    if ! alive "$3"; then log "$1 exited while starting; last lines of $4:"; tail -n 30 "$4" >&2; return 1; fi
+    sleep 0.25
+  done
+  log "$1 did not open port $2 within $5 s; see $4"; return 1
+}
+
+install_kafka() {
+  if [ -f "$kdir/libs/.complete" ] && [ "$kdir/libs/.complete" -nt "$here/kafka/pom.xml" ]; then return; fi
+  log "fetching Apache Kafka jars from Maven Central"
+  rm -rf "$kdir/libs"; mkdir -p "$kdir/libs"
+  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kdir/libs" >&2
+  touch "$kdir/libs/.complete"
+}
+
+install_ferretdb() {
+  if [ -x "$fdir/bin/ferretdb" ] && [ "$fdir/bin/ferretdb" -nt "$here/ferretdb/main.go" ] && [ "$fdir/bin/ferretdb" -nt "$here/ferretdb/go.sum" ]; then return; fi
+  log "building FerretDB from the Go module proxy (about a minute the first time)"
+  mkdir -p "$fdir/bin"
+  (cd "$here/ferretdb" && go build -trimpath -o "$fdir/bin/ferretdb.tmp" . && mv "$fdir/bin/ferretdb.tmp" "$fdir/bin/ferretdb")
+}
+
+kafka_java() {
+  java -Xms"$kafka_heap" -Xmx"$kafka_heap" -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -cp "$kdir/libs/*" "$@"
+}
+
+start_kafka() {
+  if alive "$kdir/kafka.pid" && port_open "$kafka_port"; then log "kafka already running on 127.0.0.1:$kafka_port"; return; fi
+  if port_open "$kafka_port"; then log "port $kafka_port is taken by another process; set BUURTALERT_KAFKA_PORT"; return 1; fi
+  mkdir -p "$kdir/data" "$kdir/logs"
+  cat > "$kdir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$kdir/data
+num.partitions=3
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+PROPS
+  if [ ! -f "$kdir/data/meta.properties" ]; then
+    kafka_java kafka.tools.StorageTool format --standalone --ignore-formatted \
+      -t "$(kafka_java kafka.tools.StorageTool random-uuid)" -c "$kdir/server.properties" > "$kdir/logs/format.log" 2>&1 \
+      || { cat "$kdir/logs/format.log" >&2; return 1; }
+  fi
+  log "starting kafka on 127.0.0.1:$kafka_port"
+  nohup bash -c "exec java -Xms$kafka_heap -Xmx$kafka_heap -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -cp '$kdir/libs/*' kafka.Kafka '$kdir/server.properties'" > "$kdir/logs/kafka.log" 2>&1 < /dev/null &
+  echo $! > "$kdir/kafka.pid"
+  wait_for kafka "$kafka_port" "$kdir/kafka.pid" "$kdir/logs/kafka.log" 120
+}
+
+start_ferretdb() {
+  if alive "$fdir/ferretdb.pid" && port_open "$mongo_port"; then log "ferretdb already running on 127.0.0.1:$mongo_port"; return; fi
+  if port_open "$mongo_port"; then log "port $mongo_port is taken by another process; set BUURTALERT_MONGO_PORT"; return 1; fi
+  mkdir -p "$fdir/data" "$fdir/logs"
+  log "starting ferretdb on 127.0.0.1:$mongo_port"
+  nohup "$fdir/bin/ferretdb" -listen-addr "127.0.0.1:$mongo_port" -sqlite-dir "$fdir/data/" \
+    > "$fdir/logs/ferretdb.log" 2>&1 < /dev/null &
+  echo $! > "$fdir/ferretdb.pid"
+  wait_for ferretdb "$mongo_port" "$fdir/ferretdb.pid" "$fdir/logs/ferretdb.log" 30
+}
+
+stop_one() { # name pidfile
+  if alive "$2"; then
+    local pid; pid=$(cat "$2")
+    log "stopping $1 (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$2"
+}
+
+case "${1:-up}" in
+  install) install_kafka; install_ferretdb ;;
+  up)
+    install_kafka; install_ferretdb
+    start_ferretdb; start_kafka
+    echo "KAFKA=127.0.0.1:$kafka_port MONGO=mongodb://127.0.0.1:$mongo_port/" ;;
+  down) stop_one kafka "$kdir/kafka.pid"; stop_one ferretdb "$fdir/ferretdb.pid" ;;
+  status)
+    alive "$kdir/kafka.pid" && echo "kafka: running on 127.0.0.1:$kafka_port" || echo "kafka: stopped"
+    alive "$fdir/ferretdb.pid" && echo "ferretdb: running on 127.0.0.1:$mongo_port" || echo "ferretdb: stopped" ;;
+  reset) "$0" down; rm -rf "$kdir/data" "$kdir/logs" "$fdir/data" "$fdir/logs" ;;
+  *) echo "usage: $0 install|up|down|status|reset" >&2; exit 64 ;;
+esac

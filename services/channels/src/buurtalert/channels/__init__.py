@@ -1,0 +1,1 @@
+"""buurtalert channels: delivers each delivery once through its channel adapter."""

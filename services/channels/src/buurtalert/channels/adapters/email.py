@@ -1,0 +1,73 @@
+"""The email adapter: SMTP through aiosmtplib, with threading and list headers."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import ClassVar
+
+import aiosmtplib
+from pydantic import Field, SecretStr
+
+from buurtalert.shared.channels import (
+    AdapterConfig,
+    ChannelAdapter,
+    PermanentDeliveryError,
+    SendResult,
+    TransientDeliveryError,
+)
+from buurtalert.shared.models import Delivery
+
+
+class EmailConfig(AdapterConfig):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    from_address: str
+    list_id: str = "buurtalert.local"
+    username: str | None = None
+    password: SecretStr | None = None
+    start_tls: bool = False
+    timeout: float = 20.0
+
+
+class EmailAdapter(ChannelAdapter[EmailConfig]):
+    name: ClassVar[str] = "email"
+    config_model: ClassVar[type[AdapterConfig]] = EmailConfig
+    max_text_length: ClassVar[int] = 20_000
+    supports_media: ClassVar[bool] = False
+
+    def message_for(self, delivery: Delivery, text: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = self.config.from_address
+        msg["To"] = delivery.destination.address
+        msg["Subject"] = f"[buurtalert] Melding voor {delivery.destination.label or delivery.destination.group_id}"
+        msg["Date"] = formatdate(localtime=False, usegmt=True)
+        # The delivery id is the Message-ID, so a resend is recognisable as the same mail.
+        msg["Message-ID"] = f"<{delivery.id}@{self.config.list_id}>"
+        msg["References"] = f"<{delivery.message_id}@{self.config.list_id}>"
+        msg["List-Id"] = f"<{delivery.destination.group_id}.{self.config.list_id}>"
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Buurtalert-Delivery"] = delivery.id
+        msg.set_content(text)
+        return msg
+
+    async def send(self, delivery: Delivery, text: str) -> SendResult:
+        msg = self.message_for(delivery, text)
+        try:
+            await aiosmtplib.send(
+                msg,
+                hostname=self.config.host,
+                port=self.config.port,
+                username=self.config.username,
+                password=self.config.password.get_secret_value() if self.config.password else None,
+                start_tls=self.config.start_tls,
+                timeout=self.config.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise PermanentDeliveryError(f"recipient refused: {exc}", provider_code="550") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            error = PermanentDeliveryError if 500 <= exc.code < 600 else TransientDeliveryError
+            raise error(f"SMTP {exc.code}: {exc.message}", provider_code=str(exc.code)) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise TransientDeliveryError(f"SMTP unavailable: {exc}") from exc
+        return SendResult(provider_message_id=str(msg["Message-ID"]))

@@ -1,0 +1,24 @@
+"""Rendering a delivery's text for a channel, free of I/O."""
+
+from __future__ import annotations
+
+from buurtalert.shared.models import Delivery
+
+SAAR_REMINDER_NL = "SAAR: bel bij spoed eerst 112 en meld daarna in de groep dat 112 is gebeld."
+ELLIPSIS = "…"
+
+
+def render(delivery: Delivery, max_length: int) -> str:
+    """The text to send: the message, its origin label if any, and the SAAR reminder
+    where moderation asked for it; cut to ``max_length`` characters, never mid-reminder."""
+    footer = []
+    if delivery.destination.label:
+        footer.append(f"Via buurtalert, voor {delivery.destination.label}.")
+    if delivery.saar_reminder:
+        footer.append(SAAR_REMINDER_NL)
+    tail = ("\n\n" + "\n".join(footer)) if footer else ""
+    room = max_length - len(tail)
+    body = delivery.text
+    if len(body) > room:
+        body = body[: max(room - len(ELLIPSIS), 0)] + ELLIPSIS
+    return (body + tail)[:max_length]

@@ -1,0 +1,88 @@
+"""The channels service: deliveries.<adapter> → the provider, and deliveries.status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream import FastStream
+
+from buurtalert.channels.ledger import Claim, Ledger
+from buurtalert.channels.render import render
+from buurtalert.shared.channels import ChannelAdapter, DeliveryError, load_adapters
+from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
+from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.models import Delivery, DeliveryState, DeliveryStatus
+from buurtalert.shared.mongo import Audit, mongo_client
+from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.topics import CHANNELS, DELIVERIES_STATUS, DELIVERY_TOPICS
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings) -> FastStream:
+    municipality = load_municipality(settings.municipality_file)
+    broker = create_broker(settings, CHANNELS)
+    reliable = Reliable(broker, settings, CHANNELS)
+    db = mongo_client(settings)[settings.database]
+    audit = Audit(db)
+    ledger = Ledger(db)
+    statuses = broker.publisher(settings.topic(DELIVERIES_STATUS.name), schema=DeliveryStatus,
+                                title=f"{DELIVERIES_STATUS.name}:publish",
+                                description=DELIVERIES_STATUS.description)
+    adapters = load_adapters(municipality.channels)
+
+    async def report(delivery: Delivery, status: DeliveryStatus) -> None:
+        await statuses.publish(status, key=delivery.id.encode())
+        await audit.record(delivery.message_id, f"deliveries.{delivery.id}",
+                           status.model_dump(mode="json", exclude={"at"}))
+
+    def deliverer(adapter: ChannelAdapter[Any]) -> Any:
+        async def deliver(delivery: Delivery) -> None:
+            with bound(message_id=delivery.message_id, delivery_id=delivery.id):
+                claim = await ledger.claim(delivery)
+                if claim in (Claim.SENT, Claim.FAILED):
+                    log.info("duplicate_suppressed", state=claim)
+                    return
+                if claim is Claim.UNCONFIRMED:
+                    log.warning("resending_unconfirmed_delivery")
+                try:
+                    result = await adapter.send(delivery, render(delivery, adapter.max_text_length))
+                except DeliveryError as exc:
+                    if not exc.permanent:
+                        raise  # stays "sending": the retry path sends it again
+                    await ledger.settle(delivery.id, "failed", error=str(exc),
+                                        error_code=exc.provider_code)
+                    await report(delivery, DeliveryStatus(
+                        delivery_id=delivery.id, message_id=delivery.message_id,
+                        channel=adapter.name, state=DeliveryState.FAILED,
+                        error_code=exc.provider_code, error_detail=str(exc)))
+                    raise PermanentError(str(exc)) from exc
+                await ledger.settle(delivery.id, "sent", provider_message_id=result.provider_message_id)
+                await report(delivery, DeliveryStatus(
+                    delivery_id=delivery.id, message_id=delivery.message_id, channel=adapter.name,
+                    state=DeliveryState.SENT, provider_message_id=result.provider_message_id))
+                log.info("delivered", channel=adapter.name, group_id=delivery.destination.group_id)
+
+        deliver.__name__ = f"deliver_{adapter.name}"
+        return deliver
+
+    for name, adapter in adapters.items():
+        topic = DELIVERY_TOPICS.get(name)
+        if topic is None:
+            log.error("no_delivery_topic", adapter=name)
+            continue
+        reliable.subscriber(topic)(deliverer(adapter))
+
+    app = FastStream(broker)
+
+    @app.on_startup
+    async def start_adapters() -> None:
+        for adapter in adapters.values():
+            await adapter.start()
+
+    @app.after_shutdown
+    async def close_adapters() -> None:
+        for adapter in adapters.values():
+            await adapter.close()
+
+    return app

@@ -1,0 +1,80 @@
+"""Web reports (the JSON API): parsing and normalising, free of I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from buurtalert.shared.models import (
+    Author,
+    InboundMessage,
+    Location,
+    ProviderRef,
+    Role,
+    SourceChannel,
+    stable_id,
+    utcnow,
+)
+from buurtalert.shared.pseudonym import pseudonymise
+from buurtalert.shared.settings import ApiClient, Municipality
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class WebReport(BaseModel):
+    """A report posted to ``POST /reports``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    report_id: str = Field(min_length=1, max_length=128,
+                           description="The client's id for this report; posting it again is harmless")
+    group: str = Field(min_length=1, max_length=128, description="Directory id of the reporter's group")
+    reporter: str = Field(min_length=3, max_length=254, description="Phone number or email address")
+    text: str = Field(min_length=1, max_length=4096)
+    location: Location | None = None
+    category: str | None = Field(default=None, max_length=64)
+    sent_at: datetime | None = None
+
+
+class InvalidReport(ValueError):
+    """The report is not acceptable; ``str(self)`` is a clear, safe explanation."""
+
+
+def raw_id(body: bytes) -> str:
+    return "raw_" + hashlib.sha256(body).hexdigest()
+
+
+def parse_report(body: bytes) -> WebReport:
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidReport(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted")
+    try:
+        return WebReport.model_validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidReport(problems) from None
+
+
+def normalise(report: WebReport, *, municipality: Municipality, client: ApiClient,
+              body: bytes) -> InboundMessage:
+    """The canonical message for a web report. Its id depends only on the posting
+    organisation and the client's report id, so a repeated post is recognised."""
+    received = utcnow()
+    return InboundMessage(
+        id=stable_id("msg", SourceChannel.WEB, client.organisation, report.report_id),
+        provider=ProviderRef(channel=SourceChannel.WEB, message_id=report.report_id,
+                             account=client.organisation),
+        municipality=municipality.id,
+        group_id=report.group,
+        author=Author(pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter),
+                      role=Role(client.role)),
+        text=report.text,
+        location=report.location,
+        category=report.category,
+        sent_at=report.sent_at or received,
+        received_at=received,
+        raw_ref=raw_id(body),
+    )

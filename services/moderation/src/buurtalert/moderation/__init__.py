@@ -1,0 +1,1 @@
+"""buurtalert moderation: scores each message and forwards, holds or rejects it."""

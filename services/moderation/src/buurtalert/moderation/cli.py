@@ -1,0 +1,57 @@
+"""``buurtalert moderate``: the service's rules on JSON Lines, for operators."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO
+
+import click
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from buurtalert.moderation.rules import decide
+from buurtalert.shared.models import Role
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1)
+    text: str
+    channel: str | None = None
+    municipality: str | None = None
+    author_role: Role = Role.UNKNOWN
+
+
+@click.command()
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--policy-version", default="skeleton-1", show_default=True)
+def moderate(source: IO[str], policy_version: str) -> None:
+    """Moderate JSON Lines from SOURCE (a file, or - for standard input).
+
+    Each line needs "id" and "text"; one JSON result per line is written to
+    standard output. Malformed lines are reported on standard error and the
+    command exits with status 2 after the valid lines are processed."""
+    bad = 0
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = _Line.model_validate_json(line)
+        except ValidationError as exc:
+            bad += 1
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "line"
+            click.echo(f"line {number}: {where}: {first['msg']}", err=True)
+            continue
+        result = decide(item.id, item.text, author_role=item.author_role,
+                        policy_version=policy_version)
+        click.echo(json.dumps({
+            "id": item.id,
+            "decision": result.decision.value,
+            "reasons": [r.code for r in result.reasons],
+            "scores": {r.code: r.score for r in result.reasons},
+            "explanation": result.explanation,
+        }, ensure_ascii=False))
+    if bad:
+        sys.exit(2)

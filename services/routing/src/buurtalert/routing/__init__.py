@@ -1,0 +1,1 @@
+"""buurtalert routing: chooses the groups a message reaches, from the directory."""

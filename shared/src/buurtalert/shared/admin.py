@@ -1,0 +1,31 @@
+"""Kafka administration: create the declared topics."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import TOPICS
+
+
+async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
+    """Create every declared topic under ``settings.topic_prefix``; return the new ones."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                client_id="buurtalert-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(t.resolve(settings.topic_prefix), t.partitions, replication_factor)
+            for t in TOPICS
+            if t.resolve(settings.topic_prefix) not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

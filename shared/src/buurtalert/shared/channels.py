@@ -1,0 +1,116 @@
+"""The channel-adapter interface that built-in and partner adapters implement.
+
+An adapter describes itself in class attributes, so the core can reason about it
+without sending anything; its configuration is a pydantic model with secrets as
+``SecretStr``; it is discovered through the entry-point group ``buurtalert.channels``.
+An adapter that fails to load or to configure is logged and skipped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from buurtalert.shared.logging import get_logger
+from buurtalert.shared.models import Delivery
+
+ENTRY_POINT_GROUP = "buurtalert.channels"
+
+log = get_logger(__name__)
+
+
+class AdapterConfig(BaseModel):
+    """Base of every adapter's configuration; declare secrets as ``SecretStr``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+C = TypeVar("C", bound=AdapterConfig)
+
+
+class SendResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    provider_message_id: str | None = None
+
+
+class DeliveryError(Exception):
+    """A send failed. ``permanent`` failures go to the dead-letter topic at once;
+    others are retried with backoff."""
+
+    permanent: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, provider_code: str | None = None) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code
+
+
+class TransientDeliveryError(DeliveryError):
+    permanent = False
+
+
+class PermanentDeliveryError(DeliveryError):
+    permanent = True
+
+
+class ChannelAdapter(ABC, Generic[C]):
+    """One way of delivering a :class:`Delivery`. Subclass, set the class attributes,
+    implement :meth:`send`, and register the class under ``buurtalert.channels``."""
+
+    #: The adapter's name, also the name of its delivery topic (``deliveries.<name>``).
+    name: ClassVar[str]
+    config_model: ClassVar[type[AdapterConfig]]
+    #: Longest text the channel accepts; longer texts are cut by the renderer.
+    max_text_length: ClassVar[int]
+    supports_media: ClassVar[bool] = False
+    #: Messages per second the provider allows, or None for no limit.
+    send_rate: ClassVar[float | None] = None
+    #: Seconds to leave between two messages to the same recipient, or None.
+    recipient_pacing: ClassVar[float | None] = None
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    async def start(self) -> None:
+        """Open connections; called once before the first send."""
+
+    async def close(self) -> None:
+        """Release connections; called once at shutdown."""
+
+    @abstractmethod
+    async def send(self, delivery: Delivery, text: str) -> SendResult:
+        """Send ``text`` (already rendered for this channel) for ``delivery``.
+
+        Must raise :class:`TransientDeliveryError` or :class:`PermanentDeliveryError`
+        on failure; must use ``delivery.id`` as the provider-side idempotency key or
+        message id where the provider has one, so a resend can be recognised."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def load_adapters(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, ChannelAdapter[Any]]:
+    """Instantiate every registered adapter that has a configuration in ``configs``.
+
+    An adapter that cannot be imported or whose configuration is invalid is logged
+    and skipped: one broken plugin never takes the channels service down."""
+    adapters: dict[str, ChannelAdapter[Any]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in configs:
+            continue
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, ChannelAdapter)):
+                raise TypeError(f"{ep.value} is not a ChannelAdapter subclass")
+            config = cls.config_model.model_validate(dict(configs[ep.name]))
+            adapters[ep.name] = cls(config)
+        except (ImportError, AttributeError, TypeError, ValidationError) as exc:
+            log.error("channel_adapter_skipped", adapter=ep.name, error=str(exc))
+    for name in configs:
+        if name not in adapters:
+            log.warning("channel_adapter_unavailable", adapter=name)
+    return adapters

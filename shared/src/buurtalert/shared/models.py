@@ -1,0 +1,222 @@
+"""The canonical records that travel over Kafka.
+
+Every service speaks these models and nothing else; a topic's payload type is
+declared next to its name in :mod:`buurtalert.shared.topics`. Personal data is
+pseudonymised before it reaches a model (see :mod:`buurtalert.shared.pseudonym`):
+the only raw address that travels is a destination's, because a channel needs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """A deterministic id: the same inputs always give the same id, which is what
+    makes redelivered input harmless downstream."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+    return f"{prefix}_{digest}"
+
+
+class Record(BaseModel):
+    """Base of every record: immutable and strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceChannel(StrEnum):
+    WHATSAPP = "whatsapp"
+    EMAIL = "email"
+    FACEBOOK = "facebook"
+    WEB = "web"
+    AUTHORITY = "authority"
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+    WIJKAGENT = "wijkagent"
+    MODERATOR = "moderator"
+    AUTHORITY = "authority"
+    UNKNOWN = "unknown"
+
+
+class ProviderRef(Record):
+    """Where a message came from, in the provider's own terms (used for deduplication)."""
+
+    channel: SourceChannel
+    message_id: Annotated[str, Field(min_length=1, max_length=256)]
+    account: str | None = Field(default=None, description="Business number, Page id or list address")
+
+
+class Author(Record):
+    pseudonym: str = Field(description="Keyed hash of the address, per municipality")
+    role: Role = Role.UNKNOWN
+    member_id: str | None = None
+
+
+class MediaRef(Record):
+    kind: str
+    mime_type: str | None = None
+    sha256: str | None = None
+    provider_media_id: str | None = None
+    storage_ref: str | None = None
+    caption: str | None = None
+
+
+class Location(Record):
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+    description: str | None = None
+
+
+class InboundMessage(Record):
+    """The canonical form of every message, whatever channel brought it."""
+
+    id: str
+    provider: ProviderRef
+    municipality: str
+    group_id: str | None = None
+    author: Author
+    text: str
+    media: tuple[MediaRef, ...] = ()
+    location: Location | None = None
+    category: str | None = None
+    language: str | None = None
+    sent_at: datetime
+    received_at: datetime = Field(default_factory=utcnow)
+    raw_ref: str = Field(description="Id of the archived raw input in the raw_inputs collection")
+
+    @property
+    def partition_key(self) -> bytes:
+        """A group's messages stay in order; messages without a group spread by id."""
+        return (self.group_id or self.id).encode()
+
+
+class Decision(StrEnum):
+    FORWARD = "forward"
+    REVIEW = "review"
+    REJECT = "reject"
+
+
+class Span(Record):
+    start: int
+    end: int
+    text: str
+
+
+class Reason(Record):
+    code: str
+    score: Annotated[float, Field(ge=0, le=1)]
+    spans: tuple[Span, ...] = ()
+
+
+class ModerationResult(Record):
+    message_id: str
+    decision: Decision
+    reasons: tuple[Reason, ...] = ()
+    explanation: str = ""
+    saar_reminder: bool = False
+    policy_version: str
+    decided_at: datetime = Field(default_factory=utcnow)
+
+
+class ModeratedMessage(Record):
+    """A message together with its moderation result (approved, review and rejected topics)."""
+
+    message: InboundMessage
+    moderation: ModerationResult
+
+
+class Destination(Record):
+    group_id: str
+    channel: str
+    address: str = Field(description="The address the channel needs: a list address, a group id")
+    label: str | None = None
+
+
+class Delivery(Record):
+    """One message to one destination. Its id is derived from both, so routing the
+    same message twice yields the same delivery, which channels sends once."""
+
+    id: str
+    message_id: str
+    municipality: str
+    destination: Destination
+    text: str
+    rules: tuple[str, ...] = Field(description="The chain of routing rules that chose this destination")
+    saar_reminder: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def for_destination(
+        cls,
+        message: InboundMessage,
+        destination: Destination,
+        rules: tuple[str, ...],
+        *,
+        saar_reminder: bool = False,
+    ) -> Delivery:
+        return cls(
+            id=stable_id("dlv", message.id, destination.group_id, destination.channel),
+            message_id=message.id,
+            municipality=message.municipality,
+            destination=destination,
+            text=message.text,
+            rules=rules,
+            saar_reminder=saar_reminder,
+        )
+
+
+class DeliveryState(StrEnum):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class DeliveryStatus(Record):
+    delivery_id: str
+    message_id: str
+    channel: str
+    state: DeliveryState
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_detail: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Quarantined(Record):
+    """Input that could not be accepted, kept with the reason so nothing is lost."""
+
+    id: str
+    source: str
+    reason: str
+    content_type: str | None = None
+    body: str = Field(description="The raw body, decoded as UTF-8 with replacement")
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(Record):
+    """A message whose handling failed, with the error: on a retry topic waiting for
+    ``retry_at``, or on a dead-letter topic once its retries are spent."""
+
+    topic: str
+    consumer: str
+    key: str | None
+    attempts: int
+    error: str
+    payload: str
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    retry_at: datetime | None = None
+    failed_at: datetime = Field(default_factory=utcnow)

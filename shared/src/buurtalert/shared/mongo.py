@@ -1,0 +1,79 @@
+"""MongoDB access through PyMongo's async API, kept to what FerretDB v1 also supports
+(no transactions, change streams, TTL indexes or $lookup; unique indexes work)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from buurtalert.shared.models import utcnow
+from buurtalert.shared.settings import Settings
+
+Document = dict[str, Any]
+
+
+def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        settings.mongo_url.get_secret_value(),
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+        appname="buurtalert",
+    )
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Indexes every service relies on; creating them again is harmless."""
+    await db.groups.create_indexes(
+        [IndexModel([("municipality", 1), ("district", 1), ("kind", 1)])]
+    )
+
+
+class Audit:
+    """The audit trail of every message: one document per message id, one field per
+    stage. Writing a stage twice leaves the same document, so handlers stay idempotent."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._audit = db.audit
+        self._raw = db.raw_inputs
+
+    async def archive_raw(self, raw_id: str, source: str, body: bytes, content_type: str | None) -> None:
+        await self._raw.update_one(
+            {"_id": raw_id},
+            {"$setOnInsert": {"source": source, "body": body, "content_type": content_type,
+                              "received_at": utcnow()}},
+            upsert=True,
+        )
+
+    async def record(self, message_id: str, stage: str, data: Document) -> None:
+        await self._audit.update_one(
+            {"_id": message_id},
+            {"$set": {f"stages.{stage}": {**data, "at": utcnow()}, "updated_at": utcnow()}},
+            upsert=True,
+        )
+
+    async def get(self, message_id: str) -> Document | None:
+        return await self._audit.find_one({"_id": message_id})
+
+
+class ProcessedKeys:
+    """Which inputs a consumer has fully handled, for duplicate suppression.
+
+    ``_id`` is the key itself, so the unique primary index does the work on
+    MongoDB and FerretDB alike."""
+
+    def __init__(self, db: AsyncDatabase[Document], consumer: str) -> None:
+        self._collection = db[f"processed.{consumer}"]
+
+    async def seen(self, key: str) -> bool:
+        return await self._collection.find_one({"_id": key}, projection={"_id": 1}) is not None
+
+    async def mark(self, key: str) -> bool:
+        """Record ``key``; False if it was already recorded."""
+        try:
+            await self._collection.insert_one({"_id": key, "at": utcnow()})
+        except DuplicateKeyError:
+            return False
+        return True

@@ -1,0 +1,38 @@
+"""What every service has in common: how it is found, built and run.
+
+A service is a distribution that registers ``create_app(settings) -> FastStream``
+under the entry-point group ``buurtalert.services``; ``buurtalert run NAME`` finds
+it there. Nothing here knows the services by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from faststream._internal.application import Application
+from faststream.specification import AsyncAPI
+
+from buurtalert.shared.settings import Settings
+
+SERVICES_GROUP = "buurtalert.services"
+AppFactory = Callable[[Settings], Application]
+
+
+def service_factories() -> dict[str, AppFactory]:
+    return {ep.name: ep.load() for ep in entry_points(group=SERVICES_GROUP)}
+
+
+def asyncapi_document(name: str, app: Application) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of a service, with topic names unprefixed."""
+    assert app.broker is not None
+    spec = AsyncAPI(
+        app.broker,
+        title=f"buurtalert {name}",
+        version="0.1.0",
+        description=(app.broker.__doc__ and "") or f"The {name} service of buurtalert.",
+    )
+    document: dict[str, Any] = json.loads(spec.to_specification().to_json())
+    return document

@@ -1,0 +1,79 @@
+"""Settings: the environment (``BUURTALERT_*``) plus one YAML file per municipality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What a service needs to run; every field can be set as ``BUURTALERT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="BUURTALERT_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    database: str = "buurtalert"
+    topic_prefix: str = ""
+    environment: Literal["local", "production"] = "local"
+    log_level: str = "INFO"
+    municipality_file: Path = Path("deploy/demo/municipality.yaml")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    retry_delays: tuple[float, ...] = Field(
+        default=(1.0, 5.0, 30.0),
+        description="Seconds to wait before each retry; after the last, the dead-letter topic",
+    )
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def group_id(self, service: str) -> str:
+        return f"{self.topic_prefix}{service}"
+
+
+class ApiClient(BaseModel):
+    """An organisation allowed to post reports or alerts through the HTTP API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organisation: str
+    token: SecretStr
+    role: Literal["resident", "coordinator", "wijkagent", "authority"] = "resident"
+
+
+class Municipality(BaseModel):
+    """The per-municipality file (``municipality_file``). Secrets stay ``SecretStr``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    name: str
+    country: Literal["NL", "BE"]
+    pseudonym_key: SecretStr = Field(min_length=16)
+    policy_version: str = "skeleton-1"
+    api_clients: tuple[ApiClient, ...] = ()
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Configuration per channel adapter name"
+    )
+
+
+class ConfigurationError(Exception):
+    pass
+
+
+def load_municipality(path: Path) -> Municipality:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read municipality file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        return Municipality.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from exc

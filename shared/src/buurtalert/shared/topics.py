@@ -1,0 +1,112 @@
+"""The topology: every Kafka topic, declared once, with its key, owner and consumers.
+
+A topic has exactly one owning service, the only one that writes it. Names are
+resolved with the deployment's ``topic_prefix`` so that tests (and several
+deployments sharing one cluster) never see each other's traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from buurtalert.shared.models import (
+    DeadLetter,
+    Delivery,
+    DeliveryStatus,
+    InboundMessage,
+    ModeratedMessage,
+    Quarantined,
+)
+
+INGEST = "ingest"
+MODERATION = "moderation"
+ROUTING = "routing"
+CHANNELS = "channels"
+REVIEW_UI = "review-ui"
+SERVICES = (INGEST, MODERATION, ROUTING, CHANNELS)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    payload: type[BaseModel]
+    owner: str
+    consumers: tuple[str, ...]
+    key: str
+    description: str
+    partitions: int = 3
+
+    def resolve(self, prefix: str) -> str:
+        return f"{prefix}{self.name}"
+
+
+MESSAGES_INBOUND = Topic(
+    "messages.inbound", InboundMessage, INGEST, (MODERATION,), "group_id (else message id)",
+    "Every accepted message in canonical form.",
+)
+INGEST_QUARANTINE = Topic(
+    "ingest.quarantine", Quarantined, INGEST, (), "source",
+    "Input ingest could not accept: the raw body and the reason.",
+)
+MESSAGES_APPROVED = Topic(
+    "messages.approved", ModeratedMessage, MODERATION, (ROUTING,), "group_id (else message id)",
+    "Messages moderation forwards, with the moderation result.",
+)
+MODERATION_REVIEW = Topic(
+    "moderation.review", ModeratedMessage, MODERATION, (REVIEW_UI,), "group_id (else message id)",
+    "Messages held for a moderator, with the reasons.",
+)
+MESSAGES_REJECTED = Topic(
+    "messages.rejected", ModeratedMessage, MODERATION, (), "group_id (else message id)",
+    "Rejected messages, with the rule that rejected them.",
+)
+DELIVERIES_EMAIL = Topic(
+    "deliveries.email", Delivery, ROUTING, (CHANNELS,), "destination group id",
+    "Deliveries for the email adapter.",
+)
+DELIVERIES_STATUS = Topic(
+    "deliveries.status", DeliveryStatus, CHANNELS, (), "delivery id",
+    "What became of each delivery: sent, delivered, read or failed.",
+)
+
+#: Deliveries per channel adapter name.
+DELIVERY_TOPICS: dict[str, Topic] = {"email": DELIVERIES_EMAIL}
+
+
+def retry_topic(service: str) -> Topic:
+    return Topic(
+        f"{service}.retry", DeadLetter, service, (service,), "original key",
+        f"Messages {service} failed to handle, waiting for another attempt.",
+        partitions=1,
+    )
+
+
+def dead_letter_topic(service: str) -> Topic:
+    return Topic(
+        f"{service}.deadletter", DeadLetter, service, (), "original key",
+        f"Messages {service} could not handle after its retries, with the error.",
+        partitions=1,
+    )
+
+
+TOPICS: tuple[Topic, ...] = (
+    MESSAGES_INBOUND,
+    INGEST_QUARANTINE,
+    MESSAGES_APPROVED,
+    MODERATION_REVIEW,
+    MESSAGES_REJECTED,
+    *DELIVERY_TOPICS.values(),
+    DELIVERIES_STATUS,
+    *(retry_topic(s) for s in (MODERATION, ROUTING, CHANNELS)),
+    *(dead_letter_topic(s) for s in (MODERATION, ROUTING, CHANNELS)),
+)
+
+
+def owned_by(service: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if t.owner == service)
+
+
+def consumed_by(service: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if service in t.consumers)
