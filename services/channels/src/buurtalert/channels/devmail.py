@@ -42,7 +42,7 @@ class _Handler:
 
 
 class DevMailbox:
-    """``with DevMailbox(port=0) as box:`` runs an SMTP server on 127.0.0.1."""
+    """``with DevMailbox(port=2525) as box:`` runs an SMTP server on 127.0.0.1."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 2525) -> None:
         self.mailbox = Mailbox()
@@ -54,8 +54,6 @@ class DevMailbox:
 
     def start(self) -> None:
         self._controller.start()
-        if self._controller.port == 0:  # aiosmtpd reports the port it was given
-            self._controller.port = self._controller.server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         self._controller.stop()

@@ -1,0 +1,122 @@
+"""Helpers for tests and benchmarks that run against real infrastructure.
+
+:func:`provide_infrastructure` finds a Kafka broker and a MongoDB-wire server, in
+this order: the environment (``BUURTALERT_TEST_KAFKA`` and ``BUURTALERT_TEST_MONGO``),
+containers through testcontainers where a Docker engine answers, and the local
+stack of ``deploy/local/stack.sh`` (Kafka from jars, FerretDB), started if needed.
+:func:`isolated_settings` gives each test its own topic prefix and database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from buurtalert.shared.settings import Settings
+
+
+@dataclass
+class Infrastructure:
+    kafka_bootstrap: str
+    mongo_url: str
+    origin: str
+    _stop: list[Callable[[], object]] = field(default_factory=list, repr=False)
+
+    def stop(self) -> None:
+        for stop in self._stop:
+            stop()
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The checkout holding ``deploy/local/stack.sh``, searched upwards from ``start``."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "deploy" / "local" / "stack.sh").exists():
+            return candidate
+    raise FileNotFoundError("deploy/local/stack.sh not found above the working directory")
+
+
+def _docker_answers() -> bool:
+    if not shutil.which("docker") and not os.environ.get("DOCKER_HOST"):
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+    except Exception:  # any failure means: no usable engine
+        return False
+    return True
+
+
+def _from_containers() -> Infrastructure:
+    from testcontainers.community.kafka import KafkaContainer  # type: ignore[import-untyped]
+    from testcontainers.community.mongodb import MongoDbContainer  # type: ignore[import-untyped]
+
+    kafka = KafkaContainer().with_kraft()
+    mongo = MongoDbContainer("mongo:7")
+    kafka.start()
+    mongo.start()
+    return Infrastructure(kafka.get_bootstrap_server(), mongo.get_connection_url(), "testcontainers",
+                          [kafka.stop, mongo.stop])
+
+
+def _from_local_stack() -> Infrastructure:
+    root = repo_root()
+    subprocess.run([str(root / "deploy" / "local" / "stack.sh"), "up"], check=True,  # noqa: S603
+                   stdout=subprocess.DEVNULL)
+    kafka_port = os.environ.get("BUURTALERT_KAFKA_PORT", "9092")
+    mongo_port = os.environ.get("BUURTALERT_MONGO_PORT", "27017")
+    return Infrastructure(f"127.0.0.1:{kafka_port}", f"mongodb://127.0.0.1:{mongo_port}/", "local stack")
+
+
+def provide_infrastructure() -> Infrastructure:
+    kafka, mongo = os.environ.get("BUURTALERT_TEST_KAFKA"), os.environ.get("BUURTALERT_TEST_MONGO")
+    if kafka and mongo:
+        return Infrastructure(kafka, mongo, "environment")
+    if _docker_answers():
+        return _from_containers()
+    return _from_local_stack()
+
+
+def isolated_settings(infra: Infrastructure, **overrides: object) -> Settings:
+    """Settings with a topic prefix and database of their own."""
+    tag = uuid.uuid4().hex[:10]
+    values: dict[str, object] = {
+        "kafka_bootstrap": infra.kafka_bootstrap,
+        "mongo_url": SecretStr(infra.mongo_url),
+        "database": f"t_{tag}",
+        "topic_prefix": f"t{tag}.",
+        "retry_delays": (0.2, 0.5),
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The ``BUURTALERT_*`` variables that make a subprocess use ``settings``."""
+    return {
+        "BUURTALERT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "BUURTALERT_MONGO_URL": settings.mongo_url.get_secret_value(),
+        "BUURTALERT_DATABASE": settings.database,
+        "BUURTALERT_TOPIC_PREFIX": settings.topic_prefix,
+        "BUURTALERT_MUNICIPALITY_FILE": str(settings.municipality_file),
+        "BUURTALERT_HTTP_PORT": str(settings.http_port),
+        "BUURTALERT_RETRY_DELAYS": "[" + ",".join(str(d) for d in settings.retry_delays) + "]",
+        "BUURTALERT_LOG_LEVEL": settings.log_level,
+    }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite: real Kafka and MongoDB-wire infrastructure,
+and per-test isolation (own topic prefix, own database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from buurtalert.channels.devmail import DevMailbox
+from buurtalert.shared.admin import create_topics
+from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.testing import (
+    Infrastructure,
+    free_port,
+    isolated_settings,
+    provide_infrastructure,
+    repo_root,
+)
+
+ROOT = repo_root(Path(__file__).parent)
+DEMO = ROOT / "deploy" / "demo"
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infrastructure]:
+    found = provide_infrastructure()
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[DevMailbox]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    with DevMailbox(port=free_port()) as box:
+        yield box
+
+
+@pytest.fixture
+def municipality_file(tmp_path: Path, mailbox: DevMailbox) -> Path:
+    """The demo municipality, its email adapter pointed at this test's mailbox."""
+    data = yaml.safe_load((DEMO / "municipality.yaml").read_text())
+    data["channels"]["email"]["port"] = mailbox.port
+    path = tmp_path / "municipality.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+async def settings(infra: Infrastructure, municipality_file: Path) -> AsyncIterator[Settings]:
+    """Settings of this test alone: its topics exist, its database is dropped afterwards."""
+    own = isolated_settings(infra, municipality_file=municipality_file, http_port=free_port())
+    await create_topics(own)
+    yield own
+    client = mongo_client(own)
+    try:
+        await client.drop_database(own.database)
+    finally:
+        await client.close()

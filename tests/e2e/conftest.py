@@ -1,0 +1,52 @@
+"""The four services as real processes, wired through this test's topics and database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from buurtalert.channels.devmail import DevMailbox
+from buurtalert.routing.directory import load_directory, store_directory
+from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.settings import Settings
+from tests.conftest import DEMO
+from tests.support import ServiceProcess, wait_http
+
+SERVICES = ("ingest", "moderation", "routing", "channels")
+
+
+@dataclass
+class System:
+    settings: Settings
+    mailbox: DevMailbox
+    services: dict[str, ServiceProcess]
+
+    @property
+    def reports_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}/reports"
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {n}\n{p.log()[-4000:]}" for n, p in self.services.items())
+
+
+@pytest.fixture
+async def system(settings: Settings, mailbox: DevMailbox, tmp_path: Path) -> AsyncIterator[System]:
+    client = mongo_client(settings)
+    await store_directory(client[settings.database], load_directory(DEMO / "directory.yaml"))
+    await client.close()
+    services = {name: ServiceProcess(name, settings, tmp_path) for name in SERVICES}
+    for process in services.values():
+        process.start()
+    running = System(settings, mailbox, services)
+    try:
+        await wait_http(f"http://127.0.0.1:{settings.http_port}/health")
+        yield running
+    except BaseException:
+        print(running.logs())
+        raise
+    finally:
+        for process in services.values():
+            process.stop()

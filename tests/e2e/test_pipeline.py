@@ -1,0 +1,94 @@
+"""A report crosses all four services through the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from buurtalert.shared.mongo import mongo_client
+from tests.e2e.conftest import System
+from tests.support import eventually, read_topic
+
+TOKEN = {"authorization": "Bearer demo-token-buurtpreventie"}
+REPORT = {
+    "report_id": "r-100",
+    "group": "boshoven-noord",
+    "reporter": "+31 6 11122233",
+    "text": "Nu inbraak bezig aan de Dorpstraat: man met rode jas en zwarte rugzak aan een achterdeur.",
+}
+
+
+async def test_report_reaches_the_regiegroep_and_every_step_is_audited(system: System) -> None:
+    """Posted to ingest, moderated, routed to the district's regiegroep, sent by email."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(system.reports_url, json=REPORT, headers=TOKEN)
+    assert response.status_code == 202, response.text
+    message_id = response.json()["id"]
+
+    [mail] = await eventually(lambda: system.mailbox.mailbox.snapshot(), what="the email")
+    assert mail["To"] == "regie-boshoven@lists.weert-demo.buurtalert.test"
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "rode jas en zwarte rugzak" in body
+    assert "SAAR" in body  # no mention of 112, so moderation asked for the reminder
+    assert mail["Auto-Submitted"] == "auto-generated"
+
+    client = mongo_client(system.settings)
+    try:
+        db = client[system.settings.database]
+
+        async def audited() -> dict | None:  # type: ignore[type-arg]
+            doc = await db.audit.find_one({"_id": message_id})
+            return doc if doc and "deliveries" in doc.get("stages", {}) else None
+
+        doc = await eventually(audited, what="the delivery in the audit trail")
+        raw = await db.raw_inputs.find_one({"_id": doc["stages"]["ingest"]["raw_ref"]})
+    finally:
+        await client.close()
+    stages = doc["stages"]
+    assert stages["moderation"]["decision"] == "forward"
+    assert stages["routing"]["rules"] == ["buurtgroep_to_regiegroep"]
+    [delivery] = stages["deliveries"].values()
+    assert delivery["state"] == "sent"
+    assert raw is not None and b"11122233" in raw["body"]  # the archive keeps the raw input
+    assert "11122233" not in str(stages)  # the audit trail holds only the pseudonym
+
+
+async def test_bad_input_gets_a_clear_error_and_is_quarantined(system: System) -> None:
+    """Invalid JSON (422) and a missing token (401) are answered and kept with the reason."""
+    async with httpx.AsyncClient() as http:
+        invalid = await http.post(system.reports_url, content=b'{"group": 5', headers=TOKEN)
+        anonymous = await http.post(system.reports_url, json=REPORT)
+    assert invalid.status_code == 422
+    assert "Invalid JSON" in invalid.json()["error"]
+    assert anonymous.status_code == 401
+    kept = await read_topic(system.settings, "ingest.quarantine", 2)
+    by_id = {q["id"]: q for q in kept}
+    assert by_id[invalid.json()["quarantine_id"]]["body"] == '{"group": 5'
+    assert by_id[anonymous.json()["quarantine_id"]]["reason"] == "missing or unknown bearer token"
+
+
+async def test_a_repeated_post_is_delivered_once(system: System) -> None:
+    """The same report posted twice (a client retry) yields one email."""
+    async with httpx.AsyncClient() as http:
+        first = await http.post(system.reports_url, json={**REPORT, "report_id": "r-dup"}, headers=TOKEN)
+        second = await http.post(system.reports_url, json={**REPORT, "report_id": "r-dup"}, headers=TOKEN)
+        other = await http.post(system.reports_url, json={**REPORT, "report_id": "r-other"}, headers=TOKEN)
+    assert (first.status_code, second.status_code, other.status_code) == (202, 200, 202)
+    assert second.json() == {"id": first.json()["id"], "duplicate": True}
+    await eventually(lambda: len(system.mailbox.mailbox.snapshot()) >= 2, what="two emails")
+    await asyncio.sleep(2)  # time for a wrong second email to arrive
+    assert len(system.mailbox.mailbox.snapshot()) == 2
+
+
+async def test_rejected_message_is_not_delivered(system: System) -> None:
+    """A thumbs-up reaction goes to messages.rejected with its reason and reaches nobody."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(system.reports_url, headers=TOKEN,
+                                   json={**REPORT, "report_id": "r-thanks", "text": "Top, bedankt! 👍"})
+    assert response.status_code == 202
+    [rejected] = await read_topic(system.settings, "messages.rejected", 1)
+    assert rejected["message"]["id"] == response.json()["id"]
+    assert [r["code"] for r in rejected["moderation"]["reasons"]] == ["reaction_only"]
+    assert "alleen voor meldingen" in rejected["moderation"]["explanation"]
+    assert system.mailbox.mailbox.snapshot() == []

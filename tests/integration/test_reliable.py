@@ -1,0 +1,82 @@
+"""At-least-once consumption with the retry → dead-letter path, on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
+from buurtalert.shared.models import Delivery, Destination
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import DELIVERIES_EMAIL
+from tests.support import eventually, read_topic
+
+
+def _delivery(n: int) -> Delivery:
+    return Delivery(id=f"dlv_{n}", message_id=f"msg_{n}", municipality="m", text="t", rules=("r",),
+                    destination=Destination(group_id="g", channel="email", address="a@b.test"))
+
+
+async def test_failing_handler_is_retried_until_it_succeeds(settings: Settings) -> None:
+    """A handler that fails twice gets the message again, later, and then handles it."""
+    calls: Counter[str] = Counter()
+
+    async def handle(delivery: Delivery) -> None:
+        calls[delivery.id] += 1
+        if calls[delivery.id] <= 2:
+            raise RuntimeError("provider hiccup")
+
+    settings = settings.model_copy(update={"retry_delays": (0.2, 0.2, 0.2)})
+    broker = create_broker(settings, "channels")
+    Reliable(broker, settings, "channels").subscriber(DELIVERIES_EMAIL)(handle)
+    async with broker:
+        await broker.start()
+        await broker.publish(_delivery(1), topic=settings.topic("deliveries.email"), key=b"g")
+        await eventually(lambda: calls["dlv_1"] == 3, what="third attempt")
+        await asyncio.sleep(1.0)
+    assert calls["dlv_1"] == 3
+    assert await read_topic(settings, "channels.deadletter", 1, timeout=2) == []
+
+
+async def test_handler_that_keeps_failing_ends_on_the_dead_letter_topic(settings: Settings) -> None:
+    """After the last retry the message lands on the dead-letter topic with the error."""
+    attempts = 0
+
+    async def handle(delivery: Delivery) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise RuntimeError("SMTP server on fire")
+
+    broker = create_broker(settings, "channels")
+    Reliable(broker, settings, "channels").subscriber(DELIVERIES_EMAIL)(handle)
+    async with broker:
+        await broker.start()
+        await broker.publish(_delivery(2), topic=settings.topic("deliveries.email"), key=b"g")
+        [letter] = await read_topic(settings, "channels.deadletter", 1)
+    assert attempts == 1 + len(settings.retry_delays)
+    assert letter["attempts"] == attempts
+    assert "SMTP server on fire" in letter["error"]
+    assert Delivery.model_validate_json(letter["payload"]).id == "dlv_2"
+
+
+async def test_unparseable_and_permanent_failures_skip_the_retries(settings: Settings) -> None:
+    """Bad input and permanent errors go straight to the dead-letter topic, with the reason."""
+    seen: list[str] = []
+
+    async def handle(delivery: Delivery) -> None:
+        seen.append(delivery.id)
+        raise PermanentError("unknown group")
+
+    broker = create_broker(settings, "channels")
+    Reliable(broker, settings, "channels").subscriber(DELIVERIES_EMAIL)(handle)
+    async with broker:
+        await broker.start()
+        topic = settings.topic("deliveries.email")
+        await broker.publish(b'{"this is": "not a delivery"}', topic=topic, key=b"g")
+        await broker.publish(_delivery(3), topic=topic, key=b"g")
+        letters = await read_topic(settings, "channels.deadletter", 2)
+    assert seen == ["dlv_3"]
+    errors = sorted(letter["error"] for letter in letters)
+    assert errors[0].startswith("PermanentError: unknown group")
+    assert "ValidationError" in errors[1]
+    assert all(letter["attempts"] == 1 for letter in letters)

@@ -1,0 +1,81 @@
+"""The shared library: topology, pseudonyms, ids, rendering, adapter loading."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from pydantic import SecretStr
+
+from buurtalert.channels.render import SAAR_REMINDER_NL, render
+from buurtalert.shared.channels import load_adapters
+from buurtalert.shared.models import Delivery, Destination, stable_id
+from buurtalert.shared.pseudonym import pseudonymise
+from buurtalert.shared.settings import Municipality
+from buurtalert.shared.topics import SERVICES, TOPICS, consumed_by, owned_by
+
+KEY = SecretStr("a-key-of-sixteen-chars")
+
+
+def test_every_topic_is_declared_once_with_one_known_owner() -> None:
+    """Topic names are unique and each is owned by one of the services."""
+    assert not [n for n, c in Counter(t.name for t in TOPICS).items() if c > 1]
+    assert {t.owner for t in TOPICS} <= set(SERVICES)
+
+
+def test_each_service_consumes_what_another_owns() -> None:
+    """The pipeline is connected: moderation reads ingest's output, routing moderation's..."""
+    assert [t.owner for t in consumed_by("moderation") if not t.name.endswith(".retry")] == ["ingest"]
+    assert [t.owner for t in consumed_by("routing") if not t.name.endswith(".retry")] == ["moderation"]
+    assert [t.owner for t in consumed_by("channels") if not t.name.endswith(".retry")] == ["routing"]
+    assert {t.name for t in owned_by("channels")} >= {"deliveries.status", "channels.deadletter"}
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("+31 6 1234 5678", "0031612345678"),
+    ("Jan.Jansen@Example.NL", "jan.jansen@example.nl"),
+])
+def test_pseudonym_is_stable_for_the_same_address(a: str, b: str) -> None:
+    """Different spellings of one address give one pseudonym, which hides the address."""
+    assert pseudonymise(KEY, a) == pseudonymise(KEY, b)
+    assert "5678" not in pseudonymise(KEY, a) and "jansen" not in pseudonymise(KEY, b)
+
+
+def test_pseudonym_depends_on_the_municipality_key() -> None:
+    """Another municipality's key gives another pseudonym for the same person."""
+    assert pseudonymise(KEY, "0612345678") != pseudonymise(SecretStr("another-key-16-chars"), "0612345678")
+
+
+def test_stable_id_is_deterministic_and_separates_parts() -> None:
+    """Same parts, same id; parts are not simply concatenated."""
+    assert stable_id("m", "a", "bc") == stable_id("m", "a", "bc")
+    assert stable_id("m", "a", "bc") != stable_id("m", "ab", "c")
+
+
+def test_municipality_secrets_do_not_appear_in_repr() -> None:
+    """The pseudonym key and API tokens are masked in reprs (and so in logs)."""
+    m = Municipality(id="x", name="X", country="NL", pseudonym_key=SecretStr("super-secret-key-123"),
+                     api_clients=({"organisation": "o", "token": "tok-secret-xyz"},))  # type: ignore[arg-type]
+    assert "super-secret-key-123" not in repr(m) and "tok-secret-xyz" not in repr(m)
+
+
+def _delivery(text: str, *, saar: bool = False) -> Delivery:
+    return Delivery(id="dlv_1", message_id="msg_1", municipality="m", text=text, rules=("r",),
+                    destination=Destination(group_id="g", channel="email", address="a@b.test"),
+                    saar_reminder=saar)
+
+
+def test_render_cuts_long_text_but_keeps_the_saar_reminder() -> None:
+    """A text over the channel's limit is shortened with an ellipsis; the reminder survives."""
+    out = render(_delivery("x" * 500, saar=True), max_length=200)
+    assert len(out) <= 200
+    assert out.endswith(SAAR_REMINDER_NL)
+    assert "…" in out
+
+
+def test_load_adapters_skips_a_bad_configuration() -> None:
+    """An adapter with an invalid configuration is skipped, the others still load."""
+    adapters = load_adapters({"email": {"no_such_option": 1}})
+    assert adapters == {}
+    adapters = load_adapters({"email": {"from_address": "x@y.test"}})
+    assert list(adapters) == ["email"]
