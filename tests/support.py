@@ -35,8 +35,9 @@ class ServiceProcess:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([str(BIN), "run", self.name], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [str(BIN), "run", self.name], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no commits, nothing flushed."""
@@ -57,8 +58,13 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-async def eventually(probe: Callable[[], Awaitable[T] | T], *, timeout: float = 60.0,
-                     interval: float = 0.2, what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T] | T],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> T:
     """Poll ``probe`` (sync or async) until it returns something truthy; fail with
     ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -86,8 +92,12 @@ async def wait_http(url: str, timeout: float = 60.0) -> None:
 
 async def read_topic(settings: Settings, name: str, count: int, timeout: float = 30.0) -> list[Any]:
     """The first ``count`` JSON records of a topic (all partitions), read from the start."""
-    consumer = AIOKafkaConsumer(settings.topic(name), bootstrap_servers=settings.kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        settings.topic(name),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records: list[Any] = []
     try:

@@ -20,10 +20,16 @@ async def _post_stream(system: System) -> list[str]:
     ids = []
     async with httpx.AsyncClient() as http:
         for n in range(COUNT):
-            response = await http.post(system.reports_url, headers=TOKEN, json={
-                "report_id": f"stream-{n}", "group": ("boshoven-noord", "leuken-west")[n % 2],
-                "reporter": f"0612345{n:03d}", "text": f"Verdachte auto nummer {n} rijdt langzaam rond, 112 gebeld.",
-            })
+            response = await http.post(
+                system.reports_url,
+                headers=TOKEN,
+                json={
+                    "report_id": f"stream-{n}",
+                    "group": ("boshoven-noord", "leuken-west")[n % 2],
+                    "reporter": f"0612345{n:03d}",
+                    "text": f"Verdachte auto {n} rijdt langzaam rond, 112 gebeld.",
+                },
+            )
             assert response.status_code == 202, response.text
             ids.append(response.json()["id"])
             await asyncio.sleep(0.05)
@@ -49,8 +55,11 @@ async def test_sigkill_mid_stream_loses_nothing(system: System, victim: str) -> 
     system.services[victim].start()
     await stream
 
-    received = await eventually(lambda: (ids := _delivery_ids(system)) and len(ids) == COUNT and ids,
-                                timeout=120, what=f"all {COUNT} deliveries")
+    received = await eventually(
+        lambda: (ids := _delivery_ids(system)) and len(ids) == COUNT and ids,
+        timeout=120,
+        what=f"all {COUNT} deliveries",
+    )
     repeated = {d: n for d, n in received.items() if n > 1}
     if victim == "channels":
         assert len(repeated) <= 1 and all(n == 2 for n in repeated.values()), repeated

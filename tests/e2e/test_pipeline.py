@@ -84,8 +84,11 @@ async def test_a_repeated_post_is_delivered_once(system: System) -> None:
 async def test_rejected_message_is_not_delivered(system: System) -> None:
     """A thumbs-up reaction goes to messages.rejected with its reason and reaches nobody."""
     async with httpx.AsyncClient() as http:
-        response = await http.post(system.reports_url, headers=TOKEN,
-                                   json={**REPORT, "report_id": "r-thanks", "text": "Top, bedankt! 👍"})
+        response = await http.post(
+            system.reports_url,
+            headers=TOKEN,
+            json={**REPORT, "report_id": "r-thanks", "text": "Top, bedankt! 👍"},
+        )
     assert response.status_code == 202
     [rejected] = await read_topic(system.settings, "messages.rejected", 1)
     assert rejected["message"]["id"] == response.json()["id"]

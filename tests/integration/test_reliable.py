@@ -13,8 +13,14 @@ from tests.support import eventually, read_topic
 
 
 def _delivery(n: int) -> Delivery:
-    return Delivery(id=f"dlv_{n}", message_id=f"msg_{n}", municipality="m", text="t", rules=("r",),
-                    destination=Destination(group_id="g", channel="email", address="a@b.test"))
+    return Delivery(
+        id=f"dlv_{n}",
+        message_id=f"msg_{n}",
+        municipality="m",
+        text="t",
+        rules=("r",),
+        destination=Destination(group_id="g", channel="email", address="a@b.test"),
+    )
 
 
 async def test_failing_handler_is_retried_until_it_succeeds(settings: Settings) -> None:

@@ -55,7 +55,7 @@ def test_phone_number_is_a_privacy_reason_with_its_span() -> None:
     result = decide("m1", text, policy_version="t")
     assert result.decision is Decision.REVIEW
     privacy = next(r for r in result.reasons if r.code == "privacy")
-    assert text[privacy.spans[0].start:privacy.spans[0].end] == "06-12345678"
+    assert text[privacy.spans[0].start : privacy.spans[0].end] == "06-12345678"
 
 
 def test_urgent_report_without_112_gets_the_saar_reminder() -> None:

@@ -18,23 +18,47 @@ from buurtalert.shared.models import (
 )
 
 GROUPS = (
-    Group(id="noord", name="Noord", kind=GroupKind.BUURTGROEP, district="d1", channel="email",
-          address="noord@example.test"),
-    Group(id="zuid", name="Zuid", kind=GroupKind.BUURTGROEP, district="d1", channel="email",
-          address="zuid@example.test"),
-    Group(id="regie", name="Regie D1", kind=GroupKind.REGIEGROEP, district="d1", channel="email",
-          address="regie@example.test"),
+    Group(
+        id="noord",
+        name="Noord",
+        kind=GroupKind.BUURTGROEP,
+        district="d1",
+        channel="email",
+        address="noord@example.test",
+    ),
+    Group(
+        id="zuid",
+        name="Zuid",
+        kind=GroupKind.BUURTGROEP,
+        district="d1",
+        channel="email",
+        address="zuid@example.test",
+    ),
+    Group(
+        id="regie",
+        name="Regie D1",
+        kind=GroupKind.REGIEGROEP,
+        district="d1",
+        channel="email",
+        address="regie@example.test",
+    ),
 )
 
 
 def _item(group: str, text: str = "Verdachte situatie", *, saar: bool = False) -> ModeratedMessage:
     message = InboundMessage(
-        id="msg_1", provider=ProviderRef(channel=SourceChannel.WEB, message_id="r1"),
-        municipality="m", group_id=group, author=Author(pseudonym="p_x"), text=text,
-        sent_at=utcnow(), raw_ref="raw_1",
+        id="msg_1",
+        provider=ProviderRef(channel=SourceChannel.WEB, message_id="r1"),
+        municipality="m",
+        group_id=group,
+        author=Author(pseudonym="p_x"),
+        text=text,
+        sent_at=utcnow(),
+        raw_ref="raw_1",
     )
-    moderation = ModerationResult(message_id="msg_1", decision=Decision.FORWARD,
-                                  saar_reminder=saar, policy_version="t")
+    moderation = ModerationResult(
+        message_id="msg_1", decision=Decision.FORWARD, saar_reminder=saar, policy_version="t"
+    )
     return ModeratedMessage(message=message, moderation=moderation)
 
 

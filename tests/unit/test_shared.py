@@ -31,10 +31,13 @@ def test_each_service_consumes_what_another_owns() -> None:
     assert {t.name for t in owned_by("channels")} >= {"deliveries.status", "channels.deadletter"}
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ("+31 6 1234 5678", "0031612345678"),
-    ("Jan.Jansen@Example.NL", "jan.jansen@example.nl"),
-])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("+31 6 1234 5678", "0031612345678"),
+        ("Jan.Jansen@Example.NL", "jan.jansen@example.nl"),
+    ],
+)
 def test_pseudonym_is_stable_for_the_same_address(a: str, b: str) -> None:
     """Different spellings of one address give one pseudonym, which hides the address."""
     assert pseudonymise(KEY, a) == pseudonymise(KEY, b)
@@ -54,15 +57,26 @@ def test_stable_id_is_deterministic_and_separates_parts() -> None:
 
 def test_municipality_secrets_do_not_appear_in_repr() -> None:
     """The pseudonym key and API tokens are masked in reprs (and so in logs)."""
-    m = Municipality(id="x", name="X", country="NL", pseudonym_key=SecretStr("super-secret-key-123"),
-                     api_clients=({"organisation": "o", "token": "tok-secret-xyz"},))  # type: ignore[arg-type]
+    m = Municipality(
+        id="x",
+        name="X",
+        country="NL",
+        pseudonym_key=SecretStr("super-secret-key-123"),
+        api_clients=({"organisation": "o", "token": "tok-secret-xyz"},),
+    )  # type: ignore[arg-type]
     assert "super-secret-key-123" not in repr(m) and "tok-secret-xyz" not in repr(m)
 
 
 def _delivery(text: str, *, saar: bool = False) -> Delivery:
-    return Delivery(id="dlv_1", message_id="msg_1", municipality="m", text=text, rules=("r",),
-                    destination=Destination(group_id="g", channel="email", address="a@b.test"),
-                    saar_reminder=saar)
+    return Delivery(
+        id="dlv_1",
+        message_id="msg_1",
+        municipality="m",
+        text=text,
+        rules=("r",),
+        destination=Destination(group_id="g", channel="email", address="a@b.test"),
+        saar_reminder=saar,
+    )
 
 
 def test_render_cuts_long_text_but_keeps_the_saar_reminder() -> None:

@@ -15,8 +15,12 @@ CLIENT = ApiClient(organisation="app", token=SecretStr("t"))
 
 
 def _body(**fields: object) -> bytes:
-    base: dict[str, object] = {"report_id": "r1", "group": "g", "reporter": "06 12345678",
-                               "text": "Verdachte auto"}
+    base: dict[str, object] = {
+        "report_id": "r1",
+        "group": "g",
+        "reporter": "06 12345678",
+        "text": "Verdachte auto",
+    }
     return json.dumps({**base, **fields}).encode()
 
 
@@ -32,17 +36,22 @@ def test_report_is_normalised_with_a_pseudonymous_author() -> None:
 def test_same_report_id_gives_the_same_message_id() -> None:
     """Posting a report twice (a client retry) is recognisable as the same message."""
     a, b = _body(), _body(text="Verdachte auto!")
-    assert (normalise(parse_report(a), municipality=MUNI, client=CLIENT, body=a).id
-            == normalise(parse_report(b), municipality=MUNI, client=CLIENT, body=b).id)
+    assert (
+        normalise(parse_report(a), municipality=MUNI, client=CLIENT, body=a).id
+        == normalise(parse_report(b), municipality=MUNI, client=CLIENT, body=b).id
+    )
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    (b"{not json", "Invalid JSON"),
-    (_body(text=""), "text"),
-    (_body(location={"latitude": 200, "longitude": 5}), "location.latitude"),
-    (_body(unexpected=1), "unexpected"),
-    (b"x" * (MAX_BODY_BYTES + 1), "at most"),
-])
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{not json", "Invalid JSON"),
+        (_body(text=""), "text"),
+        (_body(location={"latitude": 200, "longitude": 5}), "location.latitude"),
+        (_body(unexpected=1), "unexpected"),
+        (b"x" * (MAX_BODY_BYTES + 1), "at most"),
+    ],
+)
 def test_invalid_reports_name_the_problem(body: bytes, needle: str) -> None:
     """Every kind of bad input gets an error that says what is wrong."""
     with pytest.raises(InvalidReport, match=needle):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -11,8 +13,7 @@ from buurtalert.shared.topics import TOPICS
 
 async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
     """Create every declared topic under ``settings.topic_prefix``; return the new ones."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                                client_id="buurtalert-admin")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="buurtalert-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -22,10 +23,8 @@ async def create_topics(settings: Settings, replication_factor: int = 1) -> list
             if t.resolve(settings.topic_prefix) not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in wanted]
     finally:
         await admin.close()

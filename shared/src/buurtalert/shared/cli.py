@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -55,9 +56,18 @@ def run(service: str) -> None:
     settings = Settings()
     configure_logging(json=settings.environment == "production", level=settings.log_level)
     app = factories[service](settings)
-    log.info("service_starting", service=service, kafka=settings.kafka_bootstrap,
-             topic_prefix=settings.topic_prefix)
-    asyncio.run(app.run(run_extra_options={"host": settings.http_host, "port": settings.http_port}))
+    log.info(
+        "service_starting",
+        service=service,
+        kafka=settings.kafka_bootstrap,
+        topic_prefix=settings.topic_prefix,
+    )
+    asyncio.run(
+        app.run(
+            log_level=logging.INFO,
+            run_extra_options={"host": settings.http_host, "port": settings.http_port},
+        )
+    )
 
 
 @main.group()
@@ -84,8 +94,7 @@ def topics_create() -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/asyncapi"),
-              show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/asyncapi"), show_default=True)
 @click.option("--check", is_flag=True, help="Exit 1 if a committed document differs.")
 def asyncapi(out: Path, check: bool) -> None:
     """Write (or --check) each service's AsyncAPI document, generated from its code."""

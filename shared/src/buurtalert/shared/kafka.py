@@ -1,27 +1,35 @@
-"""Kafka with at-least-once semantics, and a retry → dead-letter path.
+"""Kafka with at-least-once semantics, batched commits, and a retry → dead-letter path.
 
 * The producer is idempotent (``enable_idempotence``, ``acks=all``).
-* Consumers commit only after handling (``AckPolicy.ACK``; no auto-commit).
-* A handler that raises does not skip its message: :class:`Reliable` catches the
-  error, publishes the message to the service's retry topic with a delay, and after
-  the last delay to its dead-letter topic with the error. Input that cannot be
-  parsed goes straight to the dead-letter topic: retrying cannot mend it.
-
-Handlers must be idempotent (see :class:`buurtalert.shared.mongo.ProcessedKeys`):
-a crash between handling and commit redelivers the message.
+* A consumer's position is committed only after the messages before it were
+  handled *and* everything their handlers published was confirmed by the broker:
+  handlers publish through :meth:`Reliable.publish`, which does not wait for each
+  confirmation; :class:`Reliable` confirms them all and then commits, every
+  ``commit_every`` messages or ``commit_interval`` seconds (Kafka Streams' model).
+  A crash redelivers what was not committed, so handlers must be idempotent:
+  their output is a function of their input with deterministic ids, so handling
+  a message twice publishes the same records again, which the next stage absorbs;
+  the one effect that cannot be repeated, a send, is guarded by the channels ledger.
+* A handler that raises does not skip its message: :class:`Reliable` publishes it
+  to the service's retry topic with a delay, and after the last delay to its
+  dead-letter topic with the error. Input that cannot be parsed, and
+  :class:`PermanentError`, go straight to the dead-letter topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from faststream import AckPolicy, BaseMiddleware, ContextRepo
 from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
@@ -46,12 +54,13 @@ def create_broker(settings: Settings, service: str) -> KafkaBroker:
         client_id=f"buurtalert-{service}",
         enable_idempotence=True,
         acks="all",
+        linger_ms=2,
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )
 
 
-def _encode(body: bytes) -> tuple[str, str]:
+def _encode(body: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
     try:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -64,32 +73,58 @@ def _decode(letter: DeadLetter) -> bytes:
     return letter.payload.encode("utf-8")
 
 
-class Reliable:
-    """The consuming side of one service: subscribes handlers to topics with explicit
-    commits, and owns the service's retry and dead-letter topics."""
+class _Position:
+    """The uncommitted progress of one subscriber. Its lock is held while a message
+    is handled, so a commit never covers a message still in hand."""
 
-    def __init__(self, broker: KafkaBroker, settings: Settings, service: str) -> None:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.consumer: Any = None
+        self.uncommitted = 0
+        self.since = time.monotonic()
+
+
+class Reliable:
+    """The consuming side of one service: subscribes handlers to topics, commits
+    in batches after confirming what they published, and owns the service's retry
+    and dead-letter topics."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: Settings,
+        service: str,
+        *,
+        commit_every: int = 500,
+        commit_interval: float = 0.2,
+    ) -> None:
         self.broker = broker
         self.settings = settings
         self.service = service
+        self.commit_every = commit_every
+        self.commit_interval = commit_interval
         self._handlers: dict[str, tuple[type[BaseModel], Handler[Any]]] = {}
+        self._positions: dict[str, _Position] = {}
+        self._unconfirmed: list[asyncio.Future[Any]] = []
+        self._committer: asyncio.Task[None] | None = None
         self.retry_name = settings.topic(retry_topic(service).name)
         self.dead_name = settings.topic(dead_letter_topic(service).name)
         self.retry_publisher = broker.publisher(
-            self.retry_name, schema=DeadLetter, title=f"{self.retry_name}:publish",
+            self.retry_name,
+            schema=DeadLetter,
+            title=f"{self.retry_name}:publish",
             description=retry_topic(service).description,
         )
         self.dead_publisher = broker.publisher(
-            self.dead_name, schema=DeadLetter, title=f"{self.dead_name}:publish",
+            self.dead_name,
+            schema=DeadLetter,
+            title=f"{self.dead_name}:publish",
             description=dead_letter_topic(service).description,
         )
-        broker.subscriber(
+        self._subscribe(
             self.retry_name,
-            group_id=f"{settings.group_id(service)}.retry",
-            ack_policy=AckPolicy.ACK,
-            auto_offset_reset="earliest",
-            title=f"{self.retry_name}:consume",
-            description="Waits until each message's retry_at, then hands it to its handler again.",
+            f"{settings.group_id(service)}.retry",
+            "Waits until each message's retry_at, then hands it to its handler again.",
         )(self._on_retry)
         broker.add_middleware(self._guard)
 
@@ -99,17 +134,70 @@ class Reliable:
 
         def decorate(handler: Handler[M]) -> Handler[M]:
             self._handlers[name] = (topic.payload, handler)
-            self.broker.subscriber(
-                name,
-                group_id=self.settings.group_id(self.service),
-                ack_policy=AckPolicy.ACK,
-                auto_offset_reset="earliest",
-                title=f"{name}:consume",
-                description=topic.description,
-            )(handler)
+            self._subscribe(name, self.settings.group_id(self.service), topic.description)(handler)
             return handler
 
         return decorate
+
+    def _subscribe(self, name: str, group_id: str, description: str) -> Callable[[Any], Any]:
+        self._positions[name] = _Position()
+        return self.broker.subscriber(
+            name,
+            group_id=group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            title=f"{name}:consume",
+            description=description,
+        )
+
+    async def publish(self, publisher: DefaultPublisher, message: BaseModel, *, key: bytes | None) -> None:
+        """Publish without waiting for the broker; confirmed before the next commit."""
+        self._unconfirmed.append(await publisher.publish(message, key=key, no_confirm=True))
+
+    def attach(self, app: Any) -> None:
+        """Start the periodic commit with ``app`` and commit what was handled when it stops."""
+        app.after_startup(self.start)
+        app.on_shutdown(self.stop)
+
+    async def start(self) -> None:
+        """Start the periodic commit (after the broker started)."""
+        self._committer = asyncio.create_task(self._commit_periodically())
+
+    async def stop(self) -> None:
+        """Commit what was handled (before the broker stops)."""
+        if self._committer:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        for position in self._positions.values():
+            async with position.lock:
+                await self._commit(position)
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.commit_interval)
+            for position in self._positions.values():
+                if position.uncommitted and not position.lock.locked():
+                    async with position.lock:
+                        await self._commit(position)
+
+    async def _commit(self, position: _Position) -> None:
+        """Confirm every publish, then commit; with the position's lock held."""
+        if not position.uncommitted or position.consumer is None:
+            return
+        pending, self._unconfirmed = self._unconfirmed, []
+        try:
+            await asyncio.gather(*pending)
+        except Exception:
+            # Something handled since the last commit may not have reached Kafka:
+            # go back to the last commit and handle it all again.
+            log.exception("publish_unconfirmed_rewinding")
+            await position.consumer.seek_to_committed()
+            position.uncommitted = 0
+            return
+        await position.consumer.commit()
+        position.uncommitted = 0
+        position.since = time.monotonic()
 
     async def _on_retry(self, letter: DeadLetter) -> None:
         if letter.retry_at is not None:
@@ -134,42 +222,59 @@ class Reliable:
         error = f"{type(exc).__name__}: {exc}"[:4000]
         permanent = isinstance(exc, ValidationError | PermanentError) or topic not in self._handlers
         delays = self.settings.retry_delays
-        if permanent or attempts > len(delays):
-            letter = DeadLetter(topic=topic, consumer=self.service, key=key, attempts=attempts,
-                                error=error, payload=payload, payload_encoding=encoding)
-            await self.dead_publisher.publish(letter, key=key.encode() if key else None)
+        last = permanent or attempts > len(delays)
+        letter = DeadLetter(
+            topic=topic,
+            consumer=self.service,
+            key=key,
+            attempts=attempts,
+            error=error,
+            payload=payload,
+            payload_encoding=encoding,
+            retry_at=None if last else utcnow() + timedelta(seconds=delays[attempts - 1]),
+        )
+        publisher = self.dead_publisher if last else self.retry_publisher
+        await publisher.publish(letter, key=key.encode() if key else None)
+        if last:
             log.error("dead_lettered", topic=topic, attempts=attempts, error=error)
         else:
-            retry_at = utcnow() + timedelta(seconds=delays[attempts - 1])
-            letter = DeadLetter(topic=topic, consumer=self.service, key=key, attempts=attempts,
-                                error=error, payload=payload, payload_encoding=encoding,
-                                retry_at=retry_at)
-            await self.retry_publisher.publish(letter, key=key.encode() if key else None)
-            log.warning("retry_scheduled", topic=topic, attempts=attempts, retry_at=retry_at.isoformat(),
-                        error=error)
+            log.warning("retry_scheduled", topic=topic, attempts=attempts, error=error)
+
+    async def handle(self, msg: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        position = self._positions.get(msg.raw_message.topic)
+        if position is None:  # not one of ours
+            return await call_next(msg)
+        async with position.lock:
+            position.consumer = msg.consumer
+            try:
+                result = await call_next(msg)
+            except Exception as exc:  # every handler failure takes the retry path
+                try:
+                    await self.failed(msg, exc)
+                except Exception:
+                    # The broker is unreachable: handle this message again later.
+                    log.exception("retry_path_unavailable", topic=msg.raw_message.topic)
+                    await asyncio.sleep(1.0)
+                    await msg.consumer.seek_to_committed()
+                    position.uncommitted = 0
+                    return None
+                result = None
+            position.uncommitted += 1
+            due = time.monotonic() - position.since >= self.commit_interval
+            if position.uncommitted >= self.commit_every or due:
+                await self._commit(position)
+            return result
 
     def _guard(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
-        return _FailureGuard(msg, context=context, reliable=self)
+        return _Guard(msg, context=context, reliable=self)
 
 
-class _FailureGuard(BaseMiddleware):
-    """Catches what a handler raises and hands the message to the retry path; the
-    message is then committed, because it is safe on the retry or dead-letter topic.
-    If even that publish fails (the broker is unreachable), the message is not
-    committed but sought back (``nack``) and consumed again a second later."""
+class _Guard(BaseMiddleware):
+    """Routes every consumed message through :meth:`Reliable.handle`."""
 
     def __init__(self, msg: Any, /, *, context: ContextRepo, reliable: Reliable) -> None:
         super().__init__(msg, context=context)
         self.reliable = reliable
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
-        try:
-            return await call_next(msg)
-        except Exception as exc:  # every handler failure takes the retry path
-            try:
-                await self.reliable.failed(msg, exc)
-            except Exception:
-                log.exception("retry_path_unavailable", topic=msg.raw_message.topic)
-                await asyncio.sleep(1.0)
-                await msg.nack()
-            return None
+        return await self.reliable.handle(msg, call_next)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
@@ -26,9 +27,7 @@ def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Indexes every service relies on; creating them again is harmless."""
-    await db.groups.create_indexes(
-        [IndexModel([("municipality", 1), ("district", 1), ("kind", 1)])]
-    )
+    await db.groups.create_indexes([IndexModel([("municipality", 1), ("district", 1), ("kind", 1)])])
 
 
 class Audit:
@@ -40,19 +39,17 @@ class Audit:
         self._raw = db.raw_inputs
 
     async def archive_raw(self, raw_id: str, source: str, body: bytes, content_type: str | None) -> None:
-        await self._raw.update_one(
-            {"_id": raw_id},
-            {"$setOnInsert": {"source": source, "body": body, "content_type": content_type,
-                              "received_at": utcnow()}},
-            upsert=True,
-        )
+        document = {"source": source, "body": body, "content_type": content_type, "received_at": utcnow()}
+        with contextlib.suppress(DuplicateKeyError):  # archived already: the id is the body's hash
+            await self._raw.update_one({"_id": raw_id}, {"$setOnInsert": document}, upsert=True)
 
     async def record(self, message_id: str, stage: str, data: Document) -> None:
-        await self._audit.update_one(
-            {"_id": message_id},
-            {"$set": {f"stages.{stage}": {**data, "at": utcnow()}, "updated_at": utcnow()}},
-            upsert=True,
-        )
+        update = {"$set": {f"stages.{stage}": {**data, "at": utcnow()}, "updated_at": utcnow()}}
+        try:
+            await self._audit.update_one({"_id": message_id}, update, upsert=True)
+        except DuplicateKeyError:
+            # Two stages upserted the same new document at once; it exists now.
+            await self._audit.update_one({"_id": message_id}, update)
 
     async def get(self, message_id: str) -> Document | None:
         return await self._audit.find_one({"_id": message_id})

@@ -56,21 +56,25 @@ def _docker_answers() -> bool:
 
 
 def _from_containers() -> Infrastructure:
-    from testcontainers.community.kafka import KafkaContainer  # type: ignore[import-untyped]
-    from testcontainers.community.mongodb import MongoDbContainer  # type: ignore[import-untyped]
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.mongodb import MongoDbContainer
 
     kafka = KafkaContainer().with_kraft()
     mongo = MongoDbContainer("mongo:7")
     kafka.start()
     mongo.start()
-    return Infrastructure(kafka.get_bootstrap_server(), mongo.get_connection_url(), "testcontainers",
-                          [kafka.stop, mongo.stop])
+    return Infrastructure(
+        kafka.get_bootstrap_server(), mongo.get_connection_url(), "testcontainers", [kafka.stop, mongo.stop]
+    )
 
 
 def _from_local_stack() -> Infrastructure:
     root = repo_root()
-    subprocess.run([str(root / "deploy" / "local" / "stack.sh"), "up"], check=True,  # noqa: S603
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+        [str(root / "deploy" / "local" / "stack.sh"), "up"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     kafka_port = os.environ.get("BUURTALERT_KAFKA_PORT", "9092")
     mongo_port = os.environ.get("BUURTALERT_MONGO_PORT", "27017")
     return Infrastructure(f"127.0.0.1:{kafka_port}", f"mongodb://127.0.0.1:{mongo_port}/", "local stack")

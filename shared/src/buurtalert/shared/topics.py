@@ -43,31 +43,59 @@ class Topic:
 
 
 MESSAGES_INBOUND = Topic(
-    "messages.inbound", InboundMessage, INGEST, (MODERATION,), "group_id (else message id)",
+    "messages.inbound",
+    InboundMessage,
+    INGEST,
+    (MODERATION,),
+    "group_id (else message id)",
     "Every accepted message in canonical form.",
 )
 INGEST_QUARANTINE = Topic(
-    "ingest.quarantine", Quarantined, INGEST, (), "source",
+    "ingest.quarantine",
+    Quarantined,
+    INGEST,
+    (),
+    "source",
     "Input ingest could not accept: the raw body and the reason.",
 )
 MESSAGES_APPROVED = Topic(
-    "messages.approved", ModeratedMessage, MODERATION, (ROUTING,), "group_id (else message id)",
+    "messages.approved",
+    ModeratedMessage,
+    MODERATION,
+    (ROUTING,),
+    "group_id (else message id)",
     "Messages moderation forwards, with the moderation result.",
 )
 MODERATION_REVIEW = Topic(
-    "moderation.review", ModeratedMessage, MODERATION, (REVIEW_UI,), "group_id (else message id)",
+    "moderation.review",
+    ModeratedMessage,
+    MODERATION,
+    (REVIEW_UI,),
+    "group_id (else message id)",
     "Messages held for a moderator, with the reasons.",
 )
 MESSAGES_REJECTED = Topic(
-    "messages.rejected", ModeratedMessage, MODERATION, (), "group_id (else message id)",
+    "messages.rejected",
+    ModeratedMessage,
+    MODERATION,
+    (),
+    "group_id (else message id)",
     "Rejected messages, with the rule that rejected them.",
 )
 DELIVERIES_EMAIL = Topic(
-    "deliveries.email", Delivery, ROUTING, (CHANNELS,), "destination group id",
+    "deliveries.email",
+    Delivery,
+    ROUTING,
+    (CHANNELS,),
+    "destination group id",
     "Deliveries for the email adapter.",
 )
 DELIVERIES_STATUS = Topic(
-    "deliveries.status", DeliveryStatus, CHANNELS, (), "delivery id",
+    "deliveries.status",
+    DeliveryStatus,
+    CHANNELS,
+    (),
+    "delivery id",
     "What became of each delivery: sent, delivered, read or failed.",
 )
 
@@ -77,7 +105,11 @@ DELIVERY_TOPICS: dict[str, Topic] = {"email": DELIVERIES_EMAIL}
 
 def retry_topic(service: str) -> Topic:
     return Topic(
-        f"{service}.retry", DeadLetter, service, (service,), "original key",
+        f"{service}.retry",
+        DeadLetter,
+        service,
+        (service,),
+        "original key",
         f"Messages {service} failed to handle, waiting for another attempt.",
         partitions=1,
     )
@@ -85,7 +117,11 @@ def retry_topic(service: str) -> Topic:
 
 def dead_letter_topic(service: str) -> Topic:
     return Topic(
-        f"{service}.deadletter", DeadLetter, service, (), "original key",
+        f"{service}.deadletter",
+        DeadLetter,
+        service,
+        (),
+        "original key",
         f"Messages {service} could not handle after its retries, with the error.",
         partitions=1,
     )

@@ -23,8 +23,10 @@ def list_adapters() -> None:
         except Exception as exc:  # report, never crash, on a broken plugin
             click.echo(f"{ep.name:12} failed to load: {exc}")
             continue
-        click.echo(f"{ep.name:12} max_text_length={cls.max_text_length} media={cls.supports_media} "
-                   f"send_rate={cls.send_rate} recipient_pacing={cls.recipient_pacing}  ({ep.value})")
+        click.echo(
+            f"{ep.name:12} max_text_length={cls.max_text_length} media={cls.supports_media} "
+            f"send_rate={cls.send_rate} recipient_pacing={cls.recipient_pacing}  ({ep.value})"
+        )
 
 
 @channels.command("dev-mailbox")
@@ -47,5 +49,6 @@ def dev_mailbox(smtp_port: int, http_port: int) -> None:
 
     with box:
         click.echo(f"dev mailbox: SMTP on 127.0.0.1:{smtp_port}, messages on http://127.0.0.1:{http_port}/")
-        uvicorn.run(Starlette(routes=[Route("/", page)]), host="127.0.0.1", port=http_port,
-                    log_level="warning")
+        uvicorn.run(
+            Starlette(routes=[Route("/", page)]), host="127.0.0.1", port=http_port, log_level="warning"
+        )

@@ -34,7 +34,7 @@ class _Handler:
     def __init__(self, mailbox: Mailbox) -> None:
         self.mailbox = mailbox
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         self.mailbox.add(parsed)
@@ -74,12 +74,15 @@ def render_page(messages: list[EmailMessage]) -> str:
         rows.append(
             "<article><h2>{subject}</h2><p><b>Aan:</b> {to} &middot; <b>Datum:</b> {date}</p>"
             "<pre>{text}</pre></article>".format(
-                subject=html.escape(str(msg["Subject"])), to=html.escape(str(msg["To"])),
-                date=html.escape(str(msg["Date"])), text=html.escape(text),
+                subject=html.escape(str(msg["Subject"])),
+                to=html.escape(str(msg["To"])),
+                date=html.escape(str(msg["Date"])),
+                text=html.escape(text),
             )
         )
     return (
         "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=3>"
         "<title>buurtalert dev mailbox</title><h1>Ontvangen berichten ({n})</h1>{rows}".format(
-            n=len(messages), rows="".join(rows) or "<p>Nog niets ontvangen.</p>")
+            n=len(messages), rows="".join(rows) or "<p>Nog niets ontvangen.</p>"
+        )
     )

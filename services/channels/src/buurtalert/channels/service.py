@@ -6,7 +6,7 @@ from typing import Any
 
 from faststream import FastStream
 
-from buurtalert.channels.ledger import Claim, Ledger
+from buurtalert.channels.ledger import Ledger
 from buurtalert.channels.render import render
 from buurtalert.shared.channels import ChannelAdapter, DeliveryError, load_adapters
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
@@ -26,41 +26,54 @@ def create_app(settings: Settings) -> FastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     ledger = Ledger(db)
-    statuses = broker.publisher(settings.topic(DELIVERIES_STATUS.name), schema=DeliveryStatus,
-                                title=f"{DELIVERIES_STATUS.name}:publish",
-                                description=DELIVERIES_STATUS.description)
+    statuses = broker.publisher(
+        settings.topic(DELIVERIES_STATUS.name),
+        schema=DeliveryStatus,
+        title=f"{DELIVERIES_STATUS.name}:publish",
+        description=DELIVERIES_STATUS.description,
+    )
     adapters = load_adapters(municipality.channels)
 
     async def report(delivery: Delivery, status: DeliveryStatus) -> None:
-        await statuses.publish(status, key=delivery.id.encode())
-        await audit.record(delivery.message_id, f"deliveries.{delivery.id}",
-                           status.model_dump(mode="json", exclude={"at"}))
+        await reliable.publish(statuses, status, key=delivery.id.encode())
+        await audit.record(
+            delivery.message_id, f"deliveries.{delivery.id}", status.model_dump(mode="json", exclude={"at"})
+        )
 
     def deliverer(adapter: ChannelAdapter[Any]) -> Any:
         async def deliver(delivery: Delivery) -> None:
             with bound(message_id=delivery.message_id, delivery_id=delivery.id):
-                claim = await ledger.claim(delivery)
-                if claim in (Claim.SENT, Claim.FAILED):
-                    log.info("duplicate_suppressed", state=claim)
+                settled = await ledger.claim(delivery)
+                if settled is not None:
+                    log.info("duplicate_suppressed", state=settled.state)
+                    # Announcing the outcome again is harmless and mends a report lost in a crash.
+                    await report(delivery, settled)
                     return
-                if claim is Claim.UNCONFIRMED:
-                    log.warning("resending_unconfirmed_delivery")
                 try:
                     result = await adapter.send(delivery, render(delivery, adapter.max_text_length))
                 except DeliveryError as exc:
                     if not exc.permanent:
-                        raise  # stays "sending": the retry path sends it again
-                    await ledger.settle(delivery.id, "failed", error=str(exc),
-                                        error_code=exc.provider_code)
-                    await report(delivery, DeliveryStatus(
-                        delivery_id=delivery.id, message_id=delivery.message_id,
-                        channel=adapter.name, state=DeliveryState.FAILED,
-                        error_code=exc.provider_code, error_detail=str(exc)))
+                        raise  # left unsettled: the retry path sends it again
+                    failed = DeliveryStatus(
+                        delivery_id=delivery.id,
+                        message_id=delivery.message_id,
+                        channel=adapter.name,
+                        state=DeliveryState.FAILED,
+                        error_code=exc.provider_code,
+                        error_detail=str(exc),
+                    )
+                    await ledger.settle(failed)
+                    await report(delivery, failed)
                     raise PermanentError(str(exc)) from exc
-                await ledger.settle(delivery.id, "sent", provider_message_id=result.provider_message_id)
-                await report(delivery, DeliveryStatus(
-                    delivery_id=delivery.id, message_id=delivery.message_id, channel=adapter.name,
-                    state=DeliveryState.SENT, provider_message_id=result.provider_message_id))
+                sent = DeliveryStatus(
+                    delivery_id=delivery.id,
+                    message_id=delivery.message_id,
+                    channel=adapter.name,
+                    state=DeliveryState.SENT,
+                    provider_message_id=result.provider_message_id,
+                )
+                await ledger.settle(sent)
+                await report(delivery, sent)
                 log.info("delivered", channel=adapter.name, group_id=delivery.destination.group_id)
 
         deliver.__name__ = f"deliver_{adapter.name}"
@@ -74,6 +87,7 @@ def create_app(settings: Settings) -> FastStream:
         reliable.subscriber(topic)(deliverer(adapter))
 
     app = FastStream(broker)
+    reliable.attach(app)
 
     @app.on_startup
     async def start_adapters() -> None:

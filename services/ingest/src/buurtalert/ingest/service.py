@@ -37,16 +37,24 @@ def create_app(settings: Settings) -> AsgiFastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     seen = ProcessedKeys(db, INGEST)
-    inbound = broker.publisher(settings.topic(MESSAGES_INBOUND.name), schema=InboundMessage,
-                               title=f"{MESSAGES_INBOUND.name}:publish",
-                               description=MESSAGES_INBOUND.description)
-    quarantine = broker.publisher(settings.topic(INGEST_QUARANTINE.name), schema=Quarantined,
-                                  title=f"{INGEST_QUARANTINE.name}:publish",
-                                  description=INGEST_QUARANTINE.description)
+    inbound = broker.publisher(
+        settings.topic(MESSAGES_INBOUND.name),
+        schema=InboundMessage,
+        title=f"{MESSAGES_INBOUND.name}:publish",
+        description=MESSAGES_INBOUND.description,
+    )
+    quarantine = broker.publisher(
+        settings.topic(INGEST_QUARANTINE.name),
+        schema=Quarantined,
+        title=f"{INGEST_QUARANTINE.name}:publish",
+        description=INGEST_QUARANTINE.description,
+    )
 
     async def refuse(request: Request, body: bytes, status: int, reason: str) -> JSONResponse:
         record = Quarantined(
-            id=stable_id("qua", "web", body.hex(), reason), source="web", reason=reason,
+            id=stable_id("qua", "web", body.hex(), reason),
+            source="web",
+            reason=reason,
             content_type=request.headers.get("content-type"),
             body=body.decode("utf-8", "replace"),
         )
@@ -55,6 +63,13 @@ def create_app(settings: Settings) -> AsgiFastStream:
         return JSONResponse({"error": reason, "quarantine_id": record.id}, status_code=status)
 
     async def post_report(request: Request) -> JSONResponse:
+        try:
+            return await accept_report(request)
+        except Exception:  # our infrastructure failed, not the input: the client may retry
+            log.exception("report_not_accepted")
+            return JSONResponse({"error": "temporarily unavailable, please retry"}, status_code=503)
+
+    async def accept_report(request: Request) -> JSONResponse:
         body = await request.body()
         client = _client_for(request, municipality)
         if client is None:
@@ -71,8 +86,11 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 return JSONResponse({"id": message.id, "duplicate": True}, status_code=200)
             await audit.archive_raw(message.raw_ref, "web", body, request.headers.get("content-type"))
             await inbound.publish(message, key=message.partition_key)
-            await audit.record(message.id, "ingest", {"channel": "web", "raw_ref": raw_id(body),
-                                                       "group_id": message.group_id})
+            await audit.record(
+                message.id,
+                "ingest",
+                {"channel": "web", "raw_ref": raw_id(body), "group_id": message.group_id},
+            )
             await seen.mark(message.id)
             log.info("report_accepted", group_id=message.group_id)
         return JSONResponse({"id": message.id, "duplicate": False}, status_code=202)
@@ -80,6 +98,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    http = Starlette(routes=[Route("/reports", post_report, methods=["POST"]),
-                             Route("/health", health, methods=["GET"])])
+    http = Starlette(
+        routes=[Route("/reports", post_report, methods=["POST"]), Route("/health", health, methods=["GET"])]
+    )
     return AsgiFastStream(broker, asgi_routes=[("/reports", http), ("/health", http)])

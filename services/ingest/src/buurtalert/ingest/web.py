@@ -28,8 +28,11 @@ class WebReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    report_id: str = Field(min_length=1, max_length=128,
-                           description="The client's id for this report; posting it again is harmless")
+    report_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The client's id for this report; posting it again is harmless",
+    )
     group: str = Field(min_length=1, max_length=128, description="Directory id of the reporter's group")
     reporter: str = Field(min_length=3, max_length=254, description="Phone number or email address")
     text: str = Field(min_length=1, max_length=4096)
@@ -58,19 +61,22 @@ def parse_report(body: bytes) -> WebReport:
         raise InvalidReport(problems) from None
 
 
-def normalise(report: WebReport, *, municipality: Municipality, client: ApiClient,
-              body: bytes) -> InboundMessage:
+def normalise(
+    report: WebReport, *, municipality: Municipality, client: ApiClient, body: bytes
+) -> InboundMessage:
     """The canonical message for a web report. Its id depends only on the posting
     organisation and the client's report id, so a repeated post is recognised."""
     received = utcnow()
     return InboundMessage(
         id=stable_id("msg", SourceChannel.WEB, client.organisation, report.report_id),
-        provider=ProviderRef(channel=SourceChannel.WEB, message_id=report.report_id,
-                             account=client.organisation),
+        provider=ProviderRef(
+            channel=SourceChannel.WEB, message_id=report.report_id, account=client.organisation
+        ),
         municipality=municipality.id,
         group_id=report.group,
-        author=Author(pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter),
-                      role=Role(client.role)),
+        author=Author(
+            pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter), role=Role(client.role)
+        ),
         text=report.text,
         location=report.location,
         category=report.category,

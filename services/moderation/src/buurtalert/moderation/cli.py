@@ -44,14 +44,18 @@ def moderate(source: IO[str], policy_version: str) -> None:
             where = ".".join(str(p) for p in first["loc"]) or "line"
             click.echo(f"line {number}: {where}: {first['msg']}", err=True)
             continue
-        result = decide(item.id, item.text, author_role=item.author_role,
-                        policy_version=policy_version)
-        click.echo(json.dumps({
-            "id": item.id,
-            "decision": result.decision.value,
-            "reasons": [r.code for r in result.reasons],
-            "scores": {r.code: r.score for r in result.reasons},
-            "explanation": result.explanation,
-        }, ensure_ascii=False))
+        result = decide(item.id, item.text, author_role=item.author_role, policy_version=policy_version)
+        click.echo(
+            json.dumps(
+                {
+                    "id": item.id,
+                    "decision": result.decision.value,
+                    "reasons": [r.code for r in result.reasons],
+                    "scores": {r.code: r.score for r in result.reasons},
+                    "explanation": result.explanation,
+                },
+                ensure_ascii=False,
+            )
+        )
     if bad:
         sys.exit(2)

@@ -32,27 +32,146 @@ def _phrases(*items: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(item.split()) for item in items)
 
 
-REACTIONS = frozenset({"bedankt", "dank", "dankjewel", "dankje", "thanks", "top", "+1", "ok", "oke",
-                       "super", "goed", "zo", "je", "jullie", "u", "wel", "allemaal", "idd",
-                       "inderdaad", "mooi", "fijn", "hoor"})
-OFF_TOPIC = _phrases("kat", "kater", "poes", "hond", "huisdier", "te koop", "gevonden",
-                     "verloren", "stroomstoring", "barbecue", "bbq", "feest", "buurtfeest",
-                     "verkiezingen", "rommelmarkt", "wie heeft", "aangeboden")
-VIGILANTISM = _phrases("pak hem", "pakken we", "in elkaar", "eigen rechter", "afrekenen",
-                       "grijp hem", "sla hem", "knokken", "knuppel", "honkbalknuppel",
-                       "lynchen", "opwachten", "een lesje")
-ETHNICITY = _phrases("donker", "donkere", "getint", "getinte", "allochtoon", "allochtone",
-                     "buitenlander", "buitenlands", "marokkaan", "marokkaans", "turk", "turks",
-                     "roma", "zigeuner", "zigeuners", "zwarte", "oost-europeaan", "pool", "polen",
-                     "noord-afrikaans", "arabisch")
-DETAILS = _phrases("jas", "jack", "capuchon", "trui", "broek", "schoenen", "pet", "muts", "tas",
-                   "rugzak", "lang", "klein", "groot", "dun", "dik", "tenger", "baard", "bril",
-                   "auto", "fiets", "scooter", "busje", "kenteken", "cm", "jaar", "haar")
-URGENT = _phrases("inbraak", "inbreker", "inbrekers", "inbreken", "overval", "brand", "geweld",
-                  "steelt", "stelen", "gestolen", "nu bezig", "op heterdaad", "gewapend", "mes",
-                  "vuurwapen", "insluiper", "ingebroken")
-CALLED_POLICE = _phrases("112", "101", "politie gebeld", "politie is gebeld", "politie ingelicht",
-                         "0900 8844", "politie gewaarschuwd", "politie onderweg")
+REACTIONS = frozenset(
+    {
+        "bedankt",
+        "dank",
+        "dankjewel",
+        "dankje",
+        "thanks",
+        "top",
+        "+1",
+        "ok",
+        "oke",
+        "super",
+        "goed",
+        "zo",
+        "je",
+        "jullie",
+        "u",
+        "wel",
+        "allemaal",
+        "idd",
+        "inderdaad",
+        "mooi",
+        "fijn",
+        "hoor",
+    }
+)
+OFF_TOPIC = _phrases(
+    "kat",
+    "kater",
+    "poes",
+    "hond",
+    "huisdier",
+    "te koop",
+    "gevonden",
+    "verloren",
+    "stroomstoring",
+    "barbecue",
+    "bbq",
+    "feest",
+    "buurtfeest",
+    "verkiezingen",
+    "rommelmarkt",
+    "wie heeft",
+    "aangeboden",
+)
+VIGILANTISM = _phrases(
+    "pak hem",
+    "pakken we",
+    "in elkaar",
+    "eigen rechter",
+    "afrekenen",
+    "grijp hem",
+    "sla hem",
+    "knokken",
+    "knuppel",
+    "honkbalknuppel",
+    "lynchen",
+    "opwachten",
+    "een lesje",
+)
+ETHNICITY = _phrases(
+    "donker",
+    "donkere",
+    "getint",
+    "getinte",
+    "allochtoon",
+    "allochtone",
+    "buitenlander",
+    "buitenlands",
+    "marokkaan",
+    "marokkaans",
+    "turk",
+    "turks",
+    "roma",
+    "zigeuner",
+    "zigeuners",
+    "zwarte",
+    "oost-europeaan",
+    "pool",
+    "polen",
+    "noord-afrikaans",
+    "arabisch",
+)
+DETAILS = _phrases(
+    "jas",
+    "jack",
+    "capuchon",
+    "trui",
+    "broek",
+    "schoenen",
+    "pet",
+    "muts",
+    "tas",
+    "rugzak",
+    "lang",
+    "klein",
+    "groot",
+    "dun",
+    "dik",
+    "tenger",
+    "baard",
+    "bril",
+    "auto",
+    "fiets",
+    "scooter",
+    "busje",
+    "kenteken",
+    "cm",
+    "jaar",
+    "haar",
+)
+URGENT = _phrases(
+    "inbraak",
+    "inbreker",
+    "inbrekers",
+    "inbreken",
+    "overval",
+    "brand",
+    "geweld",
+    "steelt",
+    "stelen",
+    "gestolen",
+    "nu bezig",
+    "op heterdaad",
+    "gewapend",
+    "mes",
+    "vuurwapen",
+    "insluiper",
+    "ingebroken",
+)
+CALLED_POLICE = _phrases(
+    "112",
+    "101",
+    "politie gebeld",
+    "politie is gebeld",
+    "politie ingelicht",
+    "0900 8844",
+    "politie gewaarschuwd",
+    "politie onderweg",
+)
 PHONE = re.compile(r"(?<!\d)(?:\+31|0031|\+32|0)\s?[1-9](?:[\s-]?\d){7,8}(?!\d)")
 EMOJI_ONLY = re.compile(r"^[\W_\s]*$", re.UNICODE)
 
@@ -62,17 +181,18 @@ REVIEWING = frozenset({"discrimination", "privacy"})
 
 EXPLANATIONS = {
     "reaction_only": "Reacties zoals bedankt, duimpjes of +1 worden niet doorgestuurd: "
-                     "de groep is alleen voor meldingen.",
+    "de groep is alleen voor meldingen.",
     "off_topic": "Dit bericht past niet in de buurtpreventiegroep (geen huisdieren, "
-                 "gevonden voorwerpen, verkoop of evenementen).",
+    "gevonden voorwerpen, verkoop of evenementen).",
     "vigilantism": "Neem het recht nooit in eigen hand. Bel 112 en laat het optreden aan de politie.",
     "discrimination": "Beschrijf gedrag en kenmerken (kleding, lengte, voertuig), "
-                      "niet afkomst of huidskleur. Een moderator kijkt naar je bericht.",
+    "niet afkomst of huidskleur. Een moderator kijkt naar je bericht.",
     "privacy": "Deel geen namen, telefoonnummers of adressen van personen. "
-               "Een moderator kijkt naar je bericht.",
+    "Een moderator kijkt naar je bericht.",
 }
-SAAR_REMINDER = ("Denk aan SAAR: bel eerst 112 bij een spoedeisende situatie en meld in de app "
-                 "dat 112 is gebeld.")
+SAAR_REMINDER = (
+    "Denk aan SAAR: bel eerst 112 bij een spoedeisende situatie en meld in de app dat 112 is gebeld."
+)
 
 
 def _find(tokens: list[Token], phrases: Iterable[tuple[str, ...]]) -> list[Span]:
@@ -81,9 +201,8 @@ def _find(tokens: list[Token], phrases: Iterable[tuple[str, ...]]) -> list[Span]
     for phrase in phrases:
         n = len(phrase)
         for i in range(len(words) - n + 1):
-            if tuple(words[i:i + n]) == phrase:
-                spans.append(Span(start=tokens[i].start, end=tokens[i + n - 1].end,
-                                  text=" ".join(phrase)))
+            if tuple(words[i : i + n]) == phrase:
+                spans.append(Span(start=tokens[i].start, end=tokens[i + n - 1].end, text=" ".join(phrase)))
     return spans
 
 
@@ -97,8 +216,7 @@ def score(text: str, *, author_role: Role = Role.UNKNOWN) -> list[Reason]:
         if EMOJI_ONLY.match(text) or (tokens and all(t.text in REACTIONS for t in tokens)):
             reasons.append(Reason(code="reaction_only", score=1.0))
         if off := _find(tokens, OFF_TOPIC):
-            reasons.append(Reason(code="off_topic", score=min(1.0, 0.6 + 0.2 * len(off)),
-                                  spans=tuple(off)))
+            reasons.append(Reason(code="off_topic", score=min(1.0, 0.6 + 0.2 * len(off)), spans=tuple(off)))
     if violent := _find(tokens, VIGILANTISM):
         reasons.append(Reason(code="vigilantism", score=0.9, spans=tuple(violent)))
     if ethnic := _find(tokens, ETHNICITY):
@@ -112,8 +230,9 @@ def score(text: str, *, author_role: Role = Role.UNKNOWN) -> list[Reason]:
     return reasons
 
 
-def decide(message_id: str, text: str, *, author_role: Role = Role.UNKNOWN,
-           policy_version: str) -> ModerationResult:
+def decide(
+    message_id: str, text: str, *, author_role: Role = Role.UNKNOWN, policy_version: str
+) -> ModerationResult:
     reasons = score(text, author_role=author_role)
     codes = {r.code for r in reasons}
     if codes & REJECTING:
@@ -126,6 +245,11 @@ def decide(message_id: str, text: str, *, author_role: Role = Role.UNKNOWN,
     explanation = " ".join(EXPLANATIONS[c] for c in sorted(codes) if c in EXPLANATIONS)
     if saar:
         explanation = f"{explanation} {SAAR_REMINDER}".strip()
-    return ModerationResult(message_id=message_id, decision=decision, reasons=tuple(reasons),
-                            explanation=explanation, saar_reminder=saar,
-                            policy_version=policy_version)
+    return ModerationResult(
+        message_id=message_id,
+        decision=decision,
+        reasons=tuple(reasons),
+        explanation=explanation,
+        saar_reminder=saar,
+        policy_version=policy_version,
+    )

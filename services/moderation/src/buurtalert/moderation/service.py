@@ -8,7 +8,7 @@ from buurtalert.moderation.rules import decide
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.logging import bound, get_logger
 from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage
-from buurtalert.shared.mongo import Audit, ProcessedKeys, mongo_client
+from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.topics import (
     MESSAGES_APPROVED,
@@ -27,28 +27,37 @@ def create_app(settings: Settings) -> FastStream:
     reliable = Reliable(broker, settings, MODERATION)
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
-    done = ProcessedKeys(db, MODERATION)
     outputs = {
-        decision: broker.publisher(settings.topic(topic.name), schema=ModeratedMessage,
-                                   title=f"{topic.name}:publish", description=topic.description)
-        for decision, topic in ((Decision.FORWARD, MESSAGES_APPROVED),
-                                (Decision.REVIEW, MODERATION_REVIEW),
-                                (Decision.REJECT, MESSAGES_REJECTED))
+        decision: broker.publisher(
+            settings.topic(topic.name),
+            schema=ModeratedMessage,
+            title=f"{topic.name}:publish",
+            description=topic.description,
+        )
+        for decision, topic in (
+            (Decision.FORWARD, MESSAGES_APPROVED),
+            (Decision.REVIEW, MODERATION_REVIEW),
+            (Decision.REJECT, MESSAGES_REJECTED),
+        )
     }
 
     @reliable.subscriber(MESSAGES_INBOUND)
     async def moderate(message: InboundMessage) -> None:
         with bound(message_id=message.id):
-            if await done.seen(message.id):
-                log.info("duplicate_suppressed")
-                return
-            result = decide(message.id, message.text, author_role=message.author.role,
-                            policy_version=municipality.policy_version)
-            await outputs[result.decision].publish(
-                ModeratedMessage(message=message, moderation=result), key=message.partition_key
+            result = decide(
+                message.id,
+                message.text,
+                author_role=message.author.role,
+                policy_version=municipality.policy_version,
+            )
+            await reliable.publish(
+                outputs[result.decision],
+                ModeratedMessage(message=message, moderation=result),
+                key=message.partition_key,
             )
             await audit.record(message.id, MODERATION, result.model_dump(mode="json"))
-            await done.mark(message.id)
             log.info("moderated", decision=result.decision, reasons=[r.code for r in result.reasons])
 
-    return FastStream(broker)
+    app = FastStream(broker)
+    reliable.attach(app)
+    return app

@@ -9,7 +9,7 @@ from buurtalert.routing.rules import UnknownGroup, route
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
 from buurtalert.shared.logging import bound, get_logger
 from buurtalert.shared.models import Delivery, ModeratedMessage
-from buurtalert.shared.mongo import Audit, ProcessedKeys, ensure_indexes, mongo_client
+from buurtalert.shared.mongo import Audit, ensure_indexes, mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import DELIVERY_TOPICS, MESSAGES_APPROVED, ROUTING
 
@@ -21,10 +21,13 @@ def create_app(settings: Settings) -> FastStream:
     reliable = Reliable(broker, settings, ROUTING)
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
-    done = ProcessedKeys(db, ROUTING)
     publishers = {
-        channel: broker.publisher(settings.topic(topic.name), schema=Delivery,
-                                  title=f"{topic.name}:publish", description=topic.description)
+        channel: broker.publisher(
+            settings.topic(topic.name),
+            schema=Delivery,
+            title=f"{topic.name}:publish",
+            description=topic.description,
+        )
         for channel, topic in DELIVERY_TOPICS.items()
     }
 
@@ -32,9 +35,6 @@ def create_app(settings: Settings) -> FastStream:
     async def route_message(item: ModeratedMessage) -> None:
         message = item.message
         with bound(message_id=message.id):
-            if await done.seen(message.id):
-                log.info("duplicate_suppressed")
-                return
             groups = await groups_for(db, message.municipality, message.group_id or "")
             try:
                 decision = route(item, groups)
@@ -44,17 +44,27 @@ def create_app(settings: Settings) -> FastStream:
                 publisher = publishers.get(delivery.destination.channel)
                 if publisher is None:
                     raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
-                await publisher.publish(delivery, key=delivery.destination.group_id.encode())
-            await audit.record(message.id, ROUTING, {
-                "rules": list(decision.rules),
-                "deliveries": [{"id": d.id, "group_id": d.destination.group_id,
-                                "channel": d.destination.channel, "rules": list(d.rules)}
-                               for d in decision.deliveries],
-            })
-            await done.mark(message.id)
+                await reliable.publish(publisher, delivery, key=delivery.destination.group_id.encode())
+            await audit.record(
+                message.id,
+                ROUTING,
+                {
+                    "rules": list(decision.rules),
+                    "deliveries": [
+                        {
+                            "id": d.id,
+                            "group_id": d.destination.group_id,
+                            "channel": d.destination.channel,
+                            "rules": list(d.rules),
+                        }
+                        for d in decision.deliveries
+                    ],
+                },
+            )
             log.info("routed", deliveries=len(decision.deliveries), rules=list(decision.rules))
 
     app = FastStream(broker)
+    reliable.attach(app)
 
     @app.on_startup
     async def indexes() -> None:

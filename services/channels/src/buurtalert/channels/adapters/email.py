@@ -40,7 +40,9 @@ class EmailAdapter(ChannelAdapter[EmailConfig]):
         msg = EmailMessage()
         msg["From"] = self.config.from_address
         msg["To"] = delivery.destination.address
-        msg["Subject"] = f"[buurtalert] Melding voor {delivery.destination.label or delivery.destination.group_id}"
+        msg["Subject"] = (
+            f"[buurtalert] Melding voor {delivery.destination.label or delivery.destination.group_id}"
+        )
         msg["Date"] = formatdate(localtime=False, usegmt=True)
         # The delivery id is the Message-ID, so a resend is recognisable as the same mail.
         msg["Message-ID"] = f"<{delivery.id}@{self.config.list_id}>"

@@ -1,0 +1,67 @@
+# buurtalert: `make run` brings the whole system up, `make test` runs every test.
+# Both work on a fresh machine with Python 3.11, Java 17 + Maven and Go: they
+# install what they need (uv and the Python packages, the Kafka jars, FerretDB).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+UV_VERSION := 0.13.9
+TOOLS := $(CURDIR)/.local/tools
+UV := $(TOOLS)/bin/uv
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+INGEST_PORT ?= 8080
+
+.PHONY: help run down test lint typecheck unit bench asyncapi infra env clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --all-packages --python python3
+	touch $@
+
+env: $(VENV)/.synced ## Create the Python environment (.venv) from uv.lock
+
+infra: ## Install and start Kafka and FerretDB (deploy/local/stack.sh up)
+	deploy/local/stack.sh up
+
+run: env infra ## Run the whole system locally: infrastructure, topics, demo data, services
+	$(BIN)/buurtalert topics create
+	$(BIN)/buurtalert directory load deploy/demo/directory.yaml
+	deploy/local/services.sh up
+	@echo
+	@echo "buurtalert is running. Post a report:"
+	@echo "  curl -X POST http://127.0.0.1:$(INGEST_PORT)/reports \\"
+	@echo "    -H 'Authorization: Bearer demo-token-buurtpreventie' -H 'Content-Type: application/json' \\"
+	@echo "    -d '{\"report_id\": \"demo-1\", \"group\": \"boshoven-noord\", \"reporter\": \"+31 6 12345678\", \"text\": \"Verdachte man met rode jas en rugzak probeert deuren, 112 gebeld\"}'"
+	@echo "See it arrive at the regiegroep's mailbox: http://127.0.0.1:8025/"
+	@echo "Logs: .local/logs/   Stop everything: make down"
+
+down: ## Stop the services and the infrastructure (data is kept in .local/)
+	deploy/local/services.sh down
+	deploy/local/stack.sh down
+
+lint: env ## ruff and mypy (strict)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: env ## Run every test: lint, types, AsyncAPI freshness, unit, integration, end to end
+	deploy/local/stack.sh install
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest
+
+asyncapi: env ## Regenerate docs/asyncapi/ from the services' code
+	$(BIN)/buurtalert asyncapi --out docs/asyncapi
+
+bench: env infra ## Benchmarks, as ratios against a baseline measured in the same run
+	$(BIN)/python -m bench
+
+clean: down ## Stop everything and delete local data, logs and environments
+	rm -rf .local .venv

@@ -1,0 +1,2 @@
+"""buurtalert benchmarks (``make bench``): each figure is reported with a baseline
+measured in the same run on the same broker, and their ratio."""

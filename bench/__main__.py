@@ -1,0 +1,167 @@
+"""``python -m bench``: Kafka throughput, raw aiokafka against one FastStream hop of ours.
+
+* baseline: raw aiokafka, an idempotent producer (acks=all) sending N messages and
+  a consumer reading them back: produce→consume messages per second.
+* ours: the same N messages produced the same way, then one hop through a
+  FastStream subscriber of ours (``Reliable``: batched commits after confirmed
+  publishes, the retry guard, pydantic validation of an ``InboundMessage``) that
+  publishes each to the next topic, read back by a raw consumer.
+
+Consumers join their groups before the clock starts, in both cases.
+
+The machines are noisy, so the figure that matters is the ratio of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from buurtalert.shared.kafka import Reliable, create_broker
+from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.testing import isolated_settings, provide_infrastructure
+from buurtalert.shared.topics import MESSAGES_INBOUND
+
+PARTITIONS = 3
+
+
+def _messages(count: int) -> list[bytes]:
+    now = utcnow()
+    return [
+        InboundMessage(
+            id=f"msg_{n:08d}",
+            provider=ProviderRef(channel=SourceChannel.WEB, message_id=f"r{n}", account="bench"),
+            municipality="weert-demo",
+            group_id=f"group-{n % 50}",
+            author=Author(pseudonym=f"p_{n:032x}"),
+            text="Verdachte man met rode jas en rugzak probeert autodeuren aan de Dorpstraat, 112 gebeld.",
+            sent_at=now,
+            raw_ref=f"raw_{n}",
+        )
+        .model_dump_json()
+        .encode()
+        for n in range(count)
+    ]
+
+
+async def _create(settings: Settings, *names: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(settings.topic(n), PARTITIONS, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def _produce(settings: Settings, topic: str, payloads: list[bytes]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    await producer.start()
+    try:
+        pending = []
+        for n, value in enumerate(payloads):
+            pending.append(await producer.send(settings.topic(topic), value, key=f"group-{n % 50}".encode()))
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def _started_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
+    """A consumer that has joined its group and holds its partitions."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(topic),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    while not consumer.assignment():
+        await consumer.getmany(timeout_ms=100)
+    return consumer
+
+
+async def _drain(consumer: AIOKafkaConsumer, count: int) -> None:
+    try:
+        seen = 0
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=1000)
+            seen += sum(len(records) for records in batch.values())
+    finally:
+        await consumer.stop()
+
+
+async def raw_produce_consume(settings: Settings, payloads: list[bytes]) -> float:
+    await _create(settings, "bench.raw")
+    consumer = await _started_consumer(settings, "bench.raw")
+    start = time.perf_counter()
+    await asyncio.gather(_produce(settings, "bench.raw", payloads), _drain(consumer, len(payloads)))
+    return len(payloads) / (time.perf_counter() - start)
+
+
+async def faststream_hop(settings: Settings, payloads: list[bytes]) -> float:
+    await _create(settings, MESSAGES_INBOUND.name, "bench.out", "bench.retry", "bench.deadletter")
+    broker = create_broker(settings, "bench")
+    reliable = Reliable(broker, settings, "bench")
+    out = broker.publisher(settings.topic("bench.out"))
+
+    @reliable.subscriber(MESSAGES_INBOUND)
+    async def hop(message: InboundMessage) -> None:
+        await reliable.publish(out, message, key=message.partition_key)
+
+    async with broker:
+        await broker.start()
+        await reliable.start()
+        consumer = await _started_consumer(settings, "bench.out")
+        start = time.perf_counter()
+        await asyncio.gather(
+            _produce(settings, MESSAGES_INBOUND.name, payloads), _drain(consumer, len(payloads))
+        )
+        elapsed = time.perf_counter() - start
+        await reliable.stop()
+    return len(payloads) / elapsed
+
+
+async def main(count: int) -> dict[str, object]:
+    infra = provide_infrastructure()
+    settings = isolated_settings(infra)
+    payloads = _messages(count)
+    size = len(payloads[0])
+    print(f"kafka throughput, {count} messages of {size} bytes, {PARTITIONS} partitions ({infra.origin})")
+    raw = await raw_produce_consume(settings, payloads)
+    ours = await faststream_hop(settings, payloads)
+    results = {
+        "kafka": {
+            "messages": count,
+            "raw_aiokafka_produce_consume_per_s": round(raw),
+            "faststream_hop_per_s": round(ours),
+            "ratio_hop_to_raw": round(ours / raw, 3),
+        }
+    }
+    print(f"  baseline raw aiokafka produce→consume : {raw:10.0f} msg/s")
+    print(f"  one FastStream hop of ours            : {ours:10.0f} msg/s")
+    print(f"  ratio hop / raw                       : {ours / raw:10.3f}")
+    infra.stop()
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--output", type=Path, default=Path(".local/bench/results.json"))
+    args = parser.parse_args()
+    figures = asyncio.run(main(args.messages))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"results written to {args.output}")
