@@ -9,40 +9,62 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 state=${BUURTALERT_LOCAL_DIR:-$root/.local}
 bin=$root/.venv/bin
+http_port=${BUURTALERT_HTTP_PORT:-8080}
 services=(channels routing moderation ingest)
 mkdir -p "$state/logs" "$state/run"
+cd "$root"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-start() { # name command...
-  local name=$1; shift
+start() { # name port-it-will-open-or-empty command...
+  local name=$1 port=$2; shift 2
   if alive "$state/run/$name.pid"; then echo "[services] $name already running" >&2; return; fi
-  (cd "$root" && nohup "$@" >> "$state/logs/$name.log" 2>&1 < /dev/null & echo $! > "$state/run/$name.pid")
+  if [ -n "$port" ] && port_open "$port"; then
+    echo "[services] cannot start $name: port $port is taken by another process" >&2; return 1
+  fi
+  nohup "$@" >> "$state/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$state/run/$name.pid"
   echo "[services] started $name (log: $state/logs/$name.log)" >&2
 }
 
 stop() {
   local pidfile=$state/run/$1.pid
   if alive "$pidfile"; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
-    for _ in $(seq 1 60); do alive "$pidfile" || break; sleep 0.25; done
-    alive "$pidfile" && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+    local pid; pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
     echo "[services] stopped $1" >&2
   fi
   rm -f "$pidfile"
 }
 
+wait_ready() { # name port
+  for _ in $(seq 1 120); do
+    if port_open "$2"; then return 0; fi
+    if ! alive "$state/run/$1.pid"; then
+      echo "[services] $1 exited; last lines of $state/logs/$1.log:" >&2; tail -n 20 "$state/logs/$1.log" >&2; return 1
+    fi
+    sleep 0.5
+  done
+  echo "[services] $1 did not open port $2; see $state/logs/$1.log" >&2; return 1
+}
+
 case "${1:-up}" in
   up)
-    start dev-mailbox "$bin/buurtalert" channels dev-mailbox
-    for s in "${services[@]}"; do start "$s" "$bin/buurtalert" run "$s"; done
-    for _ in $(seq 1 120); do
-      if curl -fsS "http://127.0.0.1:${BUURTALERT_HTTP_PORT:-8080}/health" > /dev/null 2>&1; then exit 0; fi
-      sleep 0.5
+    start dev-mailbox 8025 "$bin/buurtalert" channels dev-mailbox --smtp-port 2525 --http-port 8025
+    for s in "${services[@]}"; do
+      if [ "$s" = ingest ]; then port=$http_port; else port=; fi
+      start "$s" "$port" "$bin/buurtalert" run "$s"
     done
-    echo "[services] ingest did not answer on /health; see $state/logs/ingest.log" >&2; exit 1 ;;
+    wait_ready dev-mailbox 8025
+    wait_ready ingest "$http_port"
+    for s in "${services[@]}"; do
+      alive "$state/run/$s.pid" || { echo "[services] $s exited; see $state/logs/$s.log" >&2; exit 1; }
+    done ;;
   down) for s in ingest "${services[@]}" dev-mailbox; do stop "$s"; done ;;
   status) for s in dev-mailbox "${services[@]}"; do
-      alive "$state/run/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
+      if alive "$state/run/$s.pid"; then echo "$s: running"; else echo "$s: stopped"; fi; done ;;
   *) echo "usage: $0 up|down|status" >&2; exit 64 ;;
 esac
