@@ -22,6 +22,18 @@ from buurtalert.shared.testing import (
 )
 
 ROOT = repo_root(Path(__file__).parent)
+TEST_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Remember whether a test failed, so fixtures can show the services' logs."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        item.stash[TEST_FAILED] = True
+    return report
+
+
 DEMO = ROOT / "deploy" / "demo"
 
 

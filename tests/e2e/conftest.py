@@ -12,7 +12,7 @@ from buurtalert.channels.devmail import DevMailbox
 from buurtalert.routing.directory import load_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings
-from tests.conftest import DEMO
+from tests.conftest import DEMO, TEST_FAILED
 from tests.support import ServiceProcess, wait_http
 
 SERVICES = ("ingest", "moderation", "routing", "channels")
@@ -33,7 +33,9 @@ class System:
 
 
 @pytest.fixture
-async def system(settings: Settings, mailbox: DevMailbox, tmp_path: Path) -> AsyncIterator[System]:
+async def system(
+    settings: Settings, mailbox: DevMailbox, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[System]:
     client = mongo_client(settings)
     await store_directory(client[settings.database], load_directory(DEMO / "directory.yaml"))
     await client.close()
@@ -44,9 +46,8 @@ async def system(settings: Settings, mailbox: DevMailbox, tmp_path: Path) -> Asy
     try:
         await wait_http(f"http://127.0.0.1:{settings.http_port}/health")
         yield running
-    except BaseException:
-        print(running.logs())
-        raise
     finally:
         for process in services.values():
             process.stop()
+        if request.node.stash.get(TEST_FAILED, False):
+            print(running.logs())

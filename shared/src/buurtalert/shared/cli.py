@@ -65,7 +65,8 @@ def run(service: str) -> None:
     asyncio.run(
         app.run(
             log_level=logging.INFO,
-            run_extra_options={"host": settings.http_host, "port": settings.http_port},
+            # log_config=None: uvicorn (ingest) logs through our handler instead of its own.
+            run_extra_options={"host": settings.http_host, "port": settings.http_port, "log_config": None},
         )
     )
 

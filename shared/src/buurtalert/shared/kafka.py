@@ -33,7 +33,7 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
-from buurtalert.shared.logging import get_logger
+from buurtalert.shared.logging import KAFKA_LOGGER, get_logger
 from buurtalert.shared.models import DeadLetter, utcnow
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import Topic, dead_letter_topic, retry_topic
@@ -55,6 +55,7 @@ def create_broker(settings: Settings, service: str) -> KafkaBroker:
         enable_idempotence=True,
         acks="all",
         linger_ms=2,
+        logger=KAFKA_LOGGER,
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )

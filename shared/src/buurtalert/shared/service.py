@@ -32,7 +32,7 @@ def asyncapi_document(name: str, app: Application) -> dict[str, Any]:
         app.broker,
         title=f"buurtalert {name}",
         version="0.1.0",
-        description=(app.broker.__doc__ and "") or f"The {name} service of buurtalert.",
+        description=f"The {name} service of buurtalert; topics are shown without a prefix.",
     )
     document: dict[str, Any] = json.loads(spec.to_specification().to_json())
     return document

@@ -10,7 +10,7 @@ from buurtalert.channels.ledger import Ledger
 from buurtalert.channels.render import render
 from buurtalert.shared.channels import ChannelAdapter, DeliveryError, load_adapters
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
-from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import Delivery, DeliveryState, DeliveryStatus
 from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> FastStream:
             continue
         reliable.subscriber(topic)(deliverer(adapter))
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)
 
     @app.on_startup

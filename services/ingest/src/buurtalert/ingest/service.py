@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from buurtalert.ingest.web import InvalidReport, normalise, parse_report, raw_id
 from buurtalert.shared.kafka import create_broker
-from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import InboundMessage, Quarantined, stable_id
 from buurtalert.shared.mongo import Audit, ProcessedKeys, mongo_client
 from buurtalert.shared.settings import ApiClient, Municipality, Settings, load_municipality
@@ -101,4 +101,4 @@ def create_app(settings: Settings) -> AsgiFastStream:
     http = Starlette(
         routes=[Route("/reports", post_report, methods=["POST"]), Route("/health", health, methods=["GET"])]
     )
-    return AsgiFastStream(broker, asgi_routes=[("/reports", http), ("/health", http)])
+    return AsgiFastStream(broker, asgi_routes=[("/reports", http), ("/health", http)], logger=APP_LOGGER)

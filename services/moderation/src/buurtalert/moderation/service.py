@@ -6,7 +6,7 @@ from faststream import FastStream
 
 from buurtalert.moderation.rules import decide
 from buurtalert.shared.kafka import Reliable, create_broker
-from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage
 from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
@@ -58,6 +58,6 @@ def create_app(settings: Settings) -> FastStream:
             await audit.record(message.id, MODERATION, result.model_dump(mode="json"))
             log.info("moderated", decision=result.decision, reasons=[r.code for r in result.reasons])
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)
     return app

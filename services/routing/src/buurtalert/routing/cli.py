@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from buurtalert.routing.directory import DirectoryError, load_directory, store_directory
+from buurtalert.routing.directory import Directory, DirectoryError, load_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings
 
@@ -18,7 +18,7 @@ def directory() -> None:
     """The directory of groups (MongoDB), from one YAML file per municipality."""
 
 
-def _load(path: Path):  # type: ignore[no-untyped-def]
+def _load(path: Path) -> Directory:
     try:
         return load_directory(path)
     except DirectoryError as exc:

@@ -7,7 +7,7 @@ from faststream import FastStream
 from buurtalert.routing.directory import groups_for
 from buurtalert.routing.rules import UnknownGroup, route
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
-from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import Delivery, ModeratedMessage
 from buurtalert.shared.mongo import Audit, ensure_indexes, mongo_client
 from buurtalert.shared.settings import Settings
@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> FastStream:
             )
             log.info("routed", deliveries=len(decision.deliveries), rules=list(decision.rules))
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)
 
     @app.on_startup
