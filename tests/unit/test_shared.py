@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -11,8 +12,9 @@ from buurtalert.channels.render import SAAR_REMINDER_NL, render
 from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.pseudonym import pseudonymise
-from buurtalert.shared.settings import Municipality
+from buurtalert.shared.settings import Municipality, load_municipality
 from buurtalert.shared.topics import SERVICES, TOPICS, consumed_by, owned_by
+from buurtalert.shared.yamlfile import ConfigFileError
 
 KEY = SecretStr("a-key-of-sixteen-chars")
 
@@ -93,3 +95,21 @@ def test_load_adapters_skips_a_bad_configuration() -> None:
     assert adapters == {}
     adapters = load_adapters({"email": {"from_address": "x@y.test"}})
     assert list(adapters) == ["email"]
+
+
+def test_config_file_errors_name_the_line(tmp_path: Path) -> None:
+    """A validation error in a YAML file says on which line the bad value stands."""
+    path = tmp_path / "municipality.yaml"
+    path.write_text("id: weert\nname: Weert\ncountry: DE\npseudonym_key: a-key-of-sixteen-chars\n")
+    with pytest.raises(ConfigFileError) as caught:
+        load_municipality(path)
+    [problem] = caught.value.problems
+    assert problem.startswith("line 3: country:")
+
+
+def test_broken_yaml_is_reported_with_its_line(tmp_path: Path) -> None:
+    """Broken YAML syntax is reported, with its line, as a ConfigFileError (no traceback)."""
+    path = tmp_path / "directory.yaml"
+    path.write_text("municipality: x\ngroups:\n  - id: [unclosed\n")
+    with pytest.raises(ConfigFileError, match="line 4: not valid YAML"):
+        load_municipality(path)

@@ -61,6 +61,16 @@ def create_broker(settings: Settings, service: str) -> KafkaBroker:
     )
 
 
+def topic_publisher(broker: KafkaBroker, settings: Settings, topic: Topic) -> DefaultPublisher:
+    """The publisher of ``topic`` (with the deployment's prefix), documented from the topology."""
+    return broker.publisher(
+        settings.topic(topic.name),
+        schema=topic.payload,
+        title=f"{topic.name}:publish",
+        description=topic.description,
+    )
+
+
 def _encode(body: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
     try:
         return body.decode("utf-8"), "utf-8"
@@ -110,18 +120,8 @@ class Reliable:
         self._committer: asyncio.Task[None] | None = None
         self.retry_name = settings.topic(retry_topic(service).name)
         self.dead_name = settings.topic(dead_letter_topic(service).name)
-        self.retry_publisher = broker.publisher(
-            self.retry_name,
-            schema=DeadLetter,
-            title=f"{self.retry_name}:publish",
-            description=retry_topic(service).description,
-        )
-        self.dead_publisher = broker.publisher(
-            self.dead_name,
-            schema=DeadLetter,
-            title=f"{self.dead_name}:publish",
-            description=dead_letter_topic(service).description,
-        )
+        self.retry_publisher = topic_publisher(broker, settings, retry_topic(service))
+        self.dead_publisher = topic_publisher(broker, settings, dead_letter_topic(service))
         self._subscribe(
             self.retry_name,
             f"{settings.group_id(service)}.retry",

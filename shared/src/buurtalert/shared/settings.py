@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from buurtalert.shared.yamlfile import load_yaml
 
 
 class Settings(BaseSettings):
@@ -62,18 +63,6 @@ class Municipality(BaseModel):
     )
 
 
-class ConfigurationError(Exception):
-    pass
-
-
 def load_municipality(path: Path) -> Municipality:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read municipality file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path} is not valid YAML: {exc}") from exc
-    try:
-        return Municipality.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigurationError(f"{path}: {exc}") from exc
+    """The municipality file; raises :class:`ConfigFileError` naming the line of each problem."""
+    return load_yaml(path, Municipality)

@@ -9,7 +9,7 @@ from faststream import FastStream
 from buurtalert.channels.ledger import Ledger
 from buurtalert.channels.render import render
 from buurtalert.shared.channels import ChannelAdapter, DeliveryError, load_adapters
-from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
+from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import Delivery, DeliveryState, DeliveryStatus
 from buurtalert.shared.mongo import Audit, mongo_client
@@ -26,12 +26,7 @@ def create_app(settings: Settings) -> FastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     ledger = Ledger(db)
-    statuses = broker.publisher(
-        settings.topic(DELIVERIES_STATUS.name),
-        schema=DeliveryStatus,
-        title=f"{DELIVERIES_STATUS.name}:publish",
-        description=DELIVERIES_STATUS.description,
-    )
+    statuses = topic_publisher(broker, settings, DELIVERIES_STATUS)
     adapters = load_adapters(municipality.channels)
 
     async def report(delivery: Delivery, status: DeliveryStatus) -> None:

@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from buurtalert.ingest.web import InvalidReport, normalise, parse_report, raw_id
-from buurtalert.shared.kafka import create_broker
+from buurtalert.shared.kafka import create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
-from buurtalert.shared.models import InboundMessage, Quarantined, stable_id
+from buurtalert.shared.models import Quarantined, stable_id
 from buurtalert.shared.mongo import Audit, ProcessedKeys, mongo_client
 from buurtalert.shared.settings import ApiClient, Municipality, Settings, load_municipality
 from buurtalert.shared.topics import INGEST, INGEST_QUARANTINE, MESSAGES_INBOUND
@@ -37,18 +37,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     seen = ProcessedKeys(db, INGEST)
-    inbound = broker.publisher(
-        settings.topic(MESSAGES_INBOUND.name),
-        schema=InboundMessage,
-        title=f"{MESSAGES_INBOUND.name}:publish",
-        description=MESSAGES_INBOUND.description,
-    )
-    quarantine = broker.publisher(
-        settings.topic(INGEST_QUARANTINE.name),
-        schema=Quarantined,
-        title=f"{INGEST_QUARANTINE.name}:publish",
-        description=INGEST_QUARANTINE.description,
-    )
+    inbound = topic_publisher(broker, settings, MESSAGES_INBOUND)
+    quarantine = topic_publisher(broker, settings, INGEST_QUARANTINE)
 
     async def refuse(request: Request, body: bytes, status: int, reason: str) -> JSONResponse:
         record = Quarantined(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream import FastStream
 
 from buurtalert.moderation.rules import decide
-from buurtalert.shared.kafka import Reliable, create_broker
+from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage
 from buurtalert.shared.mongo import Audit, mongo_client
@@ -28,12 +28,7 @@ def create_app(settings: Settings) -> FastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     outputs = {
-        decision: broker.publisher(
-            settings.topic(topic.name),
-            schema=ModeratedMessage,
-            title=f"{topic.name}:publish",
-            description=topic.description,
-        )
+        decision: topic_publisher(broker, settings, topic)
         for decision, topic in (
             (Decision.FORWARD, MESSAGES_APPROVED),
             (Decision.REVIEW, MODERATION_REVIEW),

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from buurtalert.routing.directory import Directory, DirectoryError, load_directory, store_directory
+from buurtalert.routing.directory import Directory, load_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings
+from buurtalert.shared.yamlfile import ConfigFileError
 
 
 @click.group()
@@ -21,8 +22,9 @@ def directory() -> None:
 def _load(path: Path) -> Directory:
     try:
         return load_directory(path)
-    except DirectoryError as exc:
-        click.echo(f"invalid directory: {exc}", err=True)
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            click.echo(f"{path}: {problem}", err=True)
         sys.exit(2)
 
 

@@ -6,9 +6,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymongo.asynchronous.database import AsyncDatabase
+
+from buurtalert.shared.yamlfile import load_yaml
 
 Document = dict[str, Any]
 
@@ -43,22 +44,9 @@ class Directory(BaseModel):
         return self
 
 
-class DirectoryError(ValueError):
-    pass
-
-
 def load_directory(path: Path) -> Directory:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DirectoryError(f"{path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise DirectoryError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return Directory.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise DirectoryError(f"{path}: " + "; ".join(lines)) from exc
+    """The directory file; raises :class:`ConfigFileError` naming the line of each problem."""
+    return load_yaml(path, Directory)
 
 
 async def store_directory(db: AsyncDatabase[Document], directory: Directory) -> int:

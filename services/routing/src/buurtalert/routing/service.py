@@ -6,9 +6,9 @@ from faststream import FastStream
 
 from buurtalert.routing.directory import groups_for
 from buurtalert.routing.rules import UnknownGroup, route
-from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
+from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
-from buurtalert.shared.models import Delivery, ModeratedMessage
+from buurtalert.shared.models import ModeratedMessage
 from buurtalert.shared.mongo import Audit, ensure_indexes, mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import DELIVERY_TOPICS, MESSAGES_APPROVED, ROUTING
@@ -22,13 +22,7 @@ def create_app(settings: Settings) -> FastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     publishers = {
-        channel: broker.publisher(
-            settings.topic(topic.name),
-            schema=Delivery,
-            title=f"{topic.name}:publish",
-            description=topic.description,
-        )
-        for channel, topic in DELIVERY_TOPICS.items()
+        channel: topic_publisher(broker, settings, topic) for channel, topic in DELIVERY_TOPICS.items()
     }
 
     @reliable.subscriber(MESSAGES_APPROVED)

@@ -1,0 +1,45 @@
+"""The buurtalert command as an operator uses it: exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = str(Path(sys.executable).parent / "buurtalert")
+DEMO = Path(__file__).parents[2] / "deploy" / "demo"
+
+
+def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BIN, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_services_contribute_their_subcommands() -> None:
+    """Subcommands come from the services' entry points, not from a central list."""
+    out = _run("--help").stdout
+    for command in ("run", "topics", "moderate", "directory", "channels", "asyncapi"):
+        assert command in out
+
+
+def test_moderate_processes_valid_lines_and_exits_2_on_malformed_ones() -> None:
+    """Valid lines give one JSON result each; a malformed line is named on stderr; exit 2."""
+    lines = '{"id": "a", "text": "Bedankt!"}\nnot json\n{"id": "b", "text": "Verdachte auto, 112 gebeld"}\n'
+    result = _run("moderate", "-", stdin=lines)
+    assert result.returncode == 2
+    outputs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(o["id"], o["decision"]) for o in outputs] == [("a", "reject"), ("b", "forward")]
+    assert set(outputs[0]) == {"id", "decision", "reasons", "scores", "explanation"}
+    assert result.stderr.startswith("line 2:")
+    assert "Traceback" not in result.stderr
+
+
+def test_directory_validate_accepts_the_demo_and_names_the_line_of_an_error(tmp_path: Path) -> None:
+    """exit 0 for a valid directory; exit 2 with the line for an invalid one."""
+    assert _run("directory", "validate", str(DEMO / "directory.yaml")).returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((DEMO / "directory.yaml").read_text().replace("kind: regiegroep", "kind: chatgroep", 1))
+    result = _run("directory", "validate", str(bad))
+    assert result.returncode == 2
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "chatgroep" in text)
+    assert f"line {line}: groups.2.kind" in result.stderr
