@@ -34,7 +34,8 @@ infra: ## Install and start Kafka and FerretDB (deploy/local/stack.sh up)
 
 run: env infra ## Run the whole system locally: infrastructure, topics, demo data, services
 	$(BIN)/buurtalert topics create
-	$(BIN)/buurtalert directory load deploy/demo/directory.yaml
+	$(BIN)/buurtalert directory load deploy/demo/weert/directory.yaml
+	$(BIN)/buurtalert directory load deploy/demo/bocholt/directory.yaml --municipality-file deploy/demo/bocholt/municipality.yaml
 	deploy/local/services.sh up
 	@echo
 	@echo "buurtalert is running. Post a report:"

@@ -54,7 +54,7 @@ def mailbox() -> Iterator[DevMailbox]:
 @pytest.fixture
 def municipality_file(tmp_path: Path, mailbox: DevMailbox) -> Path:
     """The demo municipality, its email adapter pointed at this test's mailbox."""
-    data = yaml.safe_load((DEMO / "municipality.yaml").read_text())
+    data = yaml.safe_load((DEMO / "weert" / "municipality.yaml").read_text())
     data["channels"]["email"]["port"] = mailbox.port
     path = tmp_path / "municipality.yaml"
     path.write_text(yaml.safe_dump(data))

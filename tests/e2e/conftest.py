@@ -11,7 +11,7 @@ import pytest
 from buurtalert.channels.devmail import DevMailbox
 from buurtalert.routing.directory import load_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
-from buurtalert.shared.settings import Settings
+from buurtalert.shared.settings import Settings, load_municipality
 from tests.conftest import DEMO, TEST_FAILED
 from tests.support import ServiceProcess, wait_http
 
@@ -37,7 +37,10 @@ async def system(
     settings: Settings, mailbox: DevMailbox, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[System]:
     client = mongo_client(settings)
-    await store_directory(client[settings.database], load_directory(DEMO / "directory.yaml"))
+    for municipality in ("weert", "bocholt"):
+        key = load_municipality(DEMO / municipality / "municipality.yaml").pseudonym_key
+        directory = load_directory(DEMO / municipality / "directory.yaml").pseudonymised(key)
+        await store_directory(client[settings.database], directory)
     await client.close()
     services = {name: ServiceProcess(name, settings, tmp_path) for name in SERVICES}
     for process in services.values():

@@ -12,7 +12,7 @@ from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import consumed_by, owned_by
 
 DOCS = Path(__file__).parents[2] / "docs" / "asyncapi"
-DEMO = Path(__file__).parents[2] / "deploy" / "demo" / "municipality.yaml"
+DEMO = Path(__file__).parents[2] / "deploy" / "demo" / "weert" / "municipality.yaml"
 
 
 @pytest.mark.parametrize("service", ["ingest", "moderation", "routing", "channels"])

@@ -36,10 +36,58 @@ def test_moderate_processes_valid_lines_and_exits_2_on_malformed_ones() -> None:
 
 def test_directory_validate_accepts_the_demo_and_names_the_line_of_an_error(tmp_path: Path) -> None:
     """exit 0 for a valid directory; exit 2 with the line for an invalid one."""
-    assert _run("directory", "validate", str(DEMO / "directory.yaml")).returncode == 0
+    assert _run("directory", "validate", str(DEMO / "weert" / "directory.yaml")).returncode == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text((DEMO / "directory.yaml").read_text().replace("kind: regiegroep", "kind: chatgroep", 1))
+    bad.write_text(
+        (DEMO / "weert" / "directory.yaml").read_text().replace("kind: regiegroep", "kind: chatgroep", 1)
+    )
     result = _run("directory", "validate", str(bad))
     assert result.returncode == 2
     line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "chatgroep" in text)
     assert f"line {line}: groups.2.kind" in result.stderr
+
+
+def test_route_dry_run_prints_deliveries_with_their_rule_chains(tmp_path: Path) -> None:
+    """`buurtalert route` shows where a message would go and why, across the border too."""
+    message = tmp_path / "message.json"
+    message.write_text(
+        json.dumps(
+            {
+                "id": "msg_dry",
+                "provider": {"channel": "web", "message_id": "r"},
+                "municipality": "weert-demo",
+                "group_id": "boshoven-noord",
+                "author": {"pseudonym": "p_x", "role": "resident"},
+                "text": "Vermiste jongen van 12, rode jas",
+                "category": "missing_person",
+                "sent_at": "2026-11-23T12:00:00Z",
+                "raw_ref": "raw",
+            }
+        )
+    )
+    result = _run(
+        "route",
+        "--directory",
+        str(DEMO / "weert" / "directory.yaml"),
+        "--partner",
+        str(DEMO / "bocholt" / "directory.yaml"),
+        str(message),
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    chains = {d["destination"]["group_id"]: d["rules"] for d in output["deliveries"]}
+    assert chains == {
+        "boshoven-regie": ["buurtgroep_to_regiegroep"],
+        "leuken-regie": ["travelling_to_adjacent_district"],
+        "centrum-regie": ["travelling_to_adjacent_district"],
+        "kaulille-regie": ["cross_border"],
+    }
+
+
+def test_route_dry_run_refuses_an_invalid_message(tmp_path: Path) -> None:
+    """A message file that is not a valid message: exit 2, one line, no traceback."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"id": 1}')
+    result = _run("route", "--directory", str(DEMO / "weert" / "directory.yaml"), str(bad))
+    assert result.returncode == 2
+    assert "not a valid message" in result.stderr and "Traceback" not in result.stderr

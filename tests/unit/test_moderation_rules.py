@@ -82,3 +82,14 @@ def test_authority_alert_skips_the_noise_filters_but_not_privacy() -> None:
 def test_words_match_whole_tokens_only() -> None:
     """'katten' in 'kattenkwaad' or 'pool' in 'poolster' must not fire."""
     assert score("Kattenkwaad bij de poolster") == []
+
+
+def test_skin_colour_of_a_thing_is_not_ethnicity() -> None:
+    """'Zwarte scooter' describes a vehicle; 'zwarte man' without details is held."""
+    assert "discrimination" not in {r.code for r in score("Zwarte scooter rijdt hard weg")}
+    assert "discrimination" in {r.code for r in score("Zwarte man rijdt hard weg")}
+
+
+def test_hyphenated_origin_words_are_matched() -> None:
+    """Word lists are tokenised like the text, so hyphenated words match."""
+    assert "discrimination" in {r.code for r in score("Oost-Europeaan belt aan")}

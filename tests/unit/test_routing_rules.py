@@ -1,99 +1,238 @@
-"""Routing rules: the regiegroep model of the walking skeleton."""
+"""Routing rules, one test per rule, on the demo directories of Weert (NL) and Bocholt (BE)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from buurtalert.routing.directory import Directory, Group, GroupKind
-from buurtalert.routing.rules import UnknownGroup, route
+from buurtalert.routing.directory import Directory, load_directory
+from buurtalert.routing.rules import Context, UnknownGroup, route
 from buurtalert.shared.models import (
     Author,
     Decision,
     InboundMessage,
+    Location,
     ModeratedMessage,
     ModerationResult,
     ProviderRef,
+    Reason,
+    Role,
     SourceChannel,
-    utcnow,
+    TargetArea,
 )
 
-GROUPS = (
-    Group(
-        id="noord",
-        name="Noord",
-        kind=GroupKind.BUURTGROEP,
-        district="d1",
-        channel="email",
-        address="noord@example.test",
-    ),
-    Group(
-        id="zuid",
-        name="Zuid",
-        kind=GroupKind.BUURTGROEP,
-        district="d1",
-        channel="email",
-        address="zuid@example.test",
-    ),
-    Group(
-        id="regie",
-        name="Regie D1",
-        kind=GroupKind.REGIEGROEP,
-        district="d1",
-        channel="email",
-        address="regie@example.test",
-    ),
-)
+DEMO = Path(__file__).parents[2] / "deploy" / "demo"
+WEERT = load_directory(DEMO / "weert" / "directory.yaml")
+BOCHOLT = load_directory(DEMO / "bocholt" / "directory.yaml")
+NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+MIDNIGHT = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 00:30 in Weert: quiet hours of boshoven-noord
 
 
-def _item(group: str, text: str = "Verdachte situatie", *, saar: bool = False) -> ModeratedMessage:
+def item(
+    group: str | None = "boshoven-noord",
+    *,
+    role: Role = Role.RESIDENT,
+    urgent: bool = False,
+    decision: Decision = Decision.FORWARD,
+    **fields: Any,
+) -> ModeratedMessage:
     message = InboundMessage(
         id="msg_1",
         provider=ProviderRef(channel=SourceChannel.WEB, message_id="r1"),
-        municipality="m",
+        municipality=fields.pop("municipality", "weert-demo"),
         group_id=group,
-        author=Author(pseudonym="p_x"),
-        text=text,
-        sent_at=utcnow(),
+        author=Author(pseudonym="p_x", role=role),
+        text=fields.pop("text", "Verdachte situatie"),
+        sent_at=NOON,
         raw_ref="raw_1",
+        **fields,
     )
-    moderation = ModerationResult(
-        message_id="msg_1", decision=Decision.FORWARD, saar_reminder=saar, policy_version="t"
-    )
+    reasons = (Reason(code="urgent_112", score=0.8),) if urgent else ()
+    moderation = ModerationResult(message_id="msg_1", decision=decision, reasons=reasons, policy_version="t")
     return ModeratedMessage(message=message, moderation=moderation)
+
+
+def ctx(directory: Directory = WEERT, **fields: Any) -> Context:
+    return Context(
+        directory=directory,
+        partners={"bocholt-demo": BOCHOLT, "weert-demo": WEERT},
+        now=fields.pop("now", NOON),
+        **fields,
+    )
+
+
+def targets(result: Any) -> list[str]:
+    return sorted(d.destination.group_id for d in result.deliveries)
 
 
 def test_buurtgroep_message_goes_to_its_regiegroep_only() -> None:
     """A buurtgroep's message reaches its district's regiegroep, not the sibling buurtgroep."""
-    decision = route(_item("noord"), GROUPS)
-    assert [d.destination.group_id for d in decision.deliveries] == ["regie"]
-    assert decision.deliveries[0].rules == ("buurtgroep_to_regiegroep",)
-    assert decision.deliveries[0].destination.address == "regie@example.test"
+    result = route(item(), ctx())
+    assert targets(result) == ["boshoven-regie"]
+    assert result.deliveries[0].rules == ("buurtgroep_to_regiegroep",)
 
 
 def test_delivery_ids_are_stable_across_redelivery() -> None:
     """Routing the same message twice yields the same delivery ids (so channels sends once)."""
-    assert route(_item("noord"), GROUPS).deliveries[0].id == route(_item("noord"), GROUPS).deliveries[0].id
+    assert route(item(), ctx()).deliveries[0].id == route(item(), ctx()).deliveries[0].id
+
+
+def test_coordinator_passes_a_regiegroep_message_down_to_chosen_buurtgroepen() -> None:
+    """Doorzetten: a coordinator in the regiegroep chooses buurtgroepen of the district."""
+    result = route(item("boshoven-regie", role=Role.COORDINATOR, forward_to=("boshoven-zuid",)), ctx())
+    assert targets(result) == ["boshoven-zuid"]
+    assert result.deliveries[0].rules == ("doorzetten",)
+
+
+def test_doorzetten_outside_the_district_or_by_a_resident_is_refused() -> None:
+    """Only a coordinator may pass down, and only to buurtgroepen of the same district."""
+    other_district = route(item("boshoven-regie", role=Role.COORDINATOR, forward_to=("leuken-west",)), ctx())
+    assert targets(other_district) == [] and "doorzetten_refused:leuken-west" in other_district.rules
+    resident = route(item("boshoven-regie", role=Role.RESIDENT, forward_to=("boshoven-zuid",)), ctx())
+    assert targets(resident) == [] and "doorzetten_refused:not_a_coordinator" in resident.rules
 
 
 def test_regiegroep_message_is_not_passed_down_automatically() -> None:
-    """Passing down ("doorzetten") is a coordinator's act, so a regiegroep message stays."""
-    decision = route(_item("regie"), GROUPS)
-    assert decision.deliveries == ()
-    assert decision.rules == ("regiegroep_message_stays",)
+    """Without a coordinator's choice a regiegroep message stays in the regiegroep."""
+    assert targets(route(item("boshoven-regie"), ctx())) == []
+
+
+def test_travelling_category_reaches_the_adjacent_districts_regiegroepen() -> None:
+    """A fleeing suspect's report also reaches the regiegroepen of the neighbouring districts."""
+    result = route(item(category="suspect_fleeing"), ctx())
+    by_group = {d.destination.group_id: d.rules for d in result.deliveries}
+    assert by_group["leuken-regie"] == ("travelling_to_adjacent_district",)
+    assert by_group["centrum-regie"] == ("travelling_to_adjacent_district",)
+    assert by_group["boshoven-regie"] == ("buurtgroep_to_regiegroep",)
+
+
+def test_cross_border_category_reaches_the_partner_regiegroep_with_origin_and_numbers() -> None:
+    """From a border district, an agreed category reaches the partner's regiegroep, labelled."""
+    result = route(item(category="missing_person"), ctx())
+    [kaulille] = [d for d in result.deliveries if d.destination.group_id == "kaulille-regie"]
+    assert kaulille.rules == ("cross_border",)
+    assert kaulille.destination.municipality == "bocholt-demo"
+    assert kaulille.notice is not None and "Weert (NL)" in kaulille.notice and "101" in kaulille.notice
+
+
+def test_cross_border_needs_an_agreed_category_and_a_border_district() -> None:
+    """A category outside the agreement, or a district that is not a border district, stays home."""
+    assert "kaulille-regie" not in targets(route(item(category="suspicious_situation"), ctx()))
+    assert "kaulille-regie" not in targets(route(item("leuken-west", category="missing_person"), ctx()))
+
+
+def test_authority_alert_reaches_every_group_in_the_listed_districts() -> None:
+    """An alert for districts reaches their buurtgroepen and regiegroepen."""
+    alert = item(None, role=Role.WIJKAGENT, target=TargetArea(districts=("leuken",)))
+    result = route(alert, ctx())
+    assert targets(result) == ["leuken-regie", "leuken-west"]
+    assert all(d.rules == ("authority_alert_area",) for d in result.deliveries)
+
+
+def test_authority_alert_by_radius_covers_the_districts_the_circle_touches() -> None:
+    """A 1 km circle in Boshoven near Leuken reaches both districts, not Centrum."""
+    area = TargetArea(center=Location(latitude=51.245, longitude=5.685), radius_m=1000)
+    assert targets(route(item(None, role=Role.WIJKAGENT, target=area), ctx())) == [
+        "boshoven-noord",
+        "boshoven-regie",
+        "boshoven-zuid",
+        "leuken-regie",
+        "leuken-west",
+    ]
+
+
+def test_authority_alert_by_polygon() -> None:
+    """A polygon inside Centrum reaches Centrum's groups only."""
+    area = TargetArea(polygon=((5.70, 51.265), (5.71, 51.265), (5.71, 51.275), (5.70, 51.275)))
+    assert targets(route(item(None, role=Role.AUTHORITY, target=area), ctx())) == [
+        "centrum-oost",
+        "centrum-regie",
+    ]
+
+
+def test_a_resident_cannot_send_an_area_alert() -> None:
+    """A target area from a resident is ignored: only authorities alert areas."""
+    result = route(item(role=Role.RESIDENT, target=TargetArea(districts=("leuken", "centrum"))), ctx())
+    assert targets(result) == ["boshoven-regie"]
+
+
+def test_municipal_issue_is_escalated_instead_of_routed_to_groups() -> None:
+    """A loose paving stone goes to the municipality, not to the groups (Bart!)."""
+    result = route(item(category="loose_paving"), ctx())
+    [delivery] = result.deliveries
+    assert delivery.destination.address == "openbareruimte@weert-demo.buurtalert.test"
+    assert result.rules == ("municipal_escalation",)
+
+
+def test_quiet_hours_hold_non_urgent_deliveries_until_they_end() -> None:
+    """At 00:30 a non-urgent alert to a group with quiet hours 23:00-07:00 waits until 07:00 local."""
+    alert = item(
+        None, role=Role.WIJKAGENT, target=TargetArea(districts=("boshoven",)), category="burglary_wave"
+    )
+    # Area alerts from authorities are urgent; make this one a plain message from the regiegroep instead.
+    plain = item("boshoven-regie", role=Role.COORDINATOR, forward_to=("boshoven-noord",))
+    [held] = route(plain, ctx(now=MIDNIGHT)).deliveries
+    assert held.deliver_after == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)  # 07:00 in Amsterdam (CET)
+    assert "quiet_hours" in held.rules
+    assert all(d.deliver_after is None for d in route(alert, ctx(now=MIDNIGHT)).deliveries)
+
+
+def test_urgent_messages_ignore_quiet_hours() -> None:
+    """Quiet hours never delay an urgent message."""
+    urgent = item("boshoven-regie", role=Role.COORDINATOR, forward_to=("boshoven-noord",), urgent=True)
+    [delivery] = route(urgent, ctx(now=MIDNIGHT)).deliveries
+    assert delivery.deliver_after is None
+
+
+def test_rate_limit_holds_non_urgent_deliveries_until_the_next_hour() -> None:
+    """A group at its hourly limit gets further non-urgent messages in the next hour."""
+    plain = item("boshoven-regie", role=Role.COORDINATOR, forward_to=("boshoven-zuid",))
+    [held] = route(plain, ctx(recent={"boshoven-zuid": 6})).deliveries
+    assert held.deliver_after == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+    assert "rate_limited" in held.rules
+    [free] = route(plain, ctx(recent={"boshoven-zuid": 5})).deliveries
+    assert free.deliver_after is None
+
+
+def test_closing_message_reaches_every_group_the_incident_reached() -> None:
+    """'Vermiste man is gevonden' from the wijkagent reaches every group of the incident."""
+    closing = item("boshoven-regie", role=Role.WIJKAGENT, closes="inc_1", text="De vermiste man is gevonden.")
+    reached = (
+        ("weert-demo", "boshoven-regie"),
+        ("weert-demo", "leuken-regie"),
+        ("bocholt-demo", "kaulille-regie"),
+    )
+    result = route(closing, ctx(incident_groups=reached))
+    assert targets(result) == ["kaulille-regie", "leuken-regie"]  # not back to the sender
+    assert all("incident_closing" in d.rules for d in result.deliveries)
+
+
+def test_rejected_or_held_messages_are_never_routed() -> None:
+    """Only approved messages are routed."""
+    for decision in (Decision.REJECT, Decision.REVIEW):
+        assert route(item(decision=decision), ctx()).deliveries == ()
 
 
 def test_unknown_group_is_an_error_not_a_silent_drop() -> None:
     """A message from a group that is not in the directory raises, so it is dead-lettered."""
     with pytest.raises(UnknownGroup):
-        route(_item("elders"), GROUPS)
+        route(item("elders"), ctx())
 
 
 def test_saar_reminder_travels_with_the_delivery() -> None:
     """Moderation's SAAR reminder reaches the delivery for the channel to render."""
-    assert route(_item("noord", saar=True), GROUPS).deliveries[0].saar_reminder
+    base = item()
+    reminded = base.model_copy(
+        update={"moderation": base.moderation.model_copy(update={"saar_reminder": True})}
+    )
+    assert route(reminded, ctx()).deliveries[0].saar_reminder
 
 
-def test_directory_rejects_repeated_group_ids() -> None:
-    """Two groups with one id would make routing ambiguous: the directory refuses them."""
-    with pytest.raises(ValueError, match="repeated: noord"):
-        Directory(municipality="m", groups=(GROUPS[0], GROUPS[0]))
+def test_no_rule_delivers_to_a_member_directly() -> None:
+    """The wijkagent is reached through the regiegroep: every destination is a group or escalation."""
+    alert = item(None, role=Role.WIJKAGENT, target=TargetArea(districts=("boshoven", "leuken", "centrum")))
+    group_ids = {g.id for g in WEERT.groups}
+    assert {d.destination.group_id for d in route(alert, ctx()).deliveries} <= group_ids

@@ -209,16 +209,39 @@ class Reliable:
         await handler(payload_type.model_validate_json(_decode(letter)))
 
     async def failed(self, msg: StreamMessage[Any], exc: BaseException) -> None:
-        """Send a message whose handling raised ``exc`` to retry or dead letter."""
+        """Send a consumed message whose handling raised ``exc`` to retry or dead letter."""
         record = msg.raw_message
         if record.topic == self.retry_name:
             previous = DeadLetter.model_validate_json(msg.body)
-            topic, key, attempts = previous.topic, previous.key, previous.attempts
-            payload, encoding = previous.payload, previous.payload_encoding
+            await self._send_back(
+                previous.topic,
+                previous.key,
+                previous.attempts,
+                previous.payload,
+                previous.payload_encoding,
+                exc,
+            )
         else:
-            topic, attempts = record.topic, 0
             key = record.key.decode("utf-8", "replace") if record.key else None
-            payload, encoding = _encode(msg.body)
+            await self._send_back(record.topic, key, 0, *_encode(msg.body), exc)
+
+    async def retry_later(
+        self, topic: Topic, message: BaseModel, key: str | None, exc: BaseException
+    ) -> None:
+        """Hand ``message`` of ``topic``, whose handling outside a consumer failed, to the retry path."""
+        await self._send_back(
+            self.settings.topic(topic.name), key, 0, message.model_dump_json(), "utf-8", exc
+        )
+
+    async def _send_back(
+        self,
+        topic: str,
+        key: str | None,
+        attempts: int,
+        payload: str,
+        encoding: Literal["utf-8", "base64"],
+        exc: BaseException,
+    ) -> None:
         attempts += 1
         error = f"{type(exc).__name__}: {exc}"[:4000]
         permanent = isinstance(exc, ValidationError | PermanentError) or topic not in self._handlers

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +80,17 @@ class Location(Record):
     description: str | None = None
 
 
+class TargetArea(Record):
+    """The area an authority alert is for: districts, a polygon, or a circle."""
+
+    districts: tuple[str, ...] = ()
+    polygon: tuple[tuple[float, float], ...] | None = Field(
+        default=None, min_length=3, description="Ring of (longitude, latitude) points"
+    )
+    center: Location | None = None
+    radius_m: Annotated[float, Field(gt=0, le=50_000)] | None = None
+
+
 class InboundMessage(Record):
     """The canonical form of every message, whatever channel brought it."""
 
@@ -92,6 +103,13 @@ class InboundMessage(Record):
     media: tuple[MediaRef, ...] = ()
     location: Location | None = None
     category: str | None = None
+    target: TargetArea | None = Field(default=None, description="Authority alerts: the area they are for")
+    forward_to: tuple[str, ...] = Field(
+        default=(), description="Doorzetten: the buurtgroepen a regiegroep coordinator passes this on to"
+    )
+    closes: str | None = Field(
+        default=None, description="A closing message: the incident (or a message of it) that is over"
+    )
     language: str | None = None
     sent_at: datetime
     received_at: datetime = Field(default_factory=utcnow)
@@ -140,6 +158,7 @@ class ModeratedMessage(Record):
 
 class Destination(Record):
     group_id: str
+    municipality: str | None = Field(default=None, description="The group's municipality (cross-border)")
     channel: str
     address: str = Field(description="The address the channel needs: a list address, a group id")
     label: str | None = None
@@ -156,6 +175,9 @@ class Delivery(Record):
     text: str
     rules: tuple[str, ...] = Field(description="The chain of routing rules that chose this destination")
     saar_reminder: bool = False
+    notice: str | None = Field(default=None, description="A line added for the recipients (origin, numbers)")
+    incident_id: str | None = None
+    deliver_after: datetime | None = Field(default=None, description="Quiet hours or a rate limit hold it")
     created_at: datetime = Field(default_factory=utcnow)
 
     @classmethod
@@ -164,8 +186,7 @@ class Delivery(Record):
         message: InboundMessage,
         destination: Destination,
         rules: tuple[str, ...],
-        *,
-        saar_reminder: bool = False,
+        **extra: Any,
     ) -> Delivery:
         return cls(
             id=stable_id("dlv", message.id, destination.group_id, destination.channel),
@@ -174,7 +195,7 @@ class Delivery(Record):
             destination=destination,
             text=message.text,
             rules=rules,
-            saar_reminder=saar_reminder,
+            **extra,
         )
 
 

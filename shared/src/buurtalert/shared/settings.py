@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     environment: Literal["local", "production"] = "local"
     log_level: str = "INFO"
-    municipality_file: Path = Path("deploy/demo/municipality.yaml")
+    municipality_file: Path = Path("deploy/demo/weert/municipality.yaml")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     retry_delays: tuple[float, ...] = Field(

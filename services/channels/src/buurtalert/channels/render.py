@@ -9,11 +9,12 @@ ELLIPSIS = "…"
 
 
 def render(delivery: Delivery, max_length: int) -> str:
-    """The text to send: the message, its origin label if any, and the SAAR reminder
-    where moderation asked for it; cut to ``max_length`` characters, never mid-reminder."""
+    """The text to send: the message, routing's notice if any (origin, emergency
+    numbers), and the SAAR reminder where moderation asked for it; cut to
+    ``max_length`` characters, never mid-notice."""
     footer = []
-    if delivery.destination.label:
-        footer.append(f"Via buurtalert, voor {delivery.destination.label}.")
+    if delivery.notice:
+        footer.append(delivery.notice)
     if delivery.saar_reminder:
         footer.append(SAAR_REMINDER_NL)
     tail = ("\n\n" + "\n".join(footer)) if footer else ""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import FastStream
 
+from buurtalert.channels.held import HeldDeliveries
 from buurtalert.channels.ledger import Ledger
 from buurtalert.channels.render import render
 from buurtalert.shared.channels import ChannelAdapter, DeliveryError, load_adapters
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
-from buurtalert.shared.models import Delivery, DeliveryState, DeliveryStatus
+from buurtalert.shared.models import Delivery, DeliveryState, DeliveryStatus, utcnow
 from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.topics import CHANNELS, DELIVERIES_STATUS, DELIVERY_TOPICS
@@ -26,6 +29,7 @@ def create_app(settings: Settings) -> FastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     ledger = Ledger(db)
+    held = HeldDeliveries(db)
     statuses = topic_publisher(broker, settings, DELIVERIES_STATUS)
     adapters = load_adapters(municipality.channels)
 
@@ -38,6 +42,12 @@ def create_app(settings: Settings) -> FastStream:
     def deliverer(adapter: ChannelAdapter[Any]) -> Any:
         async def deliver(delivery: Delivery) -> None:
             with bound(message_id=delivery.message_id, delivery_id=delivery.id):
+                if delivery.deliver_after is not None and delivery.deliver_after > utcnow():
+                    await held.hold(delivery)
+                    log.info(
+                        "delivery_held", until=delivery.deliver_after.isoformat(), rules=list(delivery.rules)
+                    )
+                    return
                 settled = await ledger.claim(delivery)
                 if settled is not None:
                     log.info("duplicate_suppressed", state=settled.state)
@@ -74,15 +84,41 @@ def create_app(settings: Settings) -> FastStream:
         deliver.__name__ = f"deliver_{adapter.name}"
         return deliver
 
+    handlers: dict[str, Callable[[Delivery], Awaitable[None]]] = {}
     for name, adapter in adapters.items():
         topic = DELIVERY_TOPICS.get(name)
         if topic is None:
             log.error("no_delivery_topic", adapter=name)
             continue
-        reliable.subscriber(topic)(deliverer(adapter))
+        handlers[name] = reliable.subscriber(topic)(deliverer(adapter))
+
+    async def release_due() -> None:
+        """Send held deliveries whose time has come, through the same handler."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                for delivery in await held.due(utcnow()):
+                    topic = DELIVERY_TOPICS[delivery.destination.channel]
+                    try:
+                        await handlers[delivery.destination.channel](delivery)
+                    except Exception as exc:  # the retry path takes over from here
+                        await reliable.retry_later(topic, delivery, delivery.destination.group_id, exc)
+                    await held.release(delivery.id)
+            except Exception:  # the database was unreachable: try again in a second
+                log.exception("releasing_held_deliveries_failed")
 
     app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)
+    releaser: list[asyncio.Task[None]] = []
+
+    @app.after_startup
+    async def start_releasing() -> None:
+        releaser.append(asyncio.create_task(release_due()))
+
+    @app.on_shutdown
+    async def stop_releasing() -> None:
+        for task in releaser:
+            task.cancel()
 
     @app.on_startup
     async def start_adapters() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from buurtalert.shared.models import (
     Author,
@@ -14,6 +14,7 @@ from buurtalert.shared.models import (
     ProviderRef,
     Role,
     SourceChannel,
+    TargetArea,
     stable_id,
     utcnow,
 )
@@ -33,12 +34,25 @@ class WebReport(BaseModel):
         max_length=128,
         description="The client's id for this report; posting it again is harmless",
     )
-    group: str = Field(min_length=1, max_length=128, description="Directory id of the reporter's group")
+    group: str | None = Field(
+        default=None, min_length=1, max_length=128, description="Directory id of the reporter's group"
+    )
     reporter: str = Field(min_length=3, max_length=254, description="Phone number or email address")
     text: str = Field(min_length=1, max_length=4096)
     location: Location | None = None
     category: str | None = Field(default=None, max_length=64)
     sent_at: datetime | None = None
+    target: TargetArea | None = Field(default=None, description="Authority alerts: the area they are for")
+    forward_to: tuple[str, ...] = Field(default=(), max_length=50, description="Doorzetten (coordinators)")
+    closes: str | None = Field(
+        default=None, max_length=128, description="The incident or message this closes"
+    )
+
+    @model_validator(mode="after")
+    def _addressed(self) -> WebReport:
+        if self.group is None and self.target is None:
+            raise ValueError("a report needs a group, or (for an authority alert) a target area")
+        return self
 
 
 class InvalidReport(ValueError):
@@ -80,6 +94,9 @@ def normalise(
         text=report.text,
         location=report.location,
         category=report.category,
+        target=report.target,
+        forward_to=report.forward_to,
+        closes=report.closes,
         sent_at=report.sent_at or received,
         received_at=received,
         raw_ref=raw_id(body),

@@ -29,7 +29,8 @@ def tokenise(text: str) -> list[Token]:
 
 
 def _phrases(*items: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(item.split()) for item in items)
+    """Word lists as token sequences, tokenised like the texts they are matched against."""
+    return tuple(tuple(t.text for t in tokenise(item)) for item in items)
 
 
 REACTIONS = frozenset(
@@ -92,28 +93,17 @@ VIGILANTISM = _phrases(
     "opwachten",
     "een lesje",
 )
-ETHNICITY = _phrases(
-    "donker",
-    "donkere",
-    "getint",
-    "getinte",
-    "allochtoon",
-    "allochtone",
-    "buitenlander",
-    "buitenlands",
-    "marokkaan",
-    "marokkaans",
-    "turk",
-    "turks",
-    "roma",
-    "zigeuner",
-    "zigeuners",
-    "zwarte",
-    "oost-europeaan",
-    "pool",
-    "polen",
-    "noord-afrikaans",
-    "arabisch",
+# Skin colour words describe a person only next to a person noun ("zwarte man"),
+# not a thing ("zwarte scooter"); origin words describe a person on their own.
+_COLOUR_WORDS = ("donker", "donkere", "getint", "getinte", "zwart", "zwarte", "bruin", "bruine", "gekleurde")
+_PERSON_NOUNS = ("man", "mannen", "vrouw", "vrouwen", "jongen", "jongens", "meisje", "meisjes", "persoon",
+                 "personen", "type", "types", "kerel", "gast", "gasten", "jongeman", "jongemannen")
+ETHNICITY = (
+    *((colour, noun) for colour in _COLOUR_WORDS for noun in _PERSON_NOUNS),
+    *_phrases("allochtoon", "allochtone", "allochtonen", "buitenlander", "buitenlanders", "buitenlandse",
+              "marokkaan", "marokkanen", "marokkaanse", "turk", "turken", "turkse", "roma", "zigeuner",
+              "zigeuners", "oost-europeaan", "oosteuropeanen", "noord-afrikaan", "noord-afrikaanse",
+              "arabier", "arabieren", "afrikaan", "afrikaanse", "antilliaan", "surinamer"),
 )
 DETAILS = _phrases(
     "jas",

@@ -1,17 +1,53 @@
-"""The directory of groups: loaded from a YAML file per municipality, kept in MongoDB."""
+"""The directory: a municipality's districts, groups, members, cross-border
+agreements and escalation targets. One YAML file per municipality, validated with
+errors that name the line, stored in MongoDB (``directories``, one document each).
+
+Members are kept pseudonymised: the YAML may hold a member's phone number or
+email address, which is replaced by its keyed hash on loading, unless the member
+opted in to one-to-one delivery, where the channel needs the address itself.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pymongo.asynchronous.database import AsyncDatabase
 
+from buurtalert.shared.models import Role
+from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.yamlfile import load_yaml
 
 Document = dict[str, Any]
+Slug = str
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmergencyNumbers(Strict):
+    urgent: str = "112"
+    non_urgent: str
+
+
+class Municipality(Strict):
+    id: Slug = Field(pattern=r"^[a-z0-9-]+$")
+    name: str
+    country: Literal["NL", "BE"]
+    emergency: EmergencyNumbers
+    timezone: str = "Europe/Amsterdam"
+
+
+class District(Strict):
+    id: Slug = Field(pattern=r"^[a-z0-9-]+$")
+    name: str
+    neighbours: tuple[Slug, ...] = ()
+    geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON Polygon or MultiPolygon")
 
 
 class GroupKind(StrEnum):
@@ -19,29 +55,119 @@ class GroupKind(StrEnum):
     REGIEGROEP = "regiegroep"
 
 
-class Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class QuietHours(Strict):
+    start: time
+    end: time
 
-    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end  # across midnight
+
+
+class Group(Strict):
+    id: Slug = Field(pattern=r"^[a-z0-9-]+$")
     name: str
     kind: GroupKind
-    district: str
+    district: Slug
     channel: str = Field(description="The channel adapter that reaches this group")
-    address: str = Field(description="The channel address: a list address, a WhatsApp group id")
+    address: str = Field(description="A list address, a WhatsApp group id, a Page id, a webhook URL")
+    max_per_hour: int | None = Field(default=None, ge=1, description="Non-urgent deliveries per hour")
+    quiet_hours: QuietHours | None = None
 
 
-class Directory(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    municipality: str
-    groups: tuple[Group, ...]
+class Member(Strict):
+    id: Slug
+    groups: tuple[Slug, ...]
+    role: Role = Role.RESIDENT
+    pseudonym: str | None = None
+    address: str | None = Field(default=None, description="Phone or email; pseudonymised on loading")
+    consent_one_to_one: bool = False
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> Directory:
-        ids = [g.id for g in self.groups]
-        if dupes := sorted({i for i in ids if ids.count(i) > 1}):
-            raise ValueError(f"group ids must be unique; repeated: {', '.join(dupes)}")
+    def _identified(self) -> Member:
+        if self.pseudonym is None and self.address is None:
+            raise ValueError("a member needs an address or a pseudonym")
         return self
+
+
+class Agreement(Strict):
+    """A cross-border agreement with a partner municipality."""
+
+    partner: Slug
+    own_districts: tuple[Slug, ...]
+    partner_districts: tuple[Slug, ...]
+    categories: tuple[str, ...]
+    language: Literal["nl", "fr", "de", "en"] = "nl"
+    partner_emergency: EmergencyNumbers
+
+
+class EscalationTarget(Strict):
+    """Where issues that belong to the municipality or police go instead of the groups."""
+
+    categories: tuple[str, ...]
+    name: str
+    channel: str
+    address: str
+
+
+class Directory(Strict):
+    municipality: Municipality
+    districts: tuple[District, ...]
+    groups: tuple[Group, ...]
+    members: tuple[Member, ...] = ()
+    agreements: tuple[Agreement, ...] = ()
+    escalation: tuple[EscalationTarget, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Directory:
+        problems: list[str] = []
+        for kind, ids in (
+            ("district", [d.id for d in self.districts]),
+            ("group", [g.id for g in self.groups]),
+        ):
+            if repeated := sorted({i for i in ids if ids.count(i) > 1}):
+                problems.append(f"{kind} ids must be unique; repeated: {', '.join(repeated)}")
+        districts = {d.id for d in self.districts}
+        groups = {g.id for g in self.groups}
+        for d in self.districts:
+            if unknown := set(d.neighbours) - districts:
+                problems.append(f"district {d.id}: unknown neighbours {', '.join(sorted(unknown))}")
+        for g in self.groups:
+            if g.district not in districts:
+                problems.append(f"group {g.id}: unknown district {g.district}")
+        for m in self.members:
+            if unknown := set(m.groups) - groups:
+                problems.append(f"member {m.id}: unknown groups {', '.join(sorted(unknown))}")
+        for a in self.agreements:
+            if unknown := set(a.own_districts) - districts:
+                problems.append(f"agreement with {a.partner}: unknown districts {', '.join(sorted(unknown))}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def group(self, group_id: str) -> Group | None:
+        return next((g for g in self.groups if g.id == group_id), None)
+
+    def regiegroepen(self, district: str) -> list[Group]:
+        return [g for g in self.groups if g.kind is GroupKind.REGIEGROEP and g.district == district]
+
+    def district(self, district_id: str) -> District | None:
+        return next((d for d in self.districts if d.id == district_id), None)
+
+    def pseudonymised(self, key: SecretStr) -> Directory:
+        """The directory with every member's address replaced by its pseudonym, except
+        where the member consented to one-to-one delivery (the channel needs it)."""
+        members = tuple(
+            m.model_copy(
+                update={
+                    "pseudonym": m.pseudonym or pseudonymise(key, m.address or ""),
+                    "address": m.address if m.consent_one_to_one else None,
+                }
+            )
+            for m in self.members
+        )
+        return self.model_copy(update={"members": members})
 
 
 def load_directory(path: Path) -> Directory:
@@ -50,24 +176,25 @@ def load_directory(path: Path) -> Directory:
 
 
 async def store_directory(db: AsyncDatabase[Document], directory: Directory) -> int:
-    """Upsert every group; loading the same file twice changes nothing."""
-    for group in directory.groups:
-        await db.groups.replace_one(
-            {"_id": group.id},
-            {"_id": group.id, "municipality": directory.municipality, **group.model_dump(mode="json")},
-            upsert=True,
-        )
+    """Replace the municipality's directory; loading the same file twice changes nothing.
+
+    GeoJSON geometries are stored as JSON text: FerretDB v1 cannot store nested arrays."""
+    doc = directory.model_dump(mode="json")
+    for district in doc["districts"]:
+        if district["geometry"] is not None:
+            district["geometry"] = json.dumps(district["geometry"])
+    await db.directories.replace_one(
+        {"_id": directory.municipality.id}, {"_id": directory.municipality.id, **doc}, upsert=True
+    )
     return len(directory.groups)
 
 
-def group_from_document(doc: Document) -> Group:
-    return Group.model_validate({k: v for k, v in doc.items() if k not in ("_id", "municipality")})
-
-
-async def groups_for(db: AsyncDatabase[Document], municipality: str, group_id: str) -> list[Group]:
-    """The sender's group and every group of its district: what the rules need."""
-    sender = await db.groups.find_one({"_id": group_id, "municipality": municipality})
-    if sender is None:
-        return []
-    cursor = db.groups.find({"municipality": municipality, "district": sender["district"]})
-    return [group_from_document(doc) async for doc in cursor]
+async def fetch_directory(db: AsyncDatabase[Document], municipality: str) -> Directory | None:
+    doc = await db.directories.find_one({"_id": municipality})
+    if doc is None:
+        return None
+    doc.pop("_id")
+    for district in doc["districts"]:
+        if isinstance(district.get("geometry"), str):
+            district["geometry"] = json.loads(district["geometry"])
+    return Directory.model_validate(doc)

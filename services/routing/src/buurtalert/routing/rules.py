@@ -1,47 +1,204 @@
-"""Routing rules, free of I/O: a message and the groups around it in, deliveries out.
-Every delivery carries the chain of rules that chose it."""
+"""Routing rules, free of I/O: a moderated message and the directory in, deliveries
+out. Every delivery records the chain of rules that chose it, and the decision
+records every rule that fired.
+
+The wijkagent is reached through the regiegroep only: rules choose groups, never
+individual members.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from buurtalert.routing.directory import Group, GroupKind
-from buurtalert.shared.models import Delivery, Destination, ModeratedMessage
+from buurtalert.routing.area import districts_in
+from buurtalert.routing.directory import Directory, Group, GroupKind
+from buurtalert.shared.models import Decision, Delivery, Destination, ModeratedMessage, Role
+
+#: Categories that travel to the regiegroepen of adjacent districts.
+TRAVELLING_CATEGORIES = frozenset({"suspect_fleeing", "missing_person"})
+#: Categories that are urgent whatever moderation found.
+URGENT_CATEGORIES = frozenset({"suspect_fleeing", "missing_person", "police_alert", "burglary_in_progress"})
+#: Who may send an authority alert to an area, pass messages down, or close an incident.
+AUTHORITIES = frozenset({Role.WIJKAGENT, Role.AUTHORITY})
+COORDINATORS = frozenset({Role.COORDINATOR, Role.ADMIN, Role.WIJKAGENT})
 
 
 class UnknownGroup(LookupError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+@dataclass(frozen=True)
+class Context:
+    """What the rules need besides the message."""
+
+    directory: Directory
+    partners: Mapping[str, Directory] = field(default_factory=dict)
+    now: datetime = field(default_factory=lambda: datetime.now(ZoneInfo("UTC")))
+    #: Non-urgent deliveries per group id in the current hour (for rate limits).
+    recent: Mapping[str, int] = field(default_factory=dict)
+    #: Groups an incident reached, for a closing message: (municipality, group id).
+    incident_groups: tuple[tuple[str, str], ...] = ()
+    incident_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
     deliveries: tuple[Delivery, ...]
     rules: tuple[str, ...]
 
 
-def route(item: ModeratedMessage, groups: Sequence[Group]) -> Decision:
-    """Where a moderated message goes. ``groups`` holds the sender's group and the
-    groups of its district."""
+@dataclass
+class _Target:
+    group: Group
+    municipality: str
+    rules: list[str]
+    notice: str | None = None
+
+
+def is_urgent(item: ModeratedMessage) -> bool:
     message = item.message
-    by_id = {g.id: g for g in groups}
-    sender = by_id.get(message.group_id or "")
-    if sender is None:
-        raise UnknownGroup(f"group {message.group_id!r} is not in the directory of {message.municipality}")
-    if sender.kind is GroupKind.BUURTGROEP:
-        rule = "buurtgroep_to_regiegroep"
-        targets = [g for g in groups if g.kind is GroupKind.REGIEGROEP and g.district == sender.district]
-    else:
-        # Passing a message down ("doorzetten") is a coordinator's explicit act, not automatic.
-        return Decision(deliveries=(), rules=("regiegroep_message_stays",))
-    deliveries = tuple(
-        Delivery.for_destination(
-            message,
-            Destination(group_id=g.id, channel=g.channel, address=g.address, label=g.name),
-            (rule,),
-            saar_reminder=item.moderation.saar_reminder,
-        )
-        for g in targets
-        if g.id != sender.id
+    return (
+        any(r.code == "urgent_112" for r in item.moderation.reasons)
+        or message.category in URGENT_CATEGORIES
+        or (message.author.role in AUTHORITIES and message.target is not None)
     )
-    return Decision(deliveries=deliveries, rules=(rule,) if deliveries else (rule, "no_regiegroep"))
+
+
+def route(item: ModeratedMessage, ctx: Context) -> Route:
+    """Where a moderated message goes, and why."""
+    if item.moderation.decision is not Decision.FORWARD:
+        return Route((), ("not_approved",))
+    message, directory = item.message, ctx.directory
+    own = directory.municipality.id
+    fired: list[str] = []
+    targets: dict[tuple[str, str], _Target] = {}
+    sender = directory.group(message.group_id) if message.group_id else None
+    if message.group_id and sender is None:
+        raise UnknownGroup(f"group {message.group_id!r} is not in the directory of {own}")
+
+    def add(group: Group, rule: str, municipality: str = own, notice: str | None = None) -> None:
+        key = (municipality, group.id)
+        if sender is not None and key == (own, sender.id):
+            fired.append("never_back_to_sender")
+            return
+        if key in targets:
+            targets[key].rules.append(rule)
+        else:
+            targets[key] = _Target(group, municipality, [rule], notice)
+        if rule not in fired:
+            fired.append(rule)
+
+    escalation = next((e for e in directory.escalation if message.category in e.categories), None)
+    if escalation is not None:
+        destination = Destination(
+            group_id=f"escalation:{escalation.name}",
+            municipality=own,
+            channel=escalation.channel,
+            address=escalation.address,
+            label=escalation.name,
+        )
+        delivery = Delivery.for_destination(message, destination, ("municipal_escalation",))
+        return Route((delivery,), ("municipal_escalation",))
+
+    if message.closes is not None and message.author.role in AUTHORITIES | COORDINATORS:
+        for municipality, group_id in ctx.incident_groups:
+            found = ctx.partners.get(municipality) if municipality != own else directory
+            group = found.group(group_id) if found else None
+            if group is not None:
+                add(group, "incident_closing", municipality)
+
+    if message.target is not None and message.author.role in AUTHORITIES:
+        districts, notes = districts_in(message.target, directory)
+        fired.extend(notes)
+        for group in directory.groups:
+            if group.district in districts:
+                add(group, "authority_alert_area")
+
+    if sender is not None:
+        if sender.kind is GroupKind.BUURTGROEP:
+            for group in directory.regiegroepen(sender.district):
+                add(group, "buurtgroep_to_regiegroep")
+        elif message.forward_to:
+            if message.author.role not in COORDINATORS:
+                fired.append("doorzetten_refused:not_a_coordinator")
+            else:
+                for group_id in message.forward_to:
+                    group = directory.group(group_id)
+                    if (
+                        group is None
+                        or group.district != sender.district
+                        or group.kind is not GroupKind.BUURTGROEP
+                    ):
+                        fired.append(f"doorzetten_refused:{group_id}")
+                    else:
+                        add(group, "doorzetten")
+        if message.category in TRAVELLING_CATEGORIES:
+            district = directory.district(sender.district)
+            for neighbour in district.neighbours if district else ():
+                for group in directory.regiegroepen(neighbour):
+                    add(group, "travelling_to_adjacent_district")
+        for agreement in directory.agreements:
+            if sender.district not in agreement.own_districts or message.category not in agreement.categories:
+                continue
+            partner = ctx.partners.get(agreement.partner)
+            if partner is None:
+                fired.append(f"cross_border_partner_unknown:{agreement.partner}")
+                continue
+            numbers = agreement.partner_emergency
+            notice = (
+                f"Melding uit {directory.municipality.name} ({directory.municipality.country}). "
+                f"Aan deze kant: bij spoed {numbers.urgent}, zonder spoed {numbers.non_urgent}."
+            )
+            for district_id in agreement.partner_districts:
+                for group in partner.regiegroepen(district_id):
+                    add(group, "cross_border", agreement.partner, notice)
+
+    urgent = is_urgent(item)
+    deliveries = []
+    for target in targets.values():
+        rules = list(target.rules)
+        deliver_after = None if urgent else _held_until(target.group, ctx, rules, directory)
+        deliveries.append(
+            Delivery.for_destination(
+                message,
+                Destination(
+                    group_id=target.group.id,
+                    municipality=target.municipality,
+                    channel=target.group.channel,
+                    address=target.group.address,
+                    label=target.group.name,
+                ),
+                tuple(rules),
+                saar_reminder=item.moderation.saar_reminder,
+                notice=target.notice,
+                incident_id=ctx.incident_id,
+                deliver_after=deliver_after,
+            )
+        )
+    if not deliveries:
+        fired.append("no_destination")
+    return Route(tuple(deliveries), tuple(fired))
+
+
+def _held_until(group: Group, ctx: Context, rules: list[str], directory: Directory) -> datetime | None:
+    """When a non-urgent delivery to ``group`` may go: after quiet hours, or after the
+    current hour if the group's rate limit is reached; None for now."""
+    held: datetime | None = None
+    if group.quiet_hours is not None:
+        local = ctx.now.astimezone(ZoneInfo(directory.municipality.timezone))
+        if group.quiet_hours.contains(local.time()):
+            end = local.replace(
+                hour=group.quiet_hours.end.hour, minute=group.quiet_hours.end.minute, second=0, microsecond=0
+            )
+            if end <= local:
+                end += timedelta(days=1)
+            held = end.astimezone(ZoneInfo("UTC"))
+            rules.append("quiet_hours")
+    if group.max_per_hour is not None and ctx.recent.get(group.id, 0) >= group.max_per_hour:
+        next_hour = ctx.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        held = max(held, next_hour) if held else next_hour
+        rules.append("rate_limited")
+    return held

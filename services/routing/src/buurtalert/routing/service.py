@@ -2,18 +2,60 @@
 
 from __future__ import annotations
 
-from faststream import FastStream
+import time
+from datetime import datetime
+from typing import Any
 
-from buurtalert.routing.directory import groups_for
-from buurtalert.routing.rules import UnknownGroup, route
+from faststream import FastStream
+from pymongo.asynchronous.database import AsyncDatabase
+
+from buurtalert.routing.directory import Directory, fetch_directory
+from buurtalert.routing.incidents import Incidents
+from buurtalert.routing.rules import Context, UnknownGroup, is_urgent, route
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
-from buurtalert.shared.models import ModeratedMessage
-from buurtalert.shared.mongo import Audit, ensure_indexes, mongo_client
+from buurtalert.shared.models import ModeratedMessage, utcnow
+from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import DELIVERY_TOPICS, MESSAGES_APPROVED, ROUTING
 
 log = get_logger(__name__)
+
+
+class Directories:
+    """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that)."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], ttl: float = 10.0) -> None:
+        self._db, self._ttl = db, ttl
+        self._cache: dict[str, tuple[float, Directory | None]] = {}
+
+    async def get(self, municipality: str) -> Directory | None:
+        cached = self._cache.get(municipality)
+        if cached is None or time.monotonic() - cached[0] > self._ttl:
+            cached = (time.monotonic(), await fetch_directory(self._db, municipality))
+            self._cache[municipality] = cached
+        return cached[1]
+
+
+class GroupRates:
+    """Non-urgent deliveries per group and hour, counted idempotently by delivery id."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._rates = db.group_rates
+
+    @staticmethod
+    def _key(group_id: str, at: datetime) -> str:
+        return f"{group_id}:{at:%Y%m%d%H}"
+
+    async def counts(self, group_ids: list[str], at: datetime) -> dict[str, int]:
+        keys = {self._key(g, at): g for g in group_ids}
+        cursor = self._rates.find({"_id": {"$in": list(keys)}})
+        return {keys[doc["_id"]]: len(doc["deliveries"]) async for doc in cursor}
+
+    async def count(self, group_id: str, delivery_id: str, at: datetime) -> None:
+        await self._rates.update_one(
+            {"_id": self._key(group_id, at)}, {"$addToSet": {"deliveries": delivery_id}}, upsert=True
+        )
 
 
 def create_app(settings: Settings) -> FastStream:
@@ -21,6 +63,9 @@ def create_app(settings: Settings) -> FastStream:
     reliable = Reliable(broker, settings, ROUTING)
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
+    directories = Directories(db)
+    incidents = Incidents(db)
+    rates = GroupRates(db)
     publishers = {
         channel: topic_publisher(broker, settings, topic) for channel, topic in DELIVERY_TOPICS.items()
     }
@@ -29,39 +74,73 @@ def create_app(settings: Settings) -> FastStream:
     async def route_message(item: ModeratedMessage) -> None:
         message = item.message
         with bound(message_id=message.id):
-            groups = await groups_for(db, message.municipality, message.group_id or "")
+            directory = await directories.get(message.municipality)
+            if directory is None:
+                raise PermanentError(f"no directory for municipality {message.municipality!r}")
+            partners = {
+                a.partner: found for a in directory.agreements if (found := await directories.get(a.partner))
+            }
+            sender = directory.group(message.group_id) if message.group_id else None
+            district = sender.district if sender else None
+            now = utcnow()
+            closing = await incidents.containing(message.closes) if message.closes else None
+            incident = closing or await incidents.attach(message, district, directory)
+            limited = [g.id for g in directory.groups if g.max_per_hour]
+            context = Context(
+                directory=directory,
+                partners=partners,
+                now=now,
+                recent=await rates.counts(limited, now) if limited else {},
+                incident_groups=closing.groups if closing else (),
+                incident_id=incident.id,
+            )
             try:
-                decision = route(item, groups)
+                decision = route(item, context)
             except UnknownGroup as exc:
                 raise PermanentError(str(exc)) from exc
+            urgent = is_urgent(item)
             for delivery in decision.deliveries:
                 publisher = publishers.get(delivery.destination.channel)
                 if publisher is None:
                     raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
                 await reliable.publish(publisher, delivery, key=delivery.destination.group_id.encode())
+                if not urgent and delivery.deliver_after is None and delivery.destination.group_id in limited:
+                    await rates.count(delivery.destination.group_id, delivery.id, now)
+            await incidents.reached(
+                incident.id,
+                [
+                    (d.destination.municipality or message.municipality, d.destination.group_id)
+                    for d in decision.deliveries
+                ],
+            )
+            if closing is not None:
+                await incidents.close(closing.id, message.id, now)
             await audit.record(
                 message.id,
                 ROUTING,
                 {
                     "rules": list(decision.rules),
+                    "incident_id": incident.id,
                     "deliveries": [
                         {
                             "id": d.id,
                             "group_id": d.destination.group_id,
+                            "municipality": d.destination.municipality,
                             "channel": d.destination.channel,
                             "rules": list(d.rules),
+                            "deliver_after": d.deliver_after.isoformat() if d.deliver_after else None,
                         }
                         for d in decision.deliveries
                     ],
                 },
             )
-            log.info("routed", deliveries=len(decision.deliveries), rules=list(decision.rules))
+            log.info(
+                "routed",
+                deliveries=len(decision.deliveries),
+                rules=list(decision.rules),
+                incident_id=incident.id,
+            )
 
     app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)
-
-    @app.on_startup
-    async def indexes() -> None:
-        await ensure_indexes(db)
-
     return app
