@@ -1,0 +1,63 @@
+"""Loading a directory into the database: validated, pseudonymised, idempotent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from buurtalert.routing.directory import fetch_directory
+from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.testing import settings_environment
+
+BIN = str(Path(sys.executable).parent / "buurtalert")
+DEMO = Path(__file__).parents[2] / "deploy" / "demo"
+
+
+def _load(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **settings_environment(settings),
+        "BUURTALERT_MUNICIPALITY_FILE": str(DEMO / "weert" / "municipality.yaml"),
+    }
+    return subprocess.run(
+        [BIN, "directory", "load", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_loaded_directory_keeps_pseudonyms_and_only_consented_addresses(settings: Settings) -> None:
+    """Members are stored by pseudonym; an address is kept only for one-to-one consent."""
+    first = _load(settings, str(DEMO / "weert" / "directory.yaml"))
+    again = _load(settings, str(DEMO / "weert" / "directory.yaml"))
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    client = mongo_client(settings)
+    try:
+        db = client[settings.database]
+        stored = await fetch_directory(db, "weert-demo")
+        assert await db.directories.count_documents({}) == 1  # loading twice changed nothing
+        raw = str(await db.directories.find_one({"_id": "weert-demo"}))
+    finally:
+        await client.close()
+    assert stored is not None
+    members = {m.id: m for m in stored.members}
+    assert all(m.pseudonym and m.pseudonym.startswith("p_") for m in members.values())
+    assert members["wijkagent-boshoven"].address is None
+    assert members["coordinator-noord"].address == "+31 6 00000002"  # consented to one-to-one delivery
+    assert "00000001" not in raw and "bewoner1@example.test" not in raw
+    assert stored.district("boshoven").geometry["type"] == "Polygon"  # type: ignore[union-attr]
+
+
+async def test_loading_with_another_municipalitys_key_is_refused(settings: Settings) -> None:
+    """Bocholt's directory with Weert's key would mix pseudonyms: refused, exit 2."""
+    result = _load(settings, str(DEMO / "bocholt" / "directory.yaml"))
+    assert result.returncode == 2
+    assert "--municipality-file" in result.stderr
+    ok = _load(
+        settings,
+        str(DEMO / "bocholt" / "directory.yaml"),
+        "--municipality-file",
+        str(DEMO / "bocholt" / "municipality.yaml"),
+    )
+    assert ok.returncode == 0, ok.stderr
