@@ -25,6 +25,8 @@ $(UV):
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 	$(UV) sync --frozen --all-packages --python python3
+	@echo "building deduce's lookup tables (a minute or two, once per environment)"
+	$(BIN)/python -c "from deduce import Deduce; Deduce()" 2>&1 | grep -v "^INFO" || true
 	touch $@
 
 env: $(VENV)/.synced ## Create the Python environment (.venv) from uv.lock

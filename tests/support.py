@@ -54,6 +54,14 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait(5)
 
+    async def started(self, timeout: float = 120.0) -> None:
+        """Wait until the service says it started (its subscribers consume from then on)."""
+        await eventually(
+            lambda: "started successfully" in self.log() or "Application startup complete" in self.log(),
+            timeout=timeout,
+            what=f"{self.name} to start",
+        )
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -48,6 +48,8 @@ async def system(
     running = System(settings, mailbox, services)
     try:
         await wait_http(f"http://127.0.0.1:{settings.http_port}/health")
+        for process in services.values():
+            await process.started()
         yield running
     finally:
         for process in services.values():

@@ -143,7 +143,8 @@ class ModerationResult(Record):
     message_id: str
     decision: Decision
     reasons: tuple[Reason, ...] = ()
-    explanation: str = ""
+    explanation: str = Field(default="", description="For the author, in Dutch")
+    explanation_en: str = Field(default="", description="The same in English")
     saar_reminder: bool = False
     policy_version: str
     decided_at: datetime = Field(default_factory=utcnow)

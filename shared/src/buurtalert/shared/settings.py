@@ -56,7 +56,9 @@ class Municipality(BaseModel):
     name: str
     country: Literal["NL", "BE"]
     pseudonym_key: SecretStr = Field(min_length=16)
-    policy_version: str = "skeleton-1"
+    moderation_policy: Path | None = Field(
+        default=None, description="The moderation policy file; None for the country's default"
+    )
     api_clients: tuple[ApiClient, ...] = ()
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Configuration per channel adapter name"

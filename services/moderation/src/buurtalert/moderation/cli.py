@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import IO
 
 import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from buurtalert.moderation.rules import decide
+from buurtalert.moderation.policy import default_policy, load_policy
+from buurtalert.moderation.rules import Scorer
 from buurtalert.shared.models import Role
+from buurtalert.shared.yamlfile import ConfigFileError
 
 
 class _Line(BaseModel):
@@ -25,13 +28,27 @@ class _Line(BaseModel):
 
 @click.command()
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--policy-version", default="skeleton-1", show_default=True)
-def moderate(source: IO[str], policy_version: str) -> None:
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A municipality's moderation policy file (default: the country's).",
+)
+@click.option("--country", type=click.Choice(["NL", "BE"]), default="NL", show_default=True)
+def moderate(source: IO[str], policy_path: Path | None, country: str) -> None:
     """Moderate JSON Lines from SOURCE (a file, or - for standard input).
 
-    Each line needs "id" and "text"; one JSON result per line is written to
-    standard output. Malformed lines are reported on standard error and the
-    command exits with status 2 after the valid lines are processed."""
+    Each line needs "id" and "text" (optional "channel", "municipality",
+    "author_role"); one JSON result per line is written to standard output.
+    Malformed lines are reported on standard error and the command exits with
+    status 2 after the valid lines are processed."""
+    try:
+        policy = load_policy(policy_path) if policy_path else default_policy(country)
+    except ConfigFileError as exc:
+        click.echo(f"invalid policy: {exc}", err=True)
+        sys.exit(2)
+    scorer = Scorer(policy)
     bad = 0
     for number, line in enumerate(source, start=1):
         if not line.strip():
@@ -44,7 +61,7 @@ def moderate(source: IO[str], policy_version: str) -> None:
             where = ".".join(str(p) for p in first["loc"]) or "line"
             click.echo(f"line {number}: {where}: {first['msg']}", err=True)
             continue
-        result = decide(item.id, item.text, author_role=item.author_role, policy_version=policy_version)
+        result = scorer.decide(item.id, item.text, author_role=item.author_role)
         click.echo(
             json.dumps(
                 {

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from faststream import FastStream
 
-from buurtalert.moderation.rules import decide
+from buurtalert.moderation.policy import default_policy, load_policy
+from buurtalert.moderation.rules import PRIVACY, Scorer
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage
@@ -23,6 +26,12 @@ log = get_logger(__name__)
 
 def create_app(settings: Settings) -> FastStream:
     municipality = load_municipality(settings.municipality_file)
+    policy = (
+        load_policy(municipality.moderation_policy)
+        if municipality.moderation_policy
+        else default_policy(municipality.country)
+    )
+    scorer = Scorer(policy)
     broker = create_broker(settings, MODERATION)
     reliable = Reliable(broker, settings, MODERATION)
     db = mongo_client(settings)[settings.database]
@@ -39,11 +48,8 @@ def create_app(settings: Settings) -> FastStream:
     @reliable.subscriber(MESSAGES_INBOUND)
     async def moderate(message: InboundMessage) -> None:
         with bound(message_id=message.id):
-            result = decide(
-                message.id,
-                message.text,
-                author_role=message.author.role,
-                policy_version=municipality.policy_version,
+            result = scorer.decide(
+                message.id, message.text, author_role=message.author.role, media=message.media
             )
             await reliable.publish(
                 outputs[result.decision],
@@ -55,4 +61,9 @@ def create_app(settings: Settings) -> FastStream:
 
     app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)
+
+    @app.on_startup
+    async def load_privacy_detector() -> None:
+        await asyncio.to_thread(PRIVACY.load)
+
     return app
