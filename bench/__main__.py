@@ -133,6 +133,38 @@ async def faststream_hop(settings: Settings, payloads: list[bytes]) -> float:
     return len(payloads) / elapsed
 
 
+def moderation_throughput(repeat: int = 60) -> dict[str, float]:
+    """Messages per second on one core: the full decision (word lists, deduce, policy)
+    against a baseline that only tokenises the same texts, the floor of any scoring."""
+    from buurtalert.moderation.rules import PRIVACY, scorer_for, tokenise
+
+    texts = [
+        json.loads(line)["text"]
+        for name in ("corpus.jsonl", "holdout.jsonl")
+        for line in Path("tests/moderation", name).read_text(encoding="utf-8").splitlines()
+    ] * repeat
+    scorer = scorer_for()
+    PRIVACY.load()
+    start = time.perf_counter()
+    for text in texts:
+        tokenise(text)
+    baseline = len(texts) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for n, text in enumerate(texts):
+        scorer.decide(str(n), text)
+    ours = len(texts) / (time.perf_counter() - start)
+    print(f"moderation, {len(texts)} messages on one core")
+    print(f"  baseline tokenise only                : {baseline:10.0f} msg/s")
+    print(f"  full decision (rules, deduce, policy) : {ours:10.0f} msg/s   (goal: 2000)")
+    print(f"  ratio decision / tokenise             : {ours / baseline:10.3f}")
+    return {
+        "messages": len(texts),
+        "tokenise_per_s": round(baseline),
+        "decide_per_s": round(ours),
+        "ratio_decide_to_tokenise": round(ours / baseline, 4),
+    }
+
+
 async def main(count: int) -> dict[str, object]:
     infra = provide_infrastructure()
     settings = isolated_settings(infra)
@@ -141,7 +173,7 @@ async def main(count: int) -> dict[str, object]:
     print(f"kafka throughput, {count} messages of {size} bytes, {PARTITIONS} partitions ({infra.origin})")
     raw = await raw_produce_consume(settings, payloads)
     ours = await faststream_hop(settings, payloads)
-    results = {
+    results: dict[str, object] = {
         "kafka": {
             "messages": count,
             "raw_aiokafka_produce_consume_per_s": round(raw),
@@ -153,6 +185,7 @@ async def main(count: int) -> dict[str, object]:
     print(f"  one FastStream hop of ours            : {ours:10.0f} msg/s")
     print(f"  ratio hop / raw                       : {ours / raw:10.3f}")
     infra.stop()
+    results["moderation"] = moderation_throughput()
     return results
 
 

@@ -32,8 +32,10 @@ PLATE = re.compile(
     r"|[A-Z]{2}-?\d{3}-?[A-Z]|[A-Z]-?\d{3}-?[A-Z]{2}|[A-Z]{3}-?\d{2}-?[A-Z]|\d-?[A-Z]{2}-?\d{3}"
     r"|[1-9]-?[A-Z]{3}-?\d{3})\b"
 )
+SERVICE_NUMBER = re.compile(r"^(?:0800|0900|112|101)")
 PHONE = re.compile(r"(?<![\d-])(?:\+31|0031|\+32|0032|0)\s?[1-9](?:[\s-]?\d){7,8}(?!\d)")
 
+SHORT = 6  # tokens: a message this short with a thank-you or approval is a reaction
 NOISE = frozenset({"reaction_only", "off_topic", "joke", "chain_message"})
 ALERTS = frozenset({"urgent_112", "suspicious_situation", "missing_person", "police_alert"})
 AUTHORITIES = frozenset({Role.WIJKAGENT, Role.AUTHORITY})
@@ -205,8 +207,14 @@ class Scorer:
         if authority:
             add("police_alert", (), 0.9)
         else:
+            short_reaction = (
+                len(tokens) <= SHORT
+                and bool(hits.get("reaction_core"))
+                and not any(hits.get(c) for c in ALERTS)
+            )
             if tokens and (
                 EMOJI_ONLY.match(text)
+                or short_reaction
                 or all(t.text in self.reactions or _EMOJI.fullmatch(t.text) for t in tokens)
             ):
                 add("reaction_only", (), 1.0)
@@ -235,16 +243,18 @@ class Scorer:
         return reasons, bool(hits.get("police_called"))
 
     def _privacy(self, text: str, hits: Mapping[str, list[Span]], media: Sequence[MediaRef]) -> list[Span]:
-        accusing = bool(hits.get("accusation"))
-        spans = [Span(start=m.start(), end=m.end(), text="phone") for m in PHONE.finditer(text)]
+        """Personal data that must not be spread: a private phone number always; a name,
+        an address or a licence plate together with an accusation; photos of people
+        in a report about a person."""
         found = PRIVACY.find(text)
-        spans += found.get("name", [])
-        spans += [s for s in found.get("phone", []) if not any(p.start <= s.start < p.end for p in spans)]
-        if accusing:
-            spans += found.get("address", [])
+        phones = [Span(start=m.start(), end=m.end(), text="phone") for m in PHONE.finditer(text)]
+        phones += [s for s in found.get("phone", []) if not any(p.start <= s.start < p.end for p in phones)]
+        spans = [s for s in phones if not SERVICE_NUMBER.match(text[s.start : s.end])]
+        if hits.get("accusation"):
+            spans += found.get("name", []) + found.get("address", [])
             spans += [Span(start=m.start(), end=m.end(), text="plate") for m in PLATE.finditer(text)]
         photos = [m for m in media if m.kind in ("image", "video")]
-        if photos and (hits.get("ethnicity") or accusing or hits.get("suspicious_situation")):
+        if photos and (hits.get("ethnicity") or hits.get("accusation") or hits.get("suspicious_situation")):
             spans.append(Span(start=0, end=0, text="photo"))
         return sorted(spans, key=lambda s: s.start)
 
