@@ -95,3 +95,59 @@ async def test_rejected_message_is_not_delivered(system: System) -> None:
     assert [r["code"] for r in rejected["moderation"]["reasons"]] == ["reaction_only"]
     assert "alleen voor meldingen" in rejected["moderation"]["explanation"]
     assert system.mailbox.mailbox.snapshot() == []
+
+
+async def test_repeated_rejections_warn_and_then_propose_removal(system: System) -> None:
+    """The second rejection of one reporter carries a warning; the third proposes removal to the admin."""
+    async with httpx.AsyncClient() as http:
+        for n, text in enumerate(("Bedankt!", "Wie heeft mijn kat gezien?", "Te koop: fiets")):
+            response = await http.post(
+                system.reports_url, headers=TOKEN, json={**REPORT, "report_id": f"r-strike-{n}", "text": text}
+            )
+            assert response.status_code == 202
+    rejected = await read_topic(system.settings, "messages.rejected", 3)
+    by_text = {r["message"]["text"]: r["moderation"] for r in rejected}
+    assert by_text["Bedankt!"]["strikes"] == 1
+    assert "waarschuwing" in by_text["Wie heeft mijn kat gezien?"]["explanation"]
+    [proposal] = await read_topic(system.settings, "moderation.proposals", 1)
+    assert proposal["strikes"] == 3 and proposal["group_id"] == "boshoven-noord"
+    assert proposal["member"].startswith("p_") and "11122233" not in str(proposal)
+
+
+async def test_rejected_author_gets_a_friendly_explanation_naming_the_rule(system: System) -> None:
+    """A reporter known by email hears, in Dutch and English, why the message was not forwarded."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            system.reports_url,
+            headers=TOKEN,
+            json={
+                **REPORT,
+                "report_id": "r-pet",
+                "reporter": "Buurman@Example.test",
+                "text": "Onze kat Minoes is weggelopen, wie heeft haar gezien?",
+            },
+        )
+    assert response.status_code == 202
+    [mail] = await eventually(lambda: system.mailbox.mailbox.snapshot(), what="the explanation")
+    assert mail["To"] == "Buurman@Example.test"
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "niet doorgestuurd" in body and "huisdieren" in body and "not forwarded" in body
+    assert "Minoes" in body  # the author's own message, quoted back to the author only
+    await asyncio.sleep(1.0)
+    assert len(system.mailbox.mailbox.snapshot()) == 1  # and no group received it
+
+
+async def test_profiling_report_is_held_for_review_with_its_reasons(system: System) -> None:
+    """'Donkere man loopt door de straat' goes to the review topic with reason and spans, not to a group."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            system.reports_url,
+            headers=TOKEN,
+            json={**REPORT, "report_id": "r-profiling", "text": "Donkere man loopt door de straat"},
+        )
+    assert response.status_code == 202
+    [held] = await read_topic(system.settings, "moderation.review", 1)
+    [reason] = held["moderation"]["reasons"]
+    assert reason["code"] == "discrimination" and reason["spans"][0]["text"] == "donkere man"
+    assert held["moderation"]["policy_version"].startswith("nl-")
+    assert system.mailbox.mailbox.snapshot() == []

@@ -146,8 +146,22 @@ class ModerationResult(Record):
     explanation: str = Field(default="", description="For the author, in Dutch")
     explanation_en: str = Field(default="", description="The same in English")
     saar_reminder: bool = False
+    strikes: int | None = Field(default=None, description="The author's live strikes after this rejection")
     policy_version: str
     decided_at: datetime = Field(default_factory=utcnow)
+
+
+class RemovalProposal(Record):
+    """Moderation proposes to a group's admin to remove a member; the admin decides."""
+
+    id: str
+    municipality: str
+    group_id: str | None
+    member: str = Field(description="The member's pseudonym")
+    strikes: int
+    message_ids: tuple[str, ...] = Field(description="The rejected message that reached the threshold")
+    reasons: tuple[str, ...]
+    proposed_at: datetime = Field(default_factory=utcnow)
 
 
 class ModeratedMessage(Record):
@@ -177,6 +191,7 @@ class Delivery(Record):
     rules: tuple[str, ...] = Field(description="The chain of routing rules that chose this destination")
     saar_reminder: bool = False
     notice: str | None = Field(default=None, description="A line added for the recipients (origin, numbers)")
+    subject: str | None = Field(default=None, description="A subject line, where the channel has one")
     incident_id: str | None = None
     deliver_after: datetime | None = Field(default=None, description="Quiet hours or a rate limit hold it")
     created_at: datetime = Field(default_factory=utcnow)

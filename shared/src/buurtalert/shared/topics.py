@@ -18,6 +18,7 @@ from buurtalert.shared.models import (
     InboundMessage,
     ModeratedMessage,
     Quarantined,
+    RemovalProposal,
 )
 
 INGEST = "ingest"
@@ -78,9 +79,17 @@ MESSAGES_REJECTED = Topic(
     "messages.rejected",
     ModeratedMessage,
     MODERATION,
-    (),
+    (CHANNELS,),
     "group_id (else message id)",
-    "Rejected messages, with the rule that rejected them.",
+    "Rejected messages, with the rule that rejected them; channels explains it to the author.",
+)
+MODERATION_PROPOSALS = Topic(
+    "moderation.proposals",
+    RemovalProposal,
+    MODERATION,
+    (REVIEW_UI,),
+    "group id",
+    "Proposals to a group's admin to remove a member after repeated rejections.",
 )
 DELIVERIES_EMAIL = Topic(
     "deliveries.email",
@@ -133,6 +142,7 @@ TOPICS: tuple[Topic, ...] = (
     MESSAGES_APPROVED,
     MODERATION_REVIEW,
     MESSAGES_REJECTED,
+    MODERATION_PROPOSALS,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
     *(retry_topic(s) for s in (MODERATION, ROUTING, CHANNELS)),

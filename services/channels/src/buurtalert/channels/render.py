@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buurtalert.shared.models import Delivery
+from buurtalert.shared.models import Delivery, ModeratedMessage
 
 SAAR_REMINDER_NL = "SAAR: bel bij spoed eerst 112 en meld daarna in de groep dat 112 is gebeld."
 ELLIPSIS = "…"
@@ -23,3 +23,15 @@ def render(delivery: Delivery, max_length: int) -> str:
     if len(body) > room:
         body = body[: max(room - len(ELLIPSIS), 0)] + ELLIPSIS
     return (body + tail)[:max_length]
+
+
+def render_feedback(item: ModeratedMessage) -> str:
+    """The friendly explanation an author gets when their message was not forwarded:
+    Dutch first, English after; it quotes the message so the author knows which one."""
+    moderation = item.moderation
+    return (
+        "Je bericht is niet doorgestuurd naar de buurtpreventiegroep.\n\n"
+        f"{moderation.explanation}\n\nJe bericht: \u201c{item.message.text}\u201d\n\n"
+        "--\nYour message was not forwarded to the neighbourhood-watch group.\n\n"
+        f"{moderation.explanation_en}"
+    )

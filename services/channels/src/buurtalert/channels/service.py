@@ -10,14 +10,23 @@ from faststream import FastStream
 
 from buurtalert.channels.held import HeldDeliveries
 from buurtalert.channels.ledger import Ledger
-from buurtalert.channels.render import render
+from buurtalert.channels.render import render, render_feedback
 from buurtalert.shared.channels import ChannelAdapter, DeliveryError, load_adapters
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
-from buurtalert.shared.models import Delivery, DeliveryState, DeliveryStatus, utcnow
+from buurtalert.shared.models import (
+    Delivery,
+    DeliveryState,
+    DeliveryStatus,
+    Destination,
+    ModeratedMessage,
+    stable_id,
+    utcnow,
+)
 from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
-from buurtalert.shared.topics import CHANNELS, DELIVERIES_STATUS, DELIVERY_TOPICS
+from buurtalert.shared.topics import CHANNELS, DELIVERIES_STATUS, DELIVERY_TOPICS, MESSAGES_REJECTED
 
 log = get_logger(__name__)
 
@@ -30,6 +39,7 @@ def create_app(settings: Settings) -> FastStream:
     audit = Audit(db)
     ledger = Ledger(db)
     held = HeldDeliveries(db)
+    contacts = Contacts(db)
     statuses = topic_publisher(broker, settings, DELIVERIES_STATUS)
     adapters = load_adapters(municipality.channels)
 
@@ -91,6 +101,35 @@ def create_app(settings: Settings) -> FastStream:
             log.error("no_delivery_topic", adapter=name)
             continue
         handlers[name] = reliable.subscriber(topic)(deliverer(adapter))
+
+    @reliable.subscriber(MESSAGES_REJECTED)
+    async def explain_rejection(item: ModeratedMessage) -> None:
+        """Tell the author which rule kept their message back, through the channel that reaches them."""
+        message = item.message
+        with bound(message_id=message.id):
+            contact = await contacts.find(message.municipality, message.author.pseudonym)
+            if contact is None or contact[0] not in handlers:
+                why = "no contact for the author" if contact is None else f"no {contact[0]} adapter"
+                await audit.record(message.id, "author_feedback", {"sent": False, "why": why})
+                log.warning("author_feedback_not_sent", why=why)
+                return
+            channel, address = contact
+            feedback = Delivery(
+                id=stable_id("fbk", message.id),
+                message_id=message.id,
+                municipality=message.municipality,
+                destination=Destination(
+                    group_id=f"author-{message.author.pseudonym}",
+                    municipality=message.municipality,
+                    channel=channel,
+                    address=address,
+                    label="je melding (niet doorgestuurd)",
+                ),
+                text=render_feedback(item),
+                subject="Je bericht is niet doorgestuurd / Your message was not forwarded",
+                rules=("author_feedback",),
+            )
+            await handlers[channel](feedback)
 
     async def release_due() -> None:
         """Send held deliveries whose time has come, through the same handler."""

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from buurtalert.ingest.web import InvalidReport, normalise, parse_report, raw_id
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import Quarantined, stable_id
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
     seen = ProcessedKeys(db, INGEST)
+    contacts = Contacts(db)
     inbound = topic_publisher(broker, settings, MESSAGES_INBOUND)
     quarantine = topic_publisher(broker, settings, INGEST_QUARANTINE)
 
@@ -81,6 +83,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 "ingest",
                 {"channel": "web", "raw_ref": raw_id(body), "group_id": message.group_id},
             )
+            await contacts.remember(municipality.id, message.author.pseudonym, report.reporter)
             await seen.mark(message.id)
             log.info("report_accepted", group_id=message.group_id)
         return JSONResponse({"id": message.id, "duplicate": False}, status_code=202)

@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from buurtalert.moderation.strikes import StrikePolicy
 from buurtalert.shared.yamlfile import load_yaml
 
 POLICIES = files("buurtalert.moderation") / "policies"
@@ -39,6 +40,7 @@ class Policy(BaseModel):
     police_call_required: bool = False
     rules: dict[str, RulePolicy]
     extra_words: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    strikes: StrikePolicy = Field(default_factory=StrikePolicy)
 
 
 def load_policy(path: Path) -> Policy:

@@ -7,10 +7,18 @@ import asyncio
 from faststream import FastStream
 
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import PRIVACY, Scorer
+from buurtalert.moderation.rules import AUTHORITIES, PRIVACY, Scorer
+from buurtalert.moderation.strikes import WARNING_EN, WARNING_NL, StrikeOutcome, Strikes, outcome
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
-from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage
+from buurtalert.shared.models import (
+    Decision,
+    InboundMessage,
+    ModeratedMessage,
+    ModerationResult,
+    RemovalProposal,
+    stable_id,
+)
 from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.topics import (
@@ -18,6 +26,7 @@ from buurtalert.shared.topics import (
     MESSAGES_INBOUND,
     MESSAGES_REJECTED,
     MODERATION,
+    MODERATION_PROPOSALS,
     MODERATION_REVIEW,
 )
 
@@ -36,6 +45,8 @@ def create_app(settings: Settings) -> FastStream:
     reliable = Reliable(broker, settings, MODERATION)
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
+    strikes = Strikes(db)
+    proposals = topic_publisher(broker, settings, MODERATION_PROPOSALS)
     outputs = {
         decision: topic_publisher(broker, settings, topic)
         for decision, topic in (
@@ -45,12 +56,43 @@ def create_app(settings: Settings) -> FastStream:
         )
     }
 
+    async def strike(message: InboundMessage, result: ModerationResult) -> ModerationResult:
+        """Count the rejection against its author: warn, or propose removal to the admin."""
+        count = await strikes.record(
+            message.municipality,
+            message.author.pseudonym,
+            message.id,
+            message.group_id,
+            message.received_at,
+            policy.strikes,
+        )
+        update: dict[str, object] = {"strikes": count}
+        match outcome(count, policy.strikes):
+            case StrikeOutcome.WARNING:
+                update["explanation"] = f"{result.explanation} {WARNING_NL}".strip()
+                update["explanation_en"] = f"{result.explanation_en} {WARNING_EN}".strip()
+            case StrikeOutcome.REMOVAL_PROPOSED:
+                proposal = RemovalProposal(
+                    id=stable_id("rmv", message.municipality, message.author.pseudonym, message.id),
+                    municipality=message.municipality,
+                    group_id=message.group_id,
+                    member=message.author.pseudonym,
+                    strikes=count,
+                    message_ids=(message.id,),
+                    reasons=tuple(r.code for r in result.reasons),
+                )
+                await reliable.publish(proposals, proposal, key=(message.group_id or "").encode())
+                log.warning("removal_proposed", strikes=count, group_id=message.group_id)
+        return result.model_copy(update=update)
+
     @reliable.subscriber(MESSAGES_INBOUND)
     async def moderate(message: InboundMessage) -> None:
         with bound(message_id=message.id):
             result = scorer.decide(
                 message.id, message.text, author_role=message.author.role, media=message.media
             )
+            if result.decision is Decision.REJECT and message.author.role not in AUTHORITIES:
+                result = await strike(message, result)
             await reliable.publish(
                 outputs[result.decision],
                 ModeratedMessage(message=message, moderation=result),

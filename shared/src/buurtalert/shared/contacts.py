@@ -1,0 +1,33 @@
+"""How to reach an author again (to explain a rejection): the one place where a
+reporter's address is kept next to their pseudonym. Written by ingest, read by
+channels; nothing else needs the address itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from buurtalert.shared.models import utcnow
+
+
+def contact_channel(address: str) -> str:
+    """The channel that reaches ``address``: email for an email address, else WhatsApp."""
+    return "email" if "@" in address else "whatsapp"
+
+
+class Contacts:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._contacts = db.contacts
+
+    async def remember(self, municipality: str, pseudonym: str, address: str) -> None:
+        await self._contacts.update_one(
+            {"_id": f"{municipality}:{pseudonym}"},
+            {"$set": {"address": address, "channel": contact_channel(address), "updated_at": utcnow()}},
+            upsert=True,
+        )
+
+    async def find(self, municipality: str, pseudonym: str) -> tuple[str, str] | None:
+        """The author's (channel, address), if known."""
+        doc = await self._contacts.find_one({"_id": f"{municipality}:{pseudonym}"})
+        return (doc["channel"], doc["address"]) if doc else None
