@@ -23,7 +23,8 @@ start() { # name port-it-will-open-or-empty command...
   if [ -n "$port" ] && port_open "$port"; then
     echo "[services] cannot start $name: port $port is taken by another process" >&2; return 1
   fi
-  nohup "$@" >> "$state/logs/$name.log" 2>&1 < /dev/null &
+  [ -f "$state/logs/$name.log" ] && mv "$state/logs/$name.log" "$state/logs/$name.log.1"  # keep the previous run's
+  nohup "$@" > "$state/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$state/run/$name.pid"
   echo "[services] started $name (log: $state/logs/$name.log)" >&2
 }
@@ -51,6 +52,17 @@ wait_ready() { # name port
   echo "[services] $1 did not open port $2; see $state/logs/$1.log" >&2; return 1
 }
 
+wait_started() { # name: until the service's log says its consumers run (moderation loads deduce first)
+  for _ in $(seq 1 240); do
+    if grep -q "started successfully\|Application startup complete" "$state/logs/$1.log" 2>/dev/null; then return 0; fi
+    if ! alive "$state/run/$1.pid"; then
+      echo "[services] $1 exited; last lines of $state/logs/$1.log:" >&2; tail -n 20 "$state/logs/$1.log" >&2; return 1
+    fi
+    sleep 0.5
+  done
+  echo "[services] $1 did not start within 120 s; see $state/logs/$1.log" >&2; return 1
+}
+
 case "${1:-up}" in
   up)
     start dev-mailbox 8025 "$bin/buurtalert" channels dev-mailbox --smtp-port 2525 --http-port 8025
@@ -60,9 +72,7 @@ case "${1:-up}" in
     done
     wait_ready dev-mailbox 8025
     wait_ready ingest "$http_port"
-    for s in "${services[@]}"; do
-      alive "$state/run/$s.pid" || { echo "[services] $s exited; see $state/logs/$s.log" >&2; exit 1; }
-    done ;;
+    for s in "${services[@]}"; do wait_started "$s"; done ;;
   down) for s in ingest "${services[@]}" dev-mailbox; do stop "$s"; done ;;
   status) for s in dev-mailbox "${services[@]}"; do
       if alive "$state/run/$s.pid"; then echo "$s: running"; else echo "$s: stopped"; fi; done ;;
