@@ -18,9 +18,9 @@ async def create_topics(settings: Settings, replication_factor: int = 1) -> list
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(t.resolve(settings.topic_prefix), t.partitions, replication_factor)
+            NewTopic(settings.topic(t.name), t.partitions, replication_factor)
             for t in TOPICS
-            if t.resolve(settings.topic_prefix) not in existing
+            if settings.topic(t.name) not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -23,11 +23,6 @@ def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
         serverSelectionTimeoutMS=10_000,
         appname="buurtalert",
     )
-
-
-async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
-    """Indexes every service relies on; creating them again is harmless."""
-    await db.groups.create_indexes([IndexModel([("municipality", 1), ("district", 1), ("kind", 1)])])
 
 
 class Audit:
@@ -50,9 +45,6 @@ class Audit:
         except DuplicateKeyError:
             # Two stages upserted the same new document at once; it exists now.
             await self._audit.update_one({"_id": message_id}, update)
-
-    async def get(self, message_id: str) -> Document | None:
-        return await self._audit.find_one({"_id": message_id})
 
 
 class ProcessedKeys:

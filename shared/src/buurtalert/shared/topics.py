@@ -39,9 +39,6 @@ class Topic:
     description: str
     partitions: int = 3
 
-    def resolve(self, prefix: str) -> str:
-        return f"{prefix}{self.name}"
-
 
 MESSAGES_INBOUND = Topic(
     "messages.inbound",

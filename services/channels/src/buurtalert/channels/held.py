@@ -30,6 +30,3 @@ class HeldDeliveries:
 
     async def release(self, delivery_id: str) -> None:
         await self._held.delete_one({"_id": delivery_id})
-
-    async def count(self) -> int:
-        return await self._held.count_documents({})

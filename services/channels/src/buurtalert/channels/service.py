@@ -31,6 +31,14 @@ from buurtalert.shared.topics import CHANNELS, DELIVERIES_STATUS, DELIVERY_TOPIC
 log = get_logger(__name__)
 
 
+def status_of(
+    delivery: Delivery, adapter: ChannelAdapter[Any], state: DeliveryState, **details: str | None
+) -> DeliveryStatus:
+    return DeliveryStatus(
+        delivery_id=delivery.id, message_id=delivery.message_id, channel=adapter.name, state=state, **details
+    )
+
+
 def create_app(settings: Settings) -> FastStream:
     municipality = load_municipality(settings.municipality_file)
     broker = create_broker(settings, CHANNELS)
@@ -69,23 +77,18 @@ def create_app(settings: Settings) -> FastStream:
                 except DeliveryError as exc:
                     if not exc.permanent:
                         raise  # left unsettled: the retry path sends it again
-                    failed = DeliveryStatus(
-                        delivery_id=delivery.id,
-                        message_id=delivery.message_id,
-                        channel=adapter.name,
-                        state=DeliveryState.FAILED,
+                    failed = status_of(
+                        delivery,
+                        adapter,
+                        DeliveryState.FAILED,
                         error_code=exc.provider_code,
                         error_detail=str(exc),
                     )
                     await ledger.settle(failed)
                     await report(delivery, failed)
                     raise PermanentError(str(exc)) from exc
-                sent = DeliveryStatus(
-                    delivery_id=delivery.id,
-                    message_id=delivery.message_id,
-                    channel=adapter.name,
-                    state=DeliveryState.SENT,
-                    provider_message_id=result.provider_message_id,
+                sent = status_of(
+                    delivery, adapter, DeliveryState.SENT, provider_message_id=result.provider_message_id
                 )
                 await ledger.settle(sent)
                 await report(delivery, sent)
