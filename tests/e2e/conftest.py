@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from buurtalert.channels.devmail import DevMailbox
-from buurtalert.routing.directory import load_directory, store_directory
+from buurtalert.shared.directory import load_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
 from tests.conftest import DEMO, TEST_FAILED

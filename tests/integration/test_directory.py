@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from buurtalert.routing.directory import fetch_directory
+from buurtalert.shared.directory import fetch_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.testing import settings_environment

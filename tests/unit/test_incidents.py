@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from buurtalert.routing.directory import load_directory
+from buurtalert.shared.directory import load_directory
 from buurtalert.routing.incidents import Incident, distance_m, same_event, similarity
 from buurtalert.shared.models import Author, InboundMessage, Location, ProviderRef, SourceChannel
 

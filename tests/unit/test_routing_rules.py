@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from buurtalert.routing.directory import Directory, load_directory
+from buurtalert.shared.directory import Directory, load_directory
 from buurtalert.routing.rules import Context, UnknownGroup, route
 from buurtalert.shared.models import (
     Author,

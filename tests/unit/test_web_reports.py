@@ -7,7 +7,8 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from buurtalert.ingest.web import MAX_BODY_BYTES, InvalidReport, normalise, parse_report
+from buurtalert.ingest.intake import InvalidInput
+from buurtalert.ingest.web import MAX_BODY_BYTES, normalise, parse_report
 from buurtalert.shared.settings import ApiClient, Municipality
 
 MUNI = Municipality(id="m", name="M", country="NL", pseudonym_key=SecretStr("k" * 16))
@@ -54,5 +55,5 @@ def test_same_report_id_gives_the_same_message_id() -> None:
 )
 def test_invalid_reports_name_the_problem(body: bytes, needle: str) -> None:
     """Every kind of bad input gets an error that says what is wrong."""
-    with pytest.raises(InvalidReport, match=needle):
+    with pytest.raises(InvalidInput, match=needle):
         parse_report(body)

@@ -66,12 +66,18 @@ class Author(Record):
 
 
 class MediaRef(Record):
+    """A photo, video, voice note, document or sticker. The bytes are stored apart
+    (``media`` collection, under ``storage_ref``); WhatsApp media are fetched there
+    after the message is accepted (``ingest.media``)."""
+
     kind: str
     mime_type: str | None = None
     sha256: str | None = None
     provider_media_id: str | None = None
     storage_ref: str | None = None
     caption: str | None = None
+    filename: str | None = Field(default=None, description="Sanitised; never a path")
+    size: int | None = None
 
 
 class Location(Record):
@@ -110,7 +116,17 @@ class InboundMessage(Record):
     closes: str | None = Field(
         default=None, description="A closing message: the incident (or a message of it) that is over"
     )
-    language: str | None = None
+    language: str | None = Field(default=None, description="ISO 639-1, when the text says clearly")
+    subject: str | None = Field(default=None, description="An email's subject")
+    reply_to: str | None = Field(
+        default=None, description="The message this one answers: a comment's post, a quoted message"
+    )
+    flags: tuple[str, ...] = Field(
+        default=(), description="What ingest noticed: unknown_sender, unsupported_type, empty, ..."
+    )
+    authentication: dict[str, str] = Field(
+        default_factory=dict, description="Email: the receiving server's SPF, DKIM and DMARC results"
+    )
     sent_at: datetime
     received_at: datetime = Field(default_factory=utcnow)
     raw_ref: str = Field(description="Id of the archived raw input in the raw_inputs collection")
@@ -231,6 +247,47 @@ class DeliveryStatus(Record):
     error_code: str | None = None
     error_detail: str | None = None
     at: datetime = Field(default_factory=utcnow)
+
+
+class Reaction(Record):
+    """An emoji reaction to a message: kept as an event, never forwarded as a message."""
+
+    id: str
+    provider: ProviderRef
+    municipality: str
+    group_id: str | None = None
+    author: Author
+    reacts_to: str = Field(description="The provider's id of the message reacted to")
+    emoji: str = Field(default="", description="Empty when the reaction was taken back")
+    sent_at: datetime
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class ProviderStatus(Record):
+    """A provider's report on a message we sent (WhatsApp status webhooks). The
+    provider knows its own message id only; channels ties it to a delivery."""
+
+    id: str
+    channel: str
+    account: str | None = Field(default=None, description="The business number's phone_number_id")
+    provider_message_id: str
+    state: DeliveryState
+    recipient: str | None = Field(default=None, description="Pseudonym of the recipient or the group id")
+    error_code: str | None = None
+    error_detail: str | None = None
+    at: datetime
+
+
+class MediaFetch(Record):
+    """A medium to fetch from the provider and store under ``storage_ref``."""
+
+    message_id: str
+    municipality: str
+    channel: str
+    provider_media_id: str
+    storage_ref: str
+    mime_type: str | None = None
+    sha256: str | None = None
 
 
 class Quarantined(Record):

@@ -10,17 +10,21 @@ import re
 
 from pydantic import SecretStr
 
-_NON_DIGITS = re.compile(r"[^\d+]")
+_NON_DIGITS = re.compile(r"[^\d]")
 
 
 def normalise_address(address: str) -> str:
-    """Email addresses compare case-insensitively; phone numbers by their digits."""
+    """Email addresses compare case-insensitively; ids of other platforms
+    (``facebook:<id>``) as they are; phone numbers by their international digits,
+    so ``+31 6 12345678``, ``0031612345678`` and WhatsApp's ``31612345678`` are one."""
     address = address.strip()
-    if "@" in address:
+    if "@" in address or ":" in address:
         return address.lower()
     digits = _NON_DIGITS.sub("", address)
+    if address.startswith("+"):
+        return digits
     if digits.startswith("00"):
-        digits = "+" + digits[2:]
+        return digits[2:]
     return digits
 
 

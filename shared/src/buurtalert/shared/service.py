@@ -27,9 +27,9 @@ def service_factories() -> dict[str, AppFactory]:
 
 def asyncapi_document(name: str, app: Application) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of a service, with topic names unprefixed."""
-    assert app.broker is not None
+    assert app.brokers
     spec = AsyncAPI(
-        app.broker,
+        *app.brokers,
         title=f"buurtalert {name}",
         version="0.1.0",
         description=f"The {name} service of buurtalert; topics are shown without a prefix.",

@@ -47,6 +47,64 @@ class ApiClient(BaseModel):
     role: Literal["resident", "coordinator", "wijkagent", "authority"] = "resident"
 
 
+class MetaWebhook(BaseModel):
+    """A Meta app's webhook: the app secret signs every POST, the verify token answers
+    the GET handshake."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_secret: SecretStr
+    verify_token: SecretStr
+
+
+class WhatsAppIngest(MetaWebhook):
+    phone_number_ids: tuple[str, ...] = Field(
+        default=(), description="The municipality's business numbers; others are refused (empty: any)"
+    )
+    access_token: SecretStr | None = Field(default=None, description="Graph API token, to fetch media")
+    graph_url: str = "https://graph.facebook.com/v21.0"
+    media_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+
+
+class FacebookIngest(MetaWebhook):
+    page_ids: tuple[str, ...] = Field(default=(), description="The Pages to accept (empty: any)")
+
+
+class ImapMailbox(BaseModel):
+    """A mailbox ingest reads with IMAP IDLE."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = 993
+    tls: bool = True
+    username: str
+    password: SecretStr
+    folder: str = "INBOX"
+    group: str | None = Field(default=None, description="The group this mailbox belongs to, if only one")
+
+
+class EmailIngest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int | None = Field(default=None, description="The SMTP receiver's port; None: no receiver")
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Largest message accepted")
+    attachment_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    own_domains: tuple[str, ...] = Field(
+        default=(), description="Domains we send from: mail from them is our own, looping back"
+    )
+    imap: tuple[ImapMailbox, ...] = ()
+
+
+class IngestChannels(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    whatsapp: WhatsAppIngest | None = None
+    facebook: FacebookIngest | None = None
+    email: EmailIngest | None = None
+
+
 class Municipality(BaseModel):
     """The per-municipality file (``municipality_file``). Secrets stay ``SecretStr``."""
 
@@ -63,6 +121,7 @@ class Municipality(BaseModel):
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Configuration per channel adapter name"
     )
+    ingest: IngestChannels = Field(default_factory=IngestChannels, description="Where messages come in")
 
 
 def load_municipality(path: Path) -> Municipality:

@@ -16,8 +16,11 @@ from buurtalert.shared.models import (
     Delivery,
     DeliveryStatus,
     InboundMessage,
+    MediaFetch,
     ModeratedMessage,
+    ProviderStatus,
     Quarantined,
+    Reaction,
     RemovalProposal,
 )
 
@@ -55,6 +58,32 @@ INGEST_QUARANTINE = Topic(
     (),
     "source",
     "Input ingest could not accept: the raw body and the reason.",
+)
+MESSAGES_REACTIONS = Topic(
+    "messages.reactions",
+    Reaction,
+    INGEST,
+    (),
+    "group_id (else reaction id)",
+    "Emoji reactions to messages: counted as events, never forwarded as messages.",
+)
+PROVIDER_STATUS = Topic(
+    "deliveries.provider-status",
+    ProviderStatus,
+    INGEST,
+    (),
+    "provider message id",
+    "What providers report on the messages we sent (sent, delivered, read, failed), "
+    "in their own ids; channels ties them to deliveries on deliveries.status.",
+    partitions=6,
+)
+INGEST_MEDIA = Topic(
+    "ingest.media",
+    MediaFetch,
+    INGEST,
+    (INGEST,),
+    "message id",
+    "Media of accepted messages, fetched from the provider and stored after the webhook was answered.",
 )
 MESSAGES_APPROVED = Topic(
     "messages.approved",
@@ -136,14 +165,17 @@ def dead_letter_topic(service: str) -> Topic:
 TOPICS: tuple[Topic, ...] = (
     MESSAGES_INBOUND,
     INGEST_QUARANTINE,
+    MESSAGES_REACTIONS,
+    PROVIDER_STATUS,
+    INGEST_MEDIA,
     MESSAGES_APPROVED,
     MODERATION_REVIEW,
     MESSAGES_REJECTED,
     MODERATION_PROPOSALS,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
-    *(retry_topic(s) for s in (MODERATION, ROUTING, CHANNELS)),
-    *(dead_letter_topic(s) for s in (MODERATION, ROUTING, CHANNELS)),
+    *(retry_topic(s) for s in SERVICES),
+    *(dead_letter_topic(s) for s in SERVICES),
 )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from buurtalert.ingest.intake import InvalidInput, raw_id
 from buurtalert.shared.models import (
     Author,
     InboundMessage,
@@ -55,24 +57,42 @@ class WebReport(BaseModel):
         return self
 
 
-class InvalidReport(ValueError):
-    """The report is not acceptable; ``str(self)`` is a clear, safe explanation."""
-
-
-def raw_id(body: bytes) -> str:
-    return "raw_" + hashlib.sha256(body).hexdigest()
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+    )
 
 
 def parse_report(body: bytes) -> WebReport:
     if len(body) > MAX_BODY_BYTES:
-        raise InvalidReport(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted")
+        raise InvalidInput(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted", 413)
     try:
         return WebReport.model_validate_json(body)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidReport(problems) from None
+        raise InvalidInput(_problems(exc)) from None
+
+
+def form_report(body: bytes) -> tuple[str, WebReport]:
+    """The access code and report of the HTML form (``application/x-www-form-urlencoded``).
+    The form has no report id: the same form sent twice is the same report."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted", 413)
+    try:
+        fields = {k: v.strip() for k, v in parse_qsl(body.decode("utf-8"), strict_parsing=False)}
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("the form is not valid UTF-8 form data") from None
+    token = fields.pop("token", "")
+    data: dict[str, object] = {
+        k: v for k, v in fields.items() if v and k in ("group", "reporter", "text", "category")
+    }
+    if fields.get("latitude") and fields.get("longitude"):
+        data["location"] = {"latitude": fields["latitude"], "longitude": fields["longitude"]}
+    digest = hashlib.sha256("\x1f".join(str(data.get(k, "")) for k in ("group", "reporter", "text")).encode())
+    data["report_id"] = "form-" + digest.hexdigest()[:32]
+    try:
+        return token, WebReport.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(_problems(exc)) from None
 
 
 def normalise(

@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from buurtalert.routing.directory import Directory, load_directory, store_directory
 from buurtalert.routing.rules import Context, UnknownGroup
 from buurtalert.routing.rules import route as route_message
+from buurtalert.shared.directory import Directory, load_directory, store_directory
 from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage, ModerationResult
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality

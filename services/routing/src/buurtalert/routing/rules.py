@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from buurtalert.routing.area import districts_in
-from buurtalert.routing.directory import Directory, Group, GroupKind
+from buurtalert.shared.directory import Directory, Group, GroupKind
 from buurtalert.shared.models import Decision, Delivery, Destination, ModeratedMessage, Role
 
 #: Categories that travel to the regiegroepen of adjacent districts.

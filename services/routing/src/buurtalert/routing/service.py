@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
 from faststream import FastStream
 from pymongo.asynchronous.database import AsyncDatabase
 
-from buurtalert.routing.directory import Directory, fetch_directory
 from buurtalert.routing.incidents import Incidents
 from buurtalert.routing.rules import Context, UnknownGroup, is_urgent, route
+from buurtalert.shared.directory import Directories
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import ModeratedMessage, utcnow
@@ -20,21 +19,6 @@ from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import DELIVERY_TOPICS, MESSAGES_APPROVED, ROUTING
 
 log = get_logger(__name__)
-
-
-class Directories:
-    """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that)."""
-
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], ttl: float = 10.0) -> None:
-        self._db, self._ttl = db, ttl
-        self._cache: dict[str, tuple[float, Directory | None]] = {}
-
-    async def get(self, municipality: str) -> Directory | None:
-        cached = self._cache.get(municipality)
-        if cached is None or time.monotonic() - cached[0] > self._ttl:
-            cached = (time.monotonic(), await fetch_directory(self._db, municipality))
-            self._cache[municipality] = cached
-        return cached[1]
 
 
 class GroupRates:

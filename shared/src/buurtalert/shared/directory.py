@@ -10,7 +10,9 @@ opted in to one-to-one delivery, where the channel needs the address itself.
 from __future__ import annotations
 
 import json
-from datetime import time
+import time
+from datetime import datetime
+from datetime import time as clock
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -56,13 +58,20 @@ class GroupKind(StrEnum):
 
 
 class QuietHours(Strict):
-    start: time
-    end: time
+    start: clock
+    end: clock
 
-    def contains(self, moment: time) -> bool:
+    def contains(self, moment: clock) -> bool:
         if self.start <= self.end:
             return self.start <= moment < self.end
         return moment >= self.start or moment < self.end  # across midnight
+
+
+class Endpoint(Strict):
+    """Where a group's members also post: a WhatsApp group, a Facebook Page, a list address."""
+
+    channel: Literal["whatsapp", "facebook", "email"]
+    address: str
 
 
 class Group(Strict):
@@ -72,6 +81,14 @@ class Group(Strict):
     district: Slug
     channel: str = Field(description="The channel adapter that reaches this group")
     address: str = Field(description="A list address, a WhatsApp group id, a Page id, a webhook URL")
+    inbound: tuple[Endpoint, ...] = Field(
+        default=(), description="Further places whose messages belong to this group (ingest)"
+    )
+    join_code: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]{3,32}$",
+        description="The code a member sends with AANMELDEN to the municipality's WhatsApp number",
+    )
     max_per_hour: int | None = Field(default=None, ge=1, description="Non-urgent deliveries per hour")
     quiet_hours: QuietHours | None = None
 
@@ -136,6 +153,9 @@ class Directory(Strict):
         for g in self.groups:
             if g.district not in districts:
                 problems.append(f"group {g.id}: unknown district {g.district}")
+        codes = [g.join_code.casefold() for g in self.groups if g.join_code]
+        if repeated := sorted({c for c in codes if codes.count(c) > 1}):
+            problems.append(f"join codes must be unique; repeated: {', '.join(repeated)}")
         for m in self.members:
             if unknown := set(m.groups) - groups:
                 problems.append(f"member {m.id}: unknown groups {', '.join(sorted(unknown))}")
@@ -148,6 +168,28 @@ class Directory(Strict):
 
     def group(self, group_id: str) -> Group | None:
         return next((g for g in self.groups if g.id == group_id), None)
+
+    def group_at(self, channel: str, address: str) -> Group | None:
+        """The group that lives at ``address`` on ``channel`` (its own address or an inbound one)."""
+        wanted = address.casefold()
+        for g in self.groups:
+            if g.channel == channel and g.address.casefold() == wanted:
+                return g
+            if any(e.channel == channel and e.address.casefold() == wanted for e in g.inbound):
+                return g
+        return None
+
+    def group_by_code(self, code: str) -> Group | None:
+        wanted = code.casefold()
+        return next((g for g in self.groups if g.join_code and g.join_code.casefold() == wanted), None)
+
+    def member(self, pseudonym: str) -> Member | None:
+        return next((m for m in self.members if m.pseudonym == pseudonym), None)
+
+    def home_group(self, member: Member) -> Group | None:
+        """The group a member's one-to-one messages belong to: their first buurtgroep."""
+        groups = [g for g in (self.group(i) for i in member.groups) if g is not None]
+        return next((g for g in groups if g.kind is GroupKind.BUURTGROEP), groups[0] if groups else None)
 
     def regiegroepen(self, district: str) -> list[Group]:
         return [g for g in self.groups if g.kind is GroupKind.REGIEGROEP and g.district == district]
@@ -190,6 +232,7 @@ async def store_directory(db: AsyncDatabase[Document], directory: Directory) -> 
 
 
 async def fetch_directory(db: AsyncDatabase[Document], municipality: str) -> Directory | None:
+    """The stored directory with the membership register applied (see :class:`Memberships`)."""
     doc = await db.directories.find_one({"_id": municipality})
     if doc is None:
         return None
@@ -197,4 +240,96 @@ async def fetch_directory(db: AsyncDatabase[Document], municipality: str) -> Dir
     for district in doc["districts"]:
         if isinstance(district.get("geometry"), str):
             district["geometry"] = json.loads(district["geometry"])
-    return Directory.model_validate(doc)
+    directory = Directory.model_validate(doc)
+    return apply_memberships(directory, await Memberships(db).of(municipality))
+
+
+class Membership(Strict):
+    """A member's own choice, sent by message (AANMELDEN <code>, STOP): kept apart from
+    the YAML file so that reloading the file never undoes an opt-in or an opt-out."""
+
+    municipality: str
+    pseudonym: str
+    groups: tuple[Slug, ...] = ()
+    address: str | None = Field(default=None, description="Kept only while consent is given")
+    consent_one_to_one: bool
+    changed_at: datetime
+
+
+class Memberships:
+    """The membership register (``memberships``), one document per member."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._memberships = db.memberships
+
+    @staticmethod
+    def _id(municipality: str, pseudonym: str) -> str:
+        return f"{municipality}:{pseudonym}"
+
+    async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> None:
+        await self._memberships.update_one(
+            {"_id": self._id(municipality, pseudonym)},
+            {
+                "$set": {"address": address, "consent_one_to_one": True, "changed_at": at},
+                "$addToSet": {"groups": group},
+                "$setOnInsert": {"municipality": municipality, "pseudonym": pseudonym},
+            },
+            upsert=True,
+        )
+
+    async def leave(self, municipality: str, pseudonym: str, at: datetime) -> None:
+        """Opt out of one-to-one delivery everywhere; the address itself is forgotten."""
+        await self._memberships.update_one(
+            {"_id": self._id(municipality, pseudonym)},
+            {
+                "$set": {"address": None, "consent_one_to_one": False, "changed_at": at, "groups": []},
+                "$setOnInsert": {"municipality": municipality, "pseudonym": pseudonym},
+            },
+            upsert=True,
+        )
+
+    async def of(self, municipality: str) -> list[Membership]:
+        cursor = self._memberships.find({"municipality": municipality}, projection={"_id": 0})
+        return [Membership.model_validate(doc) async for doc in cursor]
+
+
+def apply_memberships(directory: Directory, memberships: list[Membership]) -> Directory:
+    """The directory as the members themselves chose: an opt-out withdraws consent (and
+    the address) given in the file; an opt-in adds the member to the group."""
+    if not memberships:
+        return directory
+    members = {m.pseudonym: m for m in directory.members if m.pseudonym}
+    others = [m for m in directory.members if not m.pseudonym]
+    for choice in memberships:
+        known = members.get(choice.pseudonym)
+        if known is None:
+            if not choice.consent_one_to_one:
+                continue
+            known = Member(id=f"m-{choice.pseudonym[2:14]}", groups=choice.groups, pseudonym=choice.pseudonym)
+        members[choice.pseudonym] = known.model_copy(
+            update={
+                "groups": tuple(dict.fromkeys((*known.groups, *choice.groups))),
+                "address": choice.address if choice.consent_one_to_one else None,
+                "consent_one_to_one": choice.consent_one_to_one,
+            }
+        )
+    return directory.model_copy(update={"members": (*others, *members.values())})
+
+
+class Directories:
+    """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that)."""
+
+    def __init__(self, db: AsyncDatabase[Document], ttl: float = 10.0) -> None:
+        self._db, self._ttl = db, ttl
+        self._cache: dict[str, tuple[float, Directory | None]] = {}
+
+    async def get(self, municipality: str) -> Directory | None:
+        cached = self._cache.get(municipality)
+        if cached is None or time.monotonic() - cached[0] > self._ttl:
+            cached = (time.monotonic(), await fetch_directory(self._db, municipality))
+            self._cache[municipality] = cached
+        return cached[1]
+
+    def forget(self, municipality: str) -> None:
+        """Drop the cached copy, after the membership register changed."""
+        self._cache.pop(municipality, None)

@@ -1,0 +1,211 @@
+"""Accepting what the parsers produced: deduplicate, archive the raw input, publish,
+record. Every channel ends here, so every channel behaves the same way.
+
+Order matters for "nothing lost": the raw input is archived and every record is
+confirmed by Kafka *before* the message is marked as handled (its ``ingest`` stage in
+the audit trail) and before the provider hears 200. A crash in between means the
+provider retries and the message is published again under the same id, which
+moderation absorbs. Statuses go through a producer of their own, so a burst of them
+never queues in front of messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from buurtalert.ingest.email import Attachment
+from buurtalert.ingest.intake import Batch, MembershipRequest
+from buurtalert.shared.contacts import Contacts
+from buurtalert.shared.directory import Directories, Memberships
+from buurtalert.shared.kafka import topic_publisher
+from buurtalert.shared.logging import get_logger
+from buurtalert.shared.models import Quarantined, stable_id, utcnow
+from buurtalert.shared.mongo import Audit
+from buurtalert.shared.settings import Municipality, Settings
+from buurtalert.shared.topics import (
+    INGEST_MEDIA,
+    INGEST_QUARANTINE,
+    MESSAGES_INBOUND,
+    MESSAGES_REACTIONS,
+    PROVIDER_STATUS,
+)
+
+log = get_logger(__name__)
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    accepted: int
+    duplicates: int
+    statuses: int
+    reactions: int
+    memberships: int
+    ignored: int
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "statuses": self.statuses,
+            "reactions": self.reactions,
+            "memberships": self.memberships,
+            "ignored": self.ignored,
+        }
+
+
+class Intake:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        status_broker: KafkaBroker,
+        settings: Settings,
+        db: AsyncDatabase[Document],
+        municipality: Municipality,
+        directories: Directories,
+    ) -> None:
+        self.municipality = municipality
+        self.directories = directories
+        self._inbound = topic_publisher(broker, settings, MESSAGES_INBOUND)
+        self._quarantine = topic_publisher(broker, settings, INGEST_QUARANTINE)
+        self._reactions = topic_publisher(broker, settings, MESSAGES_REACTIONS)
+        self._media = topic_publisher(broker, settings, INGEST_MEDIA)
+        self._statuses = topic_publisher(status_broker, settings, PROVIDER_STATUS)
+        self._audit = Audit(db)
+        self._audit_collection = db.audit
+        self._files = db.media
+        self._contacts = Contacts(db)
+        self._known_contacts: dict[str, str] = {}
+        self._memberships = Memberships(db)
+
+    async def quarantine(self, source: str, body: bytes, reason: str, content_type: str | None) -> str:
+        """Keep input we cannot accept, with the reason; returns the quarantine id."""
+        record = Quarantined(
+            id=stable_id("qua", source, body.hex(), reason),
+            source=source,
+            reason=reason,
+            content_type=content_type,
+            body=body.decode("utf-8", "replace"),
+        )
+        await self._quarantine.publish(record, key=source.encode())
+        log.warning("input_quarantined", source=source, reason=reason, quarantine_id=record.id)
+        return record.id
+
+    async def handled(self, ids: Iterable[str]) -> set[str]:
+        """Which of these message ids ingest accepted before (one query)."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        cursor = self._audit_collection.find(
+            {"_id": {"$in": wanted}, "stages.ingest": {"$exists": True}}, projection={"_id": 1}
+        )
+        return {doc["_id"] async for doc in cursor}
+
+    async def accept(
+        self,
+        batch: Batch,
+        *,
+        source: str,
+        body: bytes,
+        content_type: str | None,
+        attachments: Iterable[Attachment] = (),
+    ) -> Outcome:
+        statuses = [
+            self._statuses.publish(s, key=s.provider_message_id.encode(), no_confirm=True)
+            for s in batch.statuses
+        ]
+        status_confirms = await asyncio.gather(*statuses)
+
+        done = await self.handled(m.id for m in batch.messages)
+        fresh = [m for m in batch.messages if m.id not in done]
+        if fresh or batch.reactions or batch.memberships or batch.ignored:
+            await self._audit.archive_raw(batch.raw_ref, source, body, content_type)
+        for file in attachments:
+            await self._store_file(file)
+
+        confirms = [
+            *[await self._inbound.publish(m, key=m.partition_key, no_confirm=True) for m in fresh],
+            *[
+                await self._media.publish(f, key=f.message_id.encode(), no_confirm=True)
+                for f in batch.media
+                if f.message_id not in done
+            ],
+            *[
+                await self._reactions.publish(r, key=(r.group_id or r.id).encode(), no_confirm=True)
+                for r in batch.reactions
+            ],
+        ]
+        await asyncio.gather(*confirms, *status_confirms)
+
+        for request in batch.memberships:
+            await self._apply(request, batch.raw_ref)
+        for ignored in batch.ignored:
+            await self._audit.record(
+                stable_id("ign", source, ignored.provider_id),
+                "ingest",
+                {"channel": source, "ignored": ignored.reason, "raw_ref": batch.raw_ref},
+            )
+        for message in fresh:
+            address = batch.contacts.get(message.author.pseudonym)
+            if address and self._known_contacts.get(message.author.pseudonym) != address:
+                await self._contacts.remember(self.municipality.id, message.author.pseudonym, address)
+                self._known_contacts[message.author.pseudonym] = address
+            await self._audit.record(
+                message.id,
+                "ingest",
+                {
+                    "channel": message.provider.channel,
+                    "raw_ref": message.raw_ref,
+                    "group_id": message.group_id,
+                    "flags": list(message.flags),
+                },
+            )
+        outcome = Outcome(
+            accepted=len(fresh),
+            duplicates=len(batch.messages) - len(fresh),
+            statuses=len(batch.statuses),
+            reactions=len(batch.reactions),
+            memberships=len(batch.memberships),
+            ignored=len(batch.ignored),
+        )
+        if fresh or outcome.duplicates or batch.memberships or batch.ignored:
+            log.info("input_accepted", source=source, **outcome.as_json())
+        return outcome
+
+    async def _store_file(self, file: Attachment) -> None:
+        document = {
+            "data": file.data,
+            "mime_type": file.mime_type,
+            "filename": file.filename,
+            "size": len(file.data),
+            "stored_at": utcnow(),
+        }
+        with contextlib.suppress(DuplicateKeyError):
+            await self._files.update_one({"_id": file.storage_ref}, {"$setOnInsert": document}, upsert=True)
+
+    async def _apply(self, request: MembershipRequest, raw_ref: str) -> None:
+        municipality = self.municipality.id
+        if request.action == "leave":
+            await self._memberships.leave(municipality, request.pseudonym, request.at)
+            outcome = "left"
+        elif request.group_id is None:
+            outcome = f"unknown code {request.code}"
+        else:
+            await self._memberships.join(
+                municipality, request.pseudonym, request.address, request.group_id, request.at
+            )
+            outcome = f"joined {request.group_id}"
+        self.directories.forget(municipality)
+        await self._audit.record(
+            stable_id("mbr", request.provider_message_id),
+            "ingest",
+            {"channel": "whatsapp", "membership": outcome, "member": request.pseudonym, "raw_ref": raw_ref},
+        )
+        log.info("membership_changed", outcome=outcome, member=request.pseudonym)

@@ -1,0 +1,285 @@
+"""Facebook webhooks: a Page's ``feed`` (posts and comments, a comment linked to its
+post) and Messenger (``messaging``), parsed into a :class:`Batch`. Free of I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from buurtalert.ingest.intake import Batch, Ignored, InvalidInput, Resolver, from_unix, message_id
+from buurtalert.ingest.language import detect
+from buurtalert.shared.models import (
+    DeliveryState,
+    InboundMessage,
+    MediaRef,
+    ProviderRef,
+    ProviderStatus,
+    Reaction,
+    SourceChannel,
+    stable_id,
+)
+from buurtalert.shared.settings import FacebookIngest
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+FB = SourceChannel.FACEBOOK
+POST_ITEMS = ("status", "post", "photo", "video", "share")
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Who(_Loose):
+    id: str = Field(min_length=1)
+    name: str | None = None
+
+
+class _Feed(_Loose):
+    item: str
+    verb: str
+    post_id: str | None = None
+    comment_id: str | None = None
+    parent_id: str | None = None
+    message: str | None = None
+    sender: _Who | None = Field(default=None, alias="from")
+    created_time: int | float | str | None = None
+    reaction_type: str | None = None
+    link: str | None = None
+    photo_id: str | None = None
+
+
+class _Change(_Loose):
+    field: str
+    value: dict[str, Any]
+
+
+class _Attachment(_Loose):
+    type: str
+    payload: dict[str, Any] | None = None
+
+
+class _Message(_Loose):
+    mid: str = Field(min_length=1)
+    text: str | None = None
+    is_echo: bool = False
+    attachments: list[_Attachment] = []
+    reply_to: dict[str, Any] | None = None
+
+
+class _ReactionEvent(_Loose):
+    mid: str
+    action: str = "react"
+    emoji: str | None = None
+    reaction: str | None = None
+
+
+class _Delivery(_Loose):
+    mids: list[str] = []
+    watermark: int
+
+
+class _Messaging(_Loose):
+    sender: _Who
+    recipient: _Who
+    timestamp: int
+    message: _Message | None = None
+    reaction: _ReactionEvent | None = None
+    delivery: _Delivery | None = None
+    read: dict[str, Any] | None = None
+
+
+class _Entry(_Loose):
+    id: str
+    time: int | None = None
+    changes: list[_Change] = []
+    messaging: list[_Messaging] = []
+
+
+class _Payload(_Loose):
+    object: str
+    entry: list[_Entry]
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
+    )
+
+
+def _when(value: int | float | str | None, fallback: int | None) -> datetime:
+    if isinstance(value, str) and not value.replace(".", "").isdigit():
+        try:
+            return datetime.fromisoformat(value.replace("+0000", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"created_time {value!r} is not a time") from None
+    if value is None:
+        value = fallback or 0
+    return from_unix(value)
+
+
+def parse(body: bytes, *, resolver: Resolver, config: FacebookIngest | None, raw_ref: str) -> Batch:
+    """Every post, comment, Messenger message and reaction of one webhook call."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted", 413)
+    try:
+        payload = _Payload.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInput(f"not a Facebook webhook: {_problems(exc)}") from None
+    if payload.object != "page":
+        raise InvalidInput(f"unknown object {payload.object!r}; expected 'page'")
+    batch = Batch(raw_ref=raw_ref)
+    for entry in payload.entry:
+        if config and config.page_ids and entry.id not in config.page_ids:
+            raise InvalidInput(f"page {entry.id} is not one of this municipality's Pages")
+        for change in entry.changes:
+            if change.field != "feed":
+                batch.ignored.append(Ignored(f"{entry.id}:{change.field}", f"field {change.field} not used"))
+                continue
+            try:
+                feed = _Feed.model_validate(change.value)
+            except ValidationError as exc:
+                raise InvalidInput(f"malformed feed change: {_problems(exc)}") from None
+            _feed(batch, entry, feed, resolver)
+        for event in entry.messaging:
+            _messaging(batch, entry, event, resolver)
+    return batch
+
+
+def _feed(batch: Batch, entry: _Entry, feed: _Feed, resolver: Resolver) -> None:
+    page = entry.id
+    provider_id = feed.comment_id or feed.post_id or ""
+    if not provider_id:
+        raise InvalidInput(f"feed {feed.item} without post_id or comment_id")
+    if feed.sender is None or feed.sender.id == page:
+        batch.ignored.append(Ignored(provider_id, "posted by the Page itself"))
+        return
+    if feed.verb != "add":
+        batch.ignored.append(Ignored(provider_id, f"{feed.item} {feed.verb}: only new posts are forwarded"))
+        return
+    sender = resolver.resolve(f"facebook:{feed.sender.id}", channel="facebook", place=page)
+    sent_at = _when(feed.created_time, entry.time)
+    provider = ProviderRef(channel=FB, message_id=provider_id, account=page)
+    if feed.item in ("reaction", "like"):
+        batch.reactions.append(
+            Reaction(
+                id=stable_id("rea", page, provider_id, feed.sender.id),
+                provider=provider,
+                municipality=resolver.municipality.id,
+                group_id=sender.group.id if sender.group else None,
+                author=sender.author,
+                reacts_to=feed.post_id or provider_id,
+                emoji=feed.reaction_type or "like",
+                sent_at=sent_at,
+            )
+        )
+        return
+    if feed.item != "comment" and feed.item not in POST_ITEMS:
+        batch.ignored.append(Ignored(provider_id, f"feed item {feed.item!r} not used"))
+        return
+    text = feed.message or ""
+    flags = list(sender.flags)
+    media: tuple[MediaRef, ...] = ()
+    if feed.photo_id:
+        media = (MediaRef(kind="image", provider_media_id=feed.photo_id),)
+    if not text.strip() and not media:
+        flags.append("empty")
+    reply_to = None
+    if feed.item == "comment" and feed.post_id:
+        reply_to = message_id(FB, page, feed.post_id)
+    batch.messages.append(
+        InboundMessage(
+            id=message_id(FB, page, provider_id),
+            provider=provider,
+            municipality=resolver.municipality.id,
+            group_id=sender.group.id if sender.group else None,
+            author=sender.author,
+            text=text,
+            media=media,
+            language=detect(text),
+            reply_to=reply_to,
+            flags=tuple(flags),
+            sent_at=sent_at,
+            raw_ref=batch.raw_ref,
+        )
+    )
+
+
+def _messaging(batch: Batch, entry: _Entry, event: _Messaging, resolver: Resolver) -> None:
+    page = entry.id
+    at = from_unix(event.timestamp / 1000)
+    if event.delivery is not None or event.read is not None:
+        state = DeliveryState.DELIVERED if event.delivery is not None else DeliveryState.READ
+        mids = event.delivery.mids if event.delivery else []
+        recipient = resolver.pseudonym(f"facebook:{event.sender.id}")
+        if not mids:  # a read or delivery watermark covers everything before it
+            batch.ignored.append(Ignored(f"{page}:{event.timestamp}", f"{state} watermark without ids"))
+        for mid in mids:
+            batch.statuses.append(
+                ProviderStatus(
+                    id=stable_id("pst", page, mid, state),
+                    channel=FB,
+                    account=page,
+                    provider_message_id=mid,
+                    state=state,
+                    recipient=recipient,
+                    at=at,
+                )
+            )
+        return
+    sender = resolver.resolve(f"facebook:{event.sender.id}", channel="facebook", place=page)
+    group_id = sender.group.id if sender.group else None
+    if event.reaction is not None:
+        r = event.reaction
+        batch.reactions.append(
+            Reaction(
+                id=stable_id("rea", page, r.mid, event.sender.id, r.action),
+                provider=ProviderRef(channel=FB, message_id=r.mid, account=page),
+                municipality=resolver.municipality.id,
+                group_id=group_id,
+                author=sender.author,
+                reacts_to=r.mid,
+                emoji="" if r.action == "unreact" else (r.emoji or r.reaction or ""),
+                sent_at=at,
+            )
+        )
+        return
+    if event.message is None:
+        batch.ignored.append(Ignored(f"{page}:{event.timestamp}", "messaging event not used"))
+        return
+    message = event.message
+    if message.is_echo:
+        batch.ignored.append(Ignored(message.mid, "echo of a message the Page sent"))
+        return
+    flags = [*sender.flags, "messenger"]
+    media = tuple(
+        MediaRef(kind=a.type, storage_ref=None, provider_media_id=None, caption=None)
+        for a in message.attachments
+        if a.type in ("image", "video", "audio", "file")
+    )
+    flags += [
+        f"unsupported_type:{a.type}"
+        for a in message.attachments
+        if a.type not in ("image", "video", "audio", "file")
+    ]
+    text = message.text or ""
+    if not text.strip() and not media:
+        flags.append("empty")
+    reply = (message.reply_to or {}).get("mid")
+    batch.messages.append(
+        InboundMessage(
+            id=message_id(FB, page, message.mid),
+            provider=ProviderRef(channel=FB, message_id=message.mid, account=page),
+            municipality=resolver.municipality.id,
+            group_id=group_id,
+            author=sender.author,
+            text=text,
+            media=media,
+            language=detect(text),
+            reply_to=message_id(FB, page, reply) if reply else None,
+            flags=tuple(flags),
+            sent_at=at,
+            raw_ref=batch.raw_ref,
+        )
+    )

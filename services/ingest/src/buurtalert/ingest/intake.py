@@ -1,0 +1,148 @@
+"""What every channel's parser produces, and the steps they share: resolving a
+sender through the directory, pseudonymising, detecting the language. Free of I/O,
+so the service and ``buurtalert ingest parse`` run the same code."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from buurtalert.shared.directory import Directory, Group
+from buurtalert.shared.models import (
+    Author,
+    InboundMessage,
+    MediaFetch,
+    ProviderStatus,
+    Reaction,
+    Role,
+    SourceChannel,
+    stable_id,
+)
+from buurtalert.shared.pseudonym import pseudonymise
+from buurtalert.shared.settings import Municipality
+
+
+class InvalidInput(ValueError):
+    """Input that cannot be accepted; ``str(self)`` is a clear explanation, safe to
+    return to the sender. ``status`` is the HTTP status (or SMTP reply) it deserves."""
+
+    def __init__(self, reason: str, status: int = 422) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRequest:
+    """AANMELDEN <code> or STOP, sent to the municipality's number."""
+
+    action: Literal["join", "leave"]
+    pseudonym: str
+    address: str
+    provider_message_id: str
+    at: datetime
+    code: str | None = None
+    group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """Input deliberately not forwarded (an auto-reply, an edit, our own echo), kept with why."""
+
+    provider_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one webhook call, email or file yields."""
+
+    raw_ref: str
+    messages: list[InboundMessage] = field(default_factory=list)
+    reactions: list[Reaction] = field(default_factory=list)
+    statuses: list[ProviderStatus] = field(default_factory=list)
+    media: list[MediaFetch] = field(default_factory=list)
+    memberships: list[MembershipRequest] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
+    contacts: dict[str, str] = field(default_factory=dict, repr=False)  # pseudonym → address
+
+    def as_json(self) -> dict[str, object]:
+        """What ``buurtalert ingest parse`` prints: no raw addresses."""
+        return {
+            "raw_ref": self.raw_ref,
+            "messages": [m.model_dump(mode="json") for m in self.messages],
+            "reactions": [r.model_dump(mode="json") for r in self.reactions],
+            "statuses": [s.model_dump(mode="json") for s in self.statuses],
+            "media": [m.model_dump(mode="json") for m in self.media],
+            "memberships": [
+                {
+                    "action": m.action,
+                    "pseudonym": m.pseudonym,
+                    "code": m.code,
+                    "group_id": m.group_id,
+                    "provider_message_id": m.provider_message_id,
+                }
+                for m in self.memberships
+            ],
+            "ignored": [{"provider_id": i.provider_id, "reason": i.reason} for i in self.ignored],
+        }
+
+
+def raw_id(body: bytes) -> str:
+    return "raw_" + hashlib.sha256(body).hexdigest()
+
+
+def message_id(channel: SourceChannel, account: str | None, provider_message_id: str) -> str:
+    """Our id of a provider's message: the same message delivered again gets the same id."""
+    return stable_id("msg", channel, account or "", provider_message_id)
+
+
+def from_unix(value: str | int | float) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise InvalidInput(f"timestamp {value!r} is not a Unix time") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    author: Author
+    group: Group | None
+    flags: tuple[str, ...]
+
+
+class Resolver:
+    """Turns a channel's sender address (and the place it posted) into an author and a group."""
+
+    def __init__(self, municipality: Municipality, directory: Directory | None) -> None:
+        self.municipality = municipality
+        self.directory = directory
+
+    def pseudonym(self, address: str) -> str:
+        return pseudonymise(self.municipality.pseudonym_key, address)
+
+    def resolve(self, address: str, *, channel: str, place: str | None = None) -> Sender:
+        """``place`` is where the message was posted (a WhatsApp group id, a Page id, a
+        list address); None for a one-to-one message, which belongs to the member's group."""
+        pseudonym = self.pseudonym(address)
+        directory = self.directory
+        flags: list[str] = []
+        member = directory.member(pseudonym) if directory else None
+        group: Group | None = None
+        if place is not None:
+            group = directory.group_at(channel, place) if directory else None
+            if group is None:
+                flags.append("unknown_group")
+            elif member is not None and group.id not in member.groups:
+                flags.append("not_a_member")
+        elif member is not None and directory is not None:
+            group = directory.home_group(member)
+        if member is None:
+            flags.append("unknown_sender")
+        author = Author(
+            pseudonym=pseudonym,
+            role=member.role if member else Role.UNKNOWN,
+            member_id=member.id if member else None,
+        )
+        return Sender(author=author, group=group, flags=tuple(flags))

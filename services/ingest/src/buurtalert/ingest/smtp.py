@@ -1,0 +1,83 @@
+"""The SMTP receiver (aiosmtpd) for the groups' list addresses.
+
+Only addresses of groups in the directory are accepted at RCPT; a message is
+parsed and accepted while the sender waits, so "250" means it is on Kafka. Bad input
+gets a 5xx reply with the reason and goes to quarantine; a failure of ours gets
+451, so the sending server tries again later."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from buurtalert.ingest import email
+from buurtalert.ingest.accept import Intake
+from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
+from buurtalert.shared.logging import get_logger
+from buurtalert.shared.settings import EmailIngest, Municipality
+
+log = get_logger(__name__)
+
+
+class Receiver:
+    """The aiosmtpd handler."""
+
+    def __init__(self, intake: Intake, municipality: Municipality, config: EmailIngest) -> None:
+        self.intake = intake
+        self.municipality = municipality
+        self.config = config
+
+    async def _resolver(self) -> Resolver:
+        return Resolver(self.municipality, await self.intake.directories.get(self.municipality.id))
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        directory = (await self._resolver()).directory
+        if directory is None or directory.group_at("email", address) is None:
+            return "550 5.1.1 No such list here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        try:
+            batch, attachments = email.parse(
+                raw,
+                resolver=await self._resolver(),
+                config=self.config,
+                raw_ref=raw_id(raw),
+                recipients=tuple(envelope.rcpt_tos),
+            )
+        except InvalidInput as exc:
+            await self.intake.quarantine("email", raw, str(exc), "message/rfc822")
+            return f"554 5.6.0 {exc}" if exc.status != 413 else f"552 5.3.4 {exc}"
+        except Exception:
+            log.exception("email_not_parsed")
+            await self.intake.quarantine("email", raw, "the message could not be parsed", "message/rfc822")
+            return "554 5.6.0 The message could not be parsed"
+        try:
+            await self.intake.accept(
+                batch, source="email", body=raw, content_type="message/rfc822", attachments=attachments
+            )
+        except Exception:
+            log.exception("email_not_accepted")
+            return "451 4.3.0 Temporarily unavailable, please try again later"
+        return "250 2.0.0 Accepted"
+
+
+async def start_receiver(intake: Intake, municipality: Municipality, config: EmailIngest) -> asyncio.Server:
+    """Serve SMTP on the running event loop (not a thread: the handler publishes to Kafka)."""
+    handler: Any = Receiver(intake, municipality, config)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, data_size_limit=config.max_bytes, hostname="buurtalert-ingest"),
+        host=config.smtp_host,
+        port=config.smtp_port,
+    )
+    log.info("smtp_receiver_started", host=config.smtp_host, port=config.smtp_port)
+    return server

@@ -1,0 +1,315 @@
+"""WhatsApp Cloud API webhooks (messages, statuses, reactions, Groups API), parsed
+into a :class:`Batch`. Free of I/O; the signature is checked before this runs."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from buurtalert.ingest.intake import (
+    Batch,
+    Ignored,
+    InvalidInput,
+    MembershipRequest,
+    Resolver,
+    from_unix,
+    message_id,
+)
+from buurtalert.ingest.language import detect
+from buurtalert.ingest.mediafiles import safe_filename
+from buurtalert.shared.models import (
+    DeliveryState,
+    InboundMessage,
+    Location,
+    MediaFetch,
+    MediaRef,
+    ProviderRef,
+    ProviderStatus,
+    Reaction,
+    SourceChannel,
+    stable_id,
+)
+from buurtalert.shared.settings import WhatsAppIngest
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's own upper bound for a webhook payload
+MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+JOIN = re.compile(r"^\s*(?:aanmelden|aanmelding|inschrijven|join)\s+([A-Za-z0-9-]{3,32})\s*$", re.I)
+LEAVE = re.compile(r"^\s*(?:stop|afmelden|uitschrijven|unsubscribe)\s*$", re.I)
+STATES = {s.value: s for s in DeliveryState}
+
+
+class _Loose(BaseModel):
+    """Meta adds fields over time: unknown ones are ignored, known ones are type-checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Metadata(_Loose):
+    display_phone_number: str = ""
+    phone_number_id: str
+
+
+class _Media(_Loose):
+    id: str
+    mime_type: str | None = None
+    sha256: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+
+
+class _Text(_Loose):
+    body: str
+
+
+class _Location(_Loose):
+    latitude: float
+    longitude: float
+    name: str | None = None
+    address: str | None = None
+
+
+class _Reaction(_Loose):
+    message_id: str
+    emoji: str = ""
+
+
+class _Context(_Loose):
+    id: str | None = None
+
+
+class _Message(_Loose):
+    id: str = Field(min_length=1)
+    sender: str = Field(alias="from", min_length=1)
+    timestamp: str
+    type: str
+    group_id: str | None = None
+    text: _Text | None = None
+    image: _Media | None = None
+    video: _Media | None = None
+    audio: _Media | None = None
+    document: _Media | None = None
+    sticker: _Media | None = None
+    location: _Location | None = None
+    reaction: _Reaction | None = None
+    button: dict[str, Any] | None = None
+    interactive: dict[str, Any] | None = None
+    context: _Context | None = None
+
+
+class _StatusError(_Loose):
+    code: int
+    title: str = ""
+    message: str = ""
+    error_data: dict[str, Any] | None = None
+
+
+class _Status(_Loose):
+    id: str = Field(min_length=1)
+    status: str
+    timestamp: str
+    recipient_id: str = ""
+    recipient_type: str | None = None
+    errors: list[_StatusError] = []
+
+
+class _Value(_Loose):
+    messaging_product: str = "whatsapp"
+    metadata: _Metadata
+    messages: list[_Message] = []
+    statuses: list[_Status] = []
+
+
+class _Change(_Loose):
+    field: str
+    value: dict[str, Any]
+
+
+class _Entry(_Loose):
+    id: str
+    changes: list[_Change]
+
+
+class _Payload(_Loose):
+    object: str
+    entry: list[_Entry]
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
+    )
+
+
+def parse(body: bytes, *, resolver: Resolver, config: WhatsAppIngest | None, raw_ref: str) -> Batch:
+    """Every message, status and reaction of one webhook call; raises :class:`InvalidInput`."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted", 413)
+    try:
+        payload = _Payload.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInput(f"not a WhatsApp webhook: {_problems(exc)}") from None
+    if payload.object != "whatsapp_business_account":
+        raise InvalidInput(f"unknown object {payload.object!r}; expected 'whatsapp_business_account'")
+    batch = Batch(raw_ref=raw_ref)
+    for entry in payload.entry:
+        for change in entry.changes:
+            if change.field != "messages":
+                batch.ignored.append(Ignored(f"{entry.id}:{change.field}", f"field {change.field} not used"))
+                continue
+            try:
+                value = _Value.model_validate(change.value)
+            except ValidationError as exc:
+                raise InvalidInput(f"malformed messages change: {_problems(exc)}") from None
+            account = value.metadata.phone_number_id
+            if config and config.phone_number_ids and account not in config.phone_number_ids:
+                raise InvalidInput(f"phone_number_id {account} is not one of this municipality's numbers")
+            for status in value.statuses:
+                _status(batch, status, account, resolver)
+            for message in value.messages:
+                _message(batch, message, account, resolver)
+    return batch
+
+
+def _status(batch: Batch, status: _Status, account: str, resolver: Resolver) -> None:
+    state = STATES.get(status.status)
+    if state is None:
+        batch.ignored.append(Ignored(status.id, f"status {status.status!r} not tracked"))
+        return
+    error = status.errors[0] if status.errors else None
+    detail = None
+    if error is not None:
+        details = (error.error_data or {}).get("details")
+        detail = " ".join(p for p in (error.title, str(details) if details else error.message) if p) or None
+    group = status.recipient_type == "group"
+    batch.statuses.append(
+        ProviderStatus(
+            id=stable_id("pst", account, status.id, status.status, status.timestamp),
+            channel=SourceChannel.WHATSAPP,
+            account=account,
+            provider_message_id=status.id,
+            state=state,
+            recipient=status.recipient_id if group else resolver.pseudonym(status.recipient_id),
+            error_code=str(error.code) if error else None,
+            error_detail=detail,
+            at=from_unix(status.timestamp),
+        )
+    )
+
+
+def _message(batch: Batch, message: _Message, account: str, resolver: Resolver) -> None:
+    sender = resolver.resolve(message.sender, channel="whatsapp", place=message.group_id)
+    sent_at = from_unix(message.timestamp)
+    provider = ProviderRef(channel=SourceChannel.WHATSAPP, message_id=message.id, account=account)
+    if message.type == "reaction" and message.reaction is not None:
+        batch.reactions.append(
+            Reaction(
+                id=stable_id("rea", account, message.id),
+                provider=provider,
+                municipality=resolver.municipality.id,
+                group_id=sender.group.id if sender.group else None,
+                author=sender.author,
+                reacts_to=message.reaction.message_id,
+                emoji=message.reaction.emoji,
+                sent_at=sent_at,
+            )
+        )
+        return
+    text = message.text.body if message.text else ""
+    if (
+        message.group_id is None
+        and message.type == "text"
+        and _membership(batch, message, text, sent_at, resolver)
+    ):
+        return
+    msg_id = message_id(SourceChannel.WHATSAPP, account, message.id)
+    flags = list(sender.flags)
+    media: list[MediaRef] = []
+    location = None
+    if message.type in MEDIA_TYPES and (item := getattr(message, message.type)) is not None:
+        ref = MediaRef(
+            kind=message.type,
+            mime_type=item.mime_type,
+            sha256=item.sha256,
+            provider_media_id=item.id,
+            storage_ref=stable_id("med", "whatsapp", item.id),
+            caption=item.caption,
+            filename=safe_filename(item.filename) if item.filename else None,
+        )
+        media.append(ref)
+        text = item.caption or ""
+        batch.media.append(
+            MediaFetch(
+                message_id=msg_id,
+                municipality=resolver.municipality.id,
+                channel=SourceChannel.WHATSAPP,
+                provider_media_id=item.id,
+                storage_ref=ref.storage_ref or "",
+                mime_type=item.mime_type,
+                sha256=item.sha256,
+            )
+        )
+    elif message.type == "location" and message.location is not None:
+        loc = message.location
+        description = ", ".join(p for p in (loc.name, loc.address) if p) or None
+        location = Location(latitude=loc.latitude, longitude=loc.longitude, description=description)
+        text = description or ""
+    elif message.type == "button" and message.button:
+        text = str(message.button.get("text", ""))
+    elif message.type == "interactive" and message.interactive:
+        reply = message.interactive.get("button_reply") or message.interactive.get("list_reply") or {}
+        text = str(reply.get("title", ""))
+    elif message.type == "contacts":
+        flags.append("contacts_shared")  # third parties' numbers: kept in the raw archive only
+    elif message.type != "text":
+        flags.append(f"unsupported_type:{message.type}")
+    if not text.strip() and not media and location is None:
+        flags.append("empty")
+    batch.contacts[sender.author.pseudonym] = message.sender
+    batch.messages.append(
+        InboundMessage(
+            id=msg_id,
+            provider=provider,
+            municipality=resolver.municipality.id,
+            group_id=sender.group.id if sender.group else None,
+            author=sender.author,
+            text=text,
+            media=tuple(media),
+            location=location,
+            language=detect(text),
+            reply_to=(
+                message_id(SourceChannel.WHATSAPP, account, message.context.id)
+                if message.context and message.context.id
+                else None
+            ),
+            flags=tuple(flags),
+            sent_at=sent_at,
+            raw_ref=batch.raw_ref,
+        )
+    )
+
+
+def _membership(batch: Batch, message: _Message, text: str, sent_at: datetime, resolver: Resolver) -> bool:
+    """A one-to-one AANMELDEN <code> or STOP: a membership request, not a report."""
+    action: Literal["join", "leave"]
+    if join := JOIN.match(text):
+        action, code = "join", join.group(1)
+    elif LEAVE.match(text):
+        action, code = "leave", None
+    else:
+        return False
+    group = resolver.directory.group_by_code(code) if code and resolver.directory else None
+    batch.memberships.append(
+        MembershipRequest(
+            action=action,
+            pseudonym=resolver.pseudonym(message.sender),
+            address=message.sender,
+            provider_message_id=message.id,
+            at=sent_at,
+            code=code,
+            group_id=group.id if group else None,
+        )
+    )
+    return True
