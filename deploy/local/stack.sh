@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Local infrastructure without Docker: Apache Kafka (KRaft, one node) from Maven
-# Central jars and FerretDB v1 (SQLite backend) built from the Go module proxy.
+# Central jars, FerretDB v1 (SQLite backend) built from the Go module proxy, and
+# Dovecot (Debian's package) as the IMAP server whose mailboxes ingest reads.
 #
-#   deploy/local/stack.sh install   fetch the Kafka jars, build FerretDB
-#   deploy/local/stack.sh up        install if needed, start both, wait until ready
-#   deploy/local/stack.sh down      stop both (data is kept)
+#   deploy/local/stack.sh install   fetch the Kafka jars, build FerretDB, install Dovecot
+#   deploy/local/stack.sh up        install if needed, start all three, wait until ready
+#   deploy/local/stack.sh imap      install and start Dovecot only
+#   deploy/local/stack.sh down      stop them (data is kept)
 #   deploy/local/stack.sh status    say what runs
-#   deploy/local/stack.sh reset     stop both and delete their data
+#   deploy/local/stack.sh reset     stop them and delete their data
+#
+# Dovecot accepts any user name with the password $BUURTALERT_IMAP_PASSWORD (default
+# demo-imap-password) on 127.0.0.1 only, without TLS: a development server.
 #
 # Every command can be run twice without harm. Data, logs and pid files live in
 # $BUURTALERT_LOCAL_DIR (default: .local/ at the repository root, git-ignored).
@@ -19,9 +24,12 @@ kafka_port=${BUURTALERT_KAFKA_PORT:-9092}
 controller_port=${BUURTALERT_KAFKA_CONTROLLER_PORT:-9093}
 mongo_port=${BUURTALERT_MONGO_PORT:-27017}
 kafka_heap=${BUURTALERT_KAFKA_HEAP:-768m}
+imap_port=${BUURTALERT_IMAP_PORT:-10143}
+imap_password=${BUURTALERT_IMAP_PASSWORD:-demo-imap-password}
 
 kdir=$state/kafka
 fdir=$state/ferretdb
+ddir=$state/dovecot
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
@@ -109,6 +117,76 @@ start_ferretdb() {
   wait_for ferretdb "$mongo_port" "$fdir/ferretdb.pid" "$fdir/logs/ferretdb.log" 30
 }
 
+install_dovecot() {
+  if command -v dovecot > /dev/null || [ -x /usr/sbin/dovecot ]; then return; fi
+  if [ "$(id -u)" != 0 ]; then log "Dovecot is missing: install Debian's dovecot-imapd (needs root)"; return 1; fi
+  log "installing Dovecot (Debian's dovecot-imapd)"
+  (export DEBIAN_FRONTEND=noninteractive
+   apt-get install -y -qq --no-install-recommends dovecot-imapd > /dev/null 2>&1 \
+     || { apt-get update -qq > /dev/null && apt-get install -y -qq --no-install-recommends dovecot-imapd > /dev/null; })
+}
+
+start_dovecot() {
+  if port_open "$imap_port" && [ -f "$ddir/run/master.pid" ] && kill -0 "$(cat "$ddir/run/master.pid")" 2>/dev/null; then
+    log "dovecot already running on 127.0.0.1:$imap_port"; return
+  fi
+  if port_open "$imap_port"; then log "port $imap_port is taken by another process; set BUURTALERT_IMAP_PORT"; return 1; fi
+  local user group
+  if [ "$(id -u)" = 0 ]; then user=dovecot; group=dovecot; else user=$(id -un); group=$(id -gn); fi
+  mkdir -p "$ddir/run" "$ddir/mail" "$ddir/logs"
+  chown "$user:$group" "$ddir/mail"
+  cat > "$ddir/dovecot.conf" <<CONF
+base_dir = $ddir/run
+state_dir = $ddir/run/state
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = $ddir/logs/dovecot.log
+mail_location = maildir:$ddir/mail/%u
+first_valid_uid = 1
+first_valid_gid = 1
+$( [ "$(id -u)" = 0 ] || printf 'default_login_user = %s\ndefault_internal_user = %s\ndefault_internal_group = %s\n' "$user" "$user" "$group")
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap_port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0666
+  }
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+passdb {
+  driver = static
+  args = password=$imap_password
+}
+userdb {
+  driver = static
+  args = uid=$user gid=$group home=$ddir/mail/%u
+}
+CONF
+  log "starting dovecot on 127.0.0.1:$imap_port"
+  /usr/sbin/dovecot -c "$ddir/dovecot.conf"
+  for _ in $(seq 1 40); do port_open "$imap_port" && return 0; sleep 0.25; done
+  log "dovecot did not open port $imap_port; see $ddir/logs/dovecot.log"; tail -n 20 "$ddir/logs/dovecot.log" >&2; return 1
+}
+
+stop_dovecot() {
+  if [ -f "$ddir/dovecot.conf" ] && [ -f "$ddir/run/master.pid" ] && kill -0 "$(cat "$ddir/run/master.pid")" 2>/dev/null; then
+    log "stopping dovecot"
+    /usr/sbin/doveadm -c "$ddir/dovecot.conf" stop 2>/dev/null || kill "$(cat "$ddir/run/master.pid")" 2>/dev/null || true
+  fi
+}
+
 stop_one() { # name pidfile
   if alive "$2"; then
     local pid; pid=$(cat "$2")
@@ -121,15 +199,17 @@ stop_one() { # name pidfile
 }
 
 case "${1:-up}" in
-  install) install_kafka; install_ferretdb ;;
+  install) install_kafka; install_ferretdb; install_dovecot ;;
   up)
-    install_kafka; install_ferretdb
-    start_ferretdb; start_kafka
-    echo "KAFKA=127.0.0.1:$kafka_port MONGO=mongodb://127.0.0.1:$mongo_port/" ;;
-  down) stop_one kafka "$kdir/kafka.pid"; stop_one ferretdb "$fdir/ferretdb.pid" ;;
+    install_kafka; install_ferretdb; install_dovecot
+    start_ferretdb; start_kafka; start_dovecot
+    echo "KAFKA=127.0.0.1:$kafka_port MONGO=mongodb://127.0.0.1:$mongo_port/ IMAP=127.0.0.1:$imap_port" ;;
+  imap) install_dovecot; start_dovecot ;;
+  down) stop_one kafka "$kdir/kafka.pid"; stop_one ferretdb "$fdir/ferretdb.pid"; stop_dovecot ;;
   status)
     alive "$kdir/kafka.pid" && echo "kafka: running on 127.0.0.1:$kafka_port" || echo "kafka: stopped"
-    alive "$fdir/ferretdb.pid" && echo "ferretdb: running on 127.0.0.1:$mongo_port" || echo "ferretdb: stopped" ;;
-  reset) "$0" down; rm -rf "$kdir/data" "$kdir/logs" "$fdir/data" "$fdir/logs" ;;
-  *) echo "usage: $0 install|up|down|status|reset" >&2; exit 64 ;;
+    alive "$fdir/ferretdb.pid" && echo "ferretdb: running on 127.0.0.1:$mongo_port" || echo "ferretdb: stopped"
+    alive "$ddir/run/master.pid" && echo "dovecot: running on 127.0.0.1:$imap_port" || echo "dovecot: stopped" ;;
+  reset) "$0" down; rm -rf "$kdir/data" "$kdir/logs" "$fdir/data" "$fdir/logs" "$ddir" ;;
+  *) echo "usage: $0 install|up|imap|down|status|reset" >&2; exit 64 ;;
 esac

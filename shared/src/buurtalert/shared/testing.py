@@ -89,6 +89,26 @@ def provide_infrastructure() -> Infrastructure:
     return _from_local_stack()
 
 
+@dataclass(frozen=True)
+class ImapServer:
+    host: str
+    port: int
+    password: str
+
+
+def provide_imap_server() -> ImapServer:
+    """The local Dovecot of ``deploy/local/stack.sh`` (installed and started if needed):
+    any user name logs in with the password, so each test can have a mailbox of its own."""
+    subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+        [str(repo_root() / "deploy" / "local" / "stack.sh"), "imap"], check=True, stdout=subprocess.DEVNULL
+    )
+    return ImapServer(
+        "127.0.0.1",
+        int(os.environ.get("BUURTALERT_IMAP_PORT", "10143")),
+        os.environ.get("BUURTALERT_IMAP_PASSWORD", "demo-imap-password"),
+    )
+
+
 def isolated_settings(infra: Infrastructure, **overrides: object) -> Settings:
     """Settings with a topic prefix and database of their own."""
     tag = uuid.uuid4().hex[:10]

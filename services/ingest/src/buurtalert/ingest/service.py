@@ -54,7 +54,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     http = routes(intake, municipality)
     paths = dict.fromkeys(route.path for route in http.routes if isinstance(route, Route))
-    app = AsgiFastStream(broker, status_broker, asgi_routes=[(path, http) for path in paths], logger=APP_LOGGER)
+    app = AsgiFastStream(
+        broker, status_broker, asgi_routes=[(path, http) for path in paths], logger=APP_LOGGER
+    )
     reliable.attach(app)
 
     @app.on_startup

@@ -1,0 +1,369 @@
+"""The ingest service as a real process: Meta's webhooks, SMTP, IMAP (Dovecot), the
+report form; into a real Kafka broker and MongoDB-wire server, with media fetched from
+a local Graph API emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import httpx
+import pytest
+import uvicorn
+import yaml
+from aioimaplib import IMAP4
+
+from buurtalert.shared.directory import fetch_directory, load_directory, store_directory
+from buurtalert.shared.graph_emulator import GraphEmulator
+from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.pseudonym import pseudonymise
+from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.testing import ImapServer, free_port, provide_imap_server
+from tests.conftest import DEMO, TEST_FAILED
+from tests.meta import (
+    PAGE_ID,
+    REGIE_GROUP,
+    fb_feed,
+    signed,
+    wa_message,
+    wa_messages,
+    wa_status,
+    wa_statuses,
+)
+from tests.support import ServiceProcess, eventually, read_topic, wait_http
+
+WA_SECRET = "demo-whatsapp-app-secret"
+FB_SECRET = "demo-facebook-app-secret"
+COORDINATOR = "31600000002"
+LIST = "boshoven-zuid@lists.weert-demo.buurtalert.test"
+
+
+@pytest.fixture(scope="session")
+def imap_server() -> ImapServer:
+    return provide_imap_server()
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[GraphEmulator]:
+    port = free_port()
+    emulator = GraphEmulator(access_token="demo-graph-token", base_url=f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(uvicorn.Config(emulator.app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, what="the Graph API emulator to start")
+    yield emulator
+    server.should_exit = True
+    await task
+
+
+@dataclass
+class Ingest:
+    settings: Settings
+    url: str
+    smtp_port: int
+    mailbox_user: str
+    imap: ImapServer
+    process: ServiceProcess
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.post(f"{self.url}{path}", content=body, headers=headers)
+
+    async def topic(self, name: str, count: int, timeout: float = 20.0) -> list[Any]:
+        return await read_topic(self.settings, name, count, timeout)
+
+    async def db_find(self, collection: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+        client = mongo_client(self.settings)
+        try:
+            return [d async for d in client[self.settings.database][collection].find(query)]
+        finally:
+            await client.close()
+
+
+@pytest.fixture
+async def ingest(
+    settings: Settings,
+    tmp_path: Path,
+    graph: GraphEmulator,
+    imap_server: ImapServer,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Ingest]:
+    data = yaml.safe_load(settings.municipality_file.read_text())
+    smtp_port = free_port()
+    user = f"meldingen-{uuid.uuid4().hex[:8]}@weert-demo.buurtalert.test"
+    data["ingest"]["whatsapp"]["graph_url"] = f"{graph.base_url}/v21.0"
+    data["ingest"]["email"]["smtp_port"] = smtp_port
+    data["ingest"]["email"]["imap"] = [
+        {
+            "host": imap_server.host,
+            "port": imap_server.port,
+            "tls": False,
+            "username": user,
+            "password": imap_server.password,
+            "group": "leuken-west",
+        }
+    ]
+    path = tmp_path / "ingest-municipality.yaml"
+    path.write_text(yaml.safe_dump(data))
+    own = settings.model_copy(update={"municipality_file": path})
+    client = mongo_client(own)
+    muni = load_municipality(path)
+    await store_directory(
+        client[own.database],
+        load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(muni.pseudonym_key),
+    )
+    await client.close()
+    process = ServiceProcess("ingest", own, tmp_path)
+    process.start()
+    try:
+        await wait_http(f"http://127.0.0.1:{own.http_port}/health")
+        await process.started()
+        yield Ingest(own, f"http://127.0.0.1:{own.http_port}", smtp_port, user, imap_server, process)
+    finally:
+        process.stop()
+        if request.node.stash.get(TEST_FAILED, False):
+            print(process.log()[-6000:])
+
+
+# --- WhatsApp -------------------------------------------------------------------------------
+
+
+async def test_whatsapp_verification_handshake(ingest: Ingest) -> None:
+    async with httpx.AsyncClient() as client:
+        params = {
+            "hub.mode": "subscribe",
+            "hub.verify_token": "demo-verify-token",
+            "hub.challenge": "1158201444",
+        }
+        ok = await client.get(f"{ingest.url}/webhooks/whatsapp", params=params)
+        wrong = await client.get(
+            f"{ingest.url}/webhooks/whatsapp", params={**params, "hub.verify_token": "guess"}
+        )
+    assert (ok.status_code, ok.text) == (200, "1158201444")
+    assert wrong.status_code == 403
+
+
+async def test_signed_whatsapp_message_reaches_kafka_once(ingest: Ingest) -> None:
+    """Meta retries for days: the second delivery is recognised and not published again."""
+    body = wa_messages(
+        wa_message(
+            COORDINATOR,
+            "wamid.HBgL1",
+            group_id=REGIE_GROUP,
+            text={"body": "Verdachte man bij de kerk, 112 gebeld"},
+        )
+    )
+    first = await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))
+    again = await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))
+    assert first.status_code == again.status_code == 200
+    assert first.json()["accepted"] == 1 and again.json() == {**again.json(), "accepted": 0, "duplicates": 1}
+    messages = await ingest.topic("messages.inbound", 2, timeout=5)
+    assert len(messages) == 1
+    [message] = messages
+    assert message["group_id"] == "boshoven-regie" and message["language"] == "nl"
+    assert COORDINATOR not in json.dumps(message)
+    [raw] = await ingest.db_find("raw_inputs", {"_id": message["raw_ref"]})
+    assert raw["body"] == body and raw["source"] == "whatsapp"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "reason"),
+    [
+        (
+            b'{"object":"whatsapp_business_account","entry":[]}',
+            {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+            401,
+            "does not match",
+        ),
+        (b'{"object":"whatsapp_business_account","entry":[]}', {}, 401, "missing X-Hub-Signature-256"),
+        (b"{not json", None, 422, "not a WhatsApp webhook"),
+        (b'{"object":"instagram","entry":[]}', None, 422, "unknown object"),
+    ],
+)
+async def test_bad_whatsapp_input_gets_4xx_and_is_quarantined(
+    ingest: Ingest, body: bytes, headers: dict[str, str] | None, status: int, reason: str
+) -> None:
+    response = await ingest.post(
+        "/webhooks/whatsapp", body, headers if headers is not None else signed(body, WA_SECRET)
+    )
+    assert response.status_code == status and reason in response.json()["error"]
+    [kept] = await ingest.topic("ingest.quarantine", 1)
+    assert kept["id"] == response.json()["quarantine_id"] and reason in kept["reason"]
+    assert kept["body"] == body.decode() and kept["source"] == "whatsapp"
+
+
+async def test_oversized_webhook_is_refused(ingest: Ingest) -> None:
+    body = b"x" * (3 * 1024 * 1024 + 1)
+    response = await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))
+    assert response.status_code == 413
+
+
+async def test_status_burst_reaches_the_provider_status_topic(ingest: Ingest) -> None:
+    statuses = [wa_status(f"wamid.OUT{i}", s) for i in range(50) for s in ("sent", "delivered", "read")]
+    body = wa_statuses(*statuses)
+    response = await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))
+    assert response.json()["statuses"] == 150
+    records = await ingest.topic("deliveries.provider-status", 150)
+    assert len(records) == 150 and {r["state"] for r in records} == {"sent", "delivered", "read"}
+
+
+async def test_media_is_fetched_from_the_graph_api_and_stored(ingest: Ingest, graph: GraphEmulator) -> None:
+    photo = b"\xff\xd8\xff\xe0" + b"jpeg" * 500
+    medium = graph.add_medium("1037543291543636", photo, "image/jpeg")
+    item = {
+        "id": "1037543291543636",
+        "mime_type": "image/jpeg",
+        "sha256": medium.sha256,
+        "caption": "Scooter zonder kenteken",
+    }
+    body = wa_messages(wa_message(COORDINATOR, "wamid.IMG1", "image", image=item))
+    assert (await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))).json()["accepted"] == 1
+    [message] = await ingest.topic("messages.inbound", 1)
+    ref = message["media"][0]["storage_ref"]
+
+    async def stored() -> list[dict[str, Any]]:
+        return await ingest.db_find("media", {"_id": ref})
+
+    await eventually(stored, what="the photo to be stored")
+    [doc] = await stored()
+    assert doc["data"] == photo and doc["mime_type"] == "image/jpeg" and doc["message_id"] == message["id"]
+    assert ("GET", "/v21.0/1037543291543636") in graph.calls
+
+
+async def test_unknown_media_goes_to_the_dead_letter_topic_with_the_graph_error(ingest: Ingest) -> None:
+    item = {"id": "404404", "mime_type": "image/jpeg", "sha256": "x"}
+    body = wa_messages(wa_message(COORDINATOR, "wamid.IMG2", "image", image=item))
+    await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))
+    [letter] = await ingest.topic("ingest.deadletter", 1)
+    assert "code 100" in letter["error"] and letter["topic"].endswith("ingest.media")
+
+
+async def test_membership_by_keyword_is_recorded_in_the_directory(ingest: Ingest) -> None:
+    member = "31687654321"
+    join = wa_messages(wa_message(member, "wamid.J1", text={"body": "AANMELDEN LEUKEN-WEST"}))
+    assert (await ingest.post("/webhooks/whatsapp", join, signed(join, WA_SECRET))).json()["memberships"] == 1
+    client = mongo_client(ingest.settings)
+    db = client[ingest.settings.database]
+    pseudonym = pseudonymise(load_municipality(ingest.settings.municipality_file).pseudonym_key, member)
+    try:
+        directory = await fetch_directory(db, "weert-demo")
+        assert directory is not None
+        joined = directory.member(pseudonym)
+        assert joined is not None and joined.consent_one_to_one and joined.address == member
+        assert "leuken-west" in joined.groups
+        stop = wa_messages(wa_message(member, "wamid.J2", text={"body": "STOP"}))
+        await ingest.post("/webhooks/whatsapp", stop, signed(stop, WA_SECRET))
+        directory = await fetch_directory(db, "weert-demo")
+        assert directory is not None
+        left = directory.member(pseudonym)
+        assert left is None or (not left.consent_one_to_one and left.address is None)
+    finally:
+        await client.close()
+    assert await ingest.topic("messages.inbound", 1, timeout=3) == []
+
+
+async def test_reaction_goes_to_the_reactions_topic(ingest: Ingest) -> None:
+    body = wa_messages(
+        wa_message(COORDINATOR, "wamid.R1", "reaction", reaction={"message_id": "wamid.HBgL1", "emoji": "👍"})
+    )
+    assert (await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))).json()["reactions"] == 1
+    [reaction] = await ingest.topic("messages.reactions", 1)
+    assert reaction["emoji"] == "👍" and reaction["reacts_to"] == "wamid.HBgL1"
+
+
+# --- Facebook -------------------------------------------------------------------------------
+
+
+async def test_facebook_comment_reaches_kafka_and_bad_signature_does_not(ingest: Ingest) -> None:
+    body = fb_feed(
+        "comment",
+        post_id=f"{PAGE_ID}_1",
+        comment_id="1_2",
+        message="Ook bij ons is aangebeld, 112 gebeld",
+        **{"from": {"id": "555"}},
+    )
+    assert (await ingest.post("/webhooks/facebook", body, signed(body, FB_SECRET))).json()["accepted"] == 1
+    assert (await ingest.post("/webhooks/facebook", body, signed(body, WA_SECRET))).status_code == 401
+    [message] = await ingest.topic("messages.inbound", 1)
+    assert message["provider"]["channel"] == "facebook" and message["group_id"] == "boshoven-noord"
+    assert message["reply_to"] is not None
+
+
+# --- email ----------------------------------------------------------------------------------
+
+
+def report_mail(**headers: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = headers.get("From", "bewoner1@example.test")
+    msg["To"] = headers.get("To", LIST)
+    msg["Subject"] = "Inbraak"
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@example.test>"
+    msg.set_content("Er is ingebroken aan de Kerkstraat, de politie is gebeld.")
+    return msg
+
+
+async def test_smtp_receiver_accepts_list_mail_and_refuses_strangers(ingest: Ingest) -> None:
+    await aiosmtplib.send(report_mail(), hostname="127.0.0.1", port=ingest.smtp_port)
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+        await aiosmtplib.send(
+            report_mail(To="niemand@example.test"), hostname="127.0.0.1", port=ingest.smtp_port
+        )
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await aiosmtplib.send(
+            b"Subject: no sender\r\n\r\nbody\r\n",
+            sender="x@example.test",
+            recipients=[LIST],
+            hostname="127.0.0.1",
+            port=ingest.smtp_port,
+        )
+    assert refused.value.code == 554 and "no sender" in refused.value.message
+    [message] = await ingest.topic("messages.inbound", 1)
+    assert message["group_id"] == "boshoven-zuid" and message["subject"] == "Inbraak"
+    [kept] = await ingest.topic("ingest.quarantine", 1)
+    assert kept["source"] == "email" and "no sender" in kept["reason"]
+
+
+async def test_imap_reader_picks_up_new_mail_with_idle(ingest: Ingest) -> None:
+    imap = IMAP4(ingest.imap.host, ingest.imap.port)
+    await imap.wait_hello_from_server()
+    await imap.login(ingest.mailbox_user, ingest.imap.password)
+    await eventually(lambda: "imap_reading" in ingest.process.log(), what="the reader to connect")
+    raw = report_mail(To=ingest.mailbox_user).as_bytes()
+    await imap.append(raw, mailbox="INBOX")
+    [message] = await ingest.topic("messages.inbound", 1)
+    assert message["group_id"] == "leuken-west" and message["provider"]["channel"] == "email"
+
+    async def seen() -> bool:
+        await imap.select("INBOX")
+        response = await imap.search("SEEN")
+        return bool(response.lines[0].split())
+
+    await eventually(seen, what="the mail to be flagged seen")
+    await imap.logout()
+
+
+# --- web --------------------------------------------------------------------------------------
+
+
+async def test_report_form_is_served_and_accepted(ingest: Ingest) -> None:
+    async with httpx.AsyncClient() as client:
+        page = await client.get(f"{ingest.url}/report")
+        form = {
+            "token": "demo-token-buurtpreventie",
+            "group": "boshoven-noord",
+            "reporter": "+31 6 11111111",
+            "text": "Man met koevoet bij de garageboxen, 112 gebeld",
+        }
+        sent = await client.post(f"{ingest.url}/reports", data=form)
+        refused = await client.post(f"{ingest.url}/reports", data={**form, "token": "fout"})
+    assert page.status_code == 200 and 'name="text"' in page.text and "112" in page.text
+    assert sent.status_code == 200 and "ontvangen" in sent.text
+    assert refused.status_code == 401
+    [message] = await ingest.topic("messages.inbound", 1)
+    assert message["group_id"] == "boshoven-noord" and message["provider"]["channel"] == "web"
