@@ -56,6 +56,8 @@ def municipality_file(tmp_path: Path, mailbox: DevMailbox) -> Path:
     """The demo municipality, its email adapter pointed at this test's mailbox."""
     data = yaml.safe_load((DEMO / "weert" / "municipality.yaml").read_text())
     data["channels"]["email"]["port"] = mailbox.port
+    data["ingest"]["email"]["smtp_port"] = free_port()
+    data["ingest"]["email"]["imap"] = []
     path = tmp_path / "municipality.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -51,7 +51,7 @@ def wa_message(
     message: dict[str, Any] = {
         "from": sender,
         "id": wamid,
-        "timestamp": "1763900000",
+        "timestamp": "1795436000",
         "type": kind,
         **content,
     }
@@ -75,7 +75,7 @@ def wa_status(
     item: dict[str, Any] = {
         "id": wamid,
         "status": status,
-        "timestamp": "1763900005",
+        "timestamp": "1795436005",
         "recipient_id": recipient,
     }
     if status != "failed":
@@ -94,14 +94,14 @@ def wa_status(
 
 
 def facebook(entry: dict[str, Any]) -> bytes:
-    return json.dumps({"object": "page", "entry": [{"id": PAGE_ID, "time": 1763900000, **entry}]}).encode()
+    return json.dumps({"object": "page", "entry": [{"id": PAGE_ID, "time": 1795436000, **entry}]}).encode()
 
 
 def fb_feed(item: str, verb: str = "add", **value: Any) -> bytes:
     return facebook(
         {
             "changes": [
-                {"field": "feed", "value": {"item": item, "verb": verb, "created_time": 1763900000, **value}}
+                {"field": "feed", "value": {"item": item, "verb": verb, "created_time": 1795436000, **value}}
             ]
         }
     )
@@ -111,7 +111,7 @@ def fb_messenger(sender: str, **event: Any) -> bytes:
     return facebook(
         {
             "messaging": [
-                {"sender": {"id": sender}, "recipient": {"id": PAGE_ID}, "timestamp": 1763900000123, **event}
+                {"sender": {"id": sender}, "recipient": {"id": PAGE_ID}, "timestamp": 1795436000123, **event}
             ]
         }
     )

@@ -91,3 +91,61 @@ def test_route_dry_run_refuses_an_invalid_message(tmp_path: Path) -> None:
     result = _run("route", "--directory", str(DEMO / "weert" / "directory.yaml"), str(bad))
     assert result.returncode == 2
     assert "not a valid message" in result.stderr and "Traceback" not in result.stderr
+
+
+SAMPLES = Path(__file__).parents[2] / "docs" / "samples"
+
+
+def test_ingest_parse_prints_the_normalised_batch() -> None:
+    """Messages, reactions and membership requests of a WhatsApp webhook, through the service's parser."""
+    result = _run(
+        "ingest",
+        "parse",
+        "whatsapp",
+        str(SAMPLES / "whatsapp-messages.json"),
+        "--municipality-file",
+        str(DEMO / "weert" / "municipality.yaml"),
+        "--directory",
+        str(DEMO / "weert" / "directory.yaml"),
+    )
+    assert result.returncode == 0, result.stderr
+    batch = json.loads(result.stdout)
+    assert [m["group_id"] for m in batch["messages"]] == ["boshoven-regie", None]
+    assert batch["messages"][1]["media"][0]["provider_media_id"] == "1037543291543636"
+    assert batch["memberships"][0]["group_id"] == "leuken-west" and len(batch["reactions"]) == 1
+    assert "31600000002" not in result.stdout  # no phone numbers in the output
+    statuses = _run(
+        "ingest",
+        "parse",
+        "whatsapp",
+        str(SAMPLES / "whatsapp-statuses.json"),
+        "--municipality-file",
+        str(DEMO / "weert" / "municipality.yaml"),
+    )
+    assert [s["state"] for s in json.loads(statuses.stdout)["statuses"]] == ["sent", "delivered", "failed"]
+    mail = _run(
+        "ingest",
+        "parse",
+        "email",
+        str(SAMPLES / "email-report.eml"),
+        "--municipality-file",
+        str(DEMO / "weert" / "municipality.yaml"),
+    )
+    assert json.loads(mail.stdout)["messages"][0]["text"].endswith("112 is gebeld.")
+
+
+def test_ingest_parse_exits_2_with_one_line_on_invalid_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"object": "page"')
+    for channel, file in (("whatsapp", bad), ("facebook", bad), ("email", tmp_path / "missing.eml")):
+        result = _run(
+            "ingest",
+            "parse",
+            channel,
+            str(file),
+            "--municipality-file",
+            str(DEMO / "weert" / "municipality.yaml"),
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        assert "Traceback" not in result.stderr

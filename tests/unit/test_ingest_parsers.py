@@ -302,7 +302,7 @@ def test_messenger_message_reaction_echo_and_delivery() -> None:
         fb_messenger("7001", reaction={"mid": "m_0", "action": "react", "emoji": "😮", "reaction": "wow"})
     )
     echo = parse_fb(fb_messenger("7001", message={"mid": "m_2", "text": "Bedankt", "is_echo": True}))
-    delivered = parse_fb(fb_messenger("7001", delivery={"mids": ["m_out"], "watermark": 1763900000000}))
+    delivered = parse_fb(fb_messenger("7001", delivery={"mids": ["m_out"], "watermark": 1795436000000}))
     assert message.messages[0].group_id == "boshoven-noord" and "messenger" in message.messages[0].flags
     assert reaction.reactions[0].emoji == "😮" and reaction.messages == []
     assert echo.messages == [] and echo.ignored[0].reason == "echo of a message the Page sent"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import decide, score, scorer_for
+from buurtalert.moderation.rules import decide, hold_flagged, score, scorer_for
 from buurtalert.shared.models import Decision, Role
 from buurtalert.shared.yamlfile import ConfigFileError
 
@@ -170,3 +170,14 @@ def test_policy_file_errors_name_the_line(tmp_path: Path) -> None:
     path.write_text("version: x\ncountry: NL\npolice_numbers: ['112']\nrules:\n  joke: {action: ban}\n")
     with pytest.raises(ConfigFileError, match=r"line 5: rules\.joke\.action"):
         load_policy(path)
+
+
+def test_flagged_messages_are_held_for_review_never_forwarded_by_rule() -> None:
+    """An unknown sender or an unsupported message type needs a person's judgement."""
+    clean = decide("m1", "Verdachte man bij de school, 112 is gebeld", author_role=Role.RESIDENT)
+    assert clean.decision is Decision.FORWARD
+    held = hold_flagged(clean, ("unknown_sender", "html_only"))
+    assert held.decision is Decision.REVIEW
+    assert [r.code for r in held.reasons if r.code.startswith("ingest:")] == ["ingest:unknown_sender"]
+    assert hold_flagged(clean, ("html_only", "mime_defects")).decision is Decision.FORWARD
+    assert hold_flagged(clean, ("unsupported_type:order",)).decision is Decision.REVIEW

@@ -77,9 +77,10 @@ class MailboxReader:
                 client.idle_done()
                 await asyncio.wait_for(idle, 30)
         finally:
-            if client.protocol.state not in ("LOGOUT",):
-                with contextlib.suppress(AioImapException, OSError, TimeoutError):
-                    await client.logout()
+            with contextlib.suppress(AioImapException, OSError, TimeoutError, asyncio.CancelledError):
+                if client.has_pending_idle():
+                    client.idle_done()
+                await asyncio.wait_for(client.logout(), 1.0)
 
     async def read_unseen(self, client: IMAP4) -> int:
         response = await client.uid_search("UNSEEN")

@@ -305,6 +305,21 @@ class Scorer:
         )
 
 
+#: What ingest noticed that a person must look at before a message goes anywhere.
+HELD_FLAGS = frozenset({"unknown_sender", "unknown_group", "not_a_member", "empty", "contacts_shared"})
+
+
+def hold_flagged(result: ModerationResult, flags: Sequence[str]) -> ModerationResult:
+    """A message ingest flagged (an unknown sender, an unsupported type) is never
+    forwarded by rule: it goes to review, with the flags as reasons."""
+    held = [f for f in flags if f in HELD_FLAGS or f.startswith("unsupported_type:")]
+    if not held:
+        return result
+    reasons = (*result.reasons, *(Reason(code=f"ingest:{f}", score=1.0) for f in held))
+    decision = Decision.REVIEW if result.decision is Decision.FORWARD else result.decision
+    return result.model_copy(update={"reasons": reasons, "decision": decision})
+
+
 _DEFAULT: dict[str, Scorer] = {}
 
 

@@ -7,7 +7,7 @@ import asyncio
 from faststream import FastStream
 
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import AUTHORITIES, PRIVACY, Scorer
+from buurtalert.moderation.rules import AUTHORITIES, PRIVACY, Scorer, hold_flagged
 from buurtalert.moderation.strikes import WARNING_EN, WARNING_NL, StrikeOutcome, Strikes, outcome
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
@@ -91,6 +91,7 @@ def create_app(settings: Settings) -> FastStream:
             result = scorer.decide(
                 message.id, message.text, author_role=message.author.role, media=message.media
             )
+            result = hold_flagged(result, message.flags)
             if result.decision is Decision.REJECT and message.author.role not in AUTHORITIES:
                 result = await strike(message, result)
             await reliable.publish(
