@@ -1,4 +1,5 @@
-"""``python -m bench``: Kafka throughput, raw aiokafka against one FastStream hop of ours.
+"""``python -m bench``: Kafka throughput, raw aiokafka against one FastStream hop of ours;
+ingest's webhook throughput and response times (see :mod:`bench.ingest`); moderation.
 
 * baseline: raw aiokafka, an idempotent producer (acks=all) sending N messages and
   a consumer reading them back: produce→consume messages per second.
@@ -24,6 +25,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.ingest import report, webhook_benchmark
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
 from buurtalert.shared.settings import Settings
@@ -184,6 +186,8 @@ async def main(count: int) -> dict[str, object]:
     print(f"  baseline raw aiokafka produce→consume : {raw:10.0f} msg/s")
     print(f"  one FastStream hop of ours            : {ours:10.0f} msg/s")
     print(f"  ratio hop / raw                       : {ours / raw:10.3f}")
+    results["ingest"] = await webhook_benchmark(infra, Path(".local/bench/ingest"))
+    report(results["ingest"])  # type: ignore[arg-type]
     infra.stop()
     results["moderation"] = moderation_throughput()
     return results

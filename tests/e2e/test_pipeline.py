@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.mongo import Audit, mongo_client
 from tests.e2e.conftest import System
 from tests.support import eventually, read_topic
 
@@ -38,14 +38,13 @@ async def test_report_reaches_the_regiegroep_and_every_step_is_audited(system: S
         db = client[system.settings.database]
 
         async def audited() -> dict | None:  # type: ignore[type-arg]
-            doc = await db.audit.find_one({"_id": message_id})
-            return doc if doc and "deliveries" in doc.get("stages", {}) else None
+            stages = await Audit(db).trail(message_id)
+            return stages if "deliveries" in stages else None
 
-        doc = await eventually(audited, what="the delivery in the audit trail")
-        raw = await db.raw_inputs.find_one({"_id": doc["stages"]["ingest"]["raw_ref"]})
+        stages = await eventually(audited, what="the delivery in the audit trail")
+        raw = await db.raw_inputs.find_one({"_id": stages["ingest"]["raw_ref"]})
     finally:
         await client.close()
-    stages = doc["stages"]
     assert stages["moderation"]["decision"] == "forward"
     assert stages["routing"]["rules"] == ["buurtgroep_to_regiegroep"]
     [delivery] = stages["deliveries"].values()

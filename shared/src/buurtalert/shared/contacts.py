@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from buurtalert.shared.models import utcnow
 
@@ -21,11 +22,12 @@ class Contacts:
         self._contacts = db.contacts
 
     async def remember(self, municipality: str, pseudonym: str, address: str) -> None:
-        await self._contacts.update_one(
-            {"_id": f"{municipality}:{pseudonym}"},
-            {"$set": {"address": address, "channel": contact_channel(address), "updated_at": utcnow()}},
-            upsert=True,
-        )
+        key = {"_id": f"{municipality}:{pseudonym}"}
+        update = {"$set": {"address": address, "channel": contact_channel(address), "updated_at": utcnow()}}
+        try:
+            await self._contacts.update_one(key, update, upsert=True)
+        except DuplicateKeyError:  # FerretDB v1: a concurrent upsert of the same _id created it
+            await self._contacts.update_one(key, update)
 
     async def find(self, municipality: str, pseudonym: str) -> tuple[str, str] | None:
         """The author's (channel, address), if known."""

@@ -26,10 +26,11 @@ from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.directory import Directories, Memberships
 from buurtalert.shared.kafka import topic_publisher
 from buurtalert.shared.logging import get_logger
-from buurtalert.shared.models import Quarantined, stable_id, utcnow
-from buurtalert.shared.mongo import Audit
+from buurtalert.shared.models import InboundMessage, Quarantined, stable_id, utcnow
+from buurtalert.shared.mongo import Audit, GroupInserts
 from buurtalert.shared.settings import Municipality, Settings
 from buurtalert.shared.topics import (
+    INGEST,
     INGEST_MEDIA,
     INGEST_QUARANTINE,
     MESSAGES_INBOUND,
@@ -79,7 +80,7 @@ class Intake:
         self._media = topic_publisher(broker, settings, INGEST_MEDIA)
         self._statuses = topic_publisher(status_broker, settings, PROVIDER_STATUS)
         self._audit = Audit(db)
-        self._audit_collection = db.audit
+        self._claims = GroupInserts(db[f"claims.{INGEST}"])
         self._files = db.media
         self._contacts = Contacts(db)
         self._known_contacts: dict[str, str] = {}
@@ -99,14 +100,22 @@ class Intake:
         return record.id
 
     async def handled(self, ids: Iterable[str]) -> set[str]:
-        """Which of these message ids ingest accepted before (one query)."""
+        """Which of these message ids ingest accepted before.
+
+        Each id is claimed with an insert first; only when the claim already exists is
+        the audit trail asked whether the earlier attempt finished (its ``ingest``
+        stage). A fresh message thus costs no read: on FerretDB v1 a lookup of a
+        missing ``_id`` scans the collection, while inserts take constant time. An
+        attempt that crashed before recording is published again, under the same id."""
+
+        async def done_before(message_id: str) -> bool:
+            if await self._claims.insert({"_id": message_id, "at": utcnow()}):
+                return False
+            return await self._audit.recorded(message_id, INGEST)
+
         wanted = list(ids)
-        if not wanted:
-            return set()
-        cursor = self._audit_collection.find(
-            {"_id": {"$in": wanted}, "stages.ingest": {"$exists": True}}, projection={"_id": 1}
-        )
-        return {doc["_id"] async for doc in cursor}
+        answers = await asyncio.gather(*(done_before(i) for i in wanted))
+        return {i for i, done in zip(wanted, answers, strict=True) if done}
 
     async def accept(
         self,
@@ -123,12 +132,14 @@ class Intake:
         ]
         status_confirms = await asyncio.gather(*statuses)
 
-        done = await self.handled(m.id for m in batch.messages)
+        async def archive() -> None:
+            if batch.messages or batch.reactions or batch.memberships or batch.ignored:
+                await self._audit.archive_raw(batch.raw_ref, source, body, content_type)
+            for file in attachments:
+                await self._store_file(file)
+
+        done, _ = await asyncio.gather(self.handled(m.id for m in batch.messages), archive())
         fresh = [m for m in batch.messages if m.id not in done]
-        if fresh or batch.reactions or batch.memberships or batch.ignored:
-            await self._audit.archive_raw(batch.raw_ref, source, body, content_type)
-        for file in attachments:
-            await self._store_file(file)
 
         confirms = [
             *[await self._inbound.publish(m, key=m.partition_key, no_confirm=True) for m in fresh],
@@ -152,21 +163,7 @@ class Intake:
                 "ingest",
                 {"channel": source, "ignored": ignored.reason, "raw_ref": batch.raw_ref},
             )
-        for message in fresh:
-            address = batch.contacts.get(message.author.pseudonym)
-            if address and self._known_contacts.get(message.author.pseudonym) != address:
-                await self._contacts.remember(self.municipality.id, message.author.pseudonym, address)
-                self._known_contacts[message.author.pseudonym] = address
-            await self._audit.record(
-                message.id,
-                "ingest",
-                {
-                    "channel": message.provider.channel,
-                    "raw_ref": message.raw_ref,
-                    "group_id": message.group_id,
-                    "flags": list(message.flags),
-                },
-            )
+        await asyncio.gather(*(self._record(message, batch.contacts) for message in fresh))
         outcome = Outcome(
             accepted=len(fresh),
             duplicates=len(batch.messages) - len(fresh),
@@ -179,8 +176,28 @@ class Intake:
             log.info("input_accepted", source=source, **outcome.as_json())
         return outcome
 
+    async def _record(self, message: InboundMessage, contacts: dict[str, str]) -> None:
+        """The author's address (for feedback; written when new or changed) and the
+        ``ingest`` stage, which marks the message as handled."""
+        address = contacts.get(message.author.pseudonym)
+        if address and self._known_contacts.get(message.author.pseudonym) != address:
+            await self._contacts.remember(self.municipality.id, message.author.pseudonym, address)
+            self._known_contacts[message.author.pseudonym] = address
+        await self._audit.record(
+            message.id,
+            INGEST,
+            {
+                "channel": message.provider.channel,
+                "raw_ref": message.raw_ref,
+                "group_id": message.group_id,
+                "flags": list(message.flags),
+            },
+            once=True,
+        )
+
     async def _store_file(self, file: Attachment) -> None:
         document = {
+            "_id": file.storage_ref,
             "data": file.data,
             "mime_type": file.mime_type,
             "filename": file.filename,
@@ -188,7 +205,7 @@ class Intake:
             "stored_at": utcnow(),
         }
         with contextlib.suppress(DuplicateKeyError):
-            await self._files.update_one({"_id": file.storage_ref}, {"$setOnInsert": document}, upsert=True)
+            await self._files.insert_one(document)
 
     async def _apply(self, request: MembershipRequest, raw_ref: str) -> None:
         municipality = self.municipality.id

@@ -109,6 +109,12 @@ class MediaFetcher:
         return b"".join(chunks)
 
     async def _record(self, job: MediaFetch, fields: Document) -> None:
-        document = {"message_id": job.message_id, "channel": job.channel, "stored_at": utcnow(), **fields}
-        with contextlib.suppress(DuplicateKeyError):
-            await self._media.update_one({"_id": job.storage_ref}, {"$setOnInsert": document}, upsert=True)
+        document = {
+            "_id": job.storage_ref,
+            "message_id": job.message_id,
+            "channel": job.channel,
+            "stored_at": utcnow(),
+            **fields,
+        }
+        with contextlib.suppress(DuplicateKeyError):  # stored already
+            await self._media.insert_one(document)
