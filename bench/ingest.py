@@ -229,7 +229,8 @@ def report(figures: dict[str, Any]) -> None:
     print(f"ingest webhooks, {figures['connections']} keep-alive connections")
     print(
         f"  statuses ({s['statuses_per_call']}/call)  : {s['events_per_s']:8} events/s  "
-        f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  ({s['calls_per_s']} calls/s; bare HTTP floor {s['floor_calls_per_s']}, "
+        f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
+        f"({s['calls_per_s']} calls/s; bare HTTP floor {s['floor_calls_per_s']}, "
         f"ratio {s['ratio_to_floor']})"
     )
     print(

@@ -1,0 +1,61 @@
+"""The database helpers on a real MongoDB-wire server: group commit, the append-only
+audit trail, and ingest's claims."""
+
+from __future__ import annotations
+
+import asyncio
+
+from buurtalert.ingest.accept import Intake
+from buurtalert.shared.directory import Directories
+from buurtalert.shared.kafka import create_broker
+from buurtalert.shared.mongo import Audit, GroupInserts, mongo_client
+from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.topics import INGEST
+
+
+async def test_group_inserts_write_concurrent_documents_and_report_duplicates(settings: Settings) -> None:
+    client = mongo_client(settings)
+    try:
+        collection = client[settings.database].things
+        inserts = GroupInserts(collection)
+        first = await asyncio.gather(*(inserts.insert({"_id": f"k{i % 50}", "n": i}) for i in range(100)))
+        assert first.count(True) == 50 and first.count(False) == 50
+        assert await collection.count_documents({}) == 50
+        assert await inserts.insert({"_id": "k3"}) is False
+    finally:
+        await client.close()
+
+
+async def test_audit_trail_keeps_each_stage_and_its_history(settings: Settings) -> None:
+    client = mongo_client(settings)
+    try:
+        audit = Audit(client[settings.database])
+        assert await audit.record("msg_1", "ingest", {"raw_ref": "raw_1"}, once=True)
+        assert not await audit.record("msg_1", "ingest", {"raw_ref": "other"}, once=True)
+        assert await audit.recorded("msg_1", "ingest") and not await audit.recorded("msg_2", "ingest")
+        await audit.record("msg_1", "moderation", {"decision": "forward"})
+        await audit.record("msg_1", "moderation", {"decision": "forward"})  # redelivered: no second entry
+        await audit.record("msg_1", "deliveries.dlv_a", {"state": "sent"})
+        await audit.record("msg_1", "deliveries.dlv_a", {"state": "delivered"})
+        trail = await audit.trail("msg_1")
+        assert trail["ingest"]["raw_ref"] == "raw_1" and trail["moderation"]["decision"] == "forward"
+        assert trail["deliveries"]["dlv_a"]["state"] == "delivered"  # the latest of its history
+        assert await client[settings.database].audit.count_documents({"message_id": "msg_1"}) == 4
+    finally:
+        await client.close()
+
+
+async def test_a_claim_without_a_recorded_ingest_stage_is_not_a_duplicate(settings: Settings) -> None:
+    """A crash between claiming and recording: the provider's retry is accepted again."""
+    client = mongo_client(settings)
+    db = client[settings.database]
+    municipality = load_municipality(settings.municipality_file)
+    broker = create_broker(settings, INGEST)
+    intake = Intake(broker, broker, settings, db, municipality, Directories(db))
+    try:
+        assert await intake.handled(["msg_a", "msg_b"]) == set()  # both claimed now
+        assert await intake.handled(["msg_a"]) == set()  # claimed, never recorded: accept again
+        await Audit(db).record("msg_a", INGEST, {}, once=True)
+        assert await intake.handled(["msg_a", "msg_b"]) == {"msg_a"}
+    finally:
+        await client.close()
