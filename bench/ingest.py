@@ -73,7 +73,7 @@ def message_calls(port: int, calls: int, tag: str) -> list[bytes]:
                 wa_message(
                     "31600000002",
                     f"wamid.{tag}{n}",
-                    group_id="120363040000000001",
+                    group_id="120363041234567890",
                     text={"body": f"Verdachte man met rode jas bij de school, 112 is gebeld ({n})"},
                 )
             ),

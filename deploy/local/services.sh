@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start or stop buurtalert's services and the development mailbox as background
-# processes, with logs in $BUURTALERT_LOCAL_DIR/logs (default .local/logs).
+# Start or stop buurtalert's services, the development mailbox and the Graph API
+# emulator as background processes, with logs in $BUURTALERT_LOCAL_DIR/logs
+# (default .local/logs).
 #
 #   deploy/local/services.sh up | down | status
 set -euo pipefail
@@ -66,15 +67,17 @@ wait_started() { # name: until the service's log says its consumers run (moderat
 case "${1:-up}" in
   up)
     start dev-mailbox 8025 "$bin/buurtalert" channels dev-mailbox --smtp-port 2525 --http-port 8025
+    start graph-emulator 8090 "$bin/buurtalert" graph-emulator --port 8090
     for s in "${services[@]}"; do
       if [ "$s" = ingest ]; then port=$http_port; else port=; fi
       start "$s" "$port" "$bin/buurtalert" run "$s"
     done
     wait_ready dev-mailbox 8025
+    wait_ready graph-emulator 8090
     wait_ready ingest "$http_port"
     for s in "${services[@]}"; do wait_started "$s"; done ;;
-  down) for s in ingest "${services[@]}" dev-mailbox; do stop "$s"; done ;;
-  status) for s in dev-mailbox "${services[@]}"; do
+  down) for s in ingest "${services[@]}" dev-mailbox graph-emulator; do stop "$s"; done ;;
+  status) for s in dev-mailbox graph-emulator "${services[@]}"; do
       if alive "$state/run/$s.pid"; then echo "$s: running"; else echo "$s: stopped"; fi; done ;;
   *) echo "usage: $0 up|down|status" >&2; exit 64 ;;
 esac

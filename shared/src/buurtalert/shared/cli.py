@@ -114,3 +114,16 @@ def asyncapi(out: Path, check: bool) -> None:
     if stale:
         click.echo(f"out of date: {', '.join(stale)}; run `make asyncapi`", err=True)
         sys.exit(1)
+
+
+@main.command("graph-emulator")
+@click.option("--port", type=int, default=8090, show_default=True)
+@click.option("--access-token", default="demo-graph-token", show_default=True)
+def graph_emulator(port: int, access_token: str) -> None:
+    """A local stand-in for Meta's Graph API (development only; loopback)."""
+    import uvicorn
+
+    from buurtalert.shared.graph_emulator import GraphEmulator
+
+    emulator = GraphEmulator(access_token=access_token, base_url=f"http://127.0.0.1:{port}")
+    uvicorn.run(emulator.app, host="127.0.0.1", port=port, log_level="info")

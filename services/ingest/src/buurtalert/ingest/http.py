@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from html import escape
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -26,6 +27,12 @@ from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 log = get_logger(__name__)
 FORM_PAGE = (Path(__file__).parent / "report_form.html").read_text(encoding="utf-8")
 Parser = Callable[[bytes, Resolver], Batch]
+
+
+def form_page(notice: str | None) -> str:
+    """The report form, with a notice above it (escaped) after a submission."""
+    shown = f'<p class="message" role="status">{escape(notice)}</p>' if notice else ""
+    return FORM_PAGE.replace("{{message}}", shown)
 
 
 class TooLarge(Exception):
@@ -128,26 +135,31 @@ def routes(intake: Intake, municipality: Municipality) -> Starlette:
         return facebook.parse(body, resolver=res, config=fb_config, raw_ref=raw_id(body))
 
     async def post_report(request: Request) -> Response:
-        """A web report or authority alert: JSON with a bearer token, or the form."""
+        """A web report or authority alert: JSON with a bearer token, or the form
+        (answered with the form page again, saying what happened)."""
+        content_type = request.headers.get("content-type")
+        is_form = (content_type or "").startswith("application/x-www-form-urlencoded")
+
+        async def refused(body: bytes, status: int, reason: str) -> Response:
+            if not is_form:
+                return await refuse("web", request, body, status, reason)
+            await intake.quarantine("web", body, reason, content_type)
+            return HTMLResponse(form_page(f"Niet verstuurd / not sent: {reason}"), status_code=status)
+
         try:
             body = await read_body(request, MAX_BODY_BYTES)
         except TooLarge:
-            return await refuse("web", request, b"", 413, f"body too large; at most {MAX_BODY_BYTES} bytes")
-        is_form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+            return await refused(b"", 413, f"body too large; at most {MAX_BODY_BYTES} bytes")
         try:
-            if is_form:
-                token, report = form_report(body)
-            else:
-                token, report = bearer(request), None
+            token, report = form_report(body) if is_form else (bearer(request), None)
             client = client_for(token, municipality)
             if client is None:
-                return await refuse("web", request, body, 401, "missing or unknown access token")
+                return await refused(
+                    body, 401, f"missing or unknown {'access code' if is_form else 'bearer token'}"
+                )
             report = report or parse_report(body)
         except InvalidInput as exc:
-            if is_form:
-                await intake.quarantine("web", body, str(exc), request.headers.get("content-type"))
-                return HTMLResponse(_form_answer(f"Niet verstuurd / not sent: {exc}"), status_code=exc.status)
-            return await refuse("web", request, body, exc.status, f"invalid report: {exc}")
+            return await refused(body, exc.status, f"invalid report: {exc}")
         message = normalise(report, municipality=municipality, client=client, body=body)
         with bound(message_id=message.id):
             batch = Batch(
@@ -155,23 +167,16 @@ def routes(intake: Intake, municipality: Municipality) -> Starlette:
                 messages=[message],
                 contacts={message.author.pseudonym: report.reporter},
             )
-            outcome = await intake.accept(
-                batch, source="web", body=body, content_type=request.headers.get("content-type")
-            )
-        duplicate = outcome.duplicates > 0
+            outcome = await intake.accept(batch, source="web", body=body, content_type=content_type)
         if is_form:
             return HTMLResponse(
-                _form_answer("Dank u, uw melding is ontvangen. / Thank you, your report was received.")
+                form_page("Dank u, uw melding is ontvangen. / Thank you, your report was received.")
             )
+        duplicate = outcome.duplicates > 0
         return JSONResponse({"id": message.id, "duplicate": duplicate}, status_code=200 if duplicate else 202)
 
     async def report_form(_: Request) -> HTMLResponse:
-        return HTMLResponse(FORM_PAGE.replace("{{message}}", ""))
-
-    def _form_answer(text: str) -> str:
-        from html import escape
-
-        return FORM_PAGE.replace("{{message}}", f'<p class="message" role="status">{escape(text)}</p>')
+        return HTMLResponse(form_page(None))
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
