@@ -1,16 +1,24 @@
 """A local stand-in for Meta's Graph API, for tests, benchmarks and ``make run``.
 
 It speaks the documented protocol, errors included: a bearer token on every call
-(error 190 otherwise), unknown object ids (error 100), and the media endpoints
+(error 190 otherwise), unknown object ids (error 100), the media endpoints
 (``GET /<version>/<media-id>`` for the URL, size and hash; ``GET <url>`` for the
-bytes). Nothing here reaches the internet."""
+bytes), and sending (``POST /<version>/<phone-number-id>/messages``) under the
+documented limits: ``messages_per_second`` per business number in any one-second
+window (error 130429), one message per ``pair_interval`` seconds to the same
+recipient (error 131056), 4,096 characters of text (error 100). Every accepted
+message and every refusal is kept, for tests and benchmarks to count. Nothing here
+reaches the internet."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
 import secrets
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +53,16 @@ class GraphEmulator:
     access_token: str
     version: str = "v21.0"
     base_url: str = "http://127.0.0.1"
+    messages_per_second: int = 80
+    pair_interval: float = 6.0
+    #: Users who wrote to the business in the last 24 hours; None: everyone did.
+    service_window: set[str] | None = None
     media: dict[str, Medium] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    _windows: dict[str, deque[float]] = field(default_factory=dict)
+    _pairs: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def add_medium(self, media_id: str, data: bytes, mime_type: str) -> Medium:
         self.media[media_id] = medium = Medium(data, mime_type)
@@ -98,10 +114,78 @@ class GraphEmulator:
             return Response(status_code=404)
         return Response(medium.data, media_type=medium.mime_type)
 
+    def _refuse(self, code: int, message: str, to: str = "") -> JSONResponse:
+        self.refused.append((code, to))
+        return graph_error(400, code, message)
+
+    async def _send_message(self, request: Request) -> Response:
+        """``POST /<version>/<phone-number-id>/messages`` as the Cloud API answers it."""
+        number = request.path_params["object_id"]
+        if not self._authorised(request):
+            return self._unauthorised()
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return self._refuse(100, "(#100) The parameter body is not valid JSON")
+        if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
+            return self._refuse(100, "(#100) The parameter messaging_product is required.")
+        to, kind = body.get("to"), body.get("type", "text")
+        if not isinstance(to, str) or not to:
+            return self._refuse(100, "(#100) The parameter to is required.")
+        if kind == "text":
+            text = (body.get("text") or {}).get("body")
+            if not isinstance(text, str) or not text:
+                return self._refuse(100, "(#100) The parameter text['body'] is required.", to)
+            if len(text) > 4096:
+                return self._refuse(
+                    100, "(#100) Param text['body'] must be at most 4096 characters long.", to
+                )
+        elif kind == "template":
+            if not (body.get("template") or {}).get("name"):
+                return self._refuse(100, "(#100) The parameter template['name'] is required.", to)
+        elif kind not in ("image", "video", "audio", "document", "sticker"):
+            return self._refuse(100, f"(#100) Unsupported message type {kind}", to)
+        individual = body.get("recipient_type", "individual") == "individual"
+        if (
+            kind != "template"
+            and individual
+            and self.service_window is not None
+            and to not in self.service_window
+        ):
+            return self._refuse(
+                131047,
+                "(#131047) Re-engagement message: more than 24 hours have passed since the recipient last "
+                "replied to the sender number.",
+                to,
+            )
+        now = time.monotonic()
+        window = self._windows.setdefault(number, deque())
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= self.messages_per_second:
+            return self._refuse(130429, "(#130429) Rate limit hit", to)
+        last = self._pairs.get((number, to))
+        if last is not None and now - last < self.pair_interval:
+            return self._refuse(
+                131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit", to
+            )
+        window.append(now)
+        self._pairs[(number, to)] = now
+        wamid = "wamid." + secrets.token_urlsafe(24)
+        self.sent.append({"id": wamid, "from": number, "at": now, **body})
+        return JSONResponse(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
     @property
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route(f"/{self.version}/{{object_id}}/messages", self._send_message, methods=["POST"]),
                 Route(f"/{self.version}/{{object_id}}", self._media_info, methods=["GET"]),
                 Route("/media-download/{media_id}", self._media_download, methods=["GET"]),
             ]

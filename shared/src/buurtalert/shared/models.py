@@ -192,6 +192,9 @@ class Destination(Record):
     municipality: str | None = Field(default=None, description="The group's municipality (cross-border)")
     channel: str
     address: str = Field(description="The address the channel needs: a list address, a group id")
+    recipient_type: Literal["group", "individual"] = Field(
+        default="group", description="A group's address, or one person's (one-to-one, author feedback)"
+    )
     label: str | None = None
 
 

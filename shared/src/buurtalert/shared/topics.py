@@ -125,6 +125,14 @@ DELIVERIES_EMAIL = Topic(
     "destination group id",
     "Deliveries for the email adapter.",
 )
+DELIVERIES_WHATSAPP = Topic(
+    "deliveries.whatsapp",
+    Delivery,
+    ROUTING,
+    (CHANNELS,),
+    "destination group id",
+    "Deliveries for the WhatsApp Cloud API adapter (Groups API groups, one-to-one).",
+)
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
     DeliveryStatus,
@@ -135,7 +143,7 @@ DELIVERIES_STATUS = Topic(
 )
 
 #: Deliveries per channel adapter name.
-DELIVERY_TOPICS: dict[str, Topic] = {"email": DELIVERIES_EMAIL}
+DELIVERY_TOPICS: dict[str, Topic] = {"email": DELIVERIES_EMAIL, "whatsapp": DELIVERIES_WHATSAPP}
 
 
 def retry_topic(service: str) -> Topic:

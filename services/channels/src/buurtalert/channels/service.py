@@ -126,6 +126,7 @@ def create_app(settings: Settings) -> FastStream:
                     municipality=message.municipality,
                     channel=channel,
                     address=address,
+                    recipient_type="individual",
                     label="je melding (niet doorgestuurd)",
                 ),
                 text=render_feedback(item),

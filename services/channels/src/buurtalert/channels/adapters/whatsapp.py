@@ -1,0 +1,126 @@
+"""The WhatsApp Cloud API adapter: text to a Groups API group (a regiegroep of up to
+8 participants) or to one person, paced to the business number's throughput tier
+and one message per recipient per ``recipient_interval``.
+
+Outside the 24-hour customer-service window WhatsApp refuses free text (error
+131047); the adapter then sends the approved template named in its configuration,
+with the text as its one body parameter. Rate-limit errors (130429, 131056, 131048,
+and Graph's 4 and 80007) are transient: the delivery takes the retry path. The
+delivery id travels as ``biz_opaque_callback_data``, which WhatsApp echoes in its
+status webhooks."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field, SecretStr
+
+from buurtalert.channels.pacing import RecipientPacing, Throttle
+from buurtalert.shared.channels import (
+    AdapterConfig,
+    ChannelAdapter,
+    PermanentDeliveryError,
+    SendResult,
+    TransientDeliveryError,
+)
+from buurtalert.shared.models import Delivery
+
+RATE_LIMITED = {4, 80007, 130429, 131048, 131056}
+OUTSIDE_WINDOW = 131047
+
+
+class WhatsAppConfig(AdapterConfig):
+    phone_number_id: str = Field(min_length=1, description="The business number's id in the Cloud API")
+    access_token: SecretStr
+    graph_url: str = "https://graph.facebook.com/v21.0"
+    messages_per_second: float = Field(default=80, gt=0, le=1000, description="The number's throughput tier")
+    recipient_interval: float = Field(
+        default=6.0, ge=0, description="Seconds between two messages to one user"
+    )
+    template_name: str | None = Field(
+        default=None, description="Approved template for outside the 24-hour window"
+    )
+    template_language: str = "nl"
+    timeout: float = 15.0
+
+
+class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
+    name: ClassVar[str] = "whatsapp"
+    config_model: ClassVar[type[AdapterConfig]] = WhatsAppConfig
+    max_text_length: ClassVar[int] = 4096
+    supports_media: ClassVar[bool] = True
+    send_rate: ClassVar[float | None] = 80.0
+    recipient_pacing: ClassVar[float | None] = 6.0
+
+    def __init__(self, config: WhatsAppConfig, *, client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(config)
+        self._client = client
+        self.throttle = Throttle(config.messages_per_second)
+        self.pacing = RecipientPacing(config.recipient_interval)
+
+    async def start(self) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.config.timeout)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def payload(self, delivery: Delivery, text: str, *, template: bool = False) -> dict[str, Any]:
+        destination = delivery.destination
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": destination.recipient_type,
+            "to": destination.address,
+            "biz_opaque_callback_data": delivery.id,
+        }
+        if template and self.config.template_name:
+            body |= {
+                "type": "template",
+                "template": {
+                    "name": self.config.template_name,
+                    "language": {"code": self.config.template_language},
+                    "components": [{"type": "body", "parameters": [{"type": "text", "text": text[:1024]}]}],
+                },
+            }
+        else:
+            body |= {"type": "text", "text": {"body": text, "preview_url": False}}
+        return body
+
+    async def send(self, delivery: Delivery, text: str) -> SendResult:
+        try:
+            return await self._post(delivery, self.payload(delivery, text))
+        except PermanentDeliveryError as exc:
+            if exc.provider_code == str(OUTSIDE_WINDOW) and self.config.template_name:
+                # The text was refused, so the recipient's pacing was not used up.
+                return await self._post(delivery, self.payload(delivery, text, template=True), pace=False)
+            raise
+
+    async def _post(self, delivery: Delivery, body: dict[str, Any], *, pace: bool = True) -> SendResult:
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        if pace:
+            await self.pacing.acquire(delivery.destination.address)
+        await self.throttle.acquire()
+        url = f"{self.config.graph_url.rstrip('/')}/{self.config.phone_number_id}/messages"
+        headers = {"Authorization": f"Bearer {self.config.access_token.get_secret_value()}"}
+        try:
+            response = await self._client.post(url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TransientDeliveryError(f"Graph API unreachable: {type(exc).__name__}") from exc
+        if response.status_code == 200:
+            messages = response.json().get("messages") or [{}]
+            return SendResult(provider_message_id=messages[0].get("id"))
+        try:
+            error = response.json().get("error") or {}
+        except ValueError:
+            error = {}
+        code = int(error.get("code") or 0)
+        detail = (
+            f"Graph API {response.status_code}: code {code}: {error.get('message', response.reason_phrase)}"
+        )
+        if code in RATE_LIMITED or response.status_code == 429 or response.status_code >= 500:
+            raise TransientDeliveryError(detail, provider_code=str(code or response.status_code))
+        raise PermanentDeliveryError(detail, provider_code=str(code or response.status_code))

@@ -1,0 +1,90 @@
+"""The channels service as a process delivers ``deliveries.whatsapp`` through the
+WhatsApp adapter to the Graph API emulator, once per delivery, and reports it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from buurtalert.shared.graph_emulator import GraphEmulator
+from buurtalert.shared.models import Delivery, Destination, stable_id
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.testing import free_port
+from tests.conftest import TEST_FAILED
+from tests.support import ServiceProcess, eventually, read_topic
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[GraphEmulator]:
+    port = free_port()
+    emulator = GraphEmulator(access_token="demo-graph-token", base_url=f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(uvicorn.Config(emulator.app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, what="the Graph API emulator to start")
+    yield emulator
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def channels(
+    settings: Settings, graph: GraphEmulator, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Settings]:
+    data = yaml.safe_load(settings.municipality_file.read_text())
+    data["channels"]["whatsapp"]["graph_url"] = f"{graph.base_url}/v21.0"
+    path = tmp_path / "channels-municipality.yaml"
+    path.write_text(yaml.safe_dump(data))
+    own = settings.model_copy(update={"municipality_file": path})
+    process = ServiceProcess("channels", own, tmp_path)
+    process.start()
+    try:
+        await process.started()
+        yield own
+    finally:
+        process.stop()
+        if request.node.stash.get(TEST_FAILED, False):
+            print(process.log()[-6000:])
+
+
+async def test_whatsapp_deliveries_are_sent_once_and_reported(
+    channels: Settings, graph: GraphEmulator
+) -> None:
+    deliveries = [
+        Delivery(
+            id=stable_id("dlv", "msg_wa", group),
+            message_id="msg_wa",
+            municipality="weert-demo",
+            destination=Destination(group_id=group, channel="whatsapp", address=address),
+            text="Verdachte man met rode jas bij de school, 112 is gebeld.",
+            rules=("buurtgroep_to_regiegroep",),
+        )
+        for group, address in (
+            ("centrum-regie", "120363049876543210"),
+            ("leuken-regie", "120363041111111111"),
+        )
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=channels.kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(2):  # delivered twice, as at-least-once allows: sent once
+            for item in deliveries:
+                await producer.send_and_wait(
+                    channels.topic("deliveries.whatsapp"),
+                    item.model_dump_json().encode(),
+                    key=item.destination.group_id.encode(),
+                )
+    finally:
+        await producer.stop()
+    statuses = await read_topic(channels, "deliveries.status", 4)
+    assert {s["delivery_id"] for s in statuses} == {d.id for d in deliveries}
+    assert {s["state"] for s in statuses} == {"sent"}
+    await asyncio.sleep(1.0)
+    assert sorted(m["to"] for m in graph.sent) == ["120363041111111111", "120363049876543210"]
+    assert {s["provider_message_id"] for s in statuses} == {m["id"] for m in graph.sent}
+    assert all(m["recipient_type"] == "group" for m in graph.sent)

@@ -1,0 +1,102 @@
+"""The WhatsApp Cloud API adapter against the Graph API emulator, which enforces
+the documented throughput cap, pair pacing and 24-hour window."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
+from buurtalert.shared.channels import PermanentDeliveryError, TransientDeliveryError, load_adapters
+from buurtalert.shared.graph_emulator import GraphEmulator
+from buurtalert.shared.models import Delivery, Destination, stable_id
+
+NUMBER = "106540352242922"
+
+
+def adapter_for(emulator: GraphEmulator, **config: object) -> WhatsAppAdapter:
+    settings = WhatsAppConfig.model_validate(
+        {
+            "phone_number_id": NUMBER,
+            "access_token": SecretStr("t"),
+            "graph_url": "http://graph/v21.0",
+            **config,
+        }
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app))
+    return WhatsAppAdapter(settings, client=client)
+
+
+def delivery(to: str, kind: str = "individual", n: int = 0) -> Delivery:
+    destination = Destination(group_id="centrum-regie", channel="whatsapp", address=to, recipient_type=kind)  # type: ignore[arg-type]
+    return Delivery(
+        id=stable_id("dlv", to, str(n)),
+        message_id="msg_1",
+        municipality="weert-demo",
+        destination=destination,
+        text="Let op: woninginbraken in Leuken.",
+        rules=("authority_alert_area",),
+    )
+
+
+async def test_group_message_carries_the_delivery_id_and_returns_the_wamid() -> None:
+    emulator = GraphEmulator(access_token="t")
+    adapter = adapter_for(emulator)
+    result = await adapter.send(delivery("120363049876543210", "group"), "Let op")
+    [sent] = emulator.sent
+    assert sent["recipient_type"] == "group" and sent["to"] == "120363049876543210"
+    assert sent["biz_opaque_callback_data"] == delivery("120363049876543210", "group").id
+    assert result.provider_message_id == sent["id"]
+
+
+async def test_fan_out_stays_under_the_cap_without_rate_limit_errors() -> None:
+    """A tier of 40 messages/s: 120 recipients take about three seconds and none is refused."""
+    emulator = GraphEmulator(access_token="t", messages_per_second=40)
+    adapter = adapter_for(emulator, messages_per_second=40)
+    started = time.monotonic()
+    await asyncio.gather(*(adapter.send(delivery(f"3161{n:07d}"), "Let op") for n in range(120)))
+    elapsed = time.monotonic() - started
+    assert emulator.refused == [] and len(emulator.sent) == 120
+    assert (119 / elapsed) / 40 >= 0.9
+
+
+async def test_rate_limit_errors_are_transient_with_the_provider_code() -> None:
+    emulator = GraphEmulator(access_token="t", messages_per_second=3)
+    adapter = adapter_for(emulator, messages_per_second=1000)  # configured above the number's real tier
+    for n in range(3):
+        await adapter.send(delivery(f"3162{n:07d}"), "x")
+    with pytest.raises(TransientDeliveryError) as refused:
+        await adapter.send(delivery("31629999999"), "x")
+    assert refused.value.provider_code == "130429"
+
+
+async def test_outside_the_24_hour_window_the_approved_template_is_sent() -> None:
+    emulator = GraphEmulator(access_token="t", service_window=set())
+    adapter = adapter_for(emulator, template_name="buurtalert_melding")
+    await adapter.send(delivery("31612345678"), "Je bericht is niet doorgestuurd.")
+    [sent] = emulator.sent
+    assert sent["type"] == "template" and sent["template"]["name"] == "buurtalert_melding"
+    assert sent["template"]["components"][0]["parameters"][0]["text"] == "Je bericht is niet doorgestuurd."
+    without = adapter_for(GraphEmulator(access_token="t", service_window=set()))
+    with pytest.raises(PermanentDeliveryError) as refused:
+        await without.send(delivery("31612345678"), "x")
+    assert refused.value.provider_code == "131047"
+
+
+async def test_a_wrong_token_is_permanent() -> None:
+    emulator = GraphEmulator(access_token="right")
+    with pytest.raises(PermanentDeliveryError) as refused:
+        await adapter_for(emulator).send(delivery("31611111111"), "x")
+    assert refused.value.provider_code == "190"
+
+
+def test_the_adapter_is_found_through_its_entry_point_and_keeps_its_token_secret() -> None:
+    adapters = load_adapters({"whatsapp": {"phone_number_id": NUMBER, "access_token": "geheim-token"}})
+    adapter = adapters["whatsapp"]
+    assert isinstance(adapter, WhatsAppAdapter)
+    assert "geheim-token" not in repr(adapter.config) and "geheim-token" not in str(adapter.config)
+    assert load_adapters({"whatsapp": {"phone_number_id": NUMBER}}) == {}  # invalid: skipped, not fatal

@@ -1,0 +1,58 @@
+"""The Graph API emulator enforces what Meta documents, so tests against it mean something."""
+
+from __future__ import annotations
+
+import httpx
+
+from buurtalert.shared.graph_emulator import GraphEmulator
+
+TOKEN = {"Authorization": "Bearer t"}
+
+
+def client(emulator: GraphEmulator) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app), base_url="http://graph")
+
+
+def text(to: str, body: str = "Let op") -> dict[str, object]:
+    return {"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": body}}
+
+
+async def test_send_answers_with_a_message_id_and_requires_the_token() -> None:
+    emulator = GraphEmulator(access_token="t")
+    async with client(emulator) as http:
+        ok = await http.post("/v21.0/123/messages", json=text("31611111111"), headers=TOKEN)
+        no_token = await http.post("/v21.0/123/messages", json=text("31611111112"))
+    assert ok.status_code == 200 and ok.json()["messages"][0]["id"].startswith("wamid.")
+    assert no_token.status_code == 401 and no_token.json()["error"]["code"] == 190
+    assert len(emulator.sent) == 1
+
+
+async def test_throughput_cap_and_pair_pacing_are_enforced_with_the_documented_codes() -> None:
+    emulator = GraphEmulator(access_token="t", messages_per_second=5)
+    async with client(emulator) as http:
+        answers = [
+            (await http.post("/v21.0/123/messages", json=text(f"3161000000{i}"), headers=TOKEN))
+            for i in range(7)
+        ]
+        again = await http.post("/v21.0/456/messages", json=text("31610000000"), headers=TOKEN)
+        pair = await http.post("/v21.0/123/messages", json=text("31610000000"), headers=TOKEN)
+    assert [a.status_code for a in answers] == [200] * 5 + [400] * 2
+    assert {a.json()["error"]["code"] for a in answers[5:]} == {130429}
+    assert again.status_code == 200  # the cap is per business number
+    assert pair.json()["error"]["code"] == 130429  # the window is still full
+    assert [code for code, _ in emulator.refused] == [130429, 130429, 130429]
+
+
+async def test_a_second_message_to_the_same_recipient_within_six_seconds_is_refused() -> None:
+    emulator = GraphEmulator(access_token="t", messages_per_second=100)
+    async with client(emulator) as http:
+        first = await http.post("/v21.0/123/messages", json=text("31610000000"), headers=TOKEN)
+        second = await http.post("/v21.0/123/messages", json=text("31610000000"), headers=TOKEN)
+    assert first.status_code == 200 and second.json()["error"]["code"] == 131056
+
+
+async def test_text_longer_than_4096_characters_is_refused() -> None:
+    emulator = GraphEmulator(access_token="t")
+    async with client(emulator) as http:
+        long = await http.post("/v21.0/1/messages", json=text("316", "x" * 4097), headers=TOKEN)
+    assert long.status_code == 400 and long.json()["error"]["code"] == 100

@@ -1,0 +1,78 @@
+"""The throttle and recipient pacing of channel adapters, on a simulated clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from buurtalert.channels.pacing import RecipientPacing, Throttle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+@pytest.mark.parametrize("rate", [80, 1000])
+async def test_throttle_never_exceeds_the_cap_in_any_second_and_stays_close_to_it(rate: int) -> None:
+    clock = Clock()
+    throttle = Throttle(rate, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(rate * 5):
+        await throttle.acquire()
+        sent.append(clock.now)
+    assert max_in_window(sent) <= rate
+    achieved = (len(sent) - 1) / (sent[-1] - sent[0])
+    assert achieved / rate >= 0.95
+
+
+async def test_throttle_does_not_catch_up_after_a_delay() -> None:
+    clock = Clock()
+    throttle = Throttle(10, clock=clock, sleep=clock.sleep)
+    await throttle.acquire()
+    clock.now += 5.0  # the sender was busy
+    sent = []
+    for _ in range(11):
+        await throttle.acquire()
+        sent.append(clock.now)
+    assert max_in_window(sent) <= 10
+
+
+async def test_throttle_serialises_concurrent_senders() -> None:
+    clock = Clock()
+    throttle = Throttle(50, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+
+    async def send() -> None:
+        await throttle.acquire()
+        sent.append(clock.now)
+
+    await asyncio.gather(*(send() for _ in range(200)))
+    assert max_in_window(sent) <= 50
+
+
+async def test_recipient_pacing_spaces_messages_to_one_recipient_only() -> None:
+    clock = Clock()
+    pacing = RecipientPacing(6.0, clock=clock, sleep=clock.sleep)
+    await pacing.acquire("a")
+    await pacing.acquire("b")
+    assert clock.now == 0.0
+    await pacing.acquire("a")
+    assert clock.now == 6.0
