@@ -30,10 +30,10 @@ def test_each_service_consumes_what_another_owns() -> None:
     assert [t.owner for t in consumed_by("moderation") if not t.name.endswith(".retry")] == ["ingest"]
     assert [t.owner for t in consumed_by("routing") if not t.name.endswith(".retry")] == ["moderation"]
     # channels delivers routing's deliveries and explains moderation's rejections to their authors
-    assert sorted(t.owner for t in consumed_by("channels") if not t.name.endswith(".retry")) == [
+    assert {t.owner for t in consumed_by("channels") if not t.name.endswith(".retry")} == {
         "moderation",
         "routing",
-    ]
+    }
     assert {t.name for t in owned_by("channels")} >= {"deliveries.status", "channels.deadletter"}
 
 
