@@ -1,5 +1,6 @@
 """``python -m bench``: Kafka throughput, raw aiokafka against one FastStream hop of ours;
-ingest's webhook throughput and response times (see :mod:`bench.ingest`); moderation.
+ingest's webhook throughput and response times (:mod:`bench.ingest`); WhatsApp fan-out
+against the throughput cap (:mod:`bench.fanout`); moderation.
 
 * baseline: raw aiokafka, an idempotent producer (acks=all) sending N messages and
   a consumer reading them back: produce→consume messages per second.
@@ -25,6 +26,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.fanout import fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
@@ -189,6 +191,8 @@ async def main(count: int) -> dict[str, object]:
     results["ingest"] = await webhook_benchmark(infra, Path(".local/bench/ingest"))
     report(results["ingest"])  # type: ignore[arg-type]
     infra.stop()
+    print("channels: one alert fanned out through the WhatsApp adapter to the Graph API emulator")
+    results["fanout"] = await fan_out_benchmark()
     results["moderation"] = moderation_throughput()
     return results
 

@@ -119,11 +119,19 @@ def asyncapi(out: Path, check: bool) -> None:
 @main.command("graph-emulator")
 @click.option("--port", type=int, default=8090, show_default=True)
 @click.option("--access-token", default="demo-graph-token", show_default=True)
-def graph_emulator(port: int, access_token: str) -> None:
+@click.option(
+    "--messages-per-second", type=int, default=80, show_default=True, help="Throughput cap per number"
+)
+@click.option("--log-level", default="info", show_default=True)
+def graph_emulator(port: int, access_token: str, messages_per_second: int, log_level: str) -> None:
     """A local stand-in for Meta's Graph API (development only; loopback)."""
     import uvicorn
 
     from buurtalert.shared.graph_emulator import GraphEmulator
 
-    emulator = GraphEmulator(access_token=access_token, base_url=f"http://127.0.0.1:{port}")
-    uvicorn.run(emulator.app, host="127.0.0.1", port=port, log_level="info")
+    emulator = GraphEmulator(
+        access_token=access_token,
+        base_url=f"http://127.0.0.1:{port}",
+        messages_per_second=messages_per_second,
+    )
+    uvicorn.run(emulator.app, host="127.0.0.1", port=port, log_level=log_level)

@@ -181,10 +181,20 @@ class GraphEmulator:
             }
         )
 
+    async def _stats(self, _: Request) -> Response:
+        """Not Meta's: what the emulator saw, for benchmarks that run it as a process."""
+        refused: dict[str, int] = {}
+        for code, _to in self.refused:
+            refused[str(code)] = refused.get(str(code), 0) + 1
+        at = [m["at"] for m in self.sent]
+        span = (max(at) - min(at)) if len(at) > 1 else 0.0
+        return JSONResponse({"sent": len(self.sent), "refused": refused, "first_to_last_s": span})
+
     @property
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/_emulator/stats", self._stats, methods=["GET"]),
                 Route(f"/{self.version}/{{object_id}}/messages", self._send_message, methods=["POST"]),
                 Route(f"/{self.version}/{{object_id}}", self._media_info, methods=["GET"]),
                 Route("/media-download/{media_id}", self._media_download, methods=["GET"]),
