@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from buurtalert.channels.pacing import RecipientPacing, Throttle
+from buurtalert.channels.pacing import Paced, RecipientPacing, Throttle
 
 
 class Clock:
@@ -70,9 +70,23 @@ async def test_throttle_serialises_concurrent_senders() -> None:
 
 async def test_recipient_pacing_spaces_messages_to_one_recipient_only() -> None:
     clock = Clock()
-    pacing = RecipientPacing(6.0, clock=clock, sleep=clock.sleep)
+    pacing = RecipientPacing(6.0, max_wait=10.0, clock=clock, sleep=clock.sleep)
     await pacing.acquire("a")
     await pacing.acquire("b")
     assert clock.now == 0.0
     await pacing.acquire("a")
+    assert clock.now == 6.0
+
+
+async def test_recipient_pacing_refuses_to_hold_up_the_sender_for_long() -> None:
+    """A second message to the same person within six seconds is sent later, not waited for."""
+    clock = Clock()
+    pacing = RecipientPacing(6.0, max_wait=1.0, clock=clock, sleep=clock.sleep)
+    await pacing.acquire("a")
+    clock.now = 2.0
+    with pytest.raises(Paced) as paced:
+        await pacing.acquire("a")
+    assert paced.value.wait == pytest.approx(4.0)
+    clock.now = 5.5
+    await pacing.acquire("a")  # half a second to wait: waited for
     assert clock.now == 6.0

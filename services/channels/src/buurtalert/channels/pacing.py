@@ -41,23 +41,40 @@ class Throttle:
             self._next = now + self.interval  # after a delay, no catching up
 
 
+class Paced(Exception):
+    """The recipient's turn is further away than a sender should wait for."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the recipient's next message is due in {wait:.1f} s")
+        self.wait = wait
+
+
 class RecipientPacing:
-    """At least ``interval`` seconds between two sends to the same recipient."""
+    """At least ``interval`` seconds between two sends to the same recipient. A send
+    whose turn is more than ``max_wait`` away raises :class:`Paced` instead of
+    holding up everything behind it; the caller retries it later."""
 
     def __init__(
-        self, interval: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+        self,
+        interval: float,
+        *,
+        max_wait: float = 1.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.interval = interval
+        self.max_wait = max_wait
         self._clock, self._sleep = clock, sleep
         self._last: dict[str, float] = {}
 
     async def acquire(self, recipient: str) -> None:
         now = self._clock()
         due = self._last.get(recipient, float("-inf")) + self.interval
-        if due > now:
-            await self._sleep(due - now)
-            now = due
-        self._last[recipient] = now
+        if due - now > self.max_wait:
+            raise Paced(due - now)
+        self._last[recipient] = max(due, now)  # reserved before waiting: concurrent sends queue up
         if len(self._last) > 100_000:  # forget recipients whose interval has long passed
             horizon = now - self.interval
             self._last = {r: t for r, t in self._last.items() if t > horizon}
+        if due > now:
+            await self._sleep(due - now)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field, SecretStr
 
-from buurtalert.channels.pacing import RecipientPacing, Throttle
+from buurtalert.channels.pacing import Paced, RecipientPacing, Throttle
 from buurtalert.shared.channels import (
     AdapterConfig,
     ChannelAdapter,
@@ -102,7 +102,10 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
             await self.start()
         assert self._client is not None
         if pace:
-            await self.pacing.acquire(delivery.destination.address)
+            try:
+                await self.pacing.acquire(delivery.destination.address)
+            except Paced as exc:  # not now: the retry path brings it back after a delay
+                raise TransientDeliveryError(str(exc), provider_code="131056") from exc
         await self.throttle.acquire()
         url = f"{self.config.graph_url.rstrip('/')}/{self.config.phone_number_id}/messages"
         headers = {"Authorization": f"Bearer {self.config.access_token.get_secret_value()}"}
