@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from buurtalert.channels.render import SAAR_REMINDER_NL, render
 from buurtalert.shared.channels import load_adapters
+from buurtalert.shared.kafka import backoff
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import Municipality, load_municipality
@@ -117,3 +118,11 @@ def test_broken_yaml_is_reported_with_its_line(tmp_path: Path) -> None:
     path.write_text("municipality: x\ngroups:\n  - id: [unclosed\n")
     with pytest.raises(ConfigFileError, match="line 4: not valid YAML"):
         load_municipality(path)
+
+
+def test_retry_backoff_is_jittered_around_its_delay() -> None:
+    """Messages failing together come back spread out, never all at once."""
+    samples = [backoff(10.0) for _ in range(500)]
+    assert all(5.0 <= s <= 15.0 for s in samples)
+    assert len({round(s, 3) for s in samples}) > 400
+    assert min(samples) < 7.0 and max(samples) > 13.0

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -42,6 +43,13 @@ log = get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[M], Awaitable[None]]
+
+
+def backoff(delay: float, spread: float = 0.5) -> float:
+    """``delay`` with jitter: uniformly within ±``spread`` of it, so that many
+    messages failing together (a provider's outage, a rate limit) do not all come
+    back at the same moment. The delays themselves grow (``retry_delays``)."""
+    return delay * random.uniform(1 - spread, 1 + spread)
 
 
 class PermanentError(Exception):
@@ -255,7 +263,7 @@ class Reliable:
             error=error,
             payload=payload,
             payload_encoding=encoding,
-            retry_at=None if last else utcnow() + timedelta(seconds=delays[attempts - 1]),
+            retry_at=None if last else utcnow() + timedelta(seconds=backoff(delays[attempts - 1])),
         )
         publisher = self.dead_publisher if last else self.retry_publisher
         await publisher.publish(letter, key=key.encode() if key else None)

@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     http_port: int = 8080
     retry_delays: tuple[float, ...] = Field(
         default=(1.0, 5.0, 30.0),
-        description="Seconds to wait before each retry; after the last, the dead-letter topic",
+        description="Seconds to wait before each retry (each with ±50% jitter); after the last, "
+        "the dead-letter topic",
     )
 
     def topic(self, name: str) -> str:
