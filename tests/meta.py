@@ -70,7 +70,12 @@ def wa_statuses(*statuses: dict[str, Any]) -> bytes:
 
 
 def wa_status(
-    wamid: str, status: str, recipient: str = "31612345678", *, error: int | None = None
+    wamid: str,
+    status: str,
+    recipient: str = "31612345678",
+    *,
+    error: int | None = None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": wamid,
@@ -78,6 +83,8 @@ def wa_status(
         "timestamp": "1795436005",
         "recipient_id": recipient,
     }
+    if reference is not None:
+        item["biz_opaque_callback_data"] = reference
     if status != "failed":
         item["conversation"] = {"id": "CONVERSATION_ID", "origin": {"type": "utility"}}
         item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "utility"}

@@ -13,7 +13,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from buurtalert.shared.graph_emulator import GraphEmulator
-from buurtalert.shared.models import Delivery, Destination, stable_id
+from buurtalert.shared.models import Delivery, DeliveryState, Destination, ProviderStatus, stable_id, utcnow
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.testing import free_port
 from tests.conftest import TEST_FAILED
@@ -88,3 +88,26 @@ async def test_whatsapp_deliveries_are_sent_once_and_reported(
     assert sorted(m["to"] for m in graph.sent) == ["120363041111111111", "120363049876543210"]
     assert {s["provider_message_id"] for s in statuses} == {m["id"] for m in graph.sent}
     assert all(m["recipient_type"] == "group" for m in graph.sent)
+
+    # WhatsApp's status webhook (through ingest) echoes our delivery id: recorded against the delivery
+    wamid = graph.sent[0]["id"]
+    status = ProviderStatus(
+        id=stable_id("pst", wamid, "delivered"),
+        channel="whatsapp",
+        account="106540352242922",
+        provider_message_id=wamid,
+        reference=graph.sent[0]["biz_opaque_callback_data"],
+        state=DeliveryState.DELIVERED,
+        at=utcnow(),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=channels.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            channels.topic("deliveries.provider-status"), status.model_dump_json().encode()
+        )
+    finally:
+        await producer.stop()
+    after = await read_topic(channels, "deliveries.status", 5)
+    [delivered] = [s for s in after if s["state"] == "delivered"]
+    assert delivered["delivery_id"] == status.reference and delivered["message_id"] == "msg_wa"

@@ -187,6 +187,8 @@ def test_statuses_become_provider_statuses_with_the_error() -> None:
     assert failed.error_code == "131056" and "Too many messages" in (failed.error_detail or "")
     assert "31612345678" not in failed.model_dump_json()  # the recipient is pseudonymised
     assert len({s.id for s in batch.statuses}) == 4 and batch.messages == []
+    echoed = parse_wa(wa_statuses(wa_status("wamid.OUT3", "delivered", reference="dlv_abc")))
+    assert echoed.statuses[0].reference == "dlv_abc"  # our delivery id, echoed by WhatsApp
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,10 @@ def test_each_service_consumes_what_another_owns() -> None:
     """The pipeline is connected: moderation reads ingest's output, routing moderation's..."""
     assert [t.owner for t in consumed_by("moderation") if not t.name.endswith(".retry")] == ["ingest"]
     assert [t.owner for t in consumed_by("routing") if not t.name.endswith(".retry")] == ["moderation"]
-    # channels delivers routing's deliveries and explains moderation's rejections to their authors
+    # channels delivers routing's deliveries, explains moderation's rejections to their
+    # authors, and records what providers report (through ingest) against the deliveries
     assert {t.owner for t in consumed_by("channels") if not t.name.endswith(".retry")} == {
+        "ingest",
         "moderation",
         "routing",
     }

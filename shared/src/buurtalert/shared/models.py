@@ -274,6 +274,9 @@ class ProviderStatus(Record):
     channel: str
     account: str | None = Field(default=None, description="The business number's phone_number_id")
     provider_message_id: str
+    reference: str | None = Field(
+        default=None, description="Our reference, echoed by the provider: the delivery id"
+    )
     state: DeliveryState
     recipient: str | None = Field(default=None, description="Pseudonym of the recipient or the group id")
     error_code: str | None = None

@@ -71,7 +71,7 @@ PROVIDER_STATUS = Topic(
     "deliveries.provider-status",
     ProviderStatus,
     INGEST,
-    (),
+    (CHANNELS,),
     "provider message id",
     "What providers report on the messages we sent (sent, delivered, read, failed), "
     "in their own ids; channels ties them to deliveries on deliveries.status.",

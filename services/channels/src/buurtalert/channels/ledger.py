@@ -24,6 +24,7 @@ class Ledger:
     Message-ID; a settled one is never sent again."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._deliveries = db.deliveries
         self._claims = GroupInserts(db.deliveries)
         self._outcomes = db.delivery_outcomes
         self._settlements = GroupInserts(db.delivery_outcomes)
@@ -43,6 +44,10 @@ class Ledger:
             return None
         doc = await self._outcomes.find_one({"_id": delivery.id})  # only when it came back
         return DeliveryStatus.model_validate(doc["outcome"]) if doc else None
+
+    async def find(self, delivery_id: str) -> dict[str, Any] | None:
+        """The claim of a delivery that was sent (its message id, channel, group)."""
+        return await self._deliveries.find_one({"_id": delivery_id})
 
     async def settle(self, status: DeliveryStatus) -> None:
         """Record the outcome; the first one recorded stands."""

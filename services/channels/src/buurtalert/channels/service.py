@@ -21,12 +21,19 @@ from buurtalert.shared.models import (
     DeliveryStatus,
     Destination,
     ModeratedMessage,
+    ProviderStatus,
     stable_id,
     utcnow,
 )
 from buurtalert.shared.mongo import Audit, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
-from buurtalert.shared.topics import CHANNELS, DELIVERIES_STATUS, DELIVERY_TOPICS, MESSAGES_REJECTED
+from buurtalert.shared.topics import (
+    CHANNELS,
+    DELIVERIES_STATUS,
+    DELIVERY_TOPICS,
+    MESSAGES_REJECTED,
+    PROVIDER_STATUS,
+)
 
 log = get_logger(__name__)
 
@@ -134,6 +141,34 @@ def create_app(settings: Settings) -> FastStream:
                 rules=("author_feedback",),
             )
             await handlers[channel](feedback)
+
+    @reliable.subscriber(PROVIDER_STATUS)
+    async def record_provider_status(status: ProviderStatus) -> None:
+        """What the provider says became of a message we sent, recorded against its delivery."""
+        delivery = await ledger.find(status.reference) if status.reference else None
+        if delivery is None:
+            log.info(
+                "provider_status_not_ours", provider_message_id=status.provider_message_id, state=status.state
+            )
+            return
+        with bound(message_id=delivery["message_id"], delivery_id=status.reference):
+            outcome = DeliveryStatus(
+                delivery_id=delivery["_id"],
+                message_id=delivery["message_id"],
+                channel=status.channel,
+                state=status.state,
+                provider_message_id=status.provider_message_id,
+                error_code=status.error_code,
+                error_detail=status.error_detail,
+                at=status.at,
+            )
+            await reliable.publish(statuses, outcome, key=outcome.delivery_id.encode())
+            await audit.record(
+                outcome.message_id,
+                f"deliveries.{outcome.delivery_id}",
+                outcome.model_dump(mode="json", exclude={"at"}),
+            )
+            log.info("provider_status_recorded", state=status.state, error_code=status.error_code)
 
     async def release_due() -> None:
         """Send held deliveries whose time has come, through the same handler."""

@@ -112,6 +112,7 @@ class _Status(_Loose):
     timestamp: str
     recipient_id: str = ""
     recipient_type: str | None = None
+    biz_opaque_callback_data: str | None = None
     errors: list[_StatusError] = []
 
 
@@ -190,6 +191,7 @@ def _status(batch: Batch, status: _Status, account: str, resolver: Resolver) -> 
             channel=SourceChannel.WHATSAPP,
             account=account,
             provider_message_id=status.id,
+            reference=status.biz_opaque_callback_data,
             state=state,
             recipient=status.recipient_id if group else resolver.pseudonym(status.recipient_id),
             error_code=str(error.code) if error else None,
