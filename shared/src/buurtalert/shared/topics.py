@@ -133,6 +133,14 @@ DELIVERIES_WHATSAPP = Topic(
     "destination group id",
     "Deliveries for the WhatsApp Cloud API adapter (Groups API groups, one-to-one).",
 )
+DELIVERIES_WEBHOOK = Topic(
+    "deliveries.webhook",
+    Delivery,
+    ROUTING,
+    (CHANNELS,),
+    "destination group id",
+    "Deliveries for the webhook adapter (signed HTTP POSTs to partners' systems).",
+)
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
     DeliveryStatus,
@@ -143,7 +151,11 @@ DELIVERIES_STATUS = Topic(
 )
 
 #: Deliveries per channel adapter name.
-DELIVERY_TOPICS: dict[str, Topic] = {"email": DELIVERIES_EMAIL, "whatsapp": DELIVERIES_WHATSAPP}
+DELIVERY_TOPICS: dict[str, Topic] = {
+    "email": DELIVERIES_EMAIL,
+    "whatsapp": DELIVERIES_WHATSAPP,
+    "webhook": DELIVERIES_WEBHOOK,
+}
 
 
 def retry_topic(service: str) -> Topic:

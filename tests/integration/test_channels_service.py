@@ -1,21 +1,29 @@
 """The channels service as a process delivers ``deliveries.whatsapp`` through the
-WhatsApp adapter to the Graph API emulator, once per delivery, and reports it."""
+WhatsApp adapter to the Graph API emulator, and ``deliveries.webhook`` to a signed
+webhook receiver, once per delivery, and reports it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import uvicorn
 import yaml
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, DeliveryState, Destination, ProviderStatus, stable_id, utcnow
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.testing import free_port
+from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 from tests.conftest import TEST_FAILED
 from tests.support import ServiceProcess, eventually, read_topic
 
@@ -111,3 +119,56 @@ async def test_whatsapp_deliveries_are_sent_once_and_reported(
     after = await read_topic(channels, "deliveries.status", 5)
     [delivered] = [s for s in after if s["state"] == "delivered"]
     assert delivered["delivery_id"] == status.reference and delivered["message_id"] == "msg_wa"
+
+
+@dataclass
+class Receiver:
+    url: str
+    bodies: list[bytes] = field(default_factory=list)
+
+    async def hook(self, request: Request) -> Response:
+        body = await request.body()
+        if signature_problem(SecretStr("demo-webhook-secret"), body, request.headers.get(SIGNATURE_HEADER)):
+            return Response(status_code=401)
+        self.bodies.append(body)
+        return Response(status_code=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A partner's system: accepts only posts signed with the shared secret."""
+    port = free_port()
+    found = Receiver(f"http://127.0.0.1:{port}/hook")
+    app = Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, what="the webhook receiver to start")
+    yield found
+    server.should_exit = True
+    await task
+
+
+async def test_webhook_deliveries_reach_the_receiver_signed_and_once(
+    channels: Settings, receiver: Receiver
+) -> None:
+    item = Delivery(
+        id=stable_id("dlv", "msg_hook", "meldpunt"),
+        message_id="msg_hook",
+        municipality="weert-demo",
+        destination=Destination(group_id="meldpunt", channel="webhook", address=receiver.url),
+        text="Losse stoeptegel aan de Molenstraat",
+        rules=("municipal_escalation",),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=channels.kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(2):  # delivered twice: posted once
+            await producer.send_and_wait(
+                channels.topic("deliveries.webhook"), item.model_dump_json().encode()
+            )
+    finally:
+        await producer.stop()
+    statuses = await read_topic(channels, "deliveries.status", 2)
+    assert {s["state"] for s in statuses} == {"sent"} and {s["delivery_id"] for s in statuses} == {item.id}
+    await asyncio.sleep(1.0)
+    assert len(receiver.bodies) == 1 and b"Losse stoeptegel" in receiver.bodies[0]
