@@ -1,0 +1,1 @@
+"""An example partner adapter: see README.md beside this package."""
