@@ -21,7 +21,7 @@ from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfi
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.testing import free_port
 
-IN_FLIGHT = 64
+IN_FLIGHT = 64  # sends under way at once, as many deliveries in hand
 
 
 def _deliveries(count: int) -> list[Delivery]:
@@ -60,7 +60,7 @@ async def fan_out(cap: int, count: int) -> dict[str, Any]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=IN_FLIGHT), timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30) as client:
             for _ in range(100):
                 try:
                     await client.get(f"{base}/_emulator/stats")
@@ -73,7 +73,8 @@ async def fan_out(cap: int, count: int) -> dict[str, Any]:
                 graph_url=f"{base}/v21.0",
                 messages_per_second=cap,
             )
-            adapter = WhatsAppAdapter(config, client=client)
+            adapter = WhatsAppAdapter(config)  # with its own client, as channels runs it
+            await adapter.start()
             queue = _deliveries(count)
             queue.reverse()
             failures = 0
@@ -90,6 +91,7 @@ async def fan_out(cap: int, count: int) -> dict[str, Any]:
             started = time.monotonic()
             await asyncio.gather(*(sender() for _ in range(IN_FLIGHT)))
             elapsed = time.monotonic() - started
+            await adapter.close()
             stats = (await client.get(f"{base}/_emulator/stats")).json()
     finally:
         emulator.terminate()

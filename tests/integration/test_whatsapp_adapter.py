@@ -5,30 +5,55 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import pytest
+import uvicorn
 from pydantic import SecretStr
 
 from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
 from buurtalert.shared.channels import PermanentDeliveryError, TransientDeliveryError, load_adapters
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, stable_id
+from buurtalert.shared.testing import free_port
+from tests.support import eventually
 
 NUMBER = "106540352242922"
+Serve = Callable[[GraphEmulator], Awaitable[str]]
 
 
-def adapter_for(emulator: GraphEmulator, **config: object) -> WhatsAppAdapter:
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Serves emulators over real HTTP on loopback; gives each one's Graph API URL."""
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(emulator: GraphEmulator) -> str:
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(emulator.app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        servers.append((server, asyncio.create_task(server.serve())))
+        await eventually(lambda: server.started, what="the Graph API emulator to start")
+        return f"http://127.0.0.1:{port}/v21.0"
+
+    yield start
+    for server, task in servers:
+        server.should_exit = True
+        await task
+
+
+async def adapter_for(serve: Serve, emulator: GraphEmulator, **config: object) -> WhatsAppAdapter:
     settings = WhatsAppConfig.model_validate(
         {
             "phone_number_id": NUMBER,
             "access_token": SecretStr("t"),
-            "graph_url": "http://graph/v21.0",
+            "graph_url": await serve(emulator),
             **config,
         }
     )
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app))
-    return WhatsAppAdapter(settings, client=client)
+    adapter = WhatsAppAdapter(settings)
+    await adapter.start()
+    return adapter
 
 
 def delivery(to: str, kind: str = "individual", n: int = 0) -> Delivery:
@@ -43,9 +68,9 @@ def delivery(to: str, kind: str = "individual", n: int = 0) -> Delivery:
     )
 
 
-async def test_group_message_carries_the_delivery_id_and_returns_the_wamid() -> None:
+async def test_group_message_carries_the_delivery_id_and_returns_the_wamid(serve: Serve) -> None:
     emulator = GraphEmulator(access_token="t")
-    adapter = adapter_for(emulator)
+    adapter = await adapter_for(serve, emulator)
     result = await adapter.send(delivery("120363049876543210", "group"), "Let op")
     [sent] = emulator.sent
     assert sent["recipient_type"] == "group" and sent["to"] == "120363049876543210"
@@ -53,10 +78,10 @@ async def test_group_message_carries_the_delivery_id_and_returns_the_wamid() -> 
     assert result.provider_message_id == sent["id"]
 
 
-async def test_fan_out_stays_under_the_cap_without_rate_limit_errors() -> None:
+async def test_fan_out_stays_under_the_cap_without_rate_limit_errors(serve: Serve) -> None:
     """A tier of 40 messages/s: 120 recipients take about three seconds and none is refused."""
     emulator = GraphEmulator(access_token="t", messages_per_second=40)
-    adapter = adapter_for(emulator, messages_per_second=40)
+    adapter = await adapter_for(serve, emulator, messages_per_second=40)
     started = time.monotonic()
     await asyncio.gather(*(adapter.send(delivery(f"3161{n:07d}"), "Let op") for n in range(120)))
     elapsed = time.monotonic() - started
@@ -64,9 +89,11 @@ async def test_fan_out_stays_under_the_cap_without_rate_limit_errors() -> None:
     assert (119 / elapsed) / 40 >= 0.9
 
 
-async def test_rate_limit_errors_are_transient_with_the_provider_code() -> None:
+async def test_rate_limit_errors_are_transient_with_the_provider_code(serve: Serve) -> None:
     emulator = GraphEmulator(access_token="t", messages_per_second=3)
-    adapter = adapter_for(emulator, messages_per_second=1000)  # configured above the number's real tier
+    adapter = await adapter_for(
+        serve, emulator, messages_per_second=1000
+    )  # configured above the number's real tier
     for n in range(3):
         await adapter.send(delivery(f"3162{n:07d}"), "x")
     with pytest.raises(TransientDeliveryError) as refused:
@@ -74,23 +101,23 @@ async def test_rate_limit_errors_are_transient_with_the_provider_code() -> None:
     assert refused.value.provider_code == "130429"
 
 
-async def test_outside_the_24_hour_window_the_approved_template_is_sent() -> None:
+async def test_outside_the_24_hour_window_the_approved_template_is_sent(serve: Serve) -> None:
     emulator = GraphEmulator(access_token="t", service_window=set())
-    adapter = adapter_for(emulator, template_name="buurtalert_melding")
+    adapter = await adapter_for(serve, emulator, template_name="buurtalert_melding")
     await adapter.send(delivery("31612345678"), "Je bericht is niet doorgestuurd.")
     [sent] = emulator.sent
     assert sent["type"] == "template" and sent["template"]["name"] == "buurtalert_melding"
     assert sent["template"]["components"][0]["parameters"][0]["text"] == "Je bericht is niet doorgestuurd."
-    without = adapter_for(GraphEmulator(access_token="t", service_window=set()))
+    without = await adapter_for(serve, GraphEmulator(access_token="t", service_window=set()))
     with pytest.raises(PermanentDeliveryError) as refused:
         await without.send(delivery("31612345678"), "x")
     assert refused.value.provider_code == "131047"
 
 
-async def test_a_wrong_token_is_permanent() -> None:
+async def test_a_wrong_token_is_permanent(serve: Serve) -> None:
     emulator = GraphEmulator(access_token="right")
     with pytest.raises(PermanentDeliveryError) as refused:
-        await adapter_for(emulator).send(delivery("31611111111"), "x")
+        await (await adapter_for(serve, emulator)).send(delivery("31611111111"), "x")
     assert refused.value.provider_code == "190"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -41,6 +42,22 @@ async def test_throttle_never_exceeds_the_cap_in_any_second_and_stays_close_to_i
     assert max_in_window(sent) <= rate
     achieved = (len(sent) - 1) / (sent[-1] - sent[0])
     assert achieved / rate >= 0.95
+
+
+@pytest.mark.parametrize("rate", [10, 80, 1000])
+async def test_throttle_catches_up_on_a_late_sender_but_never_exceeds_the_cap(rate: int) -> None:
+    """A sender that is sometimes late (a slow response, a busy event loop) still gets
+    close to the cap, and no one-second window ever holds more than the cap."""
+    clock = Clock()
+    throttle = Throttle(rate, clock=clock, sleep=clock.sleep)
+    lateness = random.Random(7)
+    sent = []
+    for _ in range(rate * 5):
+        await throttle.acquire()
+        sent.append(clock.now)
+        clock.now += lateness.uniform(0, 0.6 / rate)  # up to 60% of an interval late
+    assert max_in_window(sent) <= rate
+    assert (len(sent) - 1) / (sent[-1] - sent[0]) / rate >= 0.95
 
 
 async def test_throttle_does_not_catch_up_after_a_delay() -> None:
