@@ -128,21 +128,3 @@ class Audit:
                 target = target.setdefault(parent, {})
             target[leaf] = {**entry["data"], "at": entry["at"]}
         return stages
-
-
-class ProcessedKeys:
-    """Which inputs a consumer has fully handled, for duplicate suppression.
-
-    ``_id`` is the key itself, so the unique primary index does the work on
-    MongoDB and FerretDB alike."""
-
-    def __init__(self, db: AsyncDatabase[Document], consumer: str) -> None:
-        self._collection = db[f"processed.{consumer}"]
-        self._inserts = GroupInserts(self._collection)
-
-    async def seen(self, key: str) -> bool:
-        return await self._collection.find_one({"_id": key}, projection={"_id": 1}) is not None
-
-    async def mark(self, key: str) -> bool:
-        """Record ``key``; False if it was already recorded."""
-        return await self._inserts.insert({"_id": key, "at": utcnow()})
