@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -10,15 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
 from aiokafka import AIOKafkaConsumer
 
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.testing import settings_environment
+from buurtalert.shared.testing import free_port, settings_environment
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent / "buurtalert"
@@ -96,6 +98,21 @@ async def wait_http(url: str, timeout: float = 60.0) -> None:
             return False
 
     await eventually(up, timeout=timeout, what=f"{url} to answer")
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[int]:
+    """Serve an ASGI app (an emulator, a partner's receiver) over real HTTP on loopback;
+    yields its port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started, what="the local server to start")
+        yield port
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def read_topic(settings: Settings, name: str, count: int, timeout: float = 30.0) -> list[Any]:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 import yaml
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
@@ -22,22 +21,17 @@ from starlette.routing import Route
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, DeliveryState, Destination, ProviderStatus, stable_id, utcnow
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.testing import free_port
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 from tests.conftest import TEST_FAILED
-from tests.support import ServiceProcess, eventually, read_topic
+from tests.support import ServiceProcess, read_topic, served
 
 
 @pytest.fixture
 async def graph() -> AsyncIterator[GraphEmulator]:
-    port = free_port()
-    emulator = GraphEmulator(access_token="demo-graph-token", base_url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(emulator.app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="the Graph API emulator to start")
-    yield emulator
-    server.should_exit = True
-    await task
+    emulator = GraphEmulator(access_token="demo-graph-token")
+    async with served(emulator.app) as port:
+        emulator.base_url = f"http://127.0.0.1:{port}"
+        yield emulator
 
 
 @pytest.fixture
@@ -137,15 +131,10 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     """A partner's system: accepts only posts signed with the shared secret."""
-    port = free_port()
-    found = Receiver(f"http://127.0.0.1:{port}/hook")
-    app = Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="the webhook receiver to start")
-    yield found
-    server.should_exit = True
-    await task
+    found = Receiver("")
+    async with served(Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])) as port:
+        found.url = f"http://127.0.0.1:{port}/hook"
+        yield found
 
 
 async def test_webhook_deliveries_reach_the_receiver_signed_and_once(

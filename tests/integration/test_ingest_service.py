@@ -4,7 +4,6 @@ a local Graph API emulator."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +15,6 @@ from typing import Any
 import aiosmtplib
 import httpx
 import pytest
-import uvicorn
 import yaml
 from aioimaplib import IMAP4
 
@@ -37,7 +35,7 @@ from tests.meta import (
     wa_status,
     wa_statuses,
 )
-from tests.support import ServiceProcess, eventually, read_topic, wait_http
+from tests.support import ServiceProcess, eventually, read_topic, served, wait_http
 
 WA_SECRET = "demo-whatsapp-app-secret"
 FB_SECRET = "demo-facebook-app-secret"
@@ -52,14 +50,10 @@ def imap_server() -> ImapServer:
 
 @pytest.fixture
 async def graph() -> AsyncIterator[GraphEmulator]:
-    port = free_port()
-    emulator = GraphEmulator(access_token="demo-graph-token", base_url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(emulator.app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="the Graph API emulator to start")
-    yield emulator
-    server.should_exit = True
-    await task
+    emulator = GraphEmulator(access_token="demo-graph-token")
+    async with served(emulator.app) as port:
+        emulator.base_url = f"http://127.0.0.1:{port}"
+        yield emulator
 
 
 @dataclass

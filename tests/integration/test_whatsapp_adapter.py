@@ -4,19 +4,18 @@ the documented throughput cap, pair pacing and 24-hour window."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
 from buurtalert.shared.channels import PermanentDeliveryError, TransientDeliveryError, load_adapters
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, stable_id
-from buurtalert.shared.testing import free_port
-from tests.support import eventually
+from tests.support import served
 
 NUMBER = "106540352242922"
 Serve = Callable[[GraphEmulator], Awaitable[str]]
@@ -25,21 +24,13 @@ Serve = Callable[[GraphEmulator], Awaitable[str]]
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     """Serves emulators over real HTTP on loopback; gives each one's Graph API URL."""
-    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(emulator: GraphEmulator) -> str:
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(emulator.app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        servers.append((server, asyncio.create_task(server.serve())))
-        await eventually(lambda: server.started, what="the Graph API emulator to start")
-        return f"http://127.0.0.1:{port}/v21.0"
+        async def start(emulator: GraphEmulator) -> str:
+            port = await stack.enter_async_context(served(emulator.app))
+            return f"http://127.0.0.1:{port}/v21.0"
 
-    yield start
-    for server, task in servers:
-        server.should_exit = True
-        await task
+        yield start
 
 
 async def adapter_for(serve: Serve, emulator: GraphEmulator, **config: object) -> WhatsAppAdapter:

@@ -8,7 +8,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from buurtalert.ingest.intake import Batch, Ignored, InvalidInput, Resolver, from_unix, message_id
+from buurtalert.ingest.intake import (
+    Batch,
+    Ignored,
+    InvalidInput,
+    Resolver,
+    from_unix,
+    message_id,
+    parse_json,
+    problems,
+)
 from buurtalert.ingest.language import detect
 from buurtalert.shared.models import (
     DeliveryState,
@@ -102,12 +111,6 @@ class _Payload(_Loose):
     entry: list[_Entry]
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
-    )
-
-
 def _when(value: int | float | str | None, fallback: int | None) -> datetime:
     if isinstance(value, str) and not value.replace(".", "").isdigit():
         try:
@@ -121,12 +124,7 @@ def _when(value: int | float | str | None, fallback: int | None) -> datetime:
 
 def parse(body: bytes, *, resolver: Resolver, config: FacebookIngest | None, raw_ref: str) -> Batch:
     """Every post, comment, Messenger message and reaction of one webhook call."""
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted", 413)
-    try:
-        payload = _Payload.model_validate_json(body)
-    except ValidationError as exc:
-        raise InvalidInput(f"not a Facebook webhook: {_problems(exc)}") from None
+    payload = parse_json(body, _Payload, what="not a Facebook webhook: ", max_bytes=MAX_BODY_BYTES)
     if payload.object != "page":
         raise InvalidInput(f"unknown object {payload.object!r}; expected 'page'")
     batch = Batch(raw_ref=raw_ref)
@@ -140,7 +138,7 @@ def parse(body: bytes, *, resolver: Resolver, config: FacebookIngest | None, raw
             try:
                 feed = _Feed.model_validate(change.value)
             except ValidationError as exc:
-                raise InvalidInput(f"malformed feed change: {_problems(exc)}") from None
+                raise InvalidInput(f"malformed feed change: {problems(exc, 5)}") from None
             _feed(batch, entry, feed, resolver)
         for event in entry.messaging:
             _messaging(batch, entry, event, resolver)

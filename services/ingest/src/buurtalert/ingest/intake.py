@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from buurtalert.shared.directory import Directory, Group
 from buurtalert.shared.models import (
@@ -22,6 +24,8 @@ from buurtalert.shared.models import (
 )
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import Municipality
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class InvalidInput(ValueError):
@@ -87,6 +91,23 @@ class Batch:
             ],
             "ignored": [{"provider_id": i.provider_id, "reason": i.reason} for i in self.ignored],
         }
+
+
+def problems(exc: ValidationError, limit: int | None = None) -> str:
+    """A validation error as one line a sender can act on: ``where: what; ...``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:limit]
+    )
+
+
+def parse_json(body: bytes, model: type[M], *, what: str, max_bytes: int) -> M:
+    """``body`` as ``model``, or :class:`InvalidInput` (413 when too large) naming the problems."""
+    if len(body) > max_bytes:
+        raise InvalidInput(f"body is {len(body)} bytes; at most {max_bytes} are accepted", 413)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInput(f"{what}{problems(exc, 5)}") from None
 
 
 def raw_id(body: bytes) -> str:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from buurtalert.ingest.intake import InvalidInput, raw_id
+from buurtalert.ingest.intake import InvalidInput, problems, raw_id
 from buurtalert.shared.models import (
     Author,
     InboundMessage,
@@ -57,19 +57,13 @@ class WebReport(BaseModel):
         return self
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
-    )
-
-
 def parse_report(body: bytes) -> WebReport:
     if len(body) > MAX_BODY_BYTES:
         raise InvalidInput(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted", 413)
     try:
         return WebReport.model_validate_json(body)
     except ValidationError as exc:
-        raise InvalidInput(_problems(exc)) from None
+        raise InvalidInput(problems(exc)) from None
 
 
 def form_report(body: bytes) -> tuple[str, WebReport]:
@@ -92,7 +86,7 @@ def form_report(body: bytes) -> tuple[str, WebReport]:
     try:
         return token, WebReport.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(_problems(exc)) from None
+        raise InvalidInput(problems(exc)) from None
 
 
 def normalise(

@@ -17,6 +17,8 @@ from buurtalert.ingest.intake import (
     Resolver,
     from_unix,
     message_id,
+    parse_json,
+    problems,
 )
 from buurtalert.ingest.language import detect
 from buurtalert.ingest.mediafiles import safe_filename
@@ -138,20 +140,9 @@ class _Payload(_Loose):
     entry: list[_Entry]
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
-    )
-
-
 def parse(body: bytes, *, resolver: Resolver, config: WhatsAppIngest | None, raw_ref: str) -> Batch:
     """Every message, status and reaction of one webhook call; raises :class:`InvalidInput`."""
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted", 413)
-    try:
-        payload = _Payload.model_validate_json(body)
-    except ValidationError as exc:
-        raise InvalidInput(f"not a WhatsApp webhook: {_problems(exc)}") from None
+    payload = parse_json(body, _Payload, what="not a WhatsApp webhook: ", max_bytes=MAX_BODY_BYTES)
     if payload.object != "whatsapp_business_account":
         raise InvalidInput(f"unknown object {payload.object!r}; expected 'whatsapp_business_account'")
     batch = Batch(raw_ref=raw_ref)
@@ -163,7 +154,7 @@ def parse(body: bytes, *, resolver: Resolver, config: WhatsAppIngest | None, raw
             try:
                 value = _Value.model_validate(change.value)
             except ValidationError as exc:
-                raise InvalidInput(f"malformed messages change: {_problems(exc)}") from None
+                raise InvalidInput(f"malformed messages change: {problems(exc, 5)}") from None
             account = value.metadata.phone_number_id
             if config and config.phone_number_ids and account not in config.phone_number_ids:
                 raise InvalidInput(f"phone_number_id {account} is not one of this municipality's numbers")
