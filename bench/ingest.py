@@ -35,6 +35,7 @@ from buurtalert.shared.directory import load_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.testing import Infrastructure, free_port, isolated_settings, settings_environment
+from buurtalert.shared.topics import TOPICS
 from tests.meta import signed, wa_message, wa_messages, wa_status, wa_statuses
 
 ROOT = Path(__file__).parents[1]
@@ -150,7 +151,7 @@ async def _start_ingest(infra: Infrastructure, workdir: Path) -> tuple[Settings,
     path = workdir / "municipality.yaml"
     path.write_text(yaml.safe_dump(data))
     settings = isolated_settings(infra, municipality_file=path, http_port=free_port(), log_level="WARNING")
-    await create_topics(settings)
+    await create_topics(settings, TOPICS)
     client = mongo_client(settings)
     key = load_municipality(path).pseudonym_key
     await store_directory(

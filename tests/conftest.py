@@ -12,7 +12,7 @@ import yaml
 from buurtalert.channels.devmail import DevMailbox
 from buurtalert.shared.admin import create_topics
 from buurtalert.shared.mongo import mongo_client
-from buurtalert.shared.settings import Settings
+from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.testing import (
     Infrastructure,
     free_port,
@@ -20,6 +20,7 @@ from buurtalert.shared.testing import (
     provide_infrastructure,
     repo_root,
 )
+from buurtalert.shared.topics import deployment_topics
 
 ROOT = repo_root(Path(__file__).parent)
 TEST_FAILED = pytest.StashKey[bool]()
@@ -67,7 +68,7 @@ def municipality_file(tmp_path: Path, mailbox: DevMailbox) -> Path:
 async def settings(infra: Infrastructure, municipality_file: Path) -> AsyncIterator[Settings]:
     """Settings of this test alone: its topics exist, its database is dropped afterwards."""
     own = isolated_settings(infra, municipality_file=municipality_file, http_port=free_port())
-    await create_topics(own)
+    await create_topics(own, deployment_topics(load_municipality(municipality_file).channels))
     yield own
     client = mongo_client(own)
     try:

@@ -1,11 +1,14 @@
-"""The channels service as a process delivers ``deliveries.whatsapp`` through the
-WhatsApp adapter to the Graph API emulator, and ``deliveries.webhook`` to a signed
-webhook receiver, once per delivery, and reports it."""
+"""The channels service as a process delivers every adapter's topic, once per
+delivery, and reports it on ``deliveries.status``: ``deliveries.whatsapp`` and
+``deliveries.facebook`` to the Graph API emulator, ``deliveries.webhook`` to a
+signed webhook receiver, ``deliveries.apprise`` through Apprise's ``json://``
+service, and ``deliveries.meldingenportaal`` through the example partner adapter,
+which the municipality file configures like any other."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,15 +18,70 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from buurtalert.shared.admin import create_topics
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, DeliveryState, Destination, ProviderStatus, stable_id, utcnow
-from buurtalert.shared.settings import Settings
+from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.topics import deployment_topics
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 from tests.conftest import TEST_FAILED
-from tests.support import ServiceProcess, read_topic, served
+from tests.support import ServiceProcess, eventually, read_topic, served
+
+PAGE = "102030405060708"
+
+
+@dataclass
+class Receiver:
+    """A partner's system: accepts only posts signed with the shared secret."""
+
+    url: str = ""
+    bodies: list[bytes] = field(default_factory=list)
+
+    async def hook(self, request: Request) -> Response:
+        body = await request.body()
+        if signature_problem(SecretStr("demo-webhook-secret"), body, request.headers.get(SIGNATURE_HEADER)):
+            return Response(status_code=401)
+        self.bodies.append(body)
+        return Response(status_code=204)
+
+
+@dataclass
+class Portal:
+    """A municipality's case system as the example partner adapter expects it: a
+    bearer token, a case per Idempotency-Key (409 for a repeat), and, for the first
+    ``outages`` calls, 503."""
+
+    url: str = ""
+    outages: int = 0
+    cases: dict[str, dict[str, object]] = field(default_factory=dict)
+    calls: int = 0
+
+    async def create(self, request: Request) -> Response:
+        self.calls += 1
+        if request.headers.get("authorization") != "Bearer portal-token":
+            return Response(status_code=401)
+        if self.calls <= self.outages:
+            return Response(status_code=503)
+        key = request.headers["idempotency-key"]
+        if key in self.cases:
+            return JSONResponse({"case_id": f"Z-{list(self.cases).index(key)}"}, status_code=409)
+        self.cases[key] = await request.json()
+        return JSONResponse({"case_id": f"Z-{len(self.cases) - 1}"}, status_code=201)
+
+
+@dataclass
+class Notified:
+    """What Apprise's ``json://`` service posts."""
+
+    port: int = 0
+    bodies: list[dict[str, object]] = field(default_factory=list)
+
+    async def notify(self, request: Request) -> Response:
+        self.bodies.append(await request.json())
+        return Response(status_code=200)
 
 
 @pytest.fixture
@@ -35,14 +93,47 @@ async def graph() -> AsyncIterator[GraphEmulator]:
 
 
 @pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    async with served(Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])) as port:
+        found.url = f"http://127.0.0.1:{port}/hook"
+        yield found
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[Portal]:
+    found = Portal()
+    async with served(Starlette(routes=[Route("/api/cases", found.create, methods=["POST"])])) as port:
+        found.url = f"http://127.0.0.1:{port}/api/"
+        yield found
+
+
+@pytest.fixture
+async def notified() -> AsyncIterator[Notified]:
+    found = Notified()
+    async with served(Starlette(routes=[Route("/notify", found.notify, methods=["POST"])])) as port:
+        found.port = port
+        yield found
+
+
+@pytest.fixture
 async def channels(
-    settings: Settings, graph: GraphEmulator, tmp_path: Path, request: pytest.FixtureRequest
+    settings: Settings,
+    graph: GraphEmulator,
+    portal: Portal,
+    notified: Notified,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Settings]:
     data = yaml.safe_load(settings.municipality_file.read_text())
     data["channels"]["whatsapp"]["graph_url"] = f"{graph.base_url}/v21.0"
+    data["channels"]["facebook"]["graph_url"] = f"{graph.base_url}/v21.0"
+    data["channels"]["apprise"] = {"targets": {"wijkteam": f"json://127.0.0.1:{notified.port}/notify"}}
+    data["channels"]["meldingenportaal"] = {"base_url": portal.url, "token": "portal-token"}
     path = tmp_path / "channels-municipality.yaml"
     path.write_text(yaml.safe_dump(data))
     own = settings.model_copy(update={"municipality_file": path})
+    await create_topics(own, deployment_topics(load_municipality(path).channels))
     process = ServiceProcess("channels", own, tmp_path)
     process.start()
     try:
@@ -52,6 +143,34 @@ async def channels(
         process.stop()
         if request.node.stash.get(TEST_FAILED, False):
             print(process.log()[-6000:])
+
+
+async def publish_twice(settings: Settings, topic: str, deliveries: Sequence[Delivery]) -> None:
+    """Each delivery twice, as at-least-once delivery allows."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(2):
+            for item in deliveries:
+                await producer.send_and_wait(
+                    settings.topic(topic),
+                    item.model_dump_json().encode(),
+                    key=item.destination.group_id.encode(),
+                )
+    finally:
+        await producer.stop()
+
+
+def delivery(channel: str, group_id: str, address: str, kind: str = "group", **extra: object) -> Delivery:
+    return Delivery(
+        id=stable_id("dlv", f"msg_{channel}", group_id, address),
+        message_id=f"msg_{channel}",
+        municipality="weert-demo",
+        destination=Destination(group_id=group_id, channel=channel, address=address, recipient_type=kind),  # type: ignore[arg-type]
+        text="Let op: woninginbraken in Leuken, sluit ramen en deuren.",
+        rules=("authority_alert_area",),
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 async def test_whatsapp_deliveries_are_sent_once_and_reported(
@@ -71,18 +190,7 @@ async def test_whatsapp_deliveries_are_sent_once_and_reported(
             ("leuken-regie", "120363041111111111"),
         )
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=channels.kafka_bootstrap)
-    await producer.start()
-    try:
-        for _ in range(2):  # delivered twice, as at-least-once allows: sent once
-            for item in deliveries:
-                await producer.send_and_wait(
-                    channels.topic("deliveries.whatsapp"),
-                    item.model_dump_json().encode(),
-                    key=item.destination.group_id.encode(),
-                )
-    finally:
-        await producer.stop()
+    await publish_twice(channels, "deliveries.whatsapp", deliveries)  # sent once each
     statuses = await read_topic(channels, "deliveries.status", 4)
     assert {s["delivery_id"] for s in statuses} == {d.id for d in deliveries}
     assert {s["state"] for s in statuses} == {"sent"}
@@ -115,28 +223,6 @@ async def test_whatsapp_deliveries_are_sent_once_and_reported(
     assert delivered["delivery_id"] == status.reference and delivered["message_id"] == "msg_wa"
 
 
-@dataclass
-class Receiver:
-    url: str
-    bodies: list[bytes] = field(default_factory=list)
-
-    async def hook(self, request: Request) -> Response:
-        body = await request.body()
-        if signature_problem(SecretStr("demo-webhook-secret"), body, request.headers.get(SIGNATURE_HEADER)):
-            return Response(status_code=401)
-        self.bodies.append(body)
-        return Response(status_code=204)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A partner's system: accepts only posts signed with the shared secret."""
-    found = Receiver("")
-    async with served(Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])) as port:
-        found.url = f"http://127.0.0.1:{port}/hook"
-        yield found
-
-
 async def test_webhook_deliveries_reach_the_receiver_signed_and_once(
     channels: Settings, receiver: Receiver
 ) -> None:
@@ -148,16 +234,52 @@ async def test_webhook_deliveries_reach_the_receiver_signed_and_once(
         text="Losse stoeptegel aan de Molenstraat",
         rules=("municipal_escalation",),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=channels.kafka_bootstrap)
-    await producer.start()
-    try:
-        for _ in range(2):  # delivered twice: posted once
-            await producer.send_and_wait(
-                channels.topic("deliveries.webhook"), item.model_dump_json().encode()
-            )
-    finally:
-        await producer.stop()
+    await publish_twice(channels, "deliveries.webhook", [item])  # posted once
     statuses = await read_topic(channels, "deliveries.status", 2)
     assert {s["state"] for s in statuses} == {"sent"} and {s["delivery_id"] for s in statuses} == {item.id}
     await asyncio.sleep(1.0)
     assert len(receiver.bodies) == 1 and b"Losse stoeptegel" in receiver.bodies[0]
+
+
+async def test_facebook_deliveries_become_a_page_post_and_a_messenger_reply_once(
+    channels: Settings, graph: GraphEmulator
+) -> None:
+    post = delivery("facebook", "weert-pagina", PAGE)
+    reply = delivery("facebook", "author-p1", "6783412", "individual")
+    await publish_twice(channels, "deliveries.facebook", [post, reply])
+    statuses = await read_topic(channels, "deliveries.status", 4)
+    assert {s["delivery_id"] for s in statuses} == {post.id, reply.id} and {s["state"] for s in statuses} == {
+        "sent"
+    }
+    await asyncio.sleep(1.0)
+    assert [p["message"] for p in graph.posts] == [post.text]
+    [sent] = graph.sent
+    assert sent["recipient"] == {"id": "6783412"} and sent["message"]["metadata"] == reply.id
+    by_delivery = {s["delivery_id"]: s["provider_message_id"] for s in statuses}
+    assert by_delivery == {post.id: graph.posts[0]["id"], reply.id: sent["id"]}
+
+
+async def test_apprise_deliveries_reach_the_named_target_once(channels: Settings, notified: Notified) -> None:
+    item = delivery("apprise", "wijkteam", "wijkteam", subject="Buurtalert: woninginbraken")
+    await publish_twice(channels, "deliveries.apprise", [item])
+    statuses = await read_topic(channels, "deliveries.status", 2)
+    assert {(s["delivery_id"], s["state"]) for s in statuses} == {(item.id, "sent")}
+    await asyncio.sleep(1.0)
+    [body] = notified.bodies
+    assert body["title"] == "Buurtalert: woninginbraken" and body["message"] == item.text
+
+
+async def test_a_partner_adapter_delivers_its_own_topic_through_the_retry_path(
+    channels: Settings, portal: Portal
+) -> None:
+    """The example partner's portal is down for the first two calls: the delivery takes
+    the retry path and becomes one case."""
+    portal.outages = 2
+    item = delivery("meldingenportaal", "openbare-ruimte", "openbare-ruimte")
+    await publish_twice(channels, "deliveries.meldingenportaal", [item])
+    await eventually(lambda: portal.cases, what="the case to be created")
+    statuses = await read_topic(channels, "deliveries.status", 2)
+    assert {(s["delivery_id"], s["state"]) for s in statuses} == {(item.id, "sent")}
+    await asyncio.sleep(1.0)
+    assert list(portal.cases) == [item.id] and portal.calls >= 3
+    assert portal.cases[item.id]["department"] == "openbare-ruimte"

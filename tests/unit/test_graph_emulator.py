@@ -56,3 +56,37 @@ async def test_text_longer_than_4096_characters_is_refused() -> None:
     async with client(emulator) as http:
         long = await http.post("/v21.0/1/messages", json=text("316", "x" * 4097), headers=TOKEN)
     assert long.status_code == 400 and long.json()["error"]["code"] == 100
+
+
+PAGE = "102030405060708"
+
+
+def reply(psid: str, text: str = "Dank je, we kijken ernaar", **extra: object) -> dict[str, object]:
+    return {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": text}, **extra}
+
+
+async def test_a_page_post_and_a_messenger_reply_need_a_known_page_and_the_token() -> None:
+    emulator = GraphEmulator(access_token="t")
+    async with client(emulator) as http:
+        post = await http.post(f"/v21.0/{PAGE}/feed", json={"message": "Let op"}, headers=TOKEN)
+        other = await http.post("/v21.0/999/feed", json={"message": "Let op"}, headers=TOKEN)
+        answer = await http.post(f"/v21.0/{PAGE}/messages", json=reply("2468"), headers=TOKEN)
+        anonymous = await http.post(f"/v21.0/{PAGE}/messages", json=reply("2468"))
+    assert post.status_code == 200 and post.json()["id"].startswith(f"{PAGE}_")
+    assert other.json()["error"]["code"] == 100
+    assert answer.json()["recipient_id"] == "2468" and answer.json()["message_id"].startswith("m_")
+    assert anonymous.json()["error"]["code"] == 190
+    assert [p["message"] for p in emulator.posts] == ["Let op"] and len(emulator.sent) == 1
+
+
+async def test_messenger_refuses_replies_outside_the_window_unless_tagged_and_caps_calls() -> None:
+    emulator = GraphEmulator(access_token="t", messenger_window=set(), page_calls_per_second=2)
+    async with client(emulator) as http:
+        late = await http.post(f"/v21.0/{PAGE}/messages", json=reply("2468"), headers=TOKEN)
+        tagged = reply("2468", messaging_type="MESSAGE_TAG", tag="ACCOUNT_UPDATE")
+        answers = [await http.post(f"/v21.0/{PAGE}/messages", json=tagged, headers=TOKEN) for _ in range(3)]
+        long = await http.post(f"/v21.0/{PAGE}/messages", json=reply("1", "x" * 2001), headers=TOKEN)
+    assert (late.json()["error"]["code"], late.json()["error"]["error_subcode"]) == (10, 2018278)
+    assert [a.status_code for a in answers] == [200, 200, 400]
+    assert answers[2].json()["error"]["code"] == 613
+    assert long.json()["error"]["code"] == 100

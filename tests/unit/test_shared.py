@@ -14,7 +14,15 @@ from buurtalert.shared.kafka import backoff
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import Municipality, load_municipality
-from buurtalert.shared.topics import SERVICES, TOPICS, consumed_by, owned_by
+from buurtalert.shared.topics import (
+    DELIVERIES_WHATSAPP,
+    SERVICES,
+    TOPICS,
+    consumed_by,
+    delivery_topic,
+    deployment_topics,
+    owned_by,
+)
 from buurtalert.shared.yamlfile import ConfigFileError
 
 KEY = SecretStr("a-key-of-sixteen-chars")
@@ -38,6 +46,31 @@ def test_each_service_consumes_what_another_owns() -> None:
         "routing",
     }
     assert {t.name for t in owned_by("channels")} >= {"deliveries.status", "channels.deadletter"}
+
+
+def test_a_partner_adapter_gets_a_delivery_topic_from_routing_to_channels() -> None:
+    assert delivery_topic("whatsapp") is DELIVERIES_WHATSAPP
+    partner = delivery_topic("meldingenportaal")
+    assert (partner.name, partner.owner, partner.consumers) == (
+        "deliveries.meldingenportaal",
+        "routing",
+        ("channels",),
+    )
+    extra = deployment_topics(["email", "meldingenportaal"])[len(TOPICS) :]
+    assert [t.name for t in extra] == ["deliveries.meldingenportaal"]
+    with pytest.raises(ValueError, match="not a channel name"):
+        delivery_topic("../status")
+
+
+def test_channel_names_in_the_municipality_file_must_make_topic_names(tmp_path: Path) -> None:
+    path = tmp_path / "municipality.yaml"
+    path.write_text(
+        "id: weert\nname: Weert\ncountry: NL\npseudonym_key: a-key-of-sixteen-chars\n"
+        "channels:\n  Meldingen Portaal: {}\n"
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        load_municipality(path)
+    assert "Meldingen Portaal" in caught.value.problems[0]
 
 
 @pytest.mark.parametrize(

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.topics import TOPICS
+from buurtalert.shared.topics import Topic
 
 
-async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
-    """Create every declared topic under ``settings.topic_prefix``; return the new ones."""
+async def create_topics(
+    settings: Settings, topics: Iterable[Topic], replication_factor: int = 1
+) -> list[str]:
+    """Create ``topics`` under ``settings.topic_prefix``; return the new ones."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="buurtalert-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(settings.topic(t.name), t.partitions, replication_factor)
-            for t in TOPICS
+            for t in topics
             if settings.topic(t.name) not in existing
         ]
         if wanted:

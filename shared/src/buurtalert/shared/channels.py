@@ -24,9 +24,10 @@ log = get_logger(__name__)
 
 
 class AdapterConfig(BaseModel):
-    """Base of every adapter's configuration; declare secrets as ``SecretStr``."""
+    """Base of every adapter's configuration; declare secrets as ``SecretStr``.
+    Validation errors leave out the input, which may hold a secret."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 C = TypeVar("C", bound=AdapterConfig)

@@ -14,8 +14,8 @@ import click
 
 from buurtalert.shared.logging import configure_logging, get_logger
 from buurtalert.shared.service import asyncapi_document, service_factories
-from buurtalert.shared.settings import Settings
-from buurtalert.shared.topics import TOPICS
+from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.topics import TOPICS, deployment_topics
 
 COMMANDS_GROUP = "buurtalert.commands"
 log = get_logger(__name__)
@@ -86,12 +86,14 @@ def topics_list() -> None:
 
 @topics.command("create")
 def topics_create() -> None:
-    """Create every declared topic (with the configured prefix); existing ones are kept."""
+    """Create every declared topic (with the configured prefix), and the delivery topics
+    of the partner adapters the municipality file configures; existing ones are kept."""
     from buurtalert.shared.admin import create_topics
 
     settings = Settings()
-    created = asyncio.run(create_topics(settings))
-    click.echo(f"{len(created)} topics created, {len(TOPICS) - len(created)} already there")
+    wanted = deployment_topics(load_municipality(settings.municipality_file).channels)
+    created = asyncio.run(create_topics(settings, wanted))
+    click.echo(f"{len(created)} topics created, {len(wanted) - len(created)} already there")
 
 
 @main.command()

@@ -6,9 +6,12 @@ It speaks the documented protocol, errors included: a bearer token on every call
 bytes), and sending (``POST /<version>/<phone-number-id>/messages``) under the
 documented limits: ``messages_per_second`` per business number in any one-second
 window (error 130429), one message per ``pair_interval`` seconds to the same
-recipient (error 131056), 4,096 characters of text (error 100). Every accepted
-message and every refusal is kept, for tests and benchmarks to count. Nothing here
-reaches the internet."""
+recipient (error 131056), 4,096 characters of text (error 100). For a Facebook Page
+(``page_ids``): a post on its feed (``POST /<version>/<page-id>/feed``) and a
+Messenger reply (``POST /<version>/<page-id>/messages``) under
+``page_calls_per_second`` (error 613), refused outside the 24-hour window (error 10,
+subcode 2018278) unless tagged. Every accepted message and every refusal is kept,
+for tests and benchmarks to count. Nothing here reaches the internet."""
 
 from __future__ import annotations
 
@@ -57,6 +60,12 @@ class GraphEmulator:
     pair_interval: float = 6.0
     #: Users who wrote to the business in the last 24 hours; None: everyone did.
     service_window: set[str] | None = None
+    #: Facebook Pages the token may act for.
+    page_ids: set[str] = field(default_factory=lambda: {"102030405060708"})
+    page_calls_per_second: int = 300
+    #: People who wrote to the Page in the last 24 hours; None: everyone did.
+    messenger_window: set[str] | None = None
+    posts: list[dict[str, Any]] = field(default_factory=list)
     media: dict[str, Medium] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
@@ -118,11 +127,88 @@ class GraphEmulator:
         self.refused.append((code, to))
         return graph_error(400, code, message)
 
+    def _window(self, object_id: str) -> deque[float]:
+        """The calls ``object_id`` made in the last second."""
+        now = time.monotonic()
+        window = self._windows.setdefault(object_id, deque())
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        return window
+
+    async def _page_post(self, request: Request) -> Response:
+        """``POST /<version>/<page-id>/feed``: a post on the Page."""
+        page = request.path_params["object_id"]
+        if not self._authorised(request):
+            return self._unauthorised()
+        if page not in self.page_ids:
+            return self._unknown(page)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return self._refuse(100, "(#100) The parameter body is not valid JSON")
+        message = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(message, str) or not message.strip():
+            return self._refuse(100, "(#100) The parameter message is required")
+        if len(message) > 63_206:
+            return self._refuse(100, "(#100) The message is too long")
+        window = self._window(page)
+        if len(window) >= self.page_calls_per_second:
+            return self._refuse(32, "(#32) Page request limit reached", page)
+        window.append(time.monotonic())
+        post_id = f"{page}_{len(self.posts) + 1}{secrets.randbelow(10**6):06d}"
+        self.posts.append({"id": post_id, "page": page, "message": message, "at": time.monotonic()})
+        return JSONResponse({"id": post_id})
+
+    async def _messenger_reply(self, page: str, body: dict[str, Any]) -> Response:
+        """``POST /<version>/<page-id>/messages`` as the Messenger Send API answers it."""
+        recipient = (body.get("recipient") or {}).get("id")
+        if not isinstance(recipient, str) or not recipient:
+            return self._refuse(100, "(#100) The parameter recipient is required")
+        text = (body.get("message") or {}).get("text")
+        if not isinstance(text, str) or not text:
+            return self._refuse(100, "(#100) The parameter message[text] is required", recipient)
+        if len(text) > 2000:
+            return self._refuse(
+                100, "(#100) Length of param message[text] must be less than or equal to 2000", recipient
+            )
+        kind = body.get("messaging_type", "RESPONSE")
+        if kind == "MESSAGE_TAG":
+            if body.get("tag") not in (
+                "ACCOUNT_UPDATE",
+                "CONFIRMED_EVENT_UPDATE",
+                "POST_PURCHASE_UPDATE",
+                "HUMAN_AGENT",
+            ):
+                return self._refuse(100, "(#100) Param tag must be a valid message tag", recipient)
+        elif kind not in ("RESPONSE", "UPDATE"):
+            return self._refuse(
+                100, "(#100) Param messaging_type must be one of RESPONSE, UPDATE, MESSAGE_TAG"
+            )
+        elif self.messenger_window is not None and recipient not in self.messenger_window:
+            self.refused.append((10, recipient))
+            return graph_error(
+                400, 10, "(#10) This message is sent outside of allowed window.", error_subcode=2018278
+            )
+        window = self._window(page)
+        if len(window) >= self.page_calls_per_second:
+            return self._refuse(613, "(#613) Calls to this api have exceeded the rate limit.", recipient)
+        window.append(time.monotonic())
+        mid = "m_" + secrets.token_urlsafe(24)
+        self.sent.append({"id": mid, "page": page, "at": time.monotonic(), **body})
+        return JSONResponse({"recipient_id": recipient, "message_id": mid})
+
     async def _send_message(self, request: Request) -> Response:
-        """``POST /<version>/<phone-number-id>/messages`` as the Cloud API answers it."""
+        """``POST /<version>/<phone-number-id>/messages`` as the Cloud API answers it
+        (or, for a Page, as the Messenger Send API does)."""
         number = request.path_params["object_id"]
         if not self._authorised(request):
             return self._unauthorised()
+        if number in self.page_ids:
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                return self._refuse(100, "(#100) The parameter body is not valid JSON")
+            return await self._messenger_reply(number, body if isinstance(body, dict) else {})
         try:
             body = json.loads(await request.body())
         except ValueError:
@@ -159,9 +245,7 @@ class GraphEmulator:
                 to,
             )
         now = time.monotonic()
-        window = self._windows.setdefault(number, deque())
-        while window and now - window[0] >= 1.0:
-            window.popleft()
+        window = self._window(number)
         if len(window) >= self.messages_per_second:
             return self._refuse(130429, "(#130429) Rate limit hit", to)
         last = self._pairs.get((number, to))
@@ -196,6 +280,7 @@ class GraphEmulator:
             routes=[
                 Route("/_emulator/stats", self._stats, methods=["GET"]),
                 Route(f"/{self.version}/{{object_id}}/messages", self._send_message, methods=["POST"]),
+                Route(f"/{self.version}/{{object_id}}/feed", self._page_post, methods=["POST"]),
                 Route(f"/{self.version}/{{object_id}}", self._media_info, methods=["GET"]),
                 Route("/media-download/{media_id}", self._media_download, methods=["GET"]),
             ]

@@ -138,12 +138,19 @@ class Reliable:
         broker.add_middleware(self._guard)
 
     def subscriber(self, topic: Topic) -> Callable[[Handler[M]], Handler[M]]:
-        """Decorator: consume ``topic`` in this service's consumer group."""
+        """Decorator: consume ``topic`` in this service's consumer group for it.
+
+        One group per topic (``<service>.<topic>``), not one per service: the
+        consumers of one process would otherwise rebalance each other as each joins
+        (3 s apiece; 30 s for the ten of channels). Processes of one service still
+        share each topic's partitions."""
         name = self.settings.topic(topic.name)
 
         def decorate(handler: Handler[M]) -> Handler[M]:
             self._handlers[name] = (topic.payload, handler)
-            self._subscribe(name, self.settings.group_id(self.service), topic.description)(handler)
+            self._subscribe(name, f"{self.settings.group_id(self.service)}.{topic.name}", topic.description)(
+                handler
+            )
             return handler
 
         return decorate

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from buurtalert.shared.yamlfile import load_yaml
@@ -106,6 +106,10 @@ class IngestChannels(BaseModel):
     email: EmailIngest | None = None
 
 
+#: A channel adapter's name, also its delivery topic's (``deliveries.<name>``).
+ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+
+
 class Municipality(BaseModel):
     """The per-municipality file (``municipality_file``). Secrets stay ``SecretStr``."""
 
@@ -119,7 +123,7 @@ class Municipality(BaseModel):
         default=None, description="The moderation policy file; None for the country's default"
     )
     api_clients: tuple[ApiClient, ...] = ()
-    channels: dict[str, dict[str, Any]] = Field(
+    channels: dict[ChannelName, dict[str, Any]] = Field(
         default_factory=dict, description="Configuration per channel adapter name"
     )
     ingest: IngestChannels = Field(default_factory=IngestChannels, description="Where messages come in")

@@ -7,6 +7,8 @@ deployments sharing one cluster) never see each other's traffic.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -150,12 +152,49 @@ DELIVERIES_STATUS = Topic(
     "What became of each delivery: sent, delivered, read or failed.",
 )
 
-#: Deliveries per channel adapter name.
+DELIVERIES_FACEBOOK = Topic(
+    "deliveries.facebook",
+    Delivery,
+    ROUTING,
+    (CHANNELS,),
+    "destination group id",
+    "Deliveries for the Facebook adapter (a post on the Page, a Messenger reply).",
+)
+DELIVERIES_APPRISE = Topic(
+    "deliveries.apprise",
+    Delivery,
+    ROUTING,
+    (CHANNELS,),
+    "destination group id",
+    "Deliveries for the Apprise adapter (the services Apprise reaches by URL).",
+)
+
+#: Deliveries per built-in channel adapter name.
 DELIVERY_TOPICS: dict[str, Topic] = {
     "email": DELIVERIES_EMAIL,
     "whatsapp": DELIVERIES_WHATSAPP,
+    "facebook": DELIVERIES_FACEBOOK,
     "webhook": DELIVERIES_WEBHOOK,
+    "apprise": DELIVERIES_APPRISE,
 }
+CHANNEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")  # as settings.ChannelName
+
+
+def delivery_topic(channel: str) -> Topic:
+    """The topic routing publishes ``channel``'s deliveries on: a built-in one, or
+    ``deliveries.<channel>`` for a partner's adapter the municipality file configures."""
+    if channel in DELIVERY_TOPICS:
+        return DELIVERY_TOPICS[channel]
+    if not CHANNEL_NAME.fullmatch(channel):
+        raise ValueError(f"{channel!r} is not a channel name (lower-case letters, digits and '-')")
+    return Topic(
+        f"deliveries.{channel}",
+        Delivery,
+        ROUTING,
+        (CHANNELS,),
+        "destination group id",
+        f"Deliveries for the partner adapter {channel!r}.",
+    )
 
 
 def retry_topic(service: str) -> Topic:
@@ -205,3 +244,9 @@ def owned_by(service: str) -> tuple[Topic, ...]:
 
 def consumed_by(service: str) -> tuple[Topic, ...]:
     return tuple(t for t in TOPICS if service in t.consumers)
+
+
+def deployment_topics(channels: Iterable[str]) -> tuple[Topic, ...]:
+    """Every declared topic plus the delivery topics of the partner adapters a deployment configures."""
+    partners = sorted(set(channels) - set(DELIVERY_TOPICS))
+    return TOPICS + tuple(delivery_topic(name) for name in partners)

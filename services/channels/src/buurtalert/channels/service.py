@@ -30,9 +30,9 @@ from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.topics import (
     CHANNELS,
     DELIVERIES_STATUS,
-    DELIVERY_TOPICS,
     MESSAGES_REJECTED,
     PROVIDER_STATUS,
+    delivery_topic,
 )
 
 log = get_logger(__name__)
@@ -106,11 +106,7 @@ def create_app(settings: Settings) -> FastStream:
 
     handlers: dict[str, Callable[[Delivery], Awaitable[None]]] = {}
     for name, adapter in adapters.items():
-        topic = DELIVERY_TOPICS.get(name)
-        if topic is None:
-            log.error("no_delivery_topic", adapter=name)
-            continue
-        handlers[name] = reliable.subscriber(topic)(deliverer(adapter))
+        handlers[name] = reliable.subscriber(delivery_topic(name))(deliverer(adapter))
 
     @reliable.subscriber(MESSAGES_REJECTED)
     async def explain_rejection(item: ModeratedMessage) -> None:
@@ -176,7 +172,7 @@ def create_app(settings: Settings) -> FastStream:
             await asyncio.sleep(1.0)
             try:
                 for delivery in await held.due(utcnow()):
-                    topic = DELIVERY_TOPICS[delivery.destination.channel]
+                    topic = delivery_topic(delivery.destination.channel)
                     try:
                         await handlers[delivery.destination.channel](delivery)
                     except Exception as exc:  # the retry path takes over from here

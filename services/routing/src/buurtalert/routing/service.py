@@ -15,8 +15,8 @@ from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, top
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import ModeratedMessage, utcnow
 from buurtalert.shared.mongo import Audit, mongo_client
-from buurtalert.shared.settings import Settings
-from buurtalert.shared.topics import DELIVERY_TOPICS, MESSAGES_APPROVED, ROUTING
+from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.topics import DELIVERY_TOPICS, MESSAGES_APPROVED, ROUTING, delivery_topic
 
 log = get_logger(__name__)
 
@@ -50,8 +50,10 @@ def create_app(settings: Settings) -> FastStream:
     directories = Directories(db)
     incidents = Incidents(db)
     rates = GroupRates(db)
+    # Built-in channels, and the partner adapters this deployment's municipality file configures.
+    channels = set(DELIVERY_TOPICS) | set(load_municipality(settings.municipality_file).channels)
     publishers = {
-        channel: topic_publisher(broker, settings, topic) for channel, topic in DELIVERY_TOPICS.items()
+        channel: topic_publisher(broker, settings, delivery_topic(channel)) for channel in sorted(channels)
     }
 
     @reliable.subscriber(MESSAGES_APPROVED)
