@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from buurtalert.routing.rules import Context, UnknownGroup, route
 from buurtalert.shared.directory import Directory, load_directory
@@ -147,10 +148,24 @@ def test_authority_alert_by_radius_covers_the_districts_the_circle_touches() -> 
 def test_authority_alert_by_polygon() -> None:
     """A polygon inside Centrum reaches Centrum's groups only."""
     area = TargetArea(polygon=((5.70, 51.265), (5.71, 51.265), (5.71, 51.275), (5.70, 51.275)))
-    assert targets(route(item(None, role=Role.AUTHORITY, target=area), ctx())) == [
+    assert sorted(set(targets(route(item(None, role=Role.AUTHORITY, target=area), ctx())))) == [
         "centrum-oost",
         "centrum-regie",
+        "centrum-west",
     ]
+
+
+def test_a_group_addressed_as_members_reaches_each_consenting_member_once() -> None:
+    """Centrum-West is reached one to one: a delivery per member who opted in, each
+    with its own id and key, the group's rules, and the member's pseudonym, not their name."""
+    directory = WEERT.pseudonymised(SecretStr("a-key-of-sixteen-chars"))
+    alert = item(None, role=Role.WIJKAGENT, target=TargetArea(districts=("centrum",)))
+    west = [d for d in route(alert, ctx(directory)).deliveries if d.destination.group_id == "centrum-west"]
+    assert sorted(d.destination.address for d in west) == ["+31 6 00000011", "+31 6 00000012"]
+    assert {d.destination.recipient_type for d in west} == {"individual"}
+    assert {d.rules for d in west} == {("authority_alert_area",)}
+    assert len({d.id for d in west}) == len({d.destination.key for d in west}) == 2
+    assert all(d.destination.recipient and d.destination.recipient.startswith("p_") for d in west)
 
 
 def test_a_resident_cannot_send_an_area_alert() -> None:

@@ -67,6 +67,11 @@ class QuietHours(Strict):
         return moment >= self.start or moment < self.end  # across midnight
 
 
+#: A group address meaning "each member who consented, one by one" (a buurtgroep far
+#: larger than WhatsApp's 8-person groups, reached from the municipality's number).
+MEMBERS = "members"
+
+
 class Endpoint(Strict):
     """Where a group's members also post: a WhatsApp group, a Facebook Page, a list address."""
 
@@ -80,7 +85,10 @@ class Group(Strict):
     kind: GroupKind
     district: Slug
     channel: str = Field(description="The channel adapter that reaches this group")
-    address: str = Field(description="A list address, a WhatsApp group id, a Page id, a webhook URL")
+    address: str = Field(
+        description="A list address, a WhatsApp group id, a Page id, a webhook URL; "
+        f"{MEMBERS!r}: one message to each member who consented to one-to-one delivery"
+    )
     inbound: tuple[Endpoint, ...] = Field(
         default=(), description="Further places whose messages belong to this group (ingest)"
     )
@@ -190,6 +198,16 @@ class Directory(Strict):
         """The group a member's one-to-one messages belong to: their first buurtgroep."""
         groups = [g for g in (self.group(i) for i in member.groups) if g is not None]
         return next((g for g in groups if g.kind is GroupKind.BUURTGROEP), groups[0] if groups else None)
+
+    def recipients(self, group: Group) -> list[Member]:
+        """The members a group addressed as :data:`MEMBERS` reaches one by one: those
+        who consented, with an address its channel can use (email or phone)."""
+        by_email = group.channel == "email"
+        return [
+            m
+            for m in self.members
+            if group.id in m.groups and m.consent_one_to_one and m.address and ("@" in m.address) == by_email
+        ]
 
     def regiegroepen(self, district: str) -> list[Group]:
         return [g for g in self.groups if g.kind is GroupKind.REGIEGROEP and g.district == district]

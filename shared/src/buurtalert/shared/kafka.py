@@ -10,6 +10,9 @@
   their output is a function of their input with deterministic ids, so handling
   a message twice publishes the same records again, which the next stage absorbs;
   the one effect that cannot be repeated, a send, is guarded by the channels ledger.
+* :meth:`Reliable.batch_subscriber` consumes a topic in batches and handles the
+  records of different keys concurrently, each key's in order (channels: a fan-out
+  of thousands of deliveries keeps the provider's rate, not one round trip each).
 * A handler that raises does not skip its message: :class:`Reliable` publishes it
   to the service's retry topic with a delay, and after the last delay to its
   dead-letter topic with the error. Input that cannot be parsed, and
@@ -24,12 +27,15 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy, BaseMiddleware, ContextRepo
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
@@ -155,15 +161,60 @@ class Reliable:
 
         return decorate
 
-    def _subscribe(self, name: str, group_id: str, description: str) -> Callable[[Any], Any]:
+    def batch_subscriber(
+        self, topic: Topic, *, max_records: int = 1000, concurrency: int = 256
+    ) -> Callable[[Handler[M]], Handler[M]]:
+        """Decorator: like :meth:`subscriber`, but consume up to ``max_records`` at a
+        time and handle up to ``concurrency`` keys at once, each key's records in
+        order. A record whose handling fails takes the retry path alone; the batch is
+        committed once every record in it was handled or handed to that path."""
+        name = self.settings.topic(topic.name)
+
+        def decorate(handler: Handler[M]) -> Handler[M]:
+            self._handlers[name] = (topic.payload, handler)
+            limit = asyncio.Semaphore(concurrency)
+
+            async def in_order(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+                async with limit:
+                    for record in records:
+                        try:
+                            await handler(cast(M, topic.payload.model_validate_json(record.value)))
+                        except Exception as exc:  # this record alone takes the retry path
+                            key = record.key.decode("utf-8", "replace") if record.key else None
+                            await self._send_back(record.topic, key, 0, *_encode(record.value), exc)
+
+            async def consume_batch(body: list[Any], msg: KafkaMessage) -> None:
+                by_key: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
+                for record in msg.raw_message:
+                    # A record without a key has no order to keep.
+                    by_key[record.key if record.key is not None else b"%d" % record.offset].append(record)
+                await asyncio.gather(*(in_order(records) for records in by_key.values()))
+
+            consume_batch.__name__ = handler.__name__
+            self._subscribe(
+                name,
+                f"{self.settings.group_id(self.service)}.{topic.name}",
+                topic.description,
+                batch=True,
+                max_records=max_records,
+            )(consume_batch)
+            return handler
+
+        return decorate
+
+    def _subscribe(self, name: str, group_id: str, description: str, **batch: Any) -> Callable[[Any], Any]:
         self._positions[name] = _Position()
-        return self.broker.subscriber(
-            name,
-            group_id=group_id,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            title=f"{name}:consume",
-            description=description,
+        return cast(
+            Callable[[Any], Any],
+            self.broker.subscriber(
+                name,
+                group_id=group_id,
+                ack_policy=AckPolicy.MANUAL,
+                auto_offset_reset="earliest",
+                title=f"{name}:consume",
+                description=description,
+                **batch,
+            ),
         )
 
     async def publish(self, publisher: DefaultPublisher, message: BaseModel, *, key: bytes | None) -> None:
@@ -280,25 +331,28 @@ class Reliable:
             log.warning("retry_scheduled", topic=topic, attempts=attempts, error=error)
 
     async def handle(self, msg: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
-        position = self._positions.get(msg.raw_message.topic)
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        position = self._positions.get(records[0].topic) if records else None
         if position is None:  # not one of ours
             return await call_next(msg)
         async with position.lock:
             position.consumer = msg.consumer
             try:
-                result = await call_next(msg)
-            except Exception as exc:  # every handler failure takes the retry path
                 try:
+                    result = await call_next(msg)
+                except Exception as exc:  # every handler failure takes the retry path
+                    if isinstance(msg.raw_message, tuple):
+                        raise  # a batch handler hands failed records on itself: this is the broker
                     await self.failed(msg, exc)
-                except Exception:
-                    # The broker is unreachable: handle this message again later.
-                    log.exception("retry_path_unavailable", topic=msg.raw_message.topic)
-                    await asyncio.sleep(1.0)
-                    await msg.consumer.seek_to_committed()
-                    position.uncommitted = 0
-                    return None
-                result = None
-            position.uncommitted += 1
+                    result = None
+            except Exception:
+                # The broker is unreachable: handle these messages again later.
+                log.exception("retry_path_unavailable", topic=records[0].topic)
+                await asyncio.sleep(1.0)
+                await msg.consumer.seek_to_committed()
+                position.uncommitted = 0
+                return None
+            position.uncommitted += len(records)
             due = time.monotonic() - position.since >= self.commit_interval
             if position.uncommitted >= self.commit_every or due:
                 await self._commit(position)

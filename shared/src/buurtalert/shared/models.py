@@ -195,7 +195,16 @@ class Destination(Record):
     recipient_type: Literal["group", "individual"] = Field(
         default="group", description="A group's address, or one person's (one-to-one, author feedback)"
     )
+    recipient: str | None = Field(
+        default=None, description="The member's pseudonym, when a group is reached one member at a time"
+    )
     label: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The Kafka key of deliveries here: a group's deliveries stay in order, one
+        member's too, and a group reached member by member spreads over partitions."""
+        return f"{self.group_id}/{self.recipient}" if self.recipient else self.group_id
 
 
 class Delivery(Record):
@@ -224,7 +233,13 @@ class Delivery(Record):
         **extra: Any,
     ) -> Delivery:
         return cls(
-            id=stable_id("dlv", message.id, destination.group_id, destination.channel),
+            id=stable_id(
+                "dlv",
+                message.id,
+                destination.group_id,
+                destination.channel,
+                *filter(None, [destination.recipient]),
+            ),
             message_id=message.id,
             municipality=message.municipality,
             destination=destination,

@@ -106,7 +106,10 @@ def create_app(settings: Settings) -> FastStream:
 
     handlers: dict[str, Callable[[Delivery], Awaitable[None]]] = {}
     for name, adapter in adapters.items():
-        handlers[name] = reliable.subscriber(delivery_topic(name))(deliverer(adapter))
+        # In batches, many destinations at once, each destination's deliveries in order:
+        # a fan-out to thousands of members runs at the provider's rate, not at one
+        # round trip per delivery.
+        handlers[name] = reliable.batch_subscriber(delivery_topic(name))(deliverer(adapter))
 
     @reliable.subscriber(MESSAGES_REJECTED)
     async def explain_rejection(item: ModeratedMessage) -> None:
@@ -176,7 +179,7 @@ def create_app(settings: Settings) -> FastStream:
                     try:
                         await handlers[delivery.destination.channel](delivery)
                     except Exception as exc:  # the retry path takes over from here
-                        await reliable.retry_later(topic, delivery, delivery.destination.group_id, exc)
+                        await reliable.retry_later(topic, delivery, delivery.destination.key, exc)
                     await held.release(delivery.id)
             except Exception:  # the database was unreachable: try again in a second
                 log.exception("releasing_held_deliveries_failed")

@@ -3,7 +3,9 @@ out. Every delivery records the chain of rules that chose it, and the decision
 records every rule that fired.
 
 The wijkagent is reached through the regiegroep only: rules choose groups, never
-individual members.
+individual members. A group addressed as ``members`` (a buurtgroep reached one to
+one from the municipality's WhatsApp number) becomes one delivery per member who
+consented, each with the group's rules.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from buurtalert.routing.area import districts_in
-from buurtalert.shared.directory import Directory, Group, GroupKind
+from buurtalert.shared.directory import MEMBERS, Directory, Group, GroupKind
 from buurtalert.shared.models import Decision, Delivery, Destination, ModeratedMessage, Role
 
 #: Categories that travel to the regiegroepen of adjacent districts.
@@ -161,26 +163,51 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
     for target in targets.values():
         rules = list(target.rules)
         deliver_after = None if urgent else _held_until(target.group, ctx, rules, directory)
-        deliveries.append(
-            Delivery.for_destination(
-                message,
-                Destination(
-                    group_id=target.group.id,
-                    municipality=target.municipality,
-                    channel=target.group.channel,
-                    address=target.group.address,
-                    label=target.group.name,
-                ),
-                tuple(rules),
-                saar_reminder=item.moderation.saar_reminder,
-                notice=target.notice,
-                incident_id=ctx.incident_id,
-                deliver_after=deliver_after,
+        for destination in _destinations(
+            target, directory if target.municipality == own else ctx.partners[target.municipality]
+        ):
+            deliveries.append(
+                Delivery.for_destination(
+                    message,
+                    destination,
+                    tuple(rules),
+                    saar_reminder=item.moderation.saar_reminder,
+                    notice=target.notice,
+                    incident_id=ctx.incident_id,
+                    deliver_after=deliver_after,
+                )
             )
-        )
     if not deliveries:
         fired.append("no_destination")
     return Route(tuple(deliveries), tuple(fired))
+
+
+def _destinations(target: _Target, directory: Directory) -> list[Destination]:
+    """The group itself, or, for a group addressed as ``members``, each consenting member."""
+    group = target.group
+    if group.address != MEMBERS:
+        return [
+            Destination(
+                group_id=group.id,
+                municipality=target.municipality,
+                channel=group.channel,
+                address=group.address,
+                label=group.name,
+            )
+        ]
+    return [
+        Destination(
+            group_id=group.id,
+            municipality=target.municipality,
+            channel=group.channel,
+            address=member.address,
+            recipient_type="individual",
+            recipient=member.pseudonym or member.id,
+            label=group.name,
+        )
+        for member in directory.recipients(group)
+        if member.address
+    ]
 
 
 def _held_until(group: Group, ctx: Context, rules: list[str], directory: Directory) -> datetime | None:

@@ -9,7 +9,7 @@ from faststream import FastStream
 from pymongo.asynchronous.database import AsyncDatabase
 
 from buurtalert.routing.incidents import Incidents
-from buurtalert.routing.rules import Context, UnknownGroup, is_urgent, route
+from buurtalert.routing.rules import Context, Route, UnknownGroup, is_urgent, route
 from buurtalert.shared.directory import Directories
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
@@ -22,7 +22,7 @@ log = get_logger(__name__)
 
 
 class GroupRates:
-    """Non-urgent deliveries per group and hour, counted idempotently by delivery id."""
+    """Non-urgent messages delivered per group and hour, counted idempotently by message id."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._rates = db.group_rates
@@ -34,12 +34,37 @@ class GroupRates:
     async def counts(self, group_ids: list[str], at: datetime) -> dict[str, int]:
         keys = {self._key(g, at): g for g in group_ids}
         cursor = self._rates.find({"_id": {"$in": list(keys)}})
-        return {keys[doc["_id"]]: len(doc["deliveries"]) async for doc in cursor}
+        return {keys[doc["_id"]]: len(doc["messages"]) async for doc in cursor}
 
-    async def count(self, group_id: str, delivery_id: str, at: datetime) -> None:
+    async def count(self, group_id: str, message_id: str, at: datetime) -> None:
         await self._rates.update_one(
-            {"_id": self._key(group_id, at)}, {"$addToSet": {"deliveries": delivery_id}}, upsert=True
+            {"_id": self._key(group_id, at)}, {"$addToSet": {"messages": message_id}}, upsert=True
         )
+
+
+def routing_record(decision: Route, incident_id: str) -> dict[str, Any]:
+    """The audit entry of a routing decision: each delivery to a group, and a group
+    reached member by member as one entry with its number of recipients (the
+    members' pseudonyms are in the deliveries themselves)."""
+    entries: dict[tuple[str | None, str, str], dict[str, Any]] = {}
+    for d in decision.deliveries:
+        destination = d.destination
+        key = (destination.municipality, destination.group_id, destination.channel)
+        entry = entries.setdefault(
+            key,
+            {
+                "id": d.id,
+                "group_id": destination.group_id,
+                "municipality": destination.municipality,
+                "channel": destination.channel,
+                "rules": list(d.rules),
+                "deliver_after": d.deliver_after.isoformat() if d.deliver_after else None,
+            },
+        )
+        if destination.recipient is not None:
+            entry["id"] = None
+            entry["recipients"] = entry.get("recipients", 0) + 1
+    return {"rules": list(decision.rules), "incident_id": incident_id, "deliveries": list(entries.values())}
 
 
 def create_app(settings: Settings) -> FastStream:
@@ -85,41 +110,29 @@ def create_app(settings: Settings) -> FastStream:
             except UnknownGroup as exc:
                 raise PermanentError(str(exc)) from exc
             urgent = is_urgent(item)
+            counted: set[str] = set()
             for delivery in decision.deliveries:
                 publisher = publishers.get(delivery.destination.channel)
                 if publisher is None:
                     raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
-                await reliable.publish(publisher, delivery, key=delivery.destination.group_id.encode())
-                if not urgent and delivery.deliver_after is None and delivery.destination.group_id in limited:
-                    await rates.count(delivery.destination.group_id, delivery.id, now)
-            await incidents.reached(
-                incident.id,
-                [
-                    (d.destination.municipality or message.municipality, d.destination.group_id)
-                    for d in decision.deliveries
-                ],
-            )
+                await reliable.publish(publisher, delivery, key=delivery.destination.key.encode())
+                group_id = delivery.destination.group_id
+                if (
+                    not urgent
+                    and delivery.deliver_after is None
+                    and group_id in limited
+                    and group_id not in counted
+                ):
+                    await rates.count(group_id, message.id, now)
+                    counted.add(group_id)
+            reached = {
+                (d.destination.municipality or message.municipality, d.destination.group_id)
+                for d in decision.deliveries
+            }
+            await incidents.reached(incident.id, sorted(reached))
             if closing is not None:
                 await incidents.close(closing.id, message.id, now)
-            await audit.record(
-                message.id,
-                ROUTING,
-                {
-                    "rules": list(decision.rules),
-                    "incident_id": incident.id,
-                    "deliveries": [
-                        {
-                            "id": d.id,
-                            "group_id": d.destination.group_id,
-                            "municipality": d.destination.municipality,
-                            "channel": d.destination.channel,
-                            "rules": list(d.rules),
-                            "deliver_after": d.deliver_after.isoformat() if d.deliver_after else None,
-                        }
-                        for d in decision.deliveries
-                    ],
-                },
-            )
+            await audit.record(message.id, ROUTING, routing_record(decision, incident.id))
             log.info(
                 "routed",
                 deliveries=len(decision.deliveries),

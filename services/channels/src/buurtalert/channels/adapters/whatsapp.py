@@ -11,6 +11,7 @@ status webhooks."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr
@@ -28,6 +29,13 @@ from buurtalert.shared.models import Delivery
 
 RATE_LIMITED = {4, 80007, 130429, 131048, 131056}
 OUTSIDE_WINDOW = 131047
+
+
+def wa_id(phone: str) -> str:
+    """A phone number as WhatsApp names its users: the digits with the country code
+    (``+31 6 1234 5678`` is ``31612345678``)."""
+    digits = re.sub(r"\D", "", phone)
+    return digits[2:] if digits.startswith("00") else digits
 
 
 class WhatsAppConfig(AdapterConfig):
@@ -70,7 +78,9 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
         body: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": destination.recipient_type,
-            "to": destination.address,
+            "to": wa_id(destination.address)
+            if destination.recipient_type == "individual"
+            else destination.address,
             "biz_opaque_callback_data": delivery.id,
         }
         if template and self.config.template_name:
@@ -98,7 +108,7 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
     async def _post(self, delivery: Delivery, body: dict[str, Any], *, pace: bool = True) -> SendResult:
         if pace:
             try:
-                await self.pacing.acquire(delivery.destination.address)
+                await self.pacing.acquire(body["to"])
             except Paced as exc:  # not now: the retry path brings it back after a delay
                 raise TransientDeliveryError(str(exc), provider_code="131056") from exc
         await self.throttle.acquire()
