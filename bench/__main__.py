@@ -26,7 +26,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.fanout import fan_out_benchmark
+from bench.fanout import fan_out_benchmark, kafka_fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
@@ -190,9 +190,10 @@ async def main(count: int) -> dict[str, object]:
     print(f"  ratio hop / raw                       : {ours / raw:10.3f}")
     results["ingest"] = await webhook_benchmark(infra, Path(".local/bench/ingest"))
     report(results["ingest"])  # type: ignore[arg-type]
-    infra.stop()
-    print("channels: one alert fanned out through the WhatsApp adapter to the Graph API emulator")
+    print("channels: one alert fanned out to the Graph API emulator")
     results["fanout"] = await fan_out_benchmark()
+    results["fanout_through_kafka"] = await kafka_fan_out_benchmark(infra, Path(".local/bench/fanout"))
+    infra.stop()
     results["moderation"] = moderation_throughput()
     return results
 

@@ -11,6 +11,7 @@ import yaml
 
 from buurtalert.channels.devmail import DevMailbox
 from buurtalert.shared.admin import create_topics
+from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.testing import (
@@ -21,6 +22,7 @@ from buurtalert.shared.testing import (
     repo_root,
 )
 from buurtalert.shared.topics import deployment_topics
+from tests.support import served
 
 ROOT = repo_root(Path(__file__).parent)
 TEST_FAILED = pytest.StashKey[bool]()
@@ -53,10 +55,23 @@ def mailbox() -> Iterator[DevMailbox]:
 
 
 @pytest.fixture
-def municipality_file(tmp_path: Path, mailbox: DevMailbox) -> Path:
-    """The demo municipality, its email adapter pointed at this test's mailbox."""
+async def graph() -> AsyncIterator[GraphEmulator]:
+    """Meta's Graph API as this test's services reach it (WhatsApp, Facebook, media)."""
+    emulator = GraphEmulator(access_token="demo-graph-token")
+    async with served(emulator.app) as port:
+        emulator.base_url = f"http://127.0.0.1:{port}"
+        yield emulator
+
+
+@pytest.fixture
+def municipality_file(tmp_path: Path, mailbox: DevMailbox, graph: GraphEmulator) -> Path:
+    """The demo municipality, its email adapter pointed at this test's mailbox and its
+    Graph API adapters at this test's emulator."""
     data = yaml.safe_load((DEMO / "weert" / "municipality.yaml").read_text())
     data["channels"]["email"]["port"] = mailbox.port
+    for adapter in ("whatsapp", "facebook"):
+        data["channels"][adapter]["graph_url"] = f"{graph.base_url}/v21.0"
+    data["ingest"]["whatsapp"]["graph_url"] = f"{graph.base_url}/v21.0"
     data["ingest"]["email"]["smtp_port"] = free_port()
     data["ingest"]["email"]["imap"] = []
     path = tmp_path / "municipality.yaml"

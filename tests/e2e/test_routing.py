@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, utcnow
 from buurtalert.shared.mongo import mongo_client
 from tests.e2e.conftest import System
@@ -84,6 +85,30 @@ async def test_authority_alert_reaches_every_group_of_the_target_districts(syste
     )
     await asyncio.sleep(1.0)
     assert set(_inbox(system)) == {f"leuken-west@{LISTS}", f"regie-leuken@{LISTS}"}
+
+
+async def test_a_group_reached_member_by_member_gets_one_whatsapp_message_each(
+    system: System, graph: GraphEmulator
+) -> None:
+    """Centrum-West is addressed as ``members``: the alert reaches each member who
+    opted in one to one from the municipality's number, and no one else."""
+    await _post(
+        system,
+        POLICE,
+        report_id="alert-centrum",
+        category="burglary_wave",
+        target={"districts": ["centrum"]},
+        text="Let op: inbraakgolf in Centrum. Sluit ramen en deuren.",
+    )
+    await eventually(lambda: len(graph.sent) >= 2, what="two one-to-one WhatsApp messages")
+    await eventually(
+        lambda: set(_inbox(system)) == {f"centrum-oost@{LISTS}", f"regie-centrum@{LISTS}"},
+        what="the two Centrum email groups",
+    )
+    await asyncio.sleep(1.0)
+    assert sorted(m["to"] for m in graph.sent) == ["31600000011", "31600000012"]
+    assert {m["recipient_type"] for m in graph.sent} == {"individual"}
+    assert all("inbraakgolf in Centrum" in m["text"]["body"] for m in graph.sent)
 
 
 async def test_municipal_issue_is_escalated_to_the_municipality(system: System) -> None:

@@ -22,8 +22,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from buurtalert.shared.admin import create_topics
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.graph_emulator import GraphEmulator
-from buurtalert.shared.models import Delivery, DeliveryState, Destination, ProviderStatus, stable_id, utcnow
+from buurtalert.shared.models import (
+    Author,
+    Decision,
+    Delivery,
+    DeliveryState,
+    Destination,
+    InboundMessage,
+    MediaRef,
+    ModeratedMessage,
+    ModerationResult,
+    ProviderRef,
+    ProviderStatus,
+    Reason,
+    SourceChannel,
+    stable_id,
+    utcnow,
+)
+from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
 from buurtalert.shared.topics import deployment_topics
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
@@ -85,14 +103,6 @@ class Notified:
 
 
 @pytest.fixture
-async def graph() -> AsyncIterator[GraphEmulator]:
-    emulator = GraphEmulator(access_token="demo-graph-token")
-    async with served(emulator.app) as port:
-        emulator.base_url = f"http://127.0.0.1:{port}"
-        yield emulator
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     async with served(Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])) as port:
@@ -125,9 +135,7 @@ async def channels(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Settings]:
-    data = yaml.safe_load(settings.municipality_file.read_text())
-    data["channels"]["whatsapp"]["graph_url"] = f"{graph.base_url}/v21.0"
-    data["channels"]["facebook"]["graph_url"] = f"{graph.base_url}/v21.0"
+    data = yaml.safe_load(settings.municipality_file.read_text())  # the Graph API at `graph` already
     data["channels"]["apprise"] = {"targets": {"wijkteam": f"json://127.0.0.1:{notified.port}/notify"}}
     data["channels"]["meldingenportaal"] = {"base_url": portal.url, "token": "portal-token"}
     path = tmp_path / "channels-municipality.yaml"
@@ -283,3 +291,95 @@ async def test_a_partner_adapter_delivers_its_own_topic_through_the_retry_path(
     await asyncio.sleep(1.0)
     assert list(portal.cases) == [item.id] and portal.calls >= 3
     assert portal.cases[item.id]["department"] == "openbare-ruimte"
+
+
+async def test_an_alert_photo_is_read_from_the_media_store_and_sent_to_each_member(
+    channels: Settings, graph: GraphEmulator
+) -> None:
+    """Ingest stored the wijkagent's photo; channels uploads it once and sends it to
+    every member of the fan-out, with the text as caption."""
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x20" * 4096
+    client = mongo_client(channels)
+    try:
+        await client[channels.database].media.insert_one(
+            {"_id": "med_alert", "data": jpeg, "mime_type": "image/jpeg", "size": len(jpeg)}
+        )
+    finally:
+        await client.close()
+    photo = MediaRef(kind="image", storage_ref="med_alert", mime_type="image/jpeg")
+    members = [
+        delivery("whatsapp", "centrum-west", f"3160000001{n}", "individual", media=(photo,)) for n in (1, 2)
+    ]
+    await publish_twice(channels, "deliveries.whatsapp", members)
+    statuses = await read_topic(channels, "deliveries.status", 4)
+    assert {(s["delivery_id"], s["state"]) for s in statuses} == {(m.id, "sent") for m in members}
+    await asyncio.sleep(1.0)
+    [media_id] = graph.uploads
+    assert graph.media[media_id].data == jpeg
+    assert sorted(m["to"] for m in graph.sent) == ["31600000011", "31600000012"]
+    assert all(m["image"] == {"id": media_id, "caption": members[0].text} for m in graph.sent)
+
+
+async def test_a_rejected_messenger_author_gets_the_explanation_as_a_messenger_reply(
+    channels: Settings, graph: GraphEmulator
+) -> None:
+    """Ingest remembered that the author wrote through the Page's Messenger; channels
+    answers there, with the reason, in Dutch and English."""
+    client = mongo_client(channels)
+    try:
+        await Contacts(client[channels.database]).remember("weert-demo", "p_fb", "facebook", "7001")
+    finally:
+        await client.close()
+    rejected = ModeratedMessage(
+        message=InboundMessage(
+            id="msg_rejected",
+            provider=ProviderRef(channel=SourceChannel.FACEBOOK, message_id="m_1", account=PAGE),
+            municipality="weert-demo",
+            group_id="boshoven-noord",
+            author=Author(pseudonym="p_fb"),
+            text="Die vent ziet er buitenlands uit, pak hem aan",
+            sent_at=utcnow(),
+            raw_ref="raw_1",
+        ),
+        moderation=ModerationResult(
+            message_id="msg_rejected",
+            decision=Decision.REJECT,
+            reasons=(Reason(code="vigilantism", score=0.9),),
+            policy_version="t",
+            explanation="Je bericht roept op tot eigenrichting.",
+            explanation_en="Your message calls for taking the law into your own hands.",
+        ),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=channels.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(channels.topic("messages.rejected"), rejected.model_dump_json().encode())
+    finally:
+        await producer.stop()
+    await eventually(lambda: graph.sent, what="the Messenger reply")
+    [reply] = graph.sent
+    assert reply["recipient"] == {"id": "7001"} and reply["messaging_type"] == "RESPONSE"
+    assert (
+        "eigenrichting" in reply["message"]["text"] and "law into your own hands" in reply["message"]["text"]
+    )
+
+
+async def test_a_record_that_is_not_a_delivery_goes_to_the_dead_letter_topic_and_the_rest_is_sent(
+    channels: Settings, receiver: Receiver
+) -> None:
+    """One bad record does not hold its batch back: it is dead-lettered with the reason."""
+    good = delivery("webhook", "meldpunt", receiver.url)
+    producer = AIOKafkaProducer(bootstrap_servers=channels.kafka_bootstrap)
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        for value in (b'{"id": "not a delivery"}', good.model_dump_json().encode()):
+            batch.append(key=b"meldpunt", value=value, timestamp=None)
+        await producer.send_batch(batch, channels.topic("deliveries.webhook"), partition=0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    [dead] = await read_topic(channels, "channels.deadletter", 1)
+    assert dead["payload"] == '{"id": "not a delivery"}' and "ValidationError" in dead["error"]
+    statuses = await read_topic(channels, "deliveries.status", 1)
+    assert statuses[0]["delivery_id"] == good.id and len(receiver.bodies) == 1

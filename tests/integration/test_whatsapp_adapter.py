@@ -12,7 +12,12 @@ import pytest
 from pydantic import SecretStr
 
 from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
-from buurtalert.shared.channels import PermanentDeliveryError, TransientDeliveryError, load_adapters
+from buurtalert.shared.channels import (
+    Attachment,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    load_adapters,
+)
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from tests.support import served
@@ -118,3 +123,36 @@ def test_the_adapter_is_found_through_its_entry_point_and_keeps_its_token_secret
     assert isinstance(adapter, WhatsAppAdapter)
     assert "geheim-token" not in repr(adapter.config) and "geheim-token" not in str(adapter.config)
     assert load_adapters({"whatsapp": {"phone_number_id": NUMBER}}) == {}  # invalid: skipped, not fatal
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x10" * 2048
+
+
+async def test_a_photo_is_uploaded_once_and_sent_to_every_member_with_the_text_as_caption(
+    serve: Serve,
+) -> None:
+    emulator = GraphEmulator(access_token="t")
+    adapter = await adapter_for(serve, emulator)
+    photo = Attachment(storage_ref="med_1", mime_type="image/jpeg", data=JPEG, filename="vermist.jpg")
+    recipients = ("31612000001", "31612000002", "31612000003")
+    await asyncio.gather(
+        *(adapter.send_with_media(delivery(to), "Vermist: Jan (82)", [photo]) for to in recipients)
+    )
+    [media_id] = emulator.uploads
+    assert emulator.media[media_id].data == JPEG
+    assert sorted(m["to"] for m in emulator.sent) == list(recipients)
+    assert all(
+        m["type"] == "image" and m["image"] == {"id": media_id, "caption": "Vermist: Jan (82)"}
+        for m in emulator.sent
+    )
+
+
+async def test_media_that_cannot_go_leave_the_text_alone(serve: Serve) -> None:
+    """A GIF is not a Cloud API type, and a caption holds 1,024 characters: text only."""
+    emulator = GraphEmulator(access_token="t")
+    adapter = await adapter_for(serve, emulator)
+    gif = Attachment(storage_ref="med_2", mime_type="image/gif", data=b"GIF89a")
+    jpeg = Attachment(storage_ref="med_3", mime_type="image/jpeg", data=JPEG)
+    await adapter.send_with_media(delivery("31613000001"), "Let op", [gif])
+    await adapter.send_with_media(delivery("31613000002"), "x" * 1025, [jpeg])
+    assert [m["type"] for m in emulator.sent] == ["text", "text"] and emulator.uploads == []

@@ -90,3 +90,32 @@ async def test_messenger_refuses_replies_outside_the_window_unless_tagged_and_ca
     assert [a.status_code for a in answers] == [200, 200, 400]
     assert answers[2].json()["error"]["code"] == 613
     assert long.json()["error"]["code"] == 100
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+async def test_media_are_uploaded_as_multipart_and_sent_by_id() -> None:
+    emulator = GraphEmulator(access_token="t")
+    form = {"messaging_product": "whatsapp", "type": "image/jpeg"}
+    async with client(emulator) as http:
+        uploaded = await http.post(
+            "/v21.0/123/media", data=form, files={"file": ("a.jpg", JPEG)}, headers=TOKEN
+        )
+        gif = await http.post(
+            "/v21.0/123/media",
+            data={**form, "type": "image/gif"},
+            files={"file": ("a.gif", b"GIF89a")},
+            headers=TOKEN,
+        )
+        media_id = uploaded.json()["id"]
+        photo = {"messaging_product": "whatsapp", "to": "31611111111", "type": "image"}
+        sent = await http.post(
+            "/v21.0/123/messages", json={**photo, "image": {"id": media_id}}, headers=TOKEN
+        )
+        unknown = await http.post(
+            "/v21.0/123/messages", json={**photo, "image": {"id": "999"}}, headers=TOKEN
+        )
+    assert emulator.media[media_id].data == JPEG and emulator.uploads == [media_id]
+    assert gif.json()["error"]["code"] == 131053
+    assert sent.status_code == 200 and unknown.json()["error"]["code"] == 100

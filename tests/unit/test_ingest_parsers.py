@@ -72,7 +72,7 @@ def test_one_to_one_text_from_a_member_belongs_to_their_buurtgroep() -> None:
     assert message.provider.message_id == "wamid.A1" and message.provider.account == PHONE_NUMBER_ID
     assert message.raw_ref == raw_id(body)
     assert COORDINATOR not in message.model_dump_json()  # pseudonymised
-    assert batch.contacts[message.author.pseudonym] == COORDINATOR  # for feedback only
+    assert batch.contacts[message.author.pseudonym] == ("whatsapp", COORDINATOR)  # for feedback only
 
 
 def test_groups_api_message_belongs_to_the_group_it_was_posted_in() -> None:
@@ -306,6 +306,8 @@ def test_messenger_message_reaction_echo_and_delivery() -> None:
     echo = parse_fb(fb_messenger("7001", message={"mid": "m_2", "text": "Bedankt", "is_echo": True}))
     delivered = parse_fb(fb_messenger("7001", delivery={"mids": ["m_out"], "watermark": 1795436000000}))
     assert message.messages[0].group_id == "boshoven-noord" and "messenger" in message.messages[0].flags
+    # the author can be answered by a Messenger reply (a rejection's explanation)
+    assert message.contacts[message.messages[0].author.pseudonym] == ("facebook", "7001")
     assert reaction.reactions[0].emoji == "😮" and reaction.messages == []
     assert echo.messages == [] and echo.ignored[0].reason == "echo of a message the Page sent"
     assert (

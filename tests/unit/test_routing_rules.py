@@ -16,6 +16,7 @@ from buurtalert.shared.models import (
     Decision,
     InboundMessage,
     Location,
+    MediaRef,
     ModeratedMessage,
     ModerationResult,
     ProviderRef,
@@ -251,3 +252,13 @@ def test_no_rule_delivers_to_a_member_directly() -> None:
     alert = item(None, role=Role.WIJKAGENT, target=TargetArea(districts=("boshoven", "leuken", "centrum")))
     group_ids = {g.id for g in WEERT.groups}
     assert {d.destination.group_id for d in route(alert, ctx()).deliveries} <= group_ids
+
+
+def test_media_travel_with_an_authority_alert_and_never_with_a_resident_report() -> None:
+    """A wijkagent's photo of a missing person goes along; a resident's photo of a
+    "suspect" stays behind, since moderation reads text and not images."""
+    photo = MediaRef(kind="image", storage_ref="med_1", mime_type="image/jpeg")
+    alert = item(None, role=Role.WIJKAGENT, target=TargetArea(districts=("leuken",)), media=(photo,))
+    report = item("boshoven-noord", media=(photo,))
+    assert {d.media for d in route(alert, ctx()).deliveries} == {(photo,)}
+    assert {d.media for d in route(report, ctx()).deliveries} == {()}

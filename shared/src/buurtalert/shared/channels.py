@@ -9,7 +9,8 @@ An adapter that fails to load or to configure is logged and skipped.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -37,6 +38,16 @@ class SendResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     provider_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A medium to send along with a delivery: its bytes, and the type sniffed from them."""
+
+    storage_ref: str
+    mime_type: str
+    data: bytes = field(repr=False)
+    filename: str | None = None
 
 
 class DeliveryError(Exception):
@@ -89,6 +100,14 @@ class ChannelAdapter(ABC, Generic[C]):
         Must raise :class:`TransientDeliveryError` or :class:`PermanentDeliveryError`
         on failure; must use ``delivery.id`` as the provider-side idempotency key or
         message id where the provider has one, so a resend can be recognised."""
+
+    async def send_with_media(
+        self, delivery: Delivery, text: str, attachments: Sequence[Attachment]
+    ) -> SendResult:
+        """Send ``text`` with ``attachments`` (called instead of :meth:`send` when the
+        delivery carries media and ``supports_media`` is set). By default the media
+        are left out; adapters that can send them override this."""
+        return await self.send(delivery, text)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

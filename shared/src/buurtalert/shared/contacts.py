@@ -12,18 +12,15 @@ from pymongo.errors import DuplicateKeyError
 from buurtalert.shared.models import utcnow
 
 
-def contact_channel(address: str) -> str:
-    """The channel that reaches ``address``: email for an email address, else WhatsApp."""
-    return "email" if "@" in address else "whatsapp"
-
-
 class Contacts:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._contacts = db.contacts
 
-    async def remember(self, municipality: str, pseudonym: str, address: str) -> None:
+    async def remember(self, municipality: str, pseudonym: str, channel: str, address: str) -> None:
+        """``address`` on ``channel`` reaches the author: an email address, a WhatsApp
+        number, a page-scoped id on Messenger."""
         key = {"_id": f"{municipality}:{pseudonym}"}
-        update = {"$set": {"address": address, "channel": contact_channel(address), "updated_at": utcnow()}}
+        update = {"$set": {"address": address, "channel": channel, "updated_at": utcnow()}}
         try:
             await self._contacts.update_one(key, update, upsert=True)
         except DuplicateKeyError:  # FerretDB v1: a concurrent upsert of the same _id created it

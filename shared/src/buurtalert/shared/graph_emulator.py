@@ -6,7 +6,9 @@ It speaks the documented protocol, errors included: a bearer token on every call
 bytes), and sending (``POST /<version>/<phone-number-id>/messages``) under the
 documented limits: ``messages_per_second`` per business number in any one-second
 window (error 130429), one message per ``pair_interval`` seconds to the same
-recipient (error 131056), 4,096 characters of text (error 100). For a Facebook Page
+recipient (error 131056), 4,096 characters of text (error 100); uploading media
+(``POST /<version>/<phone-number-id>/media``, multipart, WhatsApp's types and size
+limits) for messages that name them by id. For a Facebook Page
 (``page_ids``): a post on its feed (``POST /<version>/<page-id>/feed``) and a
 Messenger reply (``POST /<version>/<page-id>/messages``) under
 ``page_calls_per_second`` (error 613), refused outside the 24-hour window (error 10,
@@ -29,6 +31,20 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+#: What the Cloud API takes for upload, as message types, and their size limits.
+UPLOAD_KINDS = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "video/mp4": "video",
+    "video/3gpp": "video",
+    "audio/ogg": "audio",
+    "audio/mpeg": "audio",
+    "audio/aac": "audio",
+    "application/pdf": "document",
+    "text/plain": "document",
+}
+UPLOAD_LIMITS = {"image": 5 * 2**20, "video": 16 * 2**20, "audio": 16 * 2**20, "document": 100 * 2**20}
 
 
 def graph_error(
@@ -66,6 +82,7 @@ class GraphEmulator:
     #: People who wrote to the Page in the last 24 hours; None: everyone did.
     messenger_window: set[str] | None = None
     posts: list[dict[str, Any]] = field(default_factory=list)
+    uploads: list[str] = field(default_factory=list)
     media: dict[str, Medium] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
@@ -134,6 +151,30 @@ class GraphEmulator:
         while window and now - window[0] >= 1.0:
             window.popleft()
         return window
+
+    async def _upload_medium(self, request: Request) -> Response:
+        """``POST /<version>/<phone-number-id>/media``: multipart ``file``, ``type`` and
+        ``messaging_product``; answers the media id."""
+        if not self._authorised(request):
+            return self._unauthorised()
+        async with request.form() as form:
+            upload, mime_type = form.get("file"), form.get("type")
+            if form.get("messaging_product") != "whatsapp":
+                return self._refuse(100, "(#100) The parameter messaging_product is required.")
+            if isinstance(upload, str) or upload is None or not isinstance(mime_type, str):
+                return self._refuse(100, "(#100) The parameters file and type are required.")
+            data = await upload.read()
+        kind = UPLOAD_KINDS.get(mime_type)
+        if kind is None:
+            return self._refuse(131053, f"(#131053) Media upload error: unsupported type {mime_type}")
+        if len(data) > UPLOAD_LIMITS[kind]:
+            return self._refuse(
+                131053, f"(#131053) Media upload error: {kind} larger than {UPLOAD_LIMITS[kind]}"
+            )
+        media_id = str(secrets.randbelow(10**15))
+        self.add_medium(media_id, data, mime_type)
+        self.uploads.append(media_id)
+        return JSONResponse({"id": media_id})
 
     async def _page_post(self, request: Request) -> Response:
         """``POST /<version>/<page-id>/feed``: a post on the Page."""
@@ -229,7 +270,15 @@ class GraphEmulator:
         elif kind == "template":
             if not (body.get("template") or {}).get("name"):
                 return self._refuse(100, "(#100) The parameter template['name'] is required.", to)
-        elif kind not in ("image", "video", "audio", "document", "sticker"):
+        elif kind in ("image", "video", "audio", "document", "sticker"):
+            medium = body.get(kind) or {}
+            if not medium.get("link") and medium.get("id") not in self.media:
+                return self._refuse(100, f"(#100) Param {kind}['id'] is not a valid media id", to)
+            if len(medium.get("caption") or "") > 1024:
+                return self._refuse(
+                    100, f"(#100) Param {kind}['caption'] must be at most 1024 characters", to
+                )
+        else:
             return self._refuse(100, f"(#100) Unsupported message type {kind}", to)
         individual = body.get("recipient_type", "individual") == "individual"
         if (
@@ -281,6 +330,7 @@ class GraphEmulator:
                 Route("/_emulator/stats", self._stats, methods=["GET"]),
                 Route(f"/{self.version}/{{object_id}}/messages", self._send_message, methods=["POST"]),
                 Route(f"/{self.version}/{{object_id}}/feed", self._page_post, methods=["POST"]),
+                Route(f"/{self.version}/{{object_id}}/media", self._upload_medium, methods=["POST"]),
                 Route(f"/{self.version}/{{object_id}}", self._media_info, methods=["GET"]),
                 Route("/media-download/{media_id}", self._media_download, methods=["GET"]),
             ]

@@ -129,6 +129,7 @@ class Reliable:
         self.commit_every = commit_every
         self.commit_interval = commit_interval
         self._handlers: dict[str, tuple[type[BaseModel], Handler[Any]]] = {}
+        self._batches: dict[str, Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]] = {}
         self._positions: dict[str, _Position] = {}
         self._unconfirmed: list[asyncio.Future[Any]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -162,7 +163,7 @@ class Reliable:
         return decorate
 
     def batch_subscriber(
-        self, topic: Topic, *, max_records: int = 1000, concurrency: int = 256
+        self, topic: Topic, *, max_records: int = 5000, concurrency: int = 256
     ) -> Callable[[Handler[M]], Handler[M]]:
         """Decorator: like :meth:`subscriber`, but consume up to ``max_records`` at a
         time and handle up to ``concurrency`` keys at once, each key's records in
@@ -183,14 +184,21 @@ class Reliable:
                             key = record.key.decode("utf-8", "replace") if record.key else None
                             await self._send_back(record.topic, key, 0, *_encode(record.value), exc)
 
-            async def consume_batch(body: list[Any], msg: KafkaMessage) -> None:
+            async def consume_records(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
                 by_key: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
-                for record in msg.raw_message:
+                for record in batch:
                     # A record without a key has no order to keep.
                     by_key[record.key if record.key is not None else b"%d" % record.offset].append(record)
                 await asyncio.gather(*(in_order(records) for records in by_key.values()))
 
+            async def consume_batch(body: list[Any], msg: KafkaMessage) -> None:
+                await consume_records(msg.raw_message)
+
+            # The payload type documents the topic (AsyncAPI); a batch that does not
+            # validate as a whole is handled record by record (see handle).
+            consume_batch.__annotations__ = {"body": list[topic.payload], "msg": KafkaMessage, "return": None}  # type: ignore[name-defined]
             consume_batch.__name__ = handler.__name__
+            self._batches[name] = consume_records
             self._subscribe(
                 name,
                 f"{self.settings.group_id(self.service)}.{topic.name}",
@@ -341,9 +349,12 @@ class Reliable:
                 try:
                     result = await call_next(msg)
                 except Exception as exc:  # every handler failure takes the retry path
-                    if isinstance(msg.raw_message, tuple):
+                    if not isinstance(msg.raw_message, tuple):
+                        await self.failed(msg, exc)
+                    elif isinstance(exc, ValidationError):  # a bad record in the batch: one by one
+                        await self._batches[records[0].topic](records)
+                    else:
                         raise  # a batch handler hands failed records on itself: this is the broker
-                    await self.failed(msg, exc)
                     result = None
             except Exception:
                 # The broker is unreachable: handle these messages again later.

@@ -221,6 +221,9 @@ class Delivery(Record):
     notice: str | None = Field(default=None, description="A line added for the recipients (origin, numbers)")
     subject: str | None = Field(default=None, description="A subject line, where the channel has one")
     incident_id: str | None = None
+    media: tuple[MediaRef, ...] = Field(
+        default=(), description="Photos or documents to send along, where the channel can (authority alerts)"
+    )
     deliver_after: datetime | None = Field(default=None, description="Quiet hours or a rate limit hold it")
     created_at: datetime = Field(default_factory=utcnow)
 

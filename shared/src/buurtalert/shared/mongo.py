@@ -109,6 +109,11 @@ class Audit:
         }
         return await self._entries.insert(entry)
 
+    async def entry(self, message_id: str, stage: str) -> Document | None:
+        """The data of a ``once`` stage, if recorded (one lookup by ``_id``)."""
+        found = await self._audit.find_one({"_id": stable_id("aud", message_id, stage, "")})
+        return found["data"] if found else None
+
     async def recorded(self, message_id: str, stage: str) -> bool:
         """Whether a ``once`` stage was recorded (one lookup by ``_id``)."""
         found = await self._audit.find_one(

@@ -1,6 +1,7 @@
 """The delivery ledger: a delivery id is claimed (``deliveries``) before sending, and
-its outcome recorded (``delivery_outcomes``) after, so that a redelivered delivery
-is never sent twice once it was settled.
+its outcome recorded after, so that a redelivered delivery is never sent twice once
+it was settled. The outcome is the delivery's entry in the audit trail
+(``deliveries.<id>``, written once), so a send costs two inserts, not three.
 
 Both are inserts keyed by the delivery id, which take constant time on FerretDB v1
 (updates by ``_id`` scan the collection there) and are gathered into one
@@ -13,7 +14,12 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from buurtalert.shared.models import Delivery, DeliveryStatus, utcnow
-from buurtalert.shared.mongo import GroupInserts
+from buurtalert.shared.mongo import Audit, GroupInserts
+
+
+def outcome_stage(delivery_id: str) -> str:
+    """The audit stage of a delivery (``Audit.trail`` nests it under ``deliveries``)."""
+    return f"deliveries.{delivery_id}"
 
 
 class Ledger:
@@ -23,11 +29,10 @@ class Ledger:
     sent again when it comes back, with the same provider idempotency key or
     Message-ID; a settled one is never sent again."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], audit: Audit) -> None:
         self._deliveries = db.deliveries
         self._claims = GroupInserts(db.deliveries)
-        self._outcomes = db.delivery_outcomes
-        self._settlements = GroupInserts(db.delivery_outcomes)
+        self._audit = audit
 
     async def claim(self, delivery: Delivery) -> DeliveryStatus | None:
         """None if the delivery is to be sent now; its recorded outcome if it was settled."""
@@ -42,15 +47,17 @@ class Ledger:
         )
         if claimed:
             return None
-        doc = await self._outcomes.find_one({"_id": delivery.id})  # only when it came back
-        return DeliveryStatus.model_validate(doc["outcome"]) if doc else None
+        outcome = await self._audit.entry(
+            delivery.message_id, outcome_stage(delivery.id)
+        )  # only when it came back
+        return DeliveryStatus.model_validate(outcome) if outcome else None
 
     async def find(self, delivery_id: str) -> dict[str, Any] | None:
         """The claim of a delivery that was sent (its message id, channel, group)."""
         return await self._deliveries.find_one({"_id": delivery_id})
 
     async def settle(self, status: DeliveryStatus) -> None:
-        """Record the outcome; the first one recorded stands."""
-        await self._settlements.insert(
-            {"_id": status.delivery_id, "outcome": status.model_dump(mode="json"), "settled_at": utcnow()}
+        """Record the outcome in the audit trail; the first one recorded stands."""
+        await self._audit.record(
+            status.message_id, outcome_stage(status.delivery_id), status.model_dump(mode="json"), once=True
         )

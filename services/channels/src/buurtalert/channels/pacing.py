@@ -22,7 +22,9 @@ class Throttle:
     response, a busy event loop) catch up that far, never further. ``margin`` leaves
     room for that burst: ``rate * margin + burst + 1`` never exceeds ``rate``.
     Measured against the emulator at 1,000/s: no catching up reached 0.93 of the
-    cap; three sends of catching up 0.97, with no rate-limit error."""
+    cap; three sends of catching up 0.97, with no rate-limit error; through Kafka and
+    the channels service, whose event loop is busier, three sends reached 0.91-0.94
+    and fourteen (half the room the margin leaves) 0.95, with no rate-limit error."""
 
     def __init__(
         self,
@@ -36,8 +38,11 @@ class Throttle:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.interval = 1.0 / (rate * margin)
-        if burst is None:  # up to three sends ahead, as far as the margin leaves room
-            burst = max(0, min(3, int(rate * (1 - margin)) - 1))
+        if burst is None:
+            # Half the room the margin leaves (at least one send where there is room),
+            # the other half for requests that arrive closer together than they left.
+            room = int(rate * (1 - margin)) - 1
+            burst = max(0, min(room, max(1, room // 2)))
         self.tolerance = burst * self.interval
         self._clock, self._sleep = clock, sleep
         self._theoretical = 0.0  # when the next send is due on schedule

@@ -9,7 +9,8 @@ from typing import Any
 from faststream import FastStream
 
 from buurtalert.channels.held import HeldDeliveries
-from buurtalert.channels.ledger import Ledger
+from buurtalert.channels.ledger import Ledger, outcome_stage
+from buurtalert.channels.media import MediaStore
 from buurtalert.channels.render import render, render_feedback
 from buurtalert.shared.channels import ChannelAdapter, DeliveryError, load_adapters
 from buurtalert.shared.contacts import Contacts
@@ -52,17 +53,15 @@ def create_app(settings: Settings) -> FastStream:
     reliable = Reliable(broker, settings, CHANNELS)
     db = mongo_client(settings)[settings.database]
     audit = Audit(db)
-    ledger = Ledger(db)
+    ledger = Ledger(db, audit)
     held = HeldDeliveries(db)
     contacts = Contacts(db)
+    media = MediaStore(db)
     statuses = topic_publisher(broker, settings, DELIVERIES_STATUS)
     adapters = load_adapters(municipality.channels)
 
-    async def report(delivery: Delivery, status: DeliveryStatus) -> None:
-        await reliable.publish(statuses, status, key=delivery.id.encode())
-        await audit.record(
-            delivery.message_id, f"deliveries.{delivery.id}", status.model_dump(mode="json", exclude={"at"})
-        )
+    async def report(status: DeliveryStatus) -> None:
+        await reliable.publish(statuses, status, key=status.delivery_id.encode())
 
     def deliverer(adapter: ChannelAdapter[Any]) -> Any:
         async def deliver(delivery: Delivery) -> None:
@@ -77,10 +76,15 @@ def create_app(settings: Settings) -> FastStream:
                 if settled is not None:
                     log.info("duplicate_suppressed", state=settled.state)
                     # Announcing the outcome again is harmless and mends a report lost in a crash.
-                    await report(delivery, settled)
+                    await report(settled)
                     return
+                text = render(delivery, adapter.max_text_length)
                 try:
-                    result = await adapter.send(delivery, render(delivery, adapter.max_text_length))
+                    if delivery.media and adapter.supports_media:
+                        attachments = await media.attachments(delivery.media)
+                        result = await adapter.send_with_media(delivery, text, attachments)
+                    else:
+                        result = await adapter.send(delivery, text)
                 except DeliveryError as exc:
                     if not exc.permanent:
                         raise  # left unsettled: the retry path sends it again
@@ -92,13 +96,13 @@ def create_app(settings: Settings) -> FastStream:
                         error_detail=str(exc),
                     )
                     await ledger.settle(failed)
-                    await report(delivery, failed)
+                    await report(failed)
                     raise PermanentError(str(exc)) from exc
                 sent = status_of(
                     delivery, adapter, DeliveryState.SENT, provider_message_id=result.provider_message_id
                 )
                 await ledger.settle(sent)
-                await report(delivery, sent)
+                await report(sent)
                 log.info("delivered", channel=adapter.name, group_id=delivery.destination.group_id)
 
         deliver.__name__ = f"deliver_{adapter.name}"
@@ -161,11 +165,9 @@ def create_app(settings: Settings) -> FastStream:
                 error_detail=status.error_detail,
                 at=status.at,
             )
-            await reliable.publish(statuses, outcome, key=outcome.delivery_id.encode())
+            await report(outcome)
             await audit.record(
-                outcome.message_id,
-                f"deliveries.{outcome.delivery_id}",
-                outcome.model_dump(mode="json", exclude={"at"}),
+                outcome.message_id, outcome_stage(outcome.delivery_id), outcome.model_dump(mode="json")
             )
             log.info("provider_status_recorded", state=status.state, error_code=status.error_code)
 

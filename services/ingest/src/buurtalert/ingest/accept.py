@@ -83,7 +83,7 @@ class Intake:
         self._claims = GroupInserts(db[f"claims.{INGEST}"])
         self._files = db.media
         self._contacts = Contacts(db)
-        self._known_contacts: dict[str, str] = {}
+        self._known_contacts: dict[str, tuple[str, str]] = {}
         self._memberships = Memberships(db)
 
     async def quarantine(self, source: str, body: bytes, reason: str, content_type: str | None) -> str:
@@ -176,13 +176,13 @@ class Intake:
             log.info("input_accepted", source=source, **outcome.as_json())
         return outcome
 
-    async def _record(self, message: InboundMessage, contacts: dict[str, str]) -> None:
+    async def _record(self, message: InboundMessage, contacts: dict[str, tuple[str, str]]) -> None:
         """The author's address (for feedback; written when new or changed) and the
         ``ingest`` stage, which marks the message as handled."""
-        address = contacts.get(message.author.pseudonym)
-        if address and self._known_contacts.get(message.author.pseudonym) != address:
-            await self._contacts.remember(self.municipality.id, message.author.pseudonym, address)
-            self._known_contacts[message.author.pseudonym] = address
+        contact = contacts.get(message.author.pseudonym)
+        if contact and self._known_contacts.get(message.author.pseudonym) != contact:
+            await self._contacts.remember(self.municipality.id, message.author.pseudonym, *contact)
+            self._known_contacts[message.author.pseudonym] = contact
         await self._audit.record(
             message.id,
             INGEST,

@@ -232,7 +232,7 @@ def parse(
         flags.append("bad_date")
     in_reply_to = str(msg.get("In-Reply-To", "")).strip().strip("<>")
     subject = str(msg.get("Subject", "")).strip() or None
-    batch.contacts[who.author.pseudonym] = sender
+    batch.contacts[who.author.pseudonym] = ("email", sender)
     batch.messages.append(
         InboundMessage(
             id=message_id(EMAIL, None, provider_id),

@@ -265,6 +265,7 @@ def _messaging(batch: Batch, entry: _Entry, event: _Messaging, resolver: Resolve
     if not text.strip() and not media:
         flags.append("empty")
     reply = (message.reply_to or {}).get("mid")
+    batch.contacts[sender.author.pseudonym] = ("facebook", event.sender.id)  # a Messenger reply reaches them
     batch.messages.append(
         InboundMessage(
             id=message_id(FB, page, message.mid),

@@ -165,7 +165,13 @@ def routes(intake: Intake, municipality: Municipality) -> Starlette:
             batch = Batch(
                 raw_ref=message.raw_ref,
                 messages=[message],
-                contacts={message.author.pseudonym: report.reporter},
+                # a web reporter gives a phone number or an email address
+                contacts={
+                    message.author.pseudonym: (
+                        "email" if "@" in report.reporter else "whatsapp",
+                        report.reporter,
+                    )
+                },
             )
             outcome = await intake.accept(batch, source="web", body=body, content_type=content_type)
         if is_form:

@@ -69,7 +69,8 @@ class Batch:
     media: list[MediaFetch] = field(default_factory=list)
     memberships: list[MembershipRequest] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
-    contacts: dict[str, str] = field(default_factory=dict, repr=False)  # pseudonym → address
+    #: pseudonym → (channel, address): how to answer the author (rejection feedback only)
+    contacts: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     def as_json(self) -> dict[str, object]:
         """What ``buurtalert ingest parse`` prints: no raw addresses."""

@@ -260,7 +260,7 @@ def _message(batch: Batch, message: _Message, account: str, resolver: Resolver) 
         flags.append(f"unsupported_type:{message.type}")
     if not text.strip() and not media and location is None:
         flags.append("empty")
-    batch.contacts[sender.author.pseudonym] = message.sender
+    batch.contacts[sender.author.pseudonym] = ("whatsapp", message.sender)
     batch.messages.append(
         InboundMessage(
             id=msg_id,

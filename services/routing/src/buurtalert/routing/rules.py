@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 
 from buurtalert.routing.area import districts_in
 from buurtalert.shared.directory import MEMBERS, Directory, Group, GroupKind
-from buurtalert.shared.models import Decision, Delivery, Destination, ModeratedMessage, Role
+from buurtalert.shared.models import (
+    Decision,
+    Delivery,
+    Destination,
+    InboundMessage,
+    MediaRef,
+    ModeratedMessage,
+    Role,
+)
 
 #: Categories that travel to the regiegroepen of adjacent districts.
 TRAVELLING_CATEGORIES = frozenset({"suspect_fleeing", "missing_person"})
@@ -175,11 +183,22 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
                     notice=target.notice,
                     incident_id=ctx.incident_id,
                     deliver_after=deliver_after,
+                    media=_forwarded_media(message),
                 )
             )
     if not deliveries:
         fired.append("no_destination")
     return Route(tuple(deliveries), tuple(fired))
+
+
+def _forwarded_media(message: InboundMessage) -> tuple[MediaRef, ...]:
+    """The media that travel with a message: an authority's (a missing person's photo,
+    shared with the family's consent), never a resident's. Moderation reads text, not
+    images, and a photo of a "suspect" can carry exactly the profiling it keeps out
+    of the text; residents' photos stay in the audit trail for moderators."""
+    if message.author.role not in AUTHORITIES:
+        return ()
+    return tuple(m for m in message.media if m.storage_ref is not None)
 
 
 def _destinations(target: _Target, directory: Directory) -> list[Destination]:

@@ -7,19 +7,26 @@ Outside the 24-hour customer-service window WhatsApp refuses free text (error
 with the text as its one body parameter. Rate-limit errors (130429, 131056, 131048,
 and Graph's 4 and 80007) are transient: the delivery takes the retry path. The
 delivery id travels as ``biz_opaque_callback_data``, which WhatsApp echoes in its
-status webhooks."""
+status webhooks. A delivery with a photo, video or PDF sends it with the text as
+its caption; the medium is uploaded (``/<phone-number-id>/media``) once, however
+many members a fan-out reaches."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any, ClassVar
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar, NoReturn
 
+import aiohttp
 from pydantic import Field, SecretStr
 
 from buurtalert.channels.adapters.graph import GraphError, GraphSession
 from buurtalert.channels.pacing import Paced, RecipientPacing, Throttle
 from buurtalert.shared.channels import (
     AdapterConfig,
+    Attachment,
     ChannelAdapter,
     PermanentDeliveryError,
     SendResult,
@@ -28,6 +35,16 @@ from buurtalert.shared.channels import (
 from buurtalert.shared.models import Delivery
 
 RATE_LIMITED = {4, 80007, 130429, 131048, 131056}
+CAPTION_LIMIT = 1024
+UPLOAD_REUSE = 24 * 3600.0  # seconds an uploaded medium is sent by its id
+#: The media the Cloud API takes, by the type sniffed from their bytes.
+MEDIA_KINDS = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "video/mp4": "video",
+    "video/3gpp": "video",
+    "application/pdf": "document",
+}
 OUTSIDE_WINDOW = 131047
 
 
@@ -66,6 +83,8 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
         self.graph = GraphSession(config.graph_url, config.access_token, config.timeout)
         self.throttle = Throttle(config.messages_per_second)
         self.pacing = RecipientPacing(config.recipient_interval)
+        self._uploads: dict[str, tuple[str, float]] = {}  # storage ref: media id, when
+        self._upload_locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
         await self.graph.start()
@@ -73,7 +92,16 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
     async def close(self) -> None:
         await self.graph.close()
 
-    def payload(self, delivery: Delivery, text: str, *, template: bool = False) -> dict[str, Any]:
+    def payload(
+        self,
+        delivery: Delivery,
+        text: str,
+        *,
+        template: bool = False,
+        medium: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The Cloud API message: the text, the approved template with the text as its
+        parameter, or a medium (kind, uploaded id) with the text as its caption."""
         destination = delivery.destination
         body: dict[str, Any] = {
             "messaging_product": "whatsapp",
@@ -92,18 +120,57 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
                     "components": [{"type": "body", "parameters": [{"type": "text", "text": text[:1024]}]}],
                 },
             }
+        elif medium is not None:
+            kind, media_id = medium
+            body |= {"type": kind, kind: {"id": media_id, "caption": text}}
         else:
             body |= {"type": "text", "text": {"body": text, "preview_url": False}}
         return body
 
     async def send(self, delivery: Delivery, text: str) -> SendResult:
+        return await self._send_or_template(delivery, text, self.payload(delivery, text))
+
+    async def send_with_media(
+        self, delivery: Delivery, text: str, attachments: Sequence[Attachment]
+    ) -> SendResult:
+        """The first photo, video or document, with the text as its caption; the text
+        alone when none can go or the text is longer than a caption may be. One
+        message either way: a second would wait out the recipient's pacing."""
+        medium = next((a for a in attachments if MEDIA_KINDS.get(a.mime_type)), None)
+        if medium is None or len(text) > CAPTION_LIMIT:
+            return await self.send(delivery, text)
+        media_id = await self._uploaded(medium)
+        body = self.payload(delivery, text, medium=(MEDIA_KINDS[medium.mime_type], media_id))
+        return await self._send_or_template(delivery, text, body)
+
+    async def _send_or_template(self, delivery: Delivery, text: str, body: dict[str, Any]) -> SendResult:
         try:
-            return await self._post(delivery, self.payload(delivery, text))
+            return await self._post(delivery, body)
         except PermanentDeliveryError as exc:
             if exc.provider_code == str(OUTSIDE_WINDOW) and self.config.template_name:
-                # The text was refused, so the recipient's pacing was not used up.
+                # The message was refused, so the recipient's pacing was not used up.
                 return await self._post(delivery, self.payload(delivery, text, template=True), pace=False)
             raise
+
+    async def _uploaded(self, medium: Attachment) -> str:
+        """The medium's id at WhatsApp, uploaded once a day per medium however many
+        recipients it goes to (WhatsApp keeps uploads for 30 days)."""
+        async with self._upload_locks.setdefault(medium.storage_ref, asyncio.Lock()):
+            uploaded = self._uploads.get(medium.storage_ref)
+            if uploaded is not None and time.monotonic() - uploaded[1] < UPLOAD_REUSE:
+                return uploaded[0]
+            form = aiohttp.FormData()
+            form.add_field("messaging_product", "whatsapp")
+            form.add_field("type", medium.mime_type)
+            form.add_field(
+                "file", medium.data, filename=medium.filename or "medium", content_type=medium.mime_type
+            )
+            answer = await self.graph.post(f"{self.config.phone_number_id}/media", data=form)
+            if isinstance(answer, GraphError):
+                self._raise(answer)
+            media_id = str(answer["id"])
+            self._uploads[medium.storage_ref] = (media_id, time.monotonic())
+            return media_id
 
     async def _post(self, delivery: Delivery, body: dict[str, Any], *, pace: bool = True) -> SendResult:
         if pace:
@@ -114,8 +181,12 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
         await self.throttle.acquire()
         answer = await self.graph.post(f"{self.config.phone_number_id}/messages", json=body)
         if isinstance(answer, GraphError):
-            if answer.code in RATE_LIMITED or answer.status == 429 or answer.status >= 500:
-                raise TransientDeliveryError(answer.detail, provider_code=answer.provider_code)
-            raise PermanentDeliveryError(answer.detail, provider_code=answer.provider_code)
+            self._raise(answer)
         messages = answer.get("messages") or [{}]
         return SendResult(provider_message_id=messages[0].get("id"))
+
+    @staticmethod
+    def _raise(error: GraphError) -> NoReturn:
+        if error.code in RATE_LIMITED or error.status == 429 or error.status >= 500:
+            raise TransientDeliveryError(error.detail, provider_code=error.provider_code)
+        raise PermanentDeliveryError(error.detail, provider_code=error.provider_code)
