@@ -1,7 +1,9 @@
-"""The email adapter: SMTP through aiosmtplib, with threading and list headers."""
+"""The email adapter: SMTP through aiosmtplib, with threading and list headers; an
+authority's photos and documents go along as attachments, under safe names."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import ClassVar
@@ -11,6 +13,7 @@ from pydantic import Field, SecretStr
 
 from buurtalert.shared.channels import (
     AdapterConfig,
+    Attachment,
     ChannelAdapter,
     PermanentDeliveryError,
     SendResult,
@@ -34,13 +37,15 @@ class EmailAdapter(ChannelAdapter[EmailConfig]):
     name: ClassVar[str] = "email"
     config_model: ClassVar[type[AdapterConfig]] = EmailConfig
     max_text_length: ClassVar[int] = 20_000
-    supports_media: ClassVar[bool] = False
+    supports_media: ClassVar[bool] = True
 
-    def message_for(self, delivery: Delivery, text: str) -> EmailMessage:
+    def message_for(
+        self, delivery: Delivery, text: str, attachments: Sequence[Attachment] = ()
+    ) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self.config.from_address
         msg["To"] = delivery.destination.address
-        msg["Subject"] = (
+        msg["Subject"] = delivery.subject or (
             f"[buurtalert] Melding voor {delivery.destination.label or delivery.destination.group_id}"
         )
         msg["Date"] = formatdate(localtime=False, usegmt=True)
@@ -51,10 +56,25 @@ class EmailAdapter(ChannelAdapter[EmailConfig]):
         msg["Auto-Submitted"] = "auto-generated"
         msg["X-Buurtalert-Delivery"] = delivery.id
         msg.set_content(text)
+        for number, attachment in enumerate(attachments, 1):
+            maintype, _, subtype = attachment.mime_type.partition("/")
+            msg.add_attachment(
+                attachment.data,
+                maintype=maintype,
+                subtype=subtype or "octet-stream",
+                filename=attachment.filename or f"bijlage-{number}",  # sanitised by ingest
+            )
         return msg
 
     async def send(self, delivery: Delivery, text: str) -> SendResult:
-        msg = self.message_for(delivery, text)
+        return await self._send(self.message_for(delivery, text))
+
+    async def send_with_media(
+        self, delivery: Delivery, text: str, attachments: Sequence[Attachment]
+    ) -> SendResult:
+        return await self._send(self.message_for(delivery, text, attachments))
+
+    async def _send(self, msg: EmailMessage) -> SendResult:
         try:
             await aiosmtplib.send(
                 msg,
