@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.fanout import fan_out_benchmark, kafka_fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
+from buurtalert.shared.admin import delete_prefixed_topics
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
 from buurtalert.shared.settings import Settings
@@ -188,6 +189,7 @@ async def main(count: int) -> dict[str, object]:
     print(f"  baseline raw aiokafka produce→consume : {raw:10.0f} msg/s")
     print(f"  one FastStream hop of ours            : {ours:10.0f} msg/s")
     print(f"  ratio hop / raw                       : {ours / raw:10.3f}")
+    await delete_prefixed_topics(settings)
     results["ingest"] = await webhook_benchmark(infra, Path(".local/bench/ingest"))
     report(results["ingest"])  # type: ignore[arg-type]
     print("channels: one alert fanned out to the Graph API emulator")

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
-from buurtalert.shared.admin import create_topics
+from buurtalert.shared.admin import create_topics, delete_prefixed_topics
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.testing import (
@@ -182,6 +182,7 @@ async def fan_out_through_kafka(infra: Infrastructure, cap: int, count: int, wor
         client_db = mongo_client(settings)
         await client_db.drop_database(settings.database)
         await client_db.close()
+        await delete_prefixed_topics(settings)
     span = stats["first_to_last_s"]
     achieved = (stats["sent"] - 1) / span if span else 0.0
     return {

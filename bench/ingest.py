@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from buurtalert.shared.admin import create_topics
+from buurtalert.shared.admin import create_topics, delete_prefixed_topics
 from buurtalert.shared.directory import load_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
@@ -196,6 +196,7 @@ async def webhook_benchmark(infra: Infrastructure, workdir: Path, calls: int = 2
     finally:
         proc.terminate()
         proc.wait(30)
+        await delete_prefixed_topics(settings)
 
     def summary(run: dict[str, Any], events_per_call: int, floor_run: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from buurtalert.channels.devmail import DevMailbox
-from buurtalert.shared.admin import create_topics
+from buurtalert.shared.admin import create_topics, delete_prefixed_topics
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality
@@ -90,3 +90,5 @@ async def settings(infra: Infrastructure, municipality_file: Path) -> AsyncItera
         await client.drop_database(own.database)
     finally:
         await client.close()
+    # A broker that keeps every test's topics slows down (thousands of partitions).
+    await delete_prefixed_topics(own)
