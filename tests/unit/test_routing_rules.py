@@ -167,6 +167,8 @@ def test_a_group_addressed_as_members_reaches_each_consenting_member_once() -> N
     assert {d.rules for d in west} == {("authority_alert_area",)}
     assert len({d.id for d in west}) == len({d.destination.key for d in west}) == 2
     assert all(d.destination.recipient and d.destination.recipient.startswith("p_") for d in west)
+    nobody = directory.model_copy(update={"members": ()})
+    assert "no_members_opted_in:centrum-west" in route(alert, ctx(nobody)).rules
 
 
 def test_a_resident_cannot_send_an_area_alert() -> None:

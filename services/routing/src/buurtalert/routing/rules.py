@@ -171,9 +171,12 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
     for target in targets.values():
         rules = list(target.rules)
         deliver_after = None if urgent else _held_until(target.group, ctx, rules, directory)
-        for destination in _destinations(
+        destinations = _destinations(
             target, directory if target.municipality == own else ctx.partners[target.municipality]
-        ):
+        )
+        if not destinations:  # a group reached member by member where nobody opted in yet
+            fired.append(f"no_members_opted_in:{target.group.id}")
+        for destination in destinations:
             deliveries.append(
                 Delivery.for_destination(
                     message,
