@@ -16,6 +16,7 @@ from faststream._internal.application import Application
 from faststream.specification import AsyncAPI
 
 from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import TOPICS
 
 SERVICES_GROUP = "buurtalert.services"
 AppFactory = Callable[[Settings], Application]
@@ -35,4 +36,20 @@ def asyncapi_document(name: str, app: Application) -> dict[str, Any]:
         description=f"The {name} service of buurtalert; topics are shown without a prefix.",
     )
     document: dict[str, Any] = json.loads(spec.to_specification().to_json())
+    _document_batch_payloads(document)
     return document
+
+
+def _document_batch_payloads(document: dict[str, Any]) -> None:
+    """A batch subscriber reads its records undecoded (``Reliable.batch_subscriber``), so
+    FastStream cannot tell their type: take it from the topology, as a batch of it."""
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+    for topic in TOPICS:
+        title = f"{topic.name}:consume:Message:Payload"
+        if title in schemas and set(schemas[title]) == {"title"}:
+            model = topic.payload.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in model.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas.setdefault(topic.payload.__name__, model)
+            ref = {"$ref": f"#/components/schemas/{topic.payload.__name__}"}
+            schemas[title] = {"title": title, "type": "array", "items": ref}
