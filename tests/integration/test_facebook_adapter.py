@@ -3,25 +3,14 @@ Messenger reply, the 24-hour window and the Page's call limit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from buurtalert.channels.adapters.facebook import FacebookAdapter, FacebookConfig
 from buurtalert.shared.channels import PermanentDeliveryError, TransientDeliveryError, load_adapters
 from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, stable_id
-from tests.support import served
 
 PAGE = "102030405060708"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphEmulator]:
-    emulator = GraphEmulator(access_token="page-token")
-    async with served(emulator.app) as port:
-        emulator.base_url = f"http://127.0.0.1:{port}"
-        yield emulator
 
 
 async def adapter_for(graph: GraphEmulator, **config: object) -> FacebookAdapter:
@@ -29,7 +18,7 @@ async def adapter_for(graph: GraphEmulator, **config: object) -> FacebookAdapter
         FacebookConfig.model_validate(
             {
                 "page_id": PAGE,
-                "page_access_token": "page-token",
+                "page_access_token": "demo-graph-token",  # the `graph` fixture's
                 "graph_url": f"{graph.base_url}/v21.0",
                 **config,
             }

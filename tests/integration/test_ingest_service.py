@@ -35,7 +35,7 @@ from tests.meta import (
     wa_status,
     wa_statuses,
 )
-from tests.support import ServiceProcess, eventually, read_topic, served, wait_http
+from tests.support import ServiceProcess, eventually, read_topic, wait_http
 
 WA_SECRET = "demo-whatsapp-app-secret"
 FB_SECRET = "demo-facebook-app-secret"
@@ -46,14 +46,6 @@ LIST = "boshoven-zuid@lists.weert-demo.buurtalert.test"
 @pytest.fixture(scope="session")
 def imap_server() -> ImapServer:
     return provide_imap_server()
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphEmulator]:
-    emulator = GraphEmulator(access_token="demo-graph-token")
-    async with served(emulator.app) as port:
-        emulator.base_url = f"http://127.0.0.1:{port}"
-        yield emulator
 
 
 @dataclass

@@ -167,6 +167,7 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
                     add(group, "cross_border", agreement.partner, notice)
 
     urgent = is_urgent(item)
+    media = _forwarded_media(message)
     deliveries = []
     for target in targets.values():
         rules = list(target.rules)
@@ -186,7 +187,7 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
                     notice=target.notice,
                     incident_id=ctx.incident_id,
                     deliver_after=deliver_after,
-                    media=_forwarded_media(message),
+                    media=media,
                 )
             )
     if not deliveries:
@@ -207,25 +208,22 @@ def _forwarded_media(message: InboundMessage) -> tuple[MediaRef, ...]:
 def _destinations(target: _Target, directory: Directory) -> list[Destination]:
     """The group itself, or, for a group addressed as ``members``, each consenting member."""
     group = target.group
+    whole = Destination(
+        group_id=group.id,
+        municipality=target.municipality,
+        channel=group.channel,
+        address=group.address,
+        label=group.name,
+    )
     if group.address != MEMBERS:
-        return [
-            Destination(
-                group_id=group.id,
-                municipality=target.municipality,
-                channel=group.channel,
-                address=group.address,
-                label=group.name,
-            )
-        ]
+        return [whole]
     return [
-        Destination(
-            group_id=group.id,
-            municipality=target.municipality,
-            channel=group.channel,
-            address=member.address,
-            recipient_type="individual",
-            recipient=member.pseudonym or member.id,
-            label=group.name,
+        whole.model_copy(
+            update={
+                "address": member.address,
+                "recipient_type": "individual",
+                "recipient": member.pseudonym or member.id,
+            }
         )
         for member in directory.recipients(group)
         if member.address
