@@ -23,7 +23,7 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml
 	$(UV) sync --frozen --all-packages --python python3
 	@echo "building deduce's lookup tables (a minute or two, once per environment)"
 	$(BIN)/python -c "from deduce import Deduce; Deduce()" 2>&1 | grep -v "^INFO" || true

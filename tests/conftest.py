@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from buurtalert.channels.devmail import DevMailbox
-from buurtalert.shared.admin import create_topics, delete_prefixed_topics
-from buurtalert.shared.graph_emulator import GraphEmulator
-from buurtalert.shared.mongo import mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
-from buurtalert.shared.testing import (
+from buurtalert.devkit.devmail import DevMailbox
+from buurtalert.devkit.graph_emulator import GraphEmulator
+from buurtalert.devkit.testing import (
     Infrastructure,
     free_port,
     isolated_settings,
     provide_infrastructure,
     repo_root,
 )
+from buurtalert.shared.admin import create_topics, delete_prefixed_topics
+from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import deployment_topics
 from tests.support import served
 
@@ -83,7 +83,7 @@ def municipality_file(tmp_path: Path, mailbox: DevMailbox, graph: GraphEmulator)
 async def settings(infra: Infrastructure, municipality_file: Path) -> AsyncIterator[Settings]:
     """Settings of this test alone: its topics exist, its database is dropped afterwards."""
     own = isolated_settings(infra, municipality_file=municipality_file, http_port=free_port())
-    await create_topics(own, deployment_topics(load_municipality(municipality_file).channels))
+    await create_topics(own, deployment_topics(load_municipality_config(municipality_file).channels))
     yield own
     client = mongo_client(own)
     try:

@@ -19,8 +19,8 @@ import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 
+from buurtalert.devkit.testing import free_port, settings_environment
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.testing import free_port, settings_environment
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent / "buurtalert"

@@ -66,7 +66,7 @@ wait_started() { # name: until the service's log says its consumers run (moderat
 
 case "${1:-up}" in
   up)
-    start dev-mailbox 8025 "$bin/buurtalert" channels dev-mailbox --smtp-port 2525 --http-port 8025
+    start dev-mailbox 8025 "$bin/buurtalert" dev-mailbox --smtp-port 2525 --http-port 8025
     start graph-emulator 8090 "$bin/buurtalert" graph-emulator --port 8090
     for s in "${services[@]}"; do
       if [ "$s" = ingest ]; then port=$http_port; else port=; fi

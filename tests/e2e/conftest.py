@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from buurtalert.channels.devmail import DevMailbox
-from buurtalert.shared.directory import load_directory, store_directory
+from buurtalert.devkit.devmail import DevMailbox
+from buurtalert.directory.model import load_directory
+from buurtalert.directory.store import store_directory
 from buurtalert.shared.mongo import mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
 from tests.support import ServiceProcess, wait_http
 
@@ -38,7 +39,7 @@ async def system(
 ) -> AsyncIterator[System]:
     client = mongo_client(settings)
     for municipality in ("weert", "bocholt"):
-        key = load_municipality(DEMO / municipality / "municipality.yaml").pseudonym_key
+        key = load_municipality_config(DEMO / municipality / "municipality.yaml").pseudonym_key
         directory = load_directory(DEMO / municipality / "directory.yaml").pseudonymised(key)
         await store_directory(client[settings.database], directory)
     await client.close()

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from buurtalert.shared.graph_emulator import GraphEmulator
+from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, utcnow
 from buurtalert.shared.mongo import mongo_client
 from tests.e2e.conftest import System

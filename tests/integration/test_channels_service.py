@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.shared.admin import create_topics
 from buurtalert.shared.contacts import Contacts
-from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import (
     Author,
     Decision,
@@ -42,7 +42,7 @@ from buurtalert.shared.models import (
     utcnow,
 )
 from buurtalert.shared.mongo import mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import deployment_topics
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 from tests.conftest import TEST_FAILED
@@ -141,7 +141,7 @@ async def channels(
     path = tmp_path / "channels-municipality.yaml"
     path.write_text(yaml.safe_dump(data))
     own = settings.model_copy(update={"municipality_file": path})
-    await create_topics(own, deployment_topics(load_municipality(path).channels))
+    await create_topics(own, deployment_topics(load_municipality_config(path).channels))
     process = ServiceProcess("channels", own, tmp_path)
     process.start()
     try:

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from buurtalert.shared.directory import fetch_directory
+from buurtalert.devkit.testing import settings_environment
+from buurtalert.directory.store import fetch_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.testing import settings_environment
 
 BIN = str(Path(sys.executable).parent / "buurtalert")
 DEMO = Path(__file__).parents[2] / "deploy" / "demo"

@@ -4,7 +4,7 @@ authority's photo as an attachment."""
 from __future__ import annotations
 
 from buurtalert.channels.adapters.email import EmailAdapter, EmailConfig
-from buurtalert.channels.devmail import DevMailbox
+from buurtalert.devkit.devmail import DevMailbox
 from buurtalert.shared.channels import Attachment
 from buurtalert.shared.models import Delivery, Destination, stable_id
 

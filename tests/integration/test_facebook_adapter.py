@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from buurtalert.channels.adapters.facebook import FacebookAdapter, FacebookConfig
+from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.shared.channels import PermanentDeliveryError, TransientDeliveryError, load_adapters
-from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, stable_id
 
 PAGE = "102030405060708"

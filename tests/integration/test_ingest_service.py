@@ -18,12 +18,13 @@ import pytest
 import yaml
 from aioimaplib import IMAP4
 
-from buurtalert.shared.directory import fetch_directory, load_directory, store_directory
-from buurtalert.shared.graph_emulator import GraphEmulator
+from buurtalert.devkit.graph_emulator import GraphEmulator
+from buurtalert.devkit.testing import ImapServer, free_port, provide_imap_server
+from buurtalert.directory.model import load_directory
+from buurtalert.directory.store import fetch_directory, store_directory
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.pseudonym import pseudonymise
-from buurtalert.shared.settings import Settings, load_municipality
-from buurtalert.shared.testing import ImapServer, free_port, provide_imap_server
+from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
 from tests.meta import (
     PAGE_ID,
@@ -99,7 +100,7 @@ async def ingest(
     path.write_text(yaml.safe_dump(data))
     own = settings.model_copy(update={"municipality_file": path})
     client = mongo_client(own)
-    muni = load_municipality(path)
+    muni = load_municipality_config(path)
     await store_directory(
         client[own.database],
         load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(muni.pseudonym_key),
@@ -236,7 +237,9 @@ async def test_membership_by_keyword_is_recorded_in_the_directory(ingest: Ingest
     assert (await ingest.post("/webhooks/whatsapp", join, signed(join, WA_SECRET))).json()["memberships"] == 1
     client = mongo_client(ingest.settings)
     db = client[ingest.settings.database]
-    pseudonym = pseudonymise(load_municipality(ingest.settings.municipality_file).pseudonym_key, member)
+    pseudonym = pseudonymise(
+        load_municipality_config(ingest.settings.municipality_file).pseudonym_key, member
+    )
     try:
         directory = await fetch_directory(db, "weert-demo")
         assert directory is not None

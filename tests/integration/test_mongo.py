@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+from buurtalert.directory.store import Directories
 from buurtalert.ingest.accept import Intake
-from buurtalert.shared.directory import Directories
 from buurtalert.shared.kafka import create_broker
 from buurtalert.shared.mongo import Audit, GroupInserts, mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST
 
 
@@ -49,7 +49,7 @@ async def test_a_claim_without_a_recorded_ingest_stage_is_not_a_duplicate(settin
     """A crash between claiming and recording: the provider's retry is accepted again."""
     client = mongo_client(settings)
     db = client[settings.database]
-    municipality = load_municipality(settings.municipality_file)
+    municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, INGEST)
     intake = Intake(broker, broker, settings, db, municipality, Directories(db))
     try:

@@ -12,13 +12,13 @@ import pytest
 from pydantic import SecretStr
 
 from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
+from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.shared.channels import (
     Attachment,
     PermanentDeliveryError,
     TransientDeliveryError,
     load_adapters,
 )
-from buurtalert.shared.graph_emulator import GraphEmulator
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from tests.support import served
 

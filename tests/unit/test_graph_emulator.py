@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from buurtalert.shared.graph_emulator import GraphEmulator
+from buurtalert.devkit.graph_emulator import GraphEmulator
 
 TOKEN = {"Authorization": "Bearer t"}
 

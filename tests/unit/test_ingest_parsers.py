@@ -8,13 +8,13 @@ from email.message import EmailMessage
 import pytest
 from pydantic import SecretStr
 
+from buurtalert.directory.model import load_directory
 from buurtalert.ingest import email, facebook, whatsapp
 from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
 from buurtalert.ingest.language import detect
 from buurtalert.ingest.mediafiles import safe_filename, sniff
-from buurtalert.shared.directory import load_directory
 from buurtalert.shared.models import DeliveryState, Role
-from buurtalert.shared.settings import EmailIngest, load_municipality
+from buurtalert.shared.settings import EmailIngest, load_municipality_config
 from buurtalert.shared.webhooks import sign, signature_problem
 from tests.conftest import DEMO
 from tests.meta import (
@@ -32,7 +32,7 @@ from tests.meta import (
     whatsapp as wa_payload,
 )
 
-MUNI = load_municipality(DEMO / "weert" / "municipality.yaml")
+MUNI = load_municipality_config(DEMO / "weert" / "municipality.yaml")
 DIRECTORY = load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(MUNI.pseudonym_key)
 RESOLVER = Resolver(MUNI, DIRECTORY)
 COORDINATOR = "31600000002"  # +31 6 00000002 in the demo directory: boshoven-noord and boshoven-regie

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from buurtalert.directory.model import Directory, load_directory
 from buurtalert.routing.rules import Context, UnknownGroup, route
-from buurtalert.shared.directory import Directory, load_directory
 from buurtalert.shared.models import (
     Author,
     Decision,

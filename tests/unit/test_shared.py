@@ -13,7 +13,7 @@ from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.kafka import backoff
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.pseudonym import pseudonymise
-from buurtalert.shared.settings import Municipality, load_municipality
+from buurtalert.shared.settings import MunicipalityConfig, load_municipality_config
 from buurtalert.shared.topics import (
     DELIVERIES_WHATSAPP,
     SERVICES,
@@ -69,7 +69,7 @@ def test_channel_names_in_the_municipality_file_must_make_topic_names(tmp_path: 
         "channels:\n  Meldingen Portaal: {}\n"
     )
     with pytest.raises(ConfigFileError) as caught:
-        load_municipality(path)
+        load_municipality_config(path)
     assert "Meldingen Portaal" in caught.value.problems[0]
 
 
@@ -99,7 +99,7 @@ def test_stable_id_is_deterministic_and_separates_parts() -> None:
 
 def test_municipality_secrets_do_not_appear_in_repr() -> None:
     """The pseudonym key and API tokens are masked in reprs (and so in logs)."""
-    m = Municipality(
+    m = MunicipalityConfig(
         id="x",
         name="X",
         country="NL",
@@ -142,7 +142,7 @@ def test_config_file_errors_name_the_line(tmp_path: Path) -> None:
     path = tmp_path / "municipality.yaml"
     path.write_text("id: weert\nname: Weert\ncountry: DE\npseudonym_key: a-key-of-sixteen-chars\n")
     with pytest.raises(ConfigFileError) as caught:
-        load_municipality(path)
+        load_municipality_config(path)
     [problem] = caught.value.problems
     assert problem.startswith("line 3: country:")
 
@@ -152,7 +152,7 @@ def test_broken_yaml_is_reported_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "directory.yaml"
     path.write_text("municipality: x\ngroups:\n  - id: [unclosed\n")
     with pytest.raises(ConfigFileError, match="line 4: not valid YAML"):
-        load_municipality(path)
+        load_municipality_config(path)
 
 
 def test_retry_backoff_is_jittered_around_its_delay() -> None:

@@ -9,9 +9,9 @@ from pydantic import SecretStr
 
 from buurtalert.ingest.intake import InvalidInput
 from buurtalert.ingest.web import MAX_BODY_BYTES, normalise, parse_report
-from buurtalert.shared.settings import ApiClient, Municipality
+from buurtalert.shared.settings import ApiClient, MunicipalityConfig
 
-MUNI = Municipality(id="m", name="M", country="NL", pseudonym_key=SecretStr("k" * 16))
+MUNI = MunicipalityConfig(id="m", name="M", country="NL", pseudonym_key=SecretStr("k" * 16))
 CLIENT = ApiClient(organisation="app", token=SecretStr("t"))
 
 

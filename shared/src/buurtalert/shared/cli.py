@@ -14,7 +14,7 @@ import click
 
 from buurtalert.shared.logging import configure_logging, get_logger
 from buurtalert.shared.service import asyncapi_document, service_factories
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import TOPICS, deployment_topics
 
 COMMANDS_GROUP = "buurtalert.commands"
@@ -91,7 +91,7 @@ def topics_create() -> None:
     from buurtalert.shared.admin import create_topics
 
     settings = Settings()
-    wanted = deployment_topics(load_municipality(settings.municipality_file).channels)
+    wanted = deployment_topics(load_municipality_config(settings.municipality_file).channels)
     created = asyncio.run(create_topics(settings, wanted))
     click.echo(f"{len(created)} topics created, {len(wanted) - len(created)} already there")
 
@@ -116,24 +116,3 @@ def asyncapi(out: Path, check: bool) -> None:
     if stale:
         click.echo(f"out of date: {', '.join(stale)}; run `make asyncapi`", err=True)
         sys.exit(1)
-
-
-@main.command("graph-emulator")
-@click.option("--port", type=int, default=8090, show_default=True)
-@click.option("--access-token", default="demo-graph-token", show_default=True)
-@click.option(
-    "--messages-per-second", type=int, default=80, show_default=True, help="Throughput cap per number"
-)
-@click.option("--log-level", default="info", show_default=True)
-def graph_emulator(port: int, access_token: str, messages_per_second: int, log_level: str) -> None:
-    """A local stand-in for Meta's Graph API (development only; loopback)."""
-    import uvicorn
-
-    from buurtalert.shared.graph_emulator import GraphEmulator
-
-    emulator = GraphEmulator(
-        access_token=access_token,
-        base_url=f"http://127.0.0.1:{port}",
-        messages_per_second=messages_per_second,
-    )
-    uvicorn.run(emulator.app, host="127.0.0.1", port=port, log_level=log_level)

@@ -12,21 +12,24 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from faststream._internal.application import Application
+from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from faststream.specification import AsyncAPI
 
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import TOPICS
 
 SERVICES_GROUP = "buurtalert.services"
-AppFactory = Callable[[Settings], Application]
+#: A service's app: FastStream, or AsgiFastStream where it also serves HTTP.
+App = FastStream | AsgiFastStream
+AppFactory = Callable[[Settings], App]
 
 
 def service_factories() -> dict[str, AppFactory]:
     return {ep.name: ep.load() for ep in entry_points(group=SERVICES_GROUP)}
 
 
-def asyncapi_document(name: str, app: Application) -> dict[str, Any]:
+def asyncapi_document(name: str, app: App) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of a service, with topic names unprefixed."""
     assert app.brokers
     spec = AsyncAPI(

@@ -110,7 +110,7 @@ class IngestChannels(BaseModel):
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
 
 
-class Municipality(BaseModel):
+class MunicipalityConfig(BaseModel):
     """The per-municipality file (``municipality_file``). Secrets stay ``SecretStr``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -129,6 +129,6 @@ class Municipality(BaseModel):
     ingest: IngestChannels = Field(default_factory=IngestChannels, description="Where messages come in")
 
 
-def load_municipality(path: Path) -> Municipality:
+def load_municipality_config(path: Path) -> MunicipalityConfig:
     """The municipality file; raises :class:`ConfigFileError` naming the line of each problem."""
-    return load_yaml(path, Municipality)
+    return load_yaml(path, MunicipalityConfig)

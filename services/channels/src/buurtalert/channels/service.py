@@ -27,7 +27,7 @@ from buurtalert.shared.models import (
     utcnow,
 )
 from buurtalert.shared.mongo import Audit, mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     CHANNELS,
     DELIVERIES_STATUS,
@@ -48,7 +48,7 @@ def status_of(
 
 
 def create_app(settings: Settings) -> FastStream:
-    municipality = load_municipality(settings.municipality_file)
+    municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, CHANNELS)
     reliable = Reliable(broker, settings, CHANNELS)
     db = mongo_client(settings)[settings.database]

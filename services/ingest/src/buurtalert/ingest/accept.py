@@ -20,15 +20,15 @@ from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from buurtalert.directory.store import Directories, Memberships
 from buurtalert.ingest.email import Attachment
 from buurtalert.ingest.intake import Batch, MembershipRequest
 from buurtalert.shared.contacts import Contacts
-from buurtalert.shared.directory import Directories, Memberships
 from buurtalert.shared.kafka import topic_publisher
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.models import InboundMessage, Quarantined, stable_id, utcnow
 from buurtalert.shared.mongo import Audit, GroupInserts
-from buurtalert.shared.settings import Municipality, Settings
+from buurtalert.shared.settings import MunicipalityConfig, Settings
 from buurtalert.shared.topics import (
     INGEST,
     INGEST_MEDIA,
@@ -69,7 +69,7 @@ class Intake:
         status_broker: KafkaBroker,
         settings: Settings,
         db: AsyncDatabase[Document],
-        municipality: Municipality,
+        municipality: MunicipalityConfig,
         directories: Directories,
     ) -> None:
         self.municipality = municipality

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
+from buurtalert.directory.model import load_directory
 from buurtalert.ingest import email, facebook, whatsapp
 from buurtalert.ingest.intake import Batch, InvalidInput, Resolver, raw_id
-from buurtalert.shared.directory import load_directory
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.yamlfile import ConfigFileError
 
 
@@ -47,7 +47,7 @@ def parse(channel: str, file: Path, municipality_file: Path | None, directory_fi
     events, reactions, membership requests and what was ignored. Exits with status 2
     and a one-line error when the input is invalid. Signatures are not checked."""
     try:
-        municipality = load_municipality(municipality_file or Settings().municipality_file)
+        municipality = load_municipality_config(municipality_file or Settings().municipality_file)
         directory = (
             load_directory(directory_file).pseudonymised(municipality.pseudonym_key)
             if directory_file

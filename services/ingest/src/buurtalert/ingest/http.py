@@ -21,7 +21,7 @@ from buurtalert.ingest.accept import Intake
 from buurtalert.ingest.intake import Batch, InvalidInput, Resolver, raw_id
 from buurtalert.ingest.web import MAX_BODY_BYTES, form_report, normalise, parse_report
 from buurtalert.shared.logging import bound, get_logger
-from buurtalert.shared.settings import ApiClient, MetaWebhook, Municipality
+from buurtalert.shared.settings import ApiClient, MetaWebhook, MunicipalityConfig
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 
 log = get_logger(__name__)
@@ -53,7 +53,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def client_for(token: str, municipality: Municipality) -> ApiClient | None:
+def client_for(token: str, municipality: MunicipalityConfig) -> ApiClient | None:
     if not token:
         return None
     for client in municipality.api_clients:
@@ -67,7 +67,7 @@ def bearer(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def routes(intake: Intake, municipality: Municipality) -> Starlette:
+def routes(intake: Intake, municipality: MunicipalityConfig) -> Starlette:
     async def resolver() -> Resolver:
         return Resolver(municipality, await intake.directories.get(municipality.id))
 

@@ -16,7 +16,7 @@ from buurtalert.ingest import email
 from buurtalert.ingest.accept import Intake
 from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
 from buurtalert.shared.logging import get_logger
-from buurtalert.shared.settings import EmailIngest, ImapMailbox, Municipality
+from buurtalert.shared.settings import EmailIngest, ImapMailbox, MunicipalityConfig
 
 log = get_logger(__name__)
 IDLE_SECONDS = 25 * 60  # below the 29 minutes after which servers may drop an IDLE (RFC 2177)
@@ -31,7 +31,7 @@ class MailboxReader:
     def __init__(
         self,
         intake: Intake,
-        municipality: Municipality,
+        municipality: MunicipalityConfig,
         config: EmailIngest,
         mailbox: ImapMailbox,
         *,

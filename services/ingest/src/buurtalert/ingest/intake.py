@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from buurtalert.shared.directory import Directory, Group
+from buurtalert.directory.model import Directory, Group
 from buurtalert.shared.models import (
     Author,
     InboundMessage,
@@ -23,7 +23,7 @@ from buurtalert.shared.models import (
     stable_id,
 )
 from buurtalert.shared.pseudonym import pseudonymise
-from buurtalert.shared.settings import Municipality
+from buurtalert.shared.settings import MunicipalityConfig
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -137,7 +137,7 @@ class Sender:
 class Resolver:
     """Turns a channel's sender address (and the place it posted) into an author and a group."""
 
-    def __init__(self, municipality: Municipality, directory: Directory | None) -> None:
+    def __init__(self, municipality: MunicipalityConfig, directory: Directory | None) -> None:
         self.municipality = municipality
         self.directory = directory
 

@@ -13,25 +13,25 @@ import httpx
 from faststream.asgi import AsgiFastStream
 from starlette.routing import Route
 
+from buurtalert.directory.store import Directories
 from buurtalert.ingest.accept import Intake
 from buurtalert.ingest.http import routes
 from buurtalert.ingest.imap import MailboxReader
 from buurtalert.ingest.language import warm_up
 from buurtalert.ingest.media import MediaFetcher
 from buurtalert.ingest.smtp import start_receiver
-from buurtalert.shared.directory import Directories
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import MediaFetch
 from buurtalert.shared.mongo import Audit, mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, INGEST_MEDIA
 
 log = get_logger(__name__)
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
-    municipality = load_municipality(settings.municipality_file)
+    municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, INGEST)
     status_broker = create_broker(settings, f"{INGEST}-status")  # its own producer: see accept.py
     reliable = Reliable(broker, settings, INGEST)

@@ -16,7 +16,7 @@ from buurtalert.ingest import email
 from buurtalert.ingest.accept import Intake
 from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
 from buurtalert.shared.logging import get_logger
-from buurtalert.shared.settings import EmailIngest, Municipality
+from buurtalert.shared.settings import EmailIngest, MunicipalityConfig
 
 log = get_logger(__name__)
 
@@ -24,7 +24,7 @@ log = get_logger(__name__)
 class Receiver:
     """The aiosmtpd handler."""
 
-    def __init__(self, intake: Intake, municipality: Municipality, config: EmailIngest) -> None:
+    def __init__(self, intake: Intake, municipality: MunicipalityConfig, config: EmailIngest) -> None:
         self.intake = intake
         self.municipality = municipality
         self.config = config
@@ -70,7 +70,9 @@ class Receiver:
         return "250 2.0.0 Accepted"
 
 
-async def start_receiver(intake: Intake, municipality: Municipality, config: EmailIngest) -> asyncio.Server:
+async def start_receiver(
+    intake: Intake, municipality: MunicipalityConfig, config: EmailIngest
+) -> asyncio.Server:
     """Serve SMTP on the running event loop (not a thread: the handler publishes to Kafka)."""
     handler: Any = Receiver(intake, municipality, config)
     loop = asyncio.get_running_loop()

@@ -21,7 +21,7 @@ from buurtalert.shared.models import (
     utcnow,
 )
 from buurtalert.shared.pseudonym import pseudonymise
-from buurtalert.shared.settings import ApiClient, Municipality
+from buurtalert.shared.settings import ApiClient, MunicipalityConfig
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -90,7 +90,7 @@ def form_report(body: bytes) -> tuple[str, WebReport]:
 
 
 def normalise(
-    report: WebReport, *, municipality: Municipality, client: ApiClient, body: bytes
+    report: WebReport, *, municipality: MunicipalityConfig, client: ApiClient, body: bytes
 ) -> InboundMessage:
     """The canonical message for a web report. Its id depends only on the posting
     organisation and the client's report id, so a repeated post is recognised."""

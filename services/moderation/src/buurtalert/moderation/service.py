@@ -20,7 +20,7 @@ from buurtalert.shared.models import (
     stable_id,
 )
 from buurtalert.shared.mongo import Audit, mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     MESSAGES_APPROVED,
     MESSAGES_INBOUND,
@@ -34,7 +34,7 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings) -> FastStream:
-    municipality = load_municipality(settings.municipality_file)
+    municipality = load_municipality_config(settings.municipality_file)
     policy = (
         load_policy(municipality.moderation_policy)
         if municipality.moderation_policy

@@ -8,7 +8,7 @@ from shapely import affinity
 from shapely.geometry import Point, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from buurtalert.shared.directory import Directory
+from buurtalert.directory.model import Directory
 from buurtalert.shared.models import TargetArea
 
 METRES_PER_DEGREE_LATITUDE = 111_320.0

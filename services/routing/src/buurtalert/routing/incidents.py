@@ -17,7 +17,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from buurtalert.shared.directory import Directory
+from buurtalert.directory.model import Directory
 from buurtalert.shared.models import InboundMessage, Location, stable_id
 
 WINDOW = timedelta(hours=2)

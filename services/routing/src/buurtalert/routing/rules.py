@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from buurtalert.directory.model import MEMBERS, Directory, Group, GroupKind
 from buurtalert.routing.area import districts_in
-from buurtalert.shared.directory import MEMBERS, Directory, Group, GroupKind
 from buurtalert.shared.models import (
     Decision,
     Delivery,

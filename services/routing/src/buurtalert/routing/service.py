@@ -8,14 +8,14 @@ from typing import Any
 from faststream import FastStream
 from pymongo.asynchronous.database import AsyncDatabase
 
+from buurtalert.directory.store import Directories
 from buurtalert.routing.incidents import Incidents
 from buurtalert.routing.rules import Context, Route, UnknownGroup, is_urgent, route
-from buurtalert.shared.directory import Directories
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import ModeratedMessage, utcnow
 from buurtalert.shared.mongo import Audit, mongo_client
-from buurtalert.shared.settings import Settings, load_municipality
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import DELIVERY_TOPICS, MESSAGES_APPROVED, ROUTING, delivery_topic
 
 log = get_logger(__name__)
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> FastStream:
     incidents = Incidents(db)
     rates = GroupRates(db)
     # Built-in channels, and the partner adapters this deployment's municipality file configures.
-    channels = set(DELIVERY_TOPICS) | set(load_municipality(settings.municipality_file).channels)
+    channels = set(DELIVERY_TOPICS) | set(load_municipality_config(settings.municipality_file).channels)
     publishers = {
         channel: topic_publisher(broker, settings, delivery_topic(channel)) for channel in sorted(channels)
     }

@@ -1,6 +1,6 @@
-"""The directory: a municipality's districts, groups, members, cross-border
-agreements and escalation targets. One YAML file per municipality, validated with
-errors that name the line, stored in MongoDB (``directories``, one document each).
+"""The directory's model, free of I/O: a municipality's districts, groups, members,
+cross-border agreements and escalation targets. One YAML file per municipality,
+validated with errors that name the line (stored by :mod:`buurtalert.directory.store`).
 
 Members are kept pseudonymised: the YAML may hold a member's phone number or
 email address, which is replaced by its keyed hash on loading, unless the member
@@ -9,8 +9,6 @@ opted in to one-to-one delivery, where the channel needs the address itself.
 
 from __future__ import annotations
 
-import json
-import time
 from datetime import datetime
 from datetime import time as clock
 from enum import StrEnum
@@ -18,13 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pymongo.asynchronous.database import AsyncDatabase
 
 from buurtalert.shared.models import Role
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.yamlfile import load_yaml
 
-Document = dict[str, Any]
 Slug = str
 
 
@@ -235,33 +231,6 @@ def load_directory(path: Path) -> Directory:
     return load_yaml(path, Directory)
 
 
-async def store_directory(db: AsyncDatabase[Document], directory: Directory) -> int:
-    """Replace the municipality's directory; loading the same file twice changes nothing.
-
-    GeoJSON geometries are stored as JSON text: FerretDB v1 cannot store nested arrays."""
-    doc = directory.model_dump(mode="json")
-    for district in doc["districts"]:
-        if district["geometry"] is not None:
-            district["geometry"] = json.dumps(district["geometry"])
-    await db.directories.replace_one(
-        {"_id": directory.municipality.id}, {"_id": directory.municipality.id, **doc}, upsert=True
-    )
-    return len(directory.groups)
-
-
-async def fetch_directory(db: AsyncDatabase[Document], municipality: str) -> Directory | None:
-    """The stored directory with the membership register applied (see :class:`Memberships`)."""
-    doc = await db.directories.find_one({"_id": municipality})
-    if doc is None:
-        return None
-    doc.pop("_id")
-    for district in doc["districts"]:
-        if isinstance(district.get("geometry"), str):
-            district["geometry"] = json.loads(district["geometry"])
-    directory = Directory.model_validate(doc)
-    return apply_memberships(directory, await Memberships(db).of(municipality))
-
-
 class Membership(Strict):
     """A member's own choice, sent by message (AANMELDEN <code>, STOP): kept apart from
     the YAML file so that reloading the file never undoes an opt-in or an opt-out."""
@@ -272,43 +241,6 @@ class Membership(Strict):
     address: str | None = Field(default=None, description="Kept only while consent is given")
     consent_one_to_one: bool
     changed_at: datetime
-
-
-class Memberships:
-    """The membership register (``memberships``), one document per member."""
-
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._memberships = db.memberships
-
-    @staticmethod
-    def _id(municipality: str, pseudonym: str) -> str:
-        return f"{municipality}:{pseudonym}"
-
-    async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> None:
-        await self._memberships.update_one(
-            {"_id": self._id(municipality, pseudonym)},
-            {
-                "$set": {"address": address, "consent_one_to_one": True, "changed_at": at},
-                "$addToSet": {"groups": group},
-                "$setOnInsert": {"municipality": municipality, "pseudonym": pseudonym},
-            },
-            upsert=True,
-        )
-
-    async def leave(self, municipality: str, pseudonym: str, at: datetime) -> None:
-        """Opt out of one-to-one delivery everywhere; the address itself is forgotten."""
-        await self._memberships.update_one(
-            {"_id": self._id(municipality, pseudonym)},
-            {
-                "$set": {"address": None, "consent_one_to_one": False, "changed_at": at, "groups": []},
-                "$setOnInsert": {"municipality": municipality, "pseudonym": pseudonym},
-            },
-            upsert=True,
-        )
-
-    async def of(self, municipality: str) -> list[Membership]:
-        cursor = self._memberships.find({"municipality": municipality}, projection={"_id": 0})
-        return [Membership.model_validate(doc) async for doc in cursor]
 
 
 def apply_memberships(directory: Directory, memberships: list[Membership]) -> Directory:
@@ -332,22 +264,3 @@ def apply_memberships(directory: Directory, memberships: list[Membership]) -> Di
             }
         )
     return directory.model_copy(update={"members": (*others, *members.values())})
-
-
-class Directories:
-    """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that)."""
-
-    def __init__(self, db: AsyncDatabase[Document], ttl: float = 10.0) -> None:
-        self._db, self._ttl = db, ttl
-        self._cache: dict[str, tuple[float, Directory | None]] = {}
-
-    async def get(self, municipality: str) -> Directory | None:
-        cached = self._cache.get(municipality)
-        if cached is None or time.monotonic() - cached[0] > self._ttl:
-            cached = (time.monotonic(), await fetch_directory(self._db, municipality))
-            self._cache[municipality] = cached
-        return cached[1]
-
-    def forget(self, municipality: str) -> None:
-        """Drop the cached copy, after the membership register changed."""
-        self._cache.pop(municipality, None)
