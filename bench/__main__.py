@@ -28,8 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.fanout import fan_out_benchmark, kafka_fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
-from buurtalert.devkit.testing import isolated_settings, provide_infrastructure
-from buurtalert.shared.admin import delete_prefixed_topics
+from buurtalert.devkit.testing import delete_prefixed_topics, isolated_settings, provide_infrastructure
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
 from buurtalert.shared.settings import Settings

@@ -24,12 +24,13 @@ from pydantic import SecretStr
 from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
 from buurtalert.devkit.testing import (
     Infrastructure,
+    delete_prefixed_topics,
     free_port,
     isolated_settings,
     provide_infrastructure,
     settings_environment,
 )
-from buurtalert.shared.admin import create_topics, delete_prefixed_topics
+from buurtalert.shared.admin import create_topics
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.topics import TOPICS

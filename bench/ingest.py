@@ -30,11 +30,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from buurtalert.devkit.testing import Infrastructure, free_port, isolated_settings, settings_environment
+from buurtalert.devkit.testing import (
+    Infrastructure,
+    delete_prefixed_topics,
+    free_port,
+    isolated_settings,
+    settings_environment,
+)
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import store_directory
-from buurtalert.shared.admin import create_topics, delete_prefixed_topics
-from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.admin import create_topics
+from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import TOPICS
 from tests.meta import signed, wa_message, wa_messages, wa_status, wa_statuses
@@ -156,7 +162,7 @@ async def _start_ingest(infra: Infrastructure, workdir: Path) -> tuple[Settings,
     client = mongo_client(settings)
     key = load_municipality_config(path).pseudonym_key
     await store_directory(
-        client[settings.database],
+        Database(client[settings.database], "directory"),
         load_directory(ROOT / "deploy/demo/weert/directory.yaml").pseudonymised(key),
     )
     await client.close()

@@ -13,12 +13,13 @@ from buurtalert.devkit.devmail import DevMailbox
 from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.devkit.testing import (
     Infrastructure,
+    delete_prefixed_topics,
     free_port,
     isolated_settings,
     provide_infrastructure,
     repo_root,
 )
-from buurtalert.shared.admin import create_topics, delete_prefixed_topics
+from buurtalert.shared.admin import create_topics
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import deployment_topics

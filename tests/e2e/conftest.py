@@ -11,7 +11,7 @@ import pytest
 from buurtalert.devkit.devmail import DevMailbox
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import store_directory
-from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
 from tests.support import ServiceProcess, wait_http
@@ -41,7 +41,7 @@ async def system(
     for municipality in ("weert", "bocholt"):
         key = load_municipality_config(DEMO / municipality / "municipality.yaml").pseudonym_key
         directory = load_directory(DEMO / municipality / "directory.yaml").pseudonymised(key)
-        await store_directory(client[settings.database], directory)
+        await store_directory(Database(client[settings.database], "directory"), directory)
     await client.close()
     services = {name: ServiceProcess(name, settings, tmp_path) for name in SERVICES}
     for process in services.values():

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from buurtalert.shared.mongo import Audit, mongo_client
+from buurtalert.shared.mongo import Audit, Database, mongo_client
 from tests.e2e.conftest import System
 from tests.support import eventually, read_topic
 
@@ -38,7 +38,7 @@ async def test_report_reaches_the_regiegroep_and_every_step_is_audited(system: S
         db = client[system.settings.database]
 
         async def audited() -> dict | None:  # type: ignore[type-arg]
-            stages = await Audit(db).trail(message_id)
+            stages = await Audit(Database(db, "tests")).trail(message_id)
             return stages if "deliveries" in stages else None
 
         stages = await eventually(audited, what="the delivery in the audit trail")

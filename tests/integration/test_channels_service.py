@@ -41,7 +41,7 @@ from buurtalert.shared.models import (
     stable_id,
     utcnow,
 )
-from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import deployment_topics
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
@@ -327,7 +327,9 @@ async def test_a_rejected_messenger_author_gets_the_explanation_as_a_messenger_r
     answers there, with the reason, in Dutch and English."""
     client = mongo_client(channels)
     try:
-        await Contacts(client[channels.database]).remember("weert-demo", "p_fb", "facebook", "7001")
+        await Contacts(Database(client[channels.database], "ingest")).remember(
+            "weert-demo", "p_fb", "facebook", "7001"
+        )
     finally:
         await client.close()
     rejected = ModeratedMessage(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from buurtalert.devkit.testing import settings_environment
 from buurtalert.directory.store import fetch_directory
-from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings
 
 BIN = str(Path(sys.executable).parent / "buurtalert")
@@ -34,7 +34,7 @@ async def test_loaded_directory_keeps_pseudonyms_and_only_consented_addresses(se
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     client = mongo_client(settings)
     try:
-        db = client[settings.database]
+        db = Database(client[settings.database], "routing")
         stored = await fetch_directory(db, "weert-demo")
         assert await db.directories.count_documents({}) == 1  # loading twice changed nothing
         raw = str(await db.directories.find_one({"_id": "weert-demo"}))

@@ -22,7 +22,8 @@ from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.devkit.testing import ImapServer, free_port, provide_imap_server
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import fetch_directory, store_directory
-from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.collections import DIRECTORY
+from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
@@ -102,7 +103,7 @@ async def ingest(
     client = mongo_client(own)
     muni = load_municipality_config(path)
     await store_directory(
-        client[own.database],
+        Database(client[own.database], DIRECTORY),
         load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(muni.pseudonym_key),
     )
     await client.close()
@@ -236,7 +237,7 @@ async def test_membership_by_keyword_is_recorded_in_the_directory(ingest: Ingest
     join = wa_messages(wa_message(member, "wamid.J1", text={"body": "AANMELDEN LEUKEN-WEST"}))
     assert (await ingest.post("/webhooks/whatsapp", join, signed(join, WA_SECRET))).json()["memberships"] == 1
     client = mongo_client(ingest.settings)
-    db = client[ingest.settings.database]
+    db = Database(client[ingest.settings.database], "ingest")
     pseudonym = pseudonymise(
         load_municipality_config(ingest.settings.municipality_file).pseudonym_key, member
     )

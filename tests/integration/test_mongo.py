@@ -8,7 +8,7 @@ import asyncio
 from buurtalert.directory.store import Directories
 from buurtalert.ingest.accept import Intake
 from buurtalert.shared.kafka import create_broker
-from buurtalert.shared.mongo import Audit, GroupInserts, mongo_client
+from buurtalert.shared.mongo import Audit, Database, GroupInserts, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST
 
@@ -29,7 +29,7 @@ async def test_group_inserts_write_concurrent_documents_and_report_duplicates(se
 async def test_audit_trail_keeps_each_stage_and_its_history(settings: Settings) -> None:
     client = mongo_client(settings)
     try:
-        audit = Audit(client[settings.database])
+        audit = Audit(Database(client[settings.database], "moderation"))
         assert await audit.record("msg_1", "ingest", {"raw_ref": "raw_1"}, once=True)
         assert not await audit.record("msg_1", "ingest", {"raw_ref": "other"}, once=True)
         assert await audit.recorded("msg_1", "ingest") and not await audit.recorded("msg_2", "ingest")
@@ -48,7 +48,7 @@ async def test_audit_trail_keeps_each_stage_and_its_history(settings: Settings) 
 async def test_a_claim_without_a_recorded_ingest_stage_is_not_a_duplicate(settings: Settings) -> None:
     """A crash between claiming and recording: the provider's retry is accepted again."""
     client = mongo_client(settings)
-    db = client[settings.database]
+    db = Database(client[settings.database], INGEST)
     municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, INGEST)
     intake = Intake(broker, broker, settings, db, municipality, Directories(db))

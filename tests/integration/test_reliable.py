@@ -8,7 +8,7 @@ from collections import Counter
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
 from buurtalert.shared.models import Delivery, Destination
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.topics import DELIVERIES_EMAIL
+from buurtalert.shared.topics import DELIVERY_TOPICS
 from tests.support import eventually, read_topic
 
 
@@ -34,7 +34,7 @@ async def test_failing_handler_is_retried_until_it_succeeds(settings: Settings) 
 
     settings = settings.model_copy(update={"retry_delays": (0.2, 0.2, 0.2)})
     broker = create_broker(settings, "channels")
-    Reliable(broker, settings, "channels").subscriber(DELIVERIES_EMAIL)(handle)
+    Reliable(broker, settings, "channels").subscriber(DELIVERY_TOPICS["email"])(handle)
     async with broker:
         await broker.start()
         await broker.publish(_delivery(1), topic=settings.topic("deliveries.email"), key=b"g")
@@ -54,7 +54,7 @@ async def test_handler_that_keeps_failing_ends_on_the_dead_letter_topic(settings
         raise RuntimeError("SMTP server on fire")
 
     broker = create_broker(settings, "channels")
-    Reliable(broker, settings, "channels").subscriber(DELIVERIES_EMAIL)(handle)
+    Reliable(broker, settings, "channels").subscriber(DELIVERY_TOPICS["email"])(handle)
     async with broker:
         await broker.start()
         await broker.publish(_delivery(2), topic=settings.topic("deliveries.email"), key=b"g")
@@ -74,7 +74,7 @@ async def test_unparseable_and_permanent_failures_skip_the_retries(settings: Set
         raise PermanentError("unknown group")
 
     broker = create_broker(settings, "channels")
-    Reliable(broker, settings, "channels").subscriber(DELIVERIES_EMAIL)(handle)
+    Reliable(broker, settings, "channels").subscriber(DELIVERY_TOPICS["email"])(handle)
     async with broker:
         await broker.start()
         topic = settings.topic("deliveries.email")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from buurtalert.directory.model import load_directory
-from buurtalert.routing.incidents import Incident, distance_m, same_event, similarity
+from buurtalert.routing.rules import Incident, distance_m, same_event, similarity
 from buurtalert.shared.models import Author, InboundMessage, Location, ProviderRef, SourceChannel
 
 WEERT = load_directory(Path(__file__).parents[2] / "deploy" / "demo" / "weert" / "directory.yaml")

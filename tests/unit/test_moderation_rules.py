@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import decide, hold_flagged, score, scorer_for
-from buurtalert.shared.models import Decision, Role
+from buurtalert.moderation.rules import hold_flagged, scorer_for
+from buurtalert.shared.models import Decision, ModerationResult, Reason, Role
 from buurtalert.shared.yamlfile import ConfigFileError
+
+
+def decide(message_id: str, text: str, *, author_role: Role = Role.UNKNOWN) -> ModerationResult:
+    return scorer_for().decide(message_id, text, author_role=author_role)
+
+
+def score(text: str, *, author_role: Role = Role.UNKNOWN) -> list[Reason]:
+    return scorer_for().score(text, author_role=author_role)[0]
 
 
 def _decide(text: str, role: Role = Role.RESIDENT) -> tuple[Decision, set[str]]:

@@ -15,7 +15,7 @@ from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import MunicipalityConfig, load_municipality_config
 from buurtalert.shared.topics import (
-    DELIVERIES_WHATSAPP,
+    DELIVERY_TOPICS,
     SERVICES,
     TOPICS,
     consumed_by,
@@ -49,7 +49,9 @@ def test_each_service_consumes_what_another_owns() -> None:
 
 
 def test_a_partner_adapter_gets_a_delivery_topic_from_routing_to_channels() -> None:
-    assert delivery_topic("whatsapp") is DELIVERIES_WHATSAPP
+    """A built-in adapter's delivery topic comes from the same rule as a partner's."""
+    assert delivery_topic("whatsapp") == DELIVERY_TOPICS["whatsapp"]
+    assert DELIVERY_TOPICS["whatsapp"].name == "deliveries.whatsapp"
     partner = delivery_topic("meldingenportaal")
     assert (partner.name, partner.owner, partner.consumers) == (
         "deliveries.meldingenportaal",

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
 from buurtalert.shared.settings import Settings
@@ -144,3 +145,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def delete_prefixed_topics(settings: Settings) -> int:
+    """Delete every topic under ``settings.topic_prefix`` (a test's or a benchmark's own);
+    answers how many. Refuses an empty prefix: that would be the deployment's topics."""
+    if not settings.topic_prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="buurtalert-admin")
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if names:
+            await admin.delete_topics(names)
+        return len(names)
+    finally:
+        await admin.close()

@@ -10,7 +10,8 @@ import click
 
 from buurtalert.directory.model import Directory, load_directory
 from buurtalert.directory.store import store_directory
-from buurtalert.shared.mongo import mongo_client
+from buurtalert.shared.collections import DIRECTORY
+from buurtalert.shared.mongo import Database
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.yamlfile import ConfigFileError
 
@@ -23,7 +24,6 @@ def load_or_exit(path: Path) -> Directory:
         for problem in exc.problems:
             click.echo(f"{path}: {problem}", err=True)
         sys.exit(2)
-
 
 
 @click.group()
@@ -68,14 +68,10 @@ def load(path: Path, municipality_file: Path | None) -> None:
         sys.exit(2)
 
     async def store() -> int:
-        client = mongo_client(settings)
+        db = Database.connect(settings, DIRECTORY)
         try:
-            return await store_directory(
-                client[settings.database], found.pseudonymised(municipality.pseudonym_key)
-            )
+            return await store_directory(db, found.pseudonymised(municipality.pseudonym_key))
         finally:
-            await client.close()
+            await db.close()
 
     click.echo(f"loaded {asyncio.run(store())} groups of {found.municipality.id}")
-
-

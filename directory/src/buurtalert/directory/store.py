@@ -7,13 +7,12 @@ import json
 import time
 from datetime import datetime
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from buurtalert.directory.model import Directory, Membership, apply_memberships
-from buurtalert.shared.mongo import Document
+from buurtalert.shared.collections import DIRECTORIES, MEMBERSHIPS
+from buurtalert.shared.mongo import Database
 
 
-async def store_directory(db: AsyncDatabase[Document], directory: Directory) -> int:
+async def store_directory(db: Database, directory: Directory) -> int:
     """Replace the municipality's directory; loading the same file twice changes nothing.
 
     GeoJSON geometries are stored as JSON text: FerretDB v1 cannot store nested arrays."""
@@ -21,15 +20,15 @@ async def store_directory(db: AsyncDatabase[Document], directory: Directory) -> 
     for district in doc["districts"]:
         if district["geometry"] is not None:
             district["geometry"] = json.dumps(district["geometry"])
-    await db.directories.replace_one(
+    await db.write(DIRECTORIES).replace_one(
         {"_id": directory.municipality.id}, {"_id": directory.municipality.id, **doc}, upsert=True
     )
     return len(directory.groups)
 
 
-async def fetch_directory(db: AsyncDatabase[Document], municipality: str) -> Directory | None:
+async def fetch_directory(db: Database, municipality: str) -> Directory | None:
     """The stored directory with the membership register applied (see :class:`Memberships`)."""
-    doc = await db.directories.find_one({"_id": municipality})
+    doc = await db.read(DIRECTORIES).find_one({"_id": municipality})
     if doc is None:
         return None
     doc.pop("_id")
@@ -43,15 +42,15 @@ async def fetch_directory(db: AsyncDatabase[Document], municipality: str) -> Dir
 class Memberships:
     """The membership register (``memberships``), one document per member."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._memberships = db.memberships
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     @staticmethod
     def _id(municipality: str, pseudonym: str) -> str:
         return f"{municipality}:{pseudonym}"
 
     async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> None:
-        await self._memberships.update_one(
+        await self._db.write(MEMBERSHIPS).update_one(
             {"_id": self._id(municipality, pseudonym)},
             {
                 "$set": {"address": address, "consent_one_to_one": True, "changed_at": at},
@@ -63,7 +62,7 @@ class Memberships:
 
     async def leave(self, municipality: str, pseudonym: str, at: datetime) -> None:
         """Opt out of one-to-one delivery everywhere; the address itself is forgotten."""
-        await self._memberships.update_one(
+        await self._db.write(MEMBERSHIPS).update_one(
             {"_id": self._id(municipality, pseudonym)},
             {
                 "$set": {"address": None, "consent_one_to_one": False, "changed_at": at, "groups": []},
@@ -73,14 +72,14 @@ class Memberships:
         )
 
     async def of(self, municipality: str) -> list[Membership]:
-        cursor = self._memberships.find({"municipality": municipality}, projection={"_id": 0})
+        cursor = self._db.read(MEMBERSHIPS).find({"municipality": municipality}, projection={"_id": 0})
         return [Membership.model_validate(doc) async for doc in cursor]
 
 
 class Directories:
     """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that)."""
 
-    def __init__(self, db: AsyncDatabase[Document], ttl: float = 10.0) -> None:
+    def __init__(self, db: Database, ttl: float = 10.0) -> None:
         self._db, self._ttl = db, ttl
         self._cache: dict[str, tuple[float, Directory | None]] = {}
 

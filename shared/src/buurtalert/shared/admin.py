@@ -1,4 +1,4 @@
-"""Kafka administration: create the declared topics; delete a test's or benchmark's."""
+"""Kafka administration: create the declared topics."""
 
 from __future__ import annotations
 
@@ -29,21 +29,5 @@ async def create_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
         return [t.name for t in wanted]
-    finally:
-        await admin.close()
-
-
-async def delete_prefixed_topics(settings: Settings) -> int:
-    """Delete every topic under ``settings.topic_prefix`` (a test's or a benchmark's own);
-    answers how many. Refuses an empty prefix: that would be the deployment's topics."""
-    if not settings.topic_prefix:
-        raise ValueError("refusing to delete topics without a prefix")
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="buurtalert-admin")
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
-        if names:
-            await admin.delete_topics(names)
-        return len(names)
     finally:
         await admin.close()

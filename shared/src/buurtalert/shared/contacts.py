@@ -4,29 +4,31 @@ channels; nothing else needs the address itself."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from buurtalert.shared.collections import CONTACTS
 from buurtalert.shared.models import utcnow
+from buurtalert.shared.mongo import Database
 
 
 class Contacts:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._contacts = db.contacts
+    """The ``contacts`` collection: ingest remembers, channels finds."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def remember(self, municipality: str, pseudonym: str, channel: str, address: str) -> None:
         """``address`` on ``channel`` reaches the author: an email address, a WhatsApp
         number, a page-scoped id on Messenger."""
         key = {"_id": f"{municipality}:{pseudonym}"}
         update = {"$set": {"address": address, "channel": channel, "updated_at": utcnow()}}
+        contacts = self._db.write(CONTACTS)
         try:
-            await self._contacts.update_one(key, update, upsert=True)
+            await contacts.update_one(key, update, upsert=True)
         except DuplicateKeyError:  # FerretDB v1: a concurrent upsert of the same _id created it
-            await self._contacts.update_one(key, update)
+            await contacts.update_one(key, update)
 
     async def find(self, municipality: str, pseudonym: str) -> tuple[str, str] | None:
         """The author's (channel, address), if known."""
-        doc = await self._contacts.find_one({"_id": f"{municipality}:{pseudonym}"})
+        doc = await self._db.read(CONTACTS).find_one({"_id": f"{municipality}:{pseudonym}"})
         return (doc["channel"], doc["address"]) if doc else None

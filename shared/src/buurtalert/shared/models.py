@@ -51,6 +51,11 @@ class Role(StrEnum):
     UNKNOWN = "unknown"
 
 
+#: The roles that speak for the police or the municipality: their alerts skip the noise
+#: filters, reach target areas and may close incidents.
+AUTHORITIES = frozenset({Role.WIJKAGENT, Role.AUTHORITY})
+
+
 class ProviderRef(Record):
     """Where a message came from, in the provider's own terms (used for deduplication)."""
 

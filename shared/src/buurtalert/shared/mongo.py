@@ -1,5 +1,8 @@
 """MongoDB access through PyMongo's async API, kept to what FerretDB v1 also supports
-(no transactions, change streams, TTL indexes or $lookup; unique indexes work)."""
+(no transactions, change streams, TTL indexes or $lookup; unique indexes work).
+
+A service reaches its collections through :class:`Database` only, which holds it to
+the declarations in :mod:`buurtalert.shared.collections`."""
 
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from buurtalert.shared.collections import AUDIT, COLLECTIONS, Collection
 from buurtalert.shared.models import stable_id, utcnow
 from buurtalert.shared.settings import Settings
 
+#: A MongoDB document as PyMongo gives it.
 Document = dict[str, Any]
 
 
@@ -27,11 +33,68 @@ def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
     )
 
 
+class CollectionNotAllowed(PermissionError):
+    """Code touched a collection that is not declared, or wrote one it does not own,
+    or read one it is not declared a reader of."""
+
+
+class ReadOnly:
+    """A collection as its readers see it: lookups only."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> Document | None:
+        return await self._collection.find_one(*args, **kwargs)
+
+    def find(self, *args: Any, **kwargs: Any) -> AsyncCursor[Document]:
+        return self._collection.find(*args, **kwargs)
+
+    async def count_documents(self, query: Document) -> int:
+        return await self._collection.count_documents(query)
+
+
+class Database:
+    """One service's (or tool's) access to the database: only declared collections,
+    written only by their owner, read only by their declared readers."""
+
+    def __init__(self, db: AsyncDatabase[Document], who: str) -> None:
+        self._db = db
+        self.who = who
+
+    @classmethod
+    def connect(cls, settings: Settings, who: str) -> Database:
+        return cls(mongo_client(settings)[settings.database], who)
+
+    @staticmethod
+    def _declared(collection: Collection) -> Collection:
+        if collection not in COLLECTIONS:
+            raise CollectionNotAllowed(f"collection {collection.name!r} is not declared")
+        return collection
+
+    def write(self, collection: Collection) -> AsyncCollection[Document]:
+        """The collection to write, for its owner."""
+        if not self._declared(collection).writable_by(self.who):
+            raise CollectionNotAllowed(
+                f"{self.who} may not write {collection.name!r}: its owner is {collection.owner}"
+            )
+        return self._db[collection.name]
+
+    def read(self, collection: Collection) -> ReadOnly:
+        """The collection to look things up in, for its owner and declared readers."""
+        if not self._declared(collection).readable_by(self.who):
+            raise CollectionNotAllowed(f"{self.who} is not a declared reader of {collection.name!r}")
+        return ReadOnly(self._db[collection.name])
+
+    async def close(self) -> None:
+        await self._db.client.close()
+
+
 class GroupInserts:
     """Inserts into one collection, gathered while the previous write is under way and
     written with one ``insert_many(ordered=False)``: many inserts, one transaction
-    (group commit). On FerretDB v1 (SQLite) 20 documents in one call cost 0.14 ms
-    each against 1.6 ms for concurrent single inserts. A duplicate ``_id`` is not an
+    (group commit), which costs far less per document than concurrent single inserts
+    on FerretDB v1 (see docs/benchmarks.md). A duplicate ``_id`` is not an
     error: :meth:`insert` returns False for it."""
 
     def __init__(self, collection: AsyncCollection[Document], max_batch: int = 500) -> None:
@@ -78,23 +141,12 @@ class Audit:
     a stage that changes (a delivery sent, then failed) keeps its history.
 
     Only inserts and lookups by ``_id``: on FerretDB v1 (SQLite) those take constant
-    time, while updates and queries on other fields scan the collection (measured:
-    an update by ``_id`` takes 5 ms among 3,000 documents and 39 ms among 20,000)."""
+    time, while updates and queries on other fields scan the collection, so their
+    cost grows with the data (docs/benchmarks.md)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._audit = db.audit
-        self._entries = GroupInserts(db.audit)
-        self._raw = GroupInserts(db.raw_inputs)
-
-    async def archive_raw(self, raw_id: str, source: str, body: bytes, content_type: str | None) -> None:
-        document = {
-            "_id": raw_id,
-            "source": source,
-            "body": body,
-            "content_type": content_type,
-            "received_at": utcnow(),
-        }
-        await self._raw.insert(document)  # False if archived already: the id is the body's hash
+    def __init__(self, db: Database) -> None:
+        self._audit = db.read(AUDIT)
+        self._entries = GroupInserts(db.write(AUDIT))
 
     async def record(self, message_id: str, stage: str, data: Document, *, once: bool = False) -> bool:
         """Append an entry; False if it was there already. With ``once``, a stage has one

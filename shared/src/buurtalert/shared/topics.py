@@ -119,30 +119,6 @@ MODERATION_PROPOSALS = Topic(
     "group id",
     "Proposals to a group's admin to remove a member after repeated rejections.",
 )
-DELIVERIES_EMAIL = Topic(
-    "deliveries.email",
-    Delivery,
-    ROUTING,
-    (CHANNELS,),
-    "destination group id",
-    "Deliveries for the email adapter.",
-)
-DELIVERIES_WHATSAPP = Topic(
-    "deliveries.whatsapp",
-    Delivery,
-    ROUTING,
-    (CHANNELS,),
-    "destination group id",
-    "Deliveries for the WhatsApp Cloud API adapter (Groups API groups, one-to-one).",
-)
-DELIVERIES_WEBHOOK = Topic(
-    "deliveries.webhook",
-    Delivery,
-    ROUTING,
-    (CHANNELS,),
-    "destination group id",
-    "Deliveries for the webhook adapter (signed HTTP POSTs to partners' systems).",
-)
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
     DeliveryStatus,
@@ -152,39 +128,21 @@ DELIVERIES_STATUS = Topic(
     "What became of each delivery: sent, delivered, read or failed.",
 )
 
-DELIVERIES_FACEBOOK = Topic(
-    "deliveries.facebook",
-    Delivery,
-    ROUTING,
-    (CHANNELS,),
-    "destination group id",
-    "Deliveries for the Facebook adapter (a post on the Page, a Messenger reply).",
-)
-DELIVERIES_APPRISE = Topic(
-    "deliveries.apprise",
-    Delivery,
-    ROUTING,
-    (CHANNELS,),
-    "destination group id",
-    "Deliveries for the Apprise adapter (the services Apprise reaches by URL).",
-)
 
-#: Deliveries per built-in channel adapter name.
-DELIVERY_TOPICS: dict[str, Topic] = {
-    "email": DELIVERIES_EMAIL,
-    "whatsapp": DELIVERIES_WHATSAPP,
-    "facebook": DELIVERIES_FACEBOOK,
-    "webhook": DELIVERIES_WEBHOOK,
-    "apprise": DELIVERIES_APPRISE,
+#: The channel adapters that ship with buurtalert, each with its delivery topic.
+BUILTIN_CHANNELS: dict[str, str] = {
+    "email": "Deliveries for the email adapter.",
+    "whatsapp": "Deliveries for the WhatsApp Cloud API adapter (Groups API groups, one-to-one).",
+    "facebook": "Deliveries for the Facebook adapter (a post on the Page, a Messenger reply).",
+    "webhook": "Deliveries for the webhook adapter (signed HTTP POSTs to partners' systems).",
+    "apprise": "Deliveries for the Apprise adapter (the services Apprise reaches by URL).",
 }
 CHANNEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")  # as settings.ChannelName
 
 
 def delivery_topic(channel: str) -> Topic:
-    """The topic routing publishes ``channel``'s deliveries on: a built-in one, or
-    ``deliveries.<channel>`` for a partner's adapter the municipality file configures."""
-    if channel in DELIVERY_TOPICS:
-        return DELIVERY_TOPICS[channel]
+    """The topic routing publishes ``channel``'s deliveries on, ``deliveries.<channel>``:
+    a built-in adapter's, or a partner adapter's that the municipality file configures."""
     if not CHANNEL_NAME.fullmatch(channel):
         raise ValueError(f"{channel!r} is not a channel name (lower-case letters, digits and '-')")
     return Topic(
@@ -193,8 +151,12 @@ def delivery_topic(channel: str) -> Topic:
         ROUTING,
         (CHANNELS,),
         "destination group id",
-        f"Deliveries for the partner adapter {channel!r}.",
+        BUILTIN_CHANNELS.get(channel, f"Deliveries for the partner adapter {channel!r}."),
     )
+
+
+#: Deliveries per built-in channel adapter name.
+DELIVERY_TOPICS: dict[str, Topic] = {name: delivery_topic(name) for name in BUILTIN_CHANNELS}
 
 
 def retry_topic(service: str) -> Topic:

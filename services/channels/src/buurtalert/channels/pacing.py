@@ -21,10 +21,7 @@ class Throttle:
     intervals ahead of its schedule, which lets a sender that fell behind (a slow
     response, a busy event loop) catch up that far, never further. ``margin`` leaves
     room for that burst: ``rate * margin + burst + 1`` never exceeds ``rate``.
-    Measured against the emulator at 1,000/s: no catching up reached 0.93 of the
-    cap; three sends of catching up 0.97, with no rate-limit error; through Kafka and
-    the channels service, whose event loop is busier, three sends reached 0.91-0.94
-    and fourteen (half the room the margin leaves) 0.95, with no rate-limit error."""
+    The catch-up allowance was chosen from the fan-out benchmark (docs/benchmarks.md)."""
 
     def __init__(
         self,

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.store import Directories, Memberships
 from buurtalert.ingest.email import Attachment
 from buurtalert.ingest.intake import Batch, MembershipRequest
+from buurtalert.shared.collections import INGEST_CLAIMS, MEDIA, RAW_INPUTS
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import topic_publisher
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.models import InboundMessage, Quarantined, stable_id, utcnow
-from buurtalert.shared.mongo import Audit, GroupInserts
+from buurtalert.shared.mongo import Audit, Database, GroupInserts
 from buurtalert.shared.settings import MunicipalityConfig, Settings
 from buurtalert.shared.topics import (
     INGEST,
@@ -68,7 +68,7 @@ class Intake:
         broker: KafkaBroker,
         status_broker: KafkaBroker,
         settings: Settings,
-        db: AsyncDatabase[Document],
+        db: Database,
         municipality: MunicipalityConfig,
         directories: Directories,
     ) -> None:
@@ -80,8 +80,9 @@ class Intake:
         self._media = topic_publisher(broker, settings, INGEST_MEDIA)
         self._statuses = topic_publisher(status_broker, settings, PROVIDER_STATUS)
         self._audit = Audit(db)
-        self._claims = GroupInserts(db[f"claims.{INGEST}"])
-        self._files = db.media
+        self._raw = GroupInserts(db.write(RAW_INPUTS))
+        self._claims = GroupInserts(db.write(INGEST_CLAIMS))
+        self._files = db.write(MEDIA)
         self._contacts = Contacts(db)
         self._known_contacts: dict[str, tuple[str, str]] = {}
         self._memberships = Memberships(db)
@@ -134,7 +135,15 @@ class Intake:
 
         async def archive() -> None:
             if batch.messages or batch.reactions or batch.memberships or batch.ignored:
-                await self._audit.archive_raw(batch.raw_ref, source, body, content_type)
+                await self._raw.insert(  # False if archived already: the id is the body's hash
+                    {
+                        "_id": batch.raw_ref,
+                        "source": source,
+                        "body": body,
+                        "content_type": content_type,
+                        "received_at": utcnow(),
+                    }
+                )
             for file in attachments:
                 await self._store_file(file)
 

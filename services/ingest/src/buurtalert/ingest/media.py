@@ -13,13 +13,14 @@ import hashlib
 from typing import Any
 
 import httpx
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.ingest.mediafiles import sniff
+from buurtalert.shared.collections import MEDIA
 from buurtalert.shared.kafka import PermanentError
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.models import MediaFetch, utcnow
+from buurtalert.shared.mongo import Database
 from buurtalert.shared.settings import WhatsAppIngest
 
 log = get_logger(__name__)
@@ -48,10 +49,10 @@ def _hash_matches(data: bytes, expected: str | None) -> bool:
 
 class MediaFetcher:
     def __init__(
-        self, config: WhatsAppIngest, db: AsyncDatabase[Document], client: httpx.AsyncClient
+        self, config: WhatsAppIngest, db: Database, client: httpx.AsyncClient
     ) -> None:
         self._config = config
-        self._media = db.media
+        self._media = db.write(MEDIA)
         self._client = client
 
     def _headers(self) -> dict[str, str]:

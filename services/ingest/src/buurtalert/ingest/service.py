@@ -23,7 +23,7 @@ from buurtalert.ingest.smtp import start_receiver
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import MediaFetch
-from buurtalert.shared.mongo import Audit, mongo_client
+from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, INGEST_MEDIA
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     broker = create_broker(settings, INGEST)
     status_broker = create_broker(settings, f"{INGEST}-status")  # its own producer: see accept.py
     reliable = Reliable(broker, settings, INGEST)
-    db = mongo_client(settings)[settings.database]
+    db = Database.connect(settings, INGEST)
     audit = Audit(db)
     intake = Intake(broker, status_broker, settings, db, municipality, Directories(db))
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))

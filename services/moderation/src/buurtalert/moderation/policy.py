@@ -3,7 +3,6 @@ police numbers, and extra words; validated, versioned, recorded in every result.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -12,22 +11,24 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from buurtalert.moderation.strikes import StrikePolicy
+from buurtalert.shared.models import Decision
 from buurtalert.shared.yamlfile import load_yaml
 
 POLICIES = files("buurtalert.moderation") / "policies"
 
 
-class Action(StrEnum):
-    FORWARD = "forward"
-    REVIEW = "review"
-    REJECT = "reject"
+class StrikePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expire_after_days: int = Field(default=90, ge=1)
+    warn_at: int = Field(default=2, ge=1)
+    propose_removal_at: int = Field(default=3, ge=1)
 
 
 class RulePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Action
+    action: Decision
     threshold: float = Field(default=0.5, ge=0, le=1)
 
 

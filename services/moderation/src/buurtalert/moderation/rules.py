@@ -16,11 +16,12 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from buurtalert.moderation.policy import Action, Policy, default_policy, word_lists
-from buurtalert.shared.models import Decision, MediaRef, ModerationResult, Reason, Role, Span
+from buurtalert.moderation.policy import Policy, StrikePolicy, default_policy, word_lists
+from buurtalert.shared.models import AUTHORITIES, Decision, MediaRef, ModerationResult, Reason, Role, Span
 
 _TOKEN = re.compile(r"[\w+]+(?:[-'][\w]+)*|[\U0001F300-\U0001FAFF\u2600-\u27BF]", re.UNICODE)
 EMOJI_ONLY = re.compile(r"^[\W_\s]*$", re.UNICODE)
@@ -38,7 +39,6 @@ PHONE = re.compile(r"(?<![\d-])(?:\+31|0031|\+32|0032|0)\s?[1-9](?:[\s-]?\d){7,8
 SHORT = 6  # tokens: a message this short with a thank-you or approval is a reaction
 NOISE = frozenset({"reaction_only", "off_topic", "joke", "chain_message"})
 ALERTS = frozenset({"urgent_112", "suspicious_situation", "missing_person", "police_alert"})
-AUTHORITIES = frozenset({Role.WIJKAGENT, Role.AUTHORITY})
 
 EXPLANATIONS: dict[str, tuple[str, str]] = {
     "reaction_only": (
@@ -274,15 +274,15 @@ class Scorer:
         acting = [r for r in reasons if (rule := self.policy.rules.get(r.code)) and r.score >= rule.threshold]
         actions = {self.policy.rules[r.code].action: r for r in acting}
         if (
-            Action.REJECT in actions
+            Decision.REJECT in actions
             and codes & ALERTS
-            and all(r.code in NOISE for r in acting if self.policy.rules[r.code].action is Action.REJECT)
+            and all(r.code in NOISE for r in acting if self.policy.rules[r.code].action is Decision.REJECT)
         ):
             # An alert with noise in it ("vermiste hond"?) is for a person to judge, never rejected by rule.
             decision = Decision.REVIEW
-        elif Action.REJECT in actions:
+        elif Decision.REJECT in actions:
             decision = Decision.REJECT
-        elif Action.REVIEW in actions:
+        elif Decision.REVIEW in actions:
             decision = Decision.REVIEW
         else:
             decision = Decision.FORWARD
@@ -331,16 +331,29 @@ def scorer_for(policy: Policy | None = None, country: str = "NL") -> Scorer:
     return _DEFAULT[policy.version]
 
 
-def decide(
-    message_id: str,
-    text: str,
-    *,
-    author_role: Role = Role.UNKNOWN,
-    policy: Policy | None = None,
-    media: Sequence[MediaRef] = (),
-) -> ModerationResult:
-    return scorer_for(policy).decide(message_id, text, author_role=author_role, media=media)
+# --- strikes: what repeated rejections lead to ------------------------------------------
 
 
-def score(text: str, *, author_role: Role = Role.UNKNOWN) -> list[Reason]:
-    return scorer_for().score(text, author_role=author_role)[0]
+class StrikeOutcome(StrEnum):
+    NONE = "none"
+    WARNING = "warning"
+    REMOVAL_PROPOSED = "removal_proposed"
+
+
+def outcome(count: int, policy: StrikePolicy) -> StrikeOutcome:
+    """What ``count`` live strikes lead to; the proposal is made once, at the threshold."""
+    if count == policy.propose_removal_at:
+        return StrikeOutcome.REMOVAL_PROPOSED
+    if policy.warn_at <= count < policy.propose_removal_at:
+        return StrikeOutcome.WARNING
+    return StrikeOutcome.NONE
+
+
+WARNING_NL = (
+    "Let op: dit is een waarschuwing. Bij nog een overtreding van de groepsregels stellen we de "
+    "beheerder voor je uit de groep te verwijderen."
+)
+WARNING_EN = (
+    "Please note: this is a warning. If the group rules are broken again, we will propose to the "
+    "admin that you are removed from the group."
+)

@@ -1,4 +1,5 @@
-"""The moderation service: messages.inbound → approved, review or rejected."""
+"""The moderation service: messages.inbound → approved, review or rejected. Wiring
+only; the handling is :class:`~buurtalert.moderation.handlers.Moderator`."""
 
 from __future__ import annotations
 
@@ -6,20 +7,14 @@ import asyncio
 
 from faststream import FastStream
 
+from buurtalert.moderation.handlers import Moderator
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import AUTHORITIES, PRIVACY, Scorer, hold_flagged
-from buurtalert.moderation.strikes import WARNING_EN, WARNING_NL, StrikeOutcome, Strikes, outcome
+from buurtalert.moderation.rules import PRIVACY
+from buurtalert.moderation.stores import Strikes
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
-from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
-from buurtalert.shared.models import (
-    Decision,
-    InboundMessage,
-    ModeratedMessage,
-    ModerationResult,
-    RemovalProposal,
-    stable_id,
-)
-from buurtalert.shared.mongo import Audit, mongo_client
+from buurtalert.shared.logging import APP_LOGGER
+from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage, RemovalProposal
+from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     MESSAGES_APPROVED,
@@ -30,8 +25,6 @@ from buurtalert.shared.topics import (
     MODERATION_REVIEW,
 )
 
-log = get_logger(__name__)
-
 
 def create_app(settings: Settings) -> FastStream:
     municipality = load_municipality_config(settings.municipality_file)
@@ -40,67 +33,27 @@ def create_app(settings: Settings) -> FastStream:
         if municipality.moderation_policy
         else default_policy(municipality.country)
     )
-    scorer = Scorer(policy)
     broker = create_broker(settings, MODERATION)
     reliable = Reliable(broker, settings, MODERATION)
-    db = mongo_client(settings)[settings.database]
-    audit = Audit(db)
-    strikes = Strikes(db)
+    db = Database.connect(settings, MODERATION)
     proposals = topic_publisher(broker, settings, MODERATION_PROPOSALS)
     outputs = {
-        decision: topic_publisher(broker, settings, topic)
-        for decision, topic in (
-            (Decision.FORWARD, MESSAGES_APPROVED),
-            (Decision.REVIEW, MODERATION_REVIEW),
-            (Decision.REJECT, MESSAGES_REJECTED),
-        )
+        Decision.FORWARD: topic_publisher(broker, settings, MESSAGES_APPROVED),
+        Decision.REVIEW: topic_publisher(broker, settings, MODERATION_REVIEW),
+        Decision.REJECT: topic_publisher(broker, settings, MESSAGES_REJECTED),
     }
 
-    async def strike(message: InboundMessage, result: ModerationResult) -> ModerationResult:
-        """Count the rejection against its author: warn, or propose removal to the admin."""
-        count = await strikes.record(
-            message.municipality,
-            message.author.pseudonym,
-            message.id,
-            message.group_id,
-            message.received_at,
-            policy.strikes,
-        )
-        update: dict[str, object] = {"strikes": count}
-        match outcome(count, policy.strikes):
-            case StrikeOutcome.WARNING:
-                update["explanation"] = f"{result.explanation} {WARNING_NL}".strip()
-                update["explanation_en"] = f"{result.explanation_en} {WARNING_EN}".strip()
-            case StrikeOutcome.REMOVAL_PROPOSED:
-                proposal = RemovalProposal(
-                    id=stable_id("rmv", message.municipality, message.author.pseudonym, message.id),
-                    municipality=message.municipality,
-                    group_id=message.group_id,
-                    member=message.author.pseudonym,
-                    strikes=count,
-                    message_ids=(message.id,),
-                    reasons=tuple(r.code for r in result.reasons),
-                )
-                await reliable.publish(proposals, proposal, key=(message.group_id or "").encode())
-                log.warning("removal_proposed", strikes=count, group_id=message.group_id)
-        return result.model_copy(update=update)
+    async def publish(item: ModeratedMessage) -> None:
+        await reliable.publish(outputs[item.moderation.decision], item, key=item.message.partition_key)
+
+    async def propose(proposal: RemovalProposal) -> None:
+        await reliable.publish(proposals, proposal, key=(proposal.group_id or "").encode())
+
+    moderator = Moderator(policy, Strikes(db), Audit(db), publish, propose)
 
     @reliable.subscriber(MESSAGES_INBOUND)
     async def moderate(message: InboundMessage) -> None:
-        with bound(message_id=message.id):
-            result = scorer.decide(
-                message.id, message.text, author_role=message.author.role, media=message.media
-            )
-            result = hold_flagged(result, message.flags)
-            if result.decision is Decision.REJECT and message.author.role not in AUTHORITIES:
-                result = await strike(message, result)
-            await reliable.publish(
-                outputs[result.decision],
-                ModeratedMessage(message=message, moderation=result),
-                key=message.partition_key,
-            )
-            await audit.record(message.id, MODERATION, result.model_dump(mode="json"))
-            log.info("moderated", decision=result.decision, reasons=[r.code for r in result.reasons])
+        await moderator(message)
 
     app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)

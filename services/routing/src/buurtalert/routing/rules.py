@@ -10,6 +10,8 @@ consented, each with the group's rules.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,10 +20,12 @@ from zoneinfo import ZoneInfo
 from buurtalert.directory.model import MEMBERS, Directory, Group, GroupKind
 from buurtalert.routing.area import districts_in
 from buurtalert.shared.models import (
+    AUTHORITIES,
     Decision,
     Delivery,
     Destination,
     InboundMessage,
+    Location,
     MediaRef,
     ModeratedMessage,
     Role,
@@ -31,8 +35,7 @@ from buurtalert.shared.models import (
 TRAVELLING_CATEGORIES = frozenset({"suspect_fleeing", "missing_person"})
 #: Categories that are urgent whatever moderation found.
 URGENT_CATEGORIES = frozenset({"suspect_fleeing", "missing_person", "police_alert", "burglary_in_progress"})
-#: Who may send an authority alert to an area, pass messages down, or close an incident.
-AUTHORITIES = frozenset({Role.WIJKAGENT, Role.AUTHORITY})
+#: Who may pass messages down or close an incident, besides the authorities.
 COORDINATORS = frozenset({Role.COORDINATOR, Role.ADMIN, Role.WIJKAGENT})
 
 
@@ -249,3 +252,67 @@ def _held_until(group: Group, ctx: Context, rules: list[str], directory: Directo
         held = max(held, next_hour) if held else next_hour
         rules.append("rate_limited")
     return held
+
+
+# --- incidents: reports of the same event, merged -----------------------------------
+
+WINDOW = timedelta(hours=2)
+SIMILAR_TEXT = 0.3
+NEAR_METRES = 1_000.0
+_WORD = re.compile(r"\w{3,}", re.UNICODE)
+STOPWORDS = frozenset(
+    "een het van dat die met voor aan bij ook nog maar naar wel niet zijn "
+    "was wordt door heeft hebben zojuist net gezien gebeld zag zien deze dit daar hier".split()
+)
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS)
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard similarity of the content words of two texts (0 to 1)."""
+    wa, wb = words(a), words(b)
+    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
+
+
+def distance_m(a: Location, b: Location) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(a.latitude), math.radians(b.latitude)
+    dp, dl = p2 - p1, math.radians(b.longitude - a.longitude)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(h))
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    municipality: str
+    district: str | None
+    text: str
+    location: Location | None
+    last_seen: datetime
+    groups: tuple[tuple[str, str], ...] = ()
+    closed: bool = False
+
+
+def same_event(
+    message: InboundMessage, district: str | None, incident: Incident, directory: Directory
+) -> bool:
+    """Whether ``message`` reports the event of ``incident``: the same or an adjacent
+    district, within the time window, and similar words or a nearby place."""
+    if incident.closed or message.municipality != incident.municipality:
+        return False
+    if message.sent_at - incident.last_seen > WINDOW or incident.last_seen - message.sent_at > WINDOW:
+        return False
+    if district and incident.district and district != incident.district:
+        found = directory.district(district)
+        if found is None or incident.district not in found.neighbours:
+            return False
+    if (
+        message.location
+        and incident.location
+        and distance_m(message.location, incident.location) <= NEAR_METRES
+    ):
+        return True
+    return similarity(message.text, incident.text) >= SIMILAR_TEXT

@@ -1,85 +1,39 @@
-"""Incidents: reports of the same event from several groups, merged.
-
-Matching is pure (:func:`same_event`); :class:`Incidents` keeps them in MongoDB
-(``incidents``) with every message and every group each incident reached, so a
-closing message (found, false alarm, resolved) reaches all of those groups.
-"""
+"""Routing's stores: incidents (``incidents``) and group rates (``group_rates``)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
-import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.model import Directory
+from buurtalert.routing.rules import WINDOW, Incident, same_event
+from buurtalert.shared.collections import GROUP_RATES, INCIDENTS
 from buurtalert.shared.models import InboundMessage, Location, stable_id
-
-WINDOW = timedelta(hours=2)
-SIMILAR_TEXT = 0.3
-NEAR_METRES = 1_000.0
-_WORD = re.compile(r"\w{3,}", re.UNICODE)
-STOPWORDS = frozenset(
-    "een het van dat die met voor aan bij ook nog maar naar wel niet zijn "
-    "was wordt door heeft hebben zojuist net gezien gebeld zag zien deze dit daar hier".split()
-)
+from buurtalert.shared.mongo import Database
 
 
-def words(text: str) -> frozenset[str]:
-    return frozenset(w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS)
+class GroupRates:
+    """Non-urgent messages delivered per group and hour, counted idempotently by message id."""
 
+    def __init__(self, db: Database) -> None:
+        self._rates = db.write(GROUP_RATES)
 
-def similarity(a: str, b: str) -> float:
-    """Jaccard similarity of the content words of two texts (0 to 1)."""
-    wa, wb = words(a), words(b)
-    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
+    @staticmethod
+    def _key(group_id: str, at: datetime) -> str:
+        return f"{group_id}:{at:%Y%m%d%H}"
 
+    async def counts(self, group_ids: list[str], at: datetime) -> dict[str, int]:
+        keys = {self._key(g, at): g for g in group_ids}
+        cursor = self._rates.find({"_id": {"$in": list(keys)}})
+        return {keys[doc["_id"]]: len(doc["messages"]) async for doc in cursor}
 
-def distance_m(a: Location, b: Location) -> float:
-    """Great-circle distance in metres (haversine)."""
-    p1, p2 = math.radians(a.latitude), math.radians(b.latitude)
-    dp, dl = p2 - p1, math.radians(b.longitude - a.longitude)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(h))
-
-
-@dataclass(frozen=True)
-class Incident:
-    id: str
-    municipality: str
-    district: str | None
-    text: str
-    location: Location | None
-    last_seen: datetime
-    groups: tuple[tuple[str, str], ...] = ()
-    closed: bool = False
-
-
-def same_event(
-    message: InboundMessage, district: str | None, incident: Incident, directory: Directory
-) -> bool:
-    """Whether ``message`` reports the event of ``incident``: the same or an adjacent
-    district, within the time window, and similar words or a nearby place."""
-    if incident.closed or message.municipality != incident.municipality:
-        return False
-    if message.sent_at - incident.last_seen > WINDOW or incident.last_seen - message.sent_at > WINDOW:
-        return False
-    if district and incident.district and district != incident.district:
-        found = directory.district(district)
-        if found is None or incident.district not in found.neighbours:
-            return False
-    if (
-        message.location
-        and incident.location
-        and distance_m(message.location, incident.location) <= NEAR_METRES
-    ):
-        return True
-    return similarity(message.text, incident.text) >= SIMILAR_TEXT
+    async def count(self, group_id: str, message_id: str, at: datetime) -> None:
+        await self._rates.update_one(
+            {"_id": self._key(group_id, at)}, {"$addToSet": {"messages": message_id}}, upsert=True
+        )
 
 
 def _incident(doc: dict[str, Any]) -> Incident:
@@ -97,8 +51,11 @@ def _incident(doc: dict[str, Any]) -> Incident:
 
 
 class Incidents:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._incidents = db.incidents
+    """Incidents (``incidents``): each message attached to the event it reports, the
+    groups each incident reached, and its closing."""
+
+    def __init__(self, db: Database) -> None:
+        self._incidents = db.write(INCIDENTS)
 
     async def containing(self, ref: str) -> Incident | None:
         """The incident with id ``ref`` or holding the message ``ref``."""

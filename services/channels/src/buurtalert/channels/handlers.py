@@ -1,0 +1,188 @@
+"""Channels' handling, apart from Kafka: a delivery sent once through its adapter, a
+rejection explained to its author, a provider's status tied to its delivery, held
+deliveries released when due. Outcomes are handed to ``report``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from buurtalert.channels.render import render, render_feedback
+from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore, outcome_stage
+from buurtalert.shared.channels import ChannelAdapter, DeliveryError
+from buurtalert.shared.contacts import Contacts
+from buurtalert.shared.kafka import PermanentError
+from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.models import (
+    Delivery,
+    DeliveryState,
+    DeliveryStatus,
+    Destination,
+    ModeratedMessage,
+    ProviderStatus,
+    stable_id,
+    utcnow,
+)
+from buurtalert.shared.mongo import Audit
+
+log = get_logger(__name__)
+Report = Callable[[DeliveryStatus], Awaitable[None]]
+Deliver = Callable[[Delivery], Awaitable[None]]
+
+
+def status_of(
+    delivery: Delivery, adapter: ChannelAdapter[Any], state: DeliveryState, **details: str | None
+) -> DeliveryStatus:
+    return DeliveryStatus(
+        delivery_id=delivery.id, message_id=delivery.message_id, channel=adapter.name, state=state, **details
+    )
+
+
+class Deliverer:
+    """Sends each delivery of one adapter at most once after it was settled: held
+    ones are kept until due, duplicates announced again, failures mapped to the
+    retry path (transient) or the dead-letter topic (permanent)."""
+
+    def __init__(
+        self,
+        adapter: ChannelAdapter[Any],
+        ledger: Ledger,
+        held: HeldDeliveries,
+        media: MediaStore,
+        report: Report,
+    ) -> None:
+        self.adapter = adapter
+        self.ledger = ledger
+        self.held = held
+        self.media = media
+        self.report = report
+
+    async def __call__(self, delivery: Delivery) -> None:
+        adapter = self.adapter
+        with bound(message_id=delivery.message_id, delivery_id=delivery.id):
+            if delivery.deliver_after is not None and delivery.deliver_after > utcnow():
+                await self.held.hold(delivery)
+                log.info(
+                    "delivery_held", until=delivery.deliver_after.isoformat(), rules=list(delivery.rules)
+                )
+                return
+            settled = await self.ledger.claim(delivery)
+            if settled is not None:
+                log.info("duplicate_suppressed", state=settled.state)
+                # Announcing the outcome again is harmless and mends a report lost in a crash.
+                await self.report(settled)
+                return
+            text = render(delivery, adapter.max_text_length)
+            try:
+                if delivery.media and adapter.supports_media:
+                    attachments = await self.media.attachments(delivery.media)
+                    result = await adapter.send_with_media(delivery, text, attachments)
+                else:
+                    result = await adapter.send(delivery, text)
+            except DeliveryError as exc:
+                if not exc.permanent:
+                    raise  # left unsettled: the retry path sends it again
+                failed = status_of(
+                    delivery,
+                    adapter,
+                    DeliveryState.FAILED,
+                    error_code=exc.provider_code,
+                    error_detail=str(exc),
+                )
+                await self.ledger.settle(failed)
+                await self.report(failed)
+                raise PermanentError(str(exc)) from exc
+            sent = status_of(
+                delivery, adapter, DeliveryState.SENT, provider_message_id=result.provider_message_id
+            )
+            await self.ledger.settle(sent)
+            await self.report(sent)
+            log.info("delivered", channel=adapter.name, group_id=delivery.destination.group_id)
+
+
+class AuthorFeedback:
+    """Tells the author which rule kept their message back, through the channel that reaches them."""
+
+    def __init__(self, contacts: Contacts, audit: Audit, deliverers: dict[str, Deliver]) -> None:
+        self.contacts = contacts
+        self.audit = audit
+        self.deliverers = deliverers
+
+    async def __call__(self, item: ModeratedMessage) -> None:
+        message = item.message
+        with bound(message_id=message.id):
+            contact = await self.contacts.find(message.municipality, message.author.pseudonym)
+            if contact is None or contact[0] not in self.deliverers:
+                why = "no contact for the author" if contact is None else f"no {contact[0]} adapter"
+                await self.audit.record(message.id, "author_feedback", {"sent": False, "why": why})
+                log.warning("author_feedback_not_sent", why=why)
+                return
+            channel, address = contact
+            feedback = Delivery(
+                id=stable_id("fbk", message.id),
+                message_id=message.id,
+                municipality=message.municipality,
+                destination=Destination(
+                    group_id=f"author-{message.author.pseudonym}",
+                    municipality=message.municipality,
+                    channel=channel,
+                    address=address,
+                    recipient_type="individual",
+                    label="je melding (niet doorgestuurd)",
+                ),
+                text=render_feedback(item),
+                subject="Je bericht is niet doorgestuurd / Your message was not forwarded",
+                rules=("author_feedback",),
+            )
+            await self.deliverers[channel](feedback)
+
+
+class ProviderStatuses:
+    """What the provider says became of a message we sent, recorded against its delivery."""
+
+    def __init__(self, ledger: Ledger, audit: Audit, report: Report) -> None:
+        self.ledger = ledger
+        self.audit = audit
+        self.report = report
+
+    async def __call__(self, status: ProviderStatus) -> None:
+        delivery = await self.ledger.find(status.reference) if status.reference else None
+        if delivery is None:
+            log.info(
+                "provider_status_not_ours", provider_message_id=status.provider_message_id, state=status.state
+            )
+            return
+        with bound(message_id=delivery["message_id"], delivery_id=status.reference):
+            outcome = DeliveryStatus(
+                delivery_id=delivery["_id"],
+                message_id=delivery["message_id"],
+                channel=status.channel,
+                state=status.state,
+                provider_message_id=status.provider_message_id,
+                error_code=status.error_code,
+                error_detail=status.error_detail,
+                at=status.at,
+            )
+            await self.report(outcome)
+            await self.audit.record(
+                outcome.message_id, outcome_stage(outcome.delivery_id), outcome.model_dump(mode="json")
+            )
+            log.info("provider_status_recorded", state=status.state, error_code=status.error_code)
+
+
+async def release_due(
+    held: HeldDeliveries,
+    deliverers: dict[str, Deliver],
+    retry_later: Callable[[Delivery, BaseException], Awaitable[None]],
+) -> int:
+    """Send the held deliveries whose time has come, through their deliverer; one that
+    fails takes the retry path. Answers how many were released."""
+    released = 0
+    for delivery in await held.due(utcnow()):
+        try:
+            await deliverers[delivery.destination.channel](delivery)
+        except Exception as exc:  # the retry path takes over from here
+            await retry_later(delivery, exc)
+        await held.release(delivery.id)
+        released += 1
+    return released

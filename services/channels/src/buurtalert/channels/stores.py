@@ -1,0 +1,150 @@
+"""Channels' stores: the delivery ledger (``deliveries``, with the outcome in the
+audit trail), held deliveries (``held_deliveries``) and the media it sends along
+(``media``, ingest's, read only).
+
+The ledger: a delivery id is claimed before sending and its outcome recorded after,
+so a redelivered delivery is never sent twice once it was settled. The outcome is the
+delivery's entry in the audit trail (``deliveries.<id>``, written once), so a send
+costs two inserts. Both are inserts keyed by the delivery id, which take constant
+time on FerretDB v1 (updates by ``_id`` scan the collection there), gathered into one
+``insert_many`` per moment when many deliveries go out at once (fan-out)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime
+
+from buurtalert.shared.channels import Attachment
+from buurtalert.shared.collections import DELIVERIES, HELD_DELIVERIES, MEDIA, MEDIA_WAIT
+from buurtalert.shared.logging import get_logger
+from buurtalert.shared.models import Delivery, DeliveryStatus, MediaRef, utcnow
+from buurtalert.shared.mongo import Audit, Database, Document, GroupInserts
+
+log = get_logger(__name__)
+
+
+def outcome_stage(delivery_id: str) -> str:
+    """The audit stage of a delivery (``Audit.trail`` nests it under ``deliveries``)."""
+    return f"deliveries.{delivery_id}"
+
+
+class Ledger:
+    """The delivery ledger (``deliveries``): ``claim`` before sending, ``settle`` with
+    the outcome after.
+
+    A delivery claimed but never settled (a crash mid-send, a transient error) is
+    sent again when it comes back, with the same provider idempotency key or
+    Message-ID; a settled one is never sent again."""
+
+    def __init__(self, db: Database, audit: Audit) -> None:
+        self._deliveries = db.write(DELIVERIES)
+        self._claims = GroupInserts(self._deliveries)
+        self._audit = audit
+
+    async def claim(self, delivery: Delivery) -> DeliveryStatus | None:
+        """None if the delivery is to be sent now; its recorded outcome if it was settled."""
+        claimed = await self._claims.insert(
+            {
+                "_id": delivery.id,
+                "message_id": delivery.message_id,
+                "channel": delivery.destination.channel,
+                "group_id": delivery.destination.group_id,
+                "created_at": utcnow(),
+            }
+        )
+        if claimed:
+            return None
+        outcome = await self._audit.entry(
+            delivery.message_id, outcome_stage(delivery.id)
+        )  # only when it came back
+        return DeliveryStatus.model_validate(outcome) if outcome else None
+
+    async def find(self, delivery_id: str) -> Document | None:
+        """The claim of a delivery that was sent (its message id, channel, group)."""
+        return await self._deliveries.find_one({"_id": delivery_id})
+
+    async def settle(self, status: DeliveryStatus) -> None:
+        """Record the outcome in the audit trail; the first one recorded stands."""
+        await self._audit.record(
+            status.message_id, outcome_stage(status.delivery_id), status.model_dump(mode="json"), once=True
+        )
+
+
+class HeldDeliveries:
+    """Deliveries routing held (quiet hours, a group's rate limit), kept in
+    ``held_deliveries`` until due. Once stored, the Kafka message is committed: the
+    delivery is safe in the database, not lost."""
+
+    def __init__(self, db: Database) -> None:
+        self._held = db.write(HELD_DELIVERIES)
+
+    async def hold(self, delivery: Delivery) -> None:
+        """Keep ``delivery`` until its ``deliver_after``; holding it twice changes nothing."""
+        await self._held.update_one(
+            {"_id": delivery.id},
+            {"$setOnInsert": {"due": delivery.deliver_after, "delivery": delivery.model_dump(mode="json")}},
+            upsert=True,
+        )
+
+    async def due(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        cursor = self._held.find({"due": {"$lte": now}}).sort("due", 1).limit(limit)
+        return [Delivery.model_validate(doc["delivery"]) async for doc in cursor]
+
+    async def release(self, delivery_id: str) -> None:
+        await self._held.delete_one({"_id": delivery_id})
+
+
+class MediaStore:
+    """Media to send along with a delivery, read from ingest's ``media`` collection.
+
+    Ingest fetches WhatsApp media after it published the message, so a delivery can
+    come before its medium: as the collection's declaration says, it is waited for up
+    to :data:`~buurtalert.shared.collections.MEDIA_WAIT` seconds, then the delivery
+    goes without it. An alert is never held back by its photo. A fan-out reads each
+    medium once."""
+
+    def __init__(self, db: Database, *, wait: float = MEDIA_WAIT, keep: int = 16) -> None:
+        self._media = db.read(MEDIA)
+        self._wait = wait
+        self._keep = keep
+        self._recent: OrderedDict[str, Attachment | None] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def attachments(self, refs: Sequence[MediaRef]) -> list[Attachment]:
+        found = [await self._one(ref.storage_ref) for ref in refs if ref.storage_ref]
+        return [a for a in found if a is not None]
+
+    async def _one(self, storage_ref: str) -> Attachment | None:
+        if storage_ref in self._recent:
+            return self._recent[storage_ref]
+        async with self._locks.setdefault(storage_ref, asyncio.Lock()):  # one read per medium
+            if storage_ref in self._recent:
+                return self._recent[storage_ref]
+            attachment = await self._read(storage_ref)
+            self._recent[storage_ref] = attachment
+            if len(self._recent) > self._keep:
+                forgotten, _ = self._recent.popitem(last=False)
+                self._locks.pop(forgotten, None)
+            return attachment
+
+    async def _read(self, storage_ref: str) -> Attachment | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait
+        while True:
+            doc = await self._media.find_one({"_id": storage_ref})
+            if doc is not None:
+                if not doc.get("data"):  # refused by ingest (too large): nothing to send
+                    log.info("medium_not_sent", storage_ref=storage_ref, why=doc.get("refused", "no data"))
+                    return None
+                return Attachment(
+                    storage_ref=storage_ref,
+                    mime_type=doc.get("mime_type") or "application/octet-stream",
+                    data=bytes(doc["data"]),
+                    filename=doc.get("filename"),
+                )
+            if loop.time() >= deadline:
+                log.warning("medium_missing_sent_without", storage_ref=storage_ref)
+                return None
+            await asyncio.sleep(0.5)

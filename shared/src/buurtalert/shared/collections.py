@@ -1,0 +1,184 @@
+"""Every MongoDB collection, declared once, as topics are in :mod:`.topics`: its
+owner (the only writer), its readers, what a document holds, and its retention class.
+
+Collections are a channel between services as much as topics are, so they obey the
+same rule: one owner writes, declared readers read. Services reach a collection only
+through :class:`buurtalert.shared.mongo.Database`, which refuses an undeclared
+collection, a write by anyone but the owner and a read by anyone not declared;
+``tests/unit/test_collections.py`` checks every call site in the code as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from buurtalert.shared.topics import CHANNELS, INGEST, MODERATION, ROUTING
+
+#: The owner of the directory: the ``buurtalert directory`` commands an operator runs.
+DIRECTORY = "directory"
+#: An owner meaning: each service appends its own entries (the audit trail).
+EVERY_SERVICE = "every service"
+
+
+class Retention(StrEnum):
+    """How long documents are kept; the periods are set per municipality."""
+
+    CONFIGURATION = "configuration"
+    """Replaced when the operator loads a new file; kept while the deployment runs."""
+    RAW_INPUT = "raw_input"
+    """Personal data as received (webhook bodies, emails, media): short (e.g. 30 days)."""
+    CONTACT = "contact"
+    """An address kept to reach a person: until they opt out or are erased."""
+    RECORD = "record"
+    """What happened to a message (audit trail, incidents): e.g. one year."""
+    STRIKE = "strike"
+    """Rejections counted against a member: until they expire under the policy."""
+    OPERATIONAL = "operational"
+    """Idempotency claims, counters, held deliveries: as long as a redelivery is possible."""
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    name: str
+    owner: str
+    readers: tuple[str, ...]
+    holds: str
+    retention: Retention
+    personal_data: bool
+
+    def readable_by(self, who: str) -> bool:
+        return who == self.owner or who in self.readers or self.owner == EVERY_SERVICE
+
+    def writable_by(self, who: str) -> bool:
+        return who == self.owner or self.owner == EVERY_SERVICE
+
+
+DIRECTORIES = Collection(
+    "directories",
+    DIRECTORY,
+    (INGEST, ROUTING),
+    "One document per municipality (_id): its directory file, members pseudonymised except "
+    "where they consented to one-to-one delivery; GeoJSON stored as JSON text.",
+    Retention.CONFIGURATION,
+    personal_data=True,
+)
+MEMBERSHIPS = Collection(
+    "memberships",
+    INGEST,
+    (ROUTING,),
+    "One document per member (_id municipality:pseudonym): the groups they joined by message "
+    "(AANMELDEN), their consent to one-to-one delivery, the address while consent lasts.",
+    Retention.CONTACT,
+    personal_data=True,
+)
+CONTACTS = Collection(
+    "contacts",
+    INGEST,
+    (CHANNELS,),
+    "One document per author (_id municipality:pseudonym): the channel and address that "
+    "reach them, to explain a rejection.",
+    Retention.CONTACT,
+    personal_data=True,
+)
+RAW_INPUTS = Collection(
+    "raw_inputs",
+    INGEST,
+    (),
+    "Every accepted input as received (_id raw_<sha256 of the body>): source, body bytes, "
+    "content type, received_at.",
+    Retention.RAW_INPUT,
+    personal_data=True,
+)
+INGEST_CLAIMS = Collection(
+    "claims.ingest",
+    INGEST,
+    (),
+    "One document per provider message ingest has taken (_id message id, at): inserted "
+    "before publishing, so a redelivered message is recognised without a lookup.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+)
+MEDIA = Collection(
+    "media",
+    INGEST,
+    (CHANNELS,),
+    "One document per medium (_id storage_ref, as in MediaRef): message_id, channel, data "
+    "(absent when refused), size, mime_type (sniffed from the bytes), declared_type, filename, "
+    "refused (the reason), stored_at. Written once, never updated. WhatsApp media are fetched "
+    "after the message was published: a reader waits up to MEDIA_WAIT seconds for one to "
+    "appear, then goes on without it.",
+    Retention.RAW_INPUT,
+    personal_data=True,
+)
+AUDIT = Collection(
+    "audit",
+    EVERY_SERVICE,
+    (INGEST, CHANNELS),
+    "The audit trail: append-only entries (_id from message, stage and content), each "
+    "service writing its own stages (ingest, moderation, routing, deliveries.<id>, ...).",
+    Retention.RECORD,
+    personal_data=False,
+)
+STRIKES = Collection(
+    "strikes",
+    MODERATION,
+    (),
+    "One document per rejected message of a member (_id municipality:member:message): "
+    "counted over the policy's period for warnings and removal proposals.",
+    Retention.STRIKE,
+    personal_data=False,
+)
+INCIDENTS = Collection(
+    "incidents",
+    ROUTING,
+    (),
+    "One document per incident (_id inc_...): reports of one event merged, the groups it "
+    "reached, whether and by which message it was closed.",
+    Retention.RECORD,
+    personal_data=False,
+)
+GROUP_RATES = Collection(
+    "group_rates",
+    ROUTING,
+    (),
+    "Non-urgent messages delivered per group and hour (_id group:YYYYMMDDHH), for max_per_hour.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+)
+DELIVERIES = Collection(
+    "deliveries",
+    CHANNELS,
+    (),
+    "The delivery ledger: one claim per delivery id, inserted before sending (message_id, "
+    "channel, group_id, created_at); the outcome is the delivery's audit entry.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+)
+HELD_DELIVERIES = Collection(
+    "held_deliveries",
+    CHANNELS,
+    (),
+    "Deliveries held by quiet hours or a rate limit until due: the delivery (with its "
+    "destination address) and when it is due.",
+    Retention.OPERATIONAL,
+    personal_data=True,
+)
+
+#: Seconds a reader of ``media`` waits for a medium a message references (see MEDIA).
+MEDIA_WAIT = 5.0
+
+COLLECTIONS: tuple[Collection, ...] = (
+    DIRECTORIES,
+    MEMBERSHIPS,
+    CONTACTS,
+    RAW_INPUTS,
+    INGEST_CLAIMS,
+    MEDIA,
+    AUDIT,
+    STRIKES,
+    INCIDENTS,
+    GROUP_RATES,
+    DELIVERIES,
+    HELD_DELIVERIES,
+)
