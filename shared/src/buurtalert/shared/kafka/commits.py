@@ -1,0 +1,138 @@
+"""Commit tracking: a subscriber's position is committed only after the messages
+before it were handled *and* everything published meanwhile was confirmed.
+
+Guarantees:
+
+* No commit while a publish is unconfirmed: every publish handed to
+  :meth:`CommitTracker.unconfirmed` is awaited before any position is committed.
+* A failed publish rewinds: if one was not confirmed, the position is not committed
+  but moved back to its last commit, so everything handled since is handled again.
+* A commit never covers a message still in hand: a position is committed with its
+  lock held, and the lock is held while one of its messages is handled.
+* Commits are batched, Kafka Streams' model: after ``commit_every`` messages or
+  ``commit_interval`` seconds, in the handling path and by a periodic task for a
+  subscriber that went quiet; :meth:`CommitTracker.stop` commits what is left.
+
+The tracker needs nothing of Kafka but a consumer's ``commit`` and
+``seek_to_committed`` (:class:`Consumer`), so it can be checked without a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from buurtalert.shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class Consumer(Protocol):
+    """What the tracker uses of a Kafka consumer (aiokafka's ``AIOKafkaConsumer``)."""
+
+    async def commit(self) -> object: ...
+
+    async def seek_to_committed(self) -> object: ...
+
+
+class Position:
+    """The uncommitted progress of one subscriber. Its lock is held while a message
+    is handled, so a commit never covers a message still in hand."""
+
+    def __init__(self, since: float) -> None:
+        self.lock = asyncio.Lock()
+        self.consumer: Consumer | None = None
+        self.uncommitted = 0
+        self.since = since
+
+
+class CommitTracker:
+    """The positions of one service's subscribers and the publishes not yet confirmed;
+    commits a position in batches, each only once every publish was confirmed."""
+
+    def __init__(
+        self,
+        *,
+        commit_every: int = 500,
+        commit_interval: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.commit_every = commit_every
+        self.commit_interval = commit_interval
+        self._clock = clock
+        self._positions: dict[str, Position] = {}
+        self._unconfirmed: list[asyncio.Future[Any]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    def track(self, topic: str) -> Position:
+        """Track the subscriber of ``topic`` (its full name), from now on."""
+        position = self._positions[topic] = Position(self._clock())
+        return position
+
+    def position(self, topic: str) -> Position | None:
+        """The position of the subscriber of ``topic``; None if it is not tracked."""
+        return self._positions.get(topic)
+
+    def unconfirmed(self, confirmation: asyncio.Future[Any]) -> None:
+        """A publish the broker has yet to confirm: awaited before the next commit."""
+        self._unconfirmed.append(confirmation)
+
+    async def handled(self, position: Position, count: int) -> None:
+        """``count`` more messages of ``position`` were handled (its lock held):
+        commit if ``commit_every`` messages or ``commit_interval`` seconds are reached."""
+        position.uncommitted += count
+        due = self._clock() - position.since >= self.commit_interval
+        if position.uncommitted >= self.commit_every or due:
+            await self.commit(position)
+
+    async def commit(self, position: Position) -> None:
+        """Confirm every publish, then commit ``position``; with its lock held. If a
+        publish was not confirmed, rewind to the last commit instead."""
+        consumer = position.consumer
+        if not position.uncommitted or consumer is None:
+            return
+        pending, self._unconfirmed = self._unconfirmed, []
+        try:
+            await asyncio.gather(*pending)
+        except Exception:
+            # Something handled since the last commit may not have reached Kafka:
+            # go back to the last commit and handle it all again.
+            log.exception("publish_unconfirmed_rewinding")
+            await self.rewind(position)
+            return
+        await consumer.commit()
+        position.uncommitted = 0
+        position.since = self._clock()
+
+    async def rewind(self, position: Position) -> None:
+        """Go back to the last commit of ``position`` (its lock held): the consumer
+        delivers again everything after it."""
+        if position.consumer is not None:
+            await position.consumer.seek_to_committed()
+        position.uncommitted = 0
+
+    async def start(self) -> None:
+        """Start committing periodically what quiet subscribers handled."""
+        self._committer = asyncio.create_task(self._commit_periodically())
+
+    async def stop(self) -> None:
+        """Stop the periodic commit and commit what was handled, each position once
+        the message in hand (if any) is done."""
+        if self._committer:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        for position in self._positions.values():
+            async with position.lock:
+                await self.commit(position)
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.commit_interval)
+            for position in self._positions.values():
+                if position.uncommitted and not position.lock.locked():
+                    async with position.lock:
+                        await self.commit(position)

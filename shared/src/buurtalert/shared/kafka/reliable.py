@@ -1,0 +1,215 @@
+"""A service's subscribers, composed from the commit tracker and the retry path.
+
+Guarantees: every consumed message is handled, or handed to the retry path
+(:mod:`.retry`), before its position is committed, and it is committed only once
+what its handler published was confirmed (:mod:`.commits`). If even the retry path
+is unreachable, the subscriber goes back to its last commit and handles the
+messages again. Records of one key are handled in the order consumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, cast
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy, BaseMiddleware, ContextRepo
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.publisher.usecase import DefaultPublisher
+from faststream.message import StreamMessage
+from pydantic import BaseModel
+
+from buurtalert.shared.kafka.commits import CommitTracker
+from buurtalert.shared.kafka.retry import Handler, M, RetryPath
+from buurtalert.shared.logging import get_logger
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import Topic
+
+log = get_logger(__name__)
+
+_Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+def _undecoded(message: Any) -> None:
+    """A batch subscriber's decoder: its records are parsed one by one where they are
+    handled, which is cheaper than FastStream's own decoding and validation of a batch."""
+    return None
+
+
+def by_key(records: Sequence[_Record]) -> list[list[_Record]]:
+    """``records`` grouped by key, each group in the order consumed. A record without
+    a key has no order to keep and goes in a group of its own."""
+    groups: dict[bytes | None, list[_Record]] = defaultdict(list)
+    for record in records:
+        groups[record.key if record.key is not None else b"%d" % record.offset].append(record)
+    return list(groups.values())
+
+
+class Reliable:
+    """The consuming side of one service: subscribes handlers to topics, commits
+    in batches after confirming what they published, and owns the service's retry
+    and dead-letter topics."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: Settings,
+        service: str,
+        *,
+        commit_every: int = 500,
+        commit_interval: float = 0.2,
+    ) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.service = service
+        self.commits = CommitTracker(commit_every=commit_every, commit_interval=commit_interval)
+        self.retry = RetryPath.on(broker, settings, service)
+        self._subscribe(
+            self.retry.retry_name,
+            f"{settings.group_id(service)}.retry",
+            "Waits until each message's retry_at, then hands it to its handler again.",
+        )(self.retry.on_retry)
+        broker.add_middleware(self._guard)
+
+    def subscriber(self, topic: Topic) -> Callable[[Handler[M]], Handler[M]]:
+        """Decorator: consume ``topic`` in this service's consumer group for it.
+
+        One group per topic (``<service>.<topic>``), not one per service: the
+        consumers of one process would otherwise rebalance each other as each joins,
+        and a service with many subscribers would wait for every one of those
+        rebalances at start. Processes of one service still share each topic's
+        partitions."""
+        name = self.settings.topic(topic.name)
+
+        def decorate(handler: Handler[M]) -> Handler[M]:
+            self.retry.register(name, topic.payload, handler)
+            self._subscribe(name, f"{self.settings.group_id(self.service)}.{topic.name}", topic.description)(
+                handler
+            )
+            return handler
+
+        return decorate
+
+    def batch_subscriber(
+        self, topic: Topic, *, max_records: int = 5000, concurrency: int = 256
+    ) -> Callable[[Handler[M]], Handler[M]]:
+        """Decorator: like :meth:`subscriber`, but consume up to ``max_records`` at a
+        time and handle up to ``concurrency`` keys at once, each key's records in
+        order (a fan-out keeps a provider's rate instead of waiting a round trip per
+        record). A record whose handling fails takes the retry path alone; the batch
+        is committed once every record in it was handled or handed to that path."""
+        name = self.settings.topic(topic.name)
+
+        def decorate(handler: Handler[M]) -> Handler[M]:
+            self.retry.register(name, topic.payload, handler)
+            limit = asyncio.Semaphore(concurrency)
+
+            async def in_order(records: Sequence[_Record]) -> None:
+                async with limit:
+                    for record in records:
+                        try:
+                            await handler(cast(M, topic.payload.model_validate_json(record.value)))
+                        except Exception as exc:  # this record alone takes the retry path
+                            await self.retry.failed_record(record.topic, record.key, record.value, exc)
+
+            async def consume_batch(body: Any, msg: KafkaMessage) -> None:
+                # undecoded: each record is validated where it is handled, in in_order
+                await asyncio.gather(*(in_order(records) for records in by_key(msg.raw_message)))
+
+            consume_batch.__name__ = handler.__name__
+            self._subscribe(
+                name,
+                f"{self.settings.group_id(self.service)}.{topic.name}",
+                topic.description,
+                batch=True,
+                max_records=max_records,
+                decoder=_undecoded,
+            )(consume_batch)
+            return handler
+
+        return decorate
+
+    def _subscribe(self, name: str, group_id: str, description: str, **batch: Any) -> Callable[[Any], Any]:
+        self.commits.track(name)
+        return cast(
+            Callable[[Any], Any],
+            self.broker.subscriber(
+                name,
+                group_id=group_id,
+                ack_policy=AckPolicy.MANUAL,
+                auto_offset_reset="earliest",
+                title=f"{name}:consume",
+                description=description,
+                **batch,
+            ),
+        )
+
+    async def publish(self, publisher: DefaultPublisher, message: BaseModel, *, key: bytes | None) -> None:
+        """Publish without waiting for the broker; confirmed before the next commit."""
+        self.commits.unconfirmed(await publisher.publish(message, key=key, no_confirm=True))
+
+    def attach(self, app: Any) -> None:
+        """Start the periodic commit with ``app`` and commit what was handled when it stops."""
+        app.after_startup(self.start)
+        app.on_shutdown(self.stop)
+
+    async def start(self) -> None:
+        """Start the periodic commit (after the broker started)."""
+        await self.commits.start()
+
+    async def stop(self) -> None:
+        """Commit what was handled (before the broker stops)."""
+        await self.commits.stop()
+
+    async def failed(self, msg: StreamMessage[Any], exc: BaseException) -> None:
+        """Send a consumed message whose handling raised ``exc`` to retry or dead letter."""
+        await self.retry.failed(msg, exc)
+
+    async def retry_later(
+        self, topic: Topic, message: BaseModel, key: str | None, exc: BaseException
+    ) -> None:
+        """Hand ``message`` of ``topic``, whose handling outside a consumer failed, to the retry path."""
+        await self.retry.retry_later(topic, message, key, exc)
+
+    async def handle(self, msg: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Handle a consumed message (or batch) with its subscriber's lock held; a
+        failure takes the retry path; then count it handled, committing when due."""
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        position = self.commits.position(records[0].topic) if records else None
+        if position is None:  # not one of ours
+            return await call_next(msg)
+        async with position.lock:
+            position.consumer = msg.consumer
+            try:
+                try:
+                    result = await call_next(msg)
+                except Exception as exc:  # every handler failure takes the retry path
+                    if isinstance(msg.raw_message, tuple):
+                        raise  # a batch handler hands failed records on itself: this is the broker
+                    await self.failed(msg, exc)
+                    result = None
+            except Exception:
+                # The broker is unreachable: handle these messages again later.
+                log.exception("retry_path_unavailable", topic=records[0].topic)
+                await asyncio.sleep(1.0)
+                await self.commits.rewind(position)
+                return None
+            await self.commits.handled(position, len(records))
+            return result
+
+    def _guard(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
+        return _Guard(msg, context=context, reliable=self)
+
+
+class _Guard(BaseMiddleware):
+    """Routes every consumed message through :meth:`Reliable.handle`."""
+
+    def __init__(self, msg: Any, /, *, context: ContextRepo, reliable: Reliable) -> None:
+        super().__init__(msg, context=context)
+        self.reliable = reliable
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
+        return await self.reliable.handle(msg, call_next)
