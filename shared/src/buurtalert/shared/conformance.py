@@ -93,8 +93,6 @@ class AdapterConformance(ABC):
         assert re.fullmatch(r"[a-z0-9-]+", cls.name), "name: lower case letters, digits and dashes"
         assert isinstance(cls.max_text_length, int) and cls.max_text_length > 0
         assert isinstance(cls.supports_media, bool)
-        assert cls.send_rate is None or cls.send_rate > 0
-        assert cls.recipient_pacing is None or cls.recipient_pacing >= 0
 
     def test_registered_under_the_entry_point_group(self) -> None:
         found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
