@@ -275,21 +275,26 @@ class AdapterConformance(ABC):
 
     # --- sending ----------------------------------------------------------------------
 
-    async def _send_all(self, behaviour: Behaviour, sends: list[tuple[Delivery, str]]) -> None:
+    async def _send(
+        self, behaviour: Behaviour, number: int, text: str | None = None, times: int = 1
+    ) -> Delivery:
+        """Send delivery ``number`` (its own text unless ``text`` is given) ``times`` times
+        through a fresh adapter and stand-in behaving as ``behaviour`` says."""
         adapter = await self.adapter_against(behaviour)
+        delivery = self.delivery(number)  # after: the address may name the stand-in
         await adapter.start()
         try:
-            for delivery, text in sends:
-                await adapter.send(delivery, text)
+            for _ in range(times):
+                await adapter.send(delivery, delivery.text if text is None else text)
         finally:
             await adapter.close()
+        return delivery
 
     async def test_a_delivery_is_sent_with_its_id_as_idempotency_key(self) -> None:
         """Sent twice (a resend after a crash), the delivery reaches the provider both times
         with its text and with its id as the idempotency key. When the provider takes no key
         (``sends_idempotency_key = False``) both sends still arrive: the recipient sees a repeat."""
-        delivery = self.delivery(1)
-        await self._send_all("accept", [(delivery, delivery.text)] * 2)
+        delivery = await self._send("accept", 1, times=2)
         assert self.texts_received() == [delivery.text, delivery.text], (
             "the provider must receive the delivery's text both times"
         )
@@ -302,7 +307,7 @@ class AdapterConformance(ABC):
         """A text of exactly ``max_text_length`` characters (the renderer's cut) reaches the
         provider whole and unchanged."""
         text = text_of_length(self.adapter_class.max_text_length)
-        await self._send_all("accept", [(self.delivery(2), text)])
+        await self._send("accept", 2, text)
         received = self.texts_received()
         assert len(received) == 1, f"the stand-in accepted {len(received)} sends, not 1"
         assert len(received[0]) == len(text), (
@@ -319,7 +324,7 @@ class AdapterConformance(ABC):
         if behaviour == "permanent" and self.detects_permanent_failures:
             expected = PermanentDeliveryError
         with pytest.raises(Exception) as failed:  # the type is checked below, with a message
-            await self._send_all(behaviour, [(self.delivery(3), SAMPLE_TEXT)])
+            await self._send(behaviour, 3)
         assert isinstance(failed.value, expected), (
             f"a {behaviour} failure raised {type(failed.value).__name__}: {failed.value}; "
             f"expected {expected.__name__}"
