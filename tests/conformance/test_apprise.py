@@ -54,6 +54,9 @@ class Receiver:
 
 
 class TestAppriseConformance(AdapterConformance):
+    """The Apprise adapter meets the kit, declaring that it takes no idempotency key and
+    cannot tell a refusal from an outage."""
+
     adapter_class = AppriseAdapter
     valid_config: ClassVar[dict[str, Any]] = CONFIG
     invalid_configs: ClassVar[list[tuple[dict[str, Any], str]]] = [

@@ -34,6 +34,8 @@ def _text(mail: EmailMessage) -> str:
 
 
 class TestEmailConformance(AdapterConformance):
+    """The email adapter meets the kit over real SMTP, logging in with its password."""
+
     adapter_class = EmailAdapter
     valid_config: ClassVar[dict[str, Any]] = CONFIG
     invalid_configs: ClassVar[list[tuple[dict[str, Any], str]]] = [

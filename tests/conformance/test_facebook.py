@@ -22,6 +22,8 @@ CONFIG: dict[str, Any] = {"page_id": PAGE, "page_access_token": TOKEN}
 
 
 class FacebookConformance(AdapterConformance):
+    """What both Facebook paths share: the configuration and the emulator."""
+
     adapter_class = FacebookAdapter
     valid_config: ClassVar[dict[str, Any]] = CONFIG
     invalid_configs: ClassVar[list[tuple[dict[str, Any], str]]] = [
@@ -48,6 +50,8 @@ class FacebookConformance(AdapterConformance):
 
 
 class TestFacebookMessengerConformance(FacebookConformance):
+    """The Facebook adapter meets the kit with Messenger replies, the delivery id as metadata."""
+
     recipient_type = "individual"
     address = "6783412"  # a person's page-scoped id
 
@@ -63,6 +67,9 @@ class TestFacebookMessengerConformance(FacebookConformance):
 
 
 class TestFacebookPageConformance(FacebookConformance):
+    """The Facebook adapter meets the kit with posts on the Page, declaring that the feed
+    endpoint takes no idempotency key."""
+
     recipient_type = "group"
     address = PAGE
     sends_idempotency_key = False  # the feed endpoint has none: a resend posts twice

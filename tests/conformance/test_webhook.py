@@ -48,6 +48,8 @@ class Receiver:
 
 
 class TestWebhookConformance(AdapterConformance):
+    """The webhook adapter meets the kit with signed posts to a receiver that checks them."""
+
     adapter_class = WebhookAdapter
     valid_config: ClassVar[dict[str, Any]] = CONFIG
     invalid_configs: ClassVar[list[tuple[dict[str, Any], str]]] = [

@@ -22,6 +22,8 @@ CONFIG: dict[str, Any] = {"phone_number_id": NUMBER, "access_token": TOKEN, "rec
 
 
 class TestWhatsAppConformance(AdapterConformance):
+    """The WhatsApp adapter meets the kit sending to a regiegroep through the Cloud API."""
+
     adapter_class = WhatsAppAdapter
     valid_config: ClassVar[dict[str, Any]] = CONFIG
     invalid_configs: ClassVar[list[tuple[dict[str, Any], str]]] = [

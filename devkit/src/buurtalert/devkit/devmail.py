@@ -54,7 +54,8 @@ class _Handler:
         refusal = self.refusals.get("RCPT")
         if refusal is not None:
             return refusal
-        envelope.rcpt_tos.append(address)
+        envelope.rcpt_tos.append(address)  # what aiosmtpd does without this hook
+        envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
