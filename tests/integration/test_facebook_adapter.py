@@ -99,3 +99,20 @@ def test_the_adapter_is_found_through_its_entry_point_and_keeps_its_token_secret
     assert isinstance(adapter, FacebookAdapter)
     assert "geheim-token" not in repr(adapter.config)
     assert load_adapters({"facebook": {"page_id": PAGE, "message_tag": "MARKETING"}}) == {}
+
+
+async def test_an_outage_is_transient_and_an_unknown_person_permanent(graph: GraphEmulator) -> None:
+    """The Graph API down (503, Meta's code 2) means retry, for a post and a reply
+    alike; a page-scoped id of no one (100, subcode 2018001) means never."""
+    graph.outage_calls, graph.unknown_recipients = 2, {"404404"}
+    adapter = await adapter_for(graph)
+    for item in (delivery(PAGE, "group"), delivery("6783412")):
+        with pytest.raises(TransientDeliveryError) as down:
+            await adapter.send(item, "x")
+        assert down.value.provider_code == "2"
+    with pytest.raises(PermanentDeliveryError) as unknown:
+        await adapter.send(delivery("404404"), "x")
+    assert unknown.value.provider_code == "100" and "No matching user" in str(unknown.value)
+    await adapter.send(delivery("6783412"), "x")
+    assert graph.posts == [] and [m["recipient"]["id"] for m in graph.sent] == ["6783412"]
+    await adapter.close()

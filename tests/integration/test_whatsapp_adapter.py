@@ -156,3 +156,19 @@ async def test_media_that_cannot_go_leave_the_text_alone(serve: Serve) -> None:
     await adapter.send_with_media(delivery("31613000001"), "Let op", [gif])
     await adapter.send_with_media(delivery("31613000002"), "x" * 1025, [jpeg])
     assert [m["type"] for m in emulator.sent] == ["text", "text"] and emulator.uploads == []
+
+
+async def test_an_outage_is_transient_and_an_unknown_recipient_permanent(serve: Serve) -> None:
+    """The Graph API down (503, Meta's temporary error) means retry; a number not on
+    WhatsApp (131026) means never. After the outage, sends go through again."""
+    emulator = GraphEmulator(access_token="t", outage_calls=1, unknown_recipients={"31699999999"})
+    adapter = await adapter_for(serve, emulator)
+    with pytest.raises(TransientDeliveryError) as down:
+        await adapter.send(delivery("31614000001"), "x")
+    with pytest.raises(PermanentDeliveryError) as unknown:
+        await adapter.send(delivery("+31 6 99999999"), "x")
+    await adapter.send(delivery("31614000002"), "x")
+    assert down.value.provider_code == "133004" and "503" in str(down.value)
+    assert unknown.value.provider_code == "131026"
+    assert [m["to"] for m in emulator.sent] == ["31614000002"]
+    await adapter.close()

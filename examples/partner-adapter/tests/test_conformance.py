@@ -24,6 +24,7 @@ class Portal:
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
         self.keys: list[str] = []
+        self.texts: list[str] = []  # the descriptions of the cases it accepted
         self.cases: dict[str, int] = {}
 
     async def create_case(self, request: Request) -> JSONResponse:
@@ -35,6 +36,7 @@ class Portal:
             return JSONResponse({"error": "maintenance"}, status_code=503)
         if self.behaviour == "permanent":
             return JSONResponse({"error": "unknown department"}, status_code=404)
+        self.texts.append((await request.json())["description"])
         if key in self.cases:
             return JSONResponse({"case_id": self.cases[key]}, status_code=409)
         self.cases[key] = len(self.cases) + 1
@@ -62,6 +64,9 @@ class TestMeldingenportaal(AdapterConformance):
 
     def keys_received(self) -> list[str]:
         return self.portal.keys
+
+    def texts_received(self) -> list[str]:
+        return self.portal.texts
 
 
 async def test_a_repeated_delivery_makes_one_case() -> None:

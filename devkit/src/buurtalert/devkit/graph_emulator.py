@@ -12,8 +12,12 @@ limits) for messages that name them by id. For a Facebook Page
 (``page_ids``): a post on its feed (``POST /<version>/<page-id>/feed``) and a
 Messenger reply (``POST /<version>/<page-id>/messages``) under
 ``page_calls_per_second`` (error 613), refused outside the 24-hour window (error 10,
-subcode 2018278) unless tagged. Every accepted message and every refusal is kept,
-for tests and benchmarks to count. Nothing here reaches the internet."""
+subcode 2018278) unless tagged. Failures can be injected: an outage
+(``outage_calls``: the next sends answer HTTP 503 with ``is_transient``, code 133004
+for a business number, 2 for a Page) and recipients Meta cannot reach
+(``unknown_recipients``: WhatsApp's 131026, Messenger's 100 with subcode 2018001).
+Every accepted message and every refusal is kept, for tests and benchmarks to count.
+Nothing here reaches the internet."""
 
 from __future__ import annotations
 
@@ -81,6 +85,12 @@ class GraphEmulator:
     page_calls_per_second: int = 300
     #: People who wrote to the Page in the last 24 hours; None: everyone did.
     messenger_window: set[str] | None = None
+    #: The next this-many sends (messages and Page posts) meet an outage: HTTP 503 with
+    #: Meta's temporary error, as when the API is down for a while.
+    outage_calls: int = 0
+    #: Recipients Meta cannot reach: numbers not on WhatsApp, Groups API ids and
+    #: page-scoped ids of no one. Sends to them are refused.
+    unknown_recipients: set[str] = field(default_factory=set)
     posts: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     media: dict[str, Medium] = field(default_factory=dict)
@@ -144,6 +154,16 @@ class GraphEmulator:
         self.refused.append((code, to))
         return graph_error(400, code, message)
 
+    def _outage(self, code: int, to: str = "") -> JSONResponse | None:
+        """Meta's answer during an outage (HTTP 503, ``is_transient``), while one lasts."""
+        if self.outage_calls <= 0:
+            return None
+        self.outage_calls -= 1
+        self.refused.append((code, to))
+        return graph_error(
+            503, code, f"(#{code}) Service temporarily unavailable. Please retry.", is_transient=True
+        )
+
     def _window(self, object_id: str) -> deque[float]:
         """The calls ``object_id`` made in the last second."""
         now = time.monotonic()
@@ -183,6 +203,8 @@ class GraphEmulator:
             return self._unauthorised()
         if page not in self.page_ids:
             return self._unknown(page)
+        if (down := self._outage(2, page)) is not None:
+            return down
         try:
             body = json.loads(await request.body())
         except ValueError:
@@ -205,6 +227,9 @@ class GraphEmulator:
         recipient = (body.get("recipient") or {}).get("id")
         if not isinstance(recipient, str) or not recipient:
             return self._refuse(100, "(#100) The parameter recipient is required")
+        if recipient in self.unknown_recipients:
+            self.refused.append((100, recipient))
+            return graph_error(400, 100, "(#100) No matching user found", error_subcode=2018001)
         text = (body.get("message") or {}).get("text")
         if not isinstance(text, str) or not text:
             return self._refuse(100, "(#100) The parameter message[text] is required", recipient)
@@ -244,6 +269,8 @@ class GraphEmulator:
         number = request.path_params["object_id"]
         if not self._authorised(request):
             return self._unauthorised()
+        if (down := self._outage(2 if number in self.page_ids else 133004)) is not None:
+            return down
         if number in self.page_ids:
             try:
                 body = json.loads(await request.body())
@@ -259,6 +286,10 @@ class GraphEmulator:
         to, kind = body.get("to"), body.get("type", "text")
         if not isinstance(to, str) or not to:
             return self._refuse(100, "(#100) The parameter to is required.")
+        if to in self.unknown_recipients:
+            return self._refuse(
+                131026, "(#131026) Message undeliverable: the recipient cannot be reached on WhatsApp", to
+            )
         if kind == "text":
             text = (body.get("text") or {}).get("body")
             if not isinstance(text, str) or not text:

@@ -30,7 +30,6 @@ class MeldingenportaalAdapter(ChannelAdapter[MeldingenportaalConfig]):
     name: ClassVar[str] = "meldingenportaal"
     config_model: ClassVar[type[AdapterConfig]] = MeldingenportaalConfig
     max_text_length: ClassVar[int] = 8000
-    send_rate: ClassVar[float | None] = 20.0
 
     def __init__(
         self, config: MeldingenportaalConfig, *, transport: httpx.AsyncBaseTransport | None = None

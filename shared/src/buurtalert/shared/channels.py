@@ -79,10 +79,6 @@ class ChannelAdapter(ABC, Generic[C]):
     #: Longest text the channel accepts; longer texts are cut by the renderer.
     max_text_length: ClassVar[int]
     supports_media: ClassVar[bool] = False
-    #: Messages per second the provider allows, or None for no limit.
-    send_rate: ClassVar[float | None] = None
-    #: Seconds to leave between two messages to the same recipient, or None.
-    recipient_pacing: ClassVar[float | None] = None
 
     def __init__(self, config: C) -> None:
         self.config = config

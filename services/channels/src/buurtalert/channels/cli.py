@@ -24,6 +24,5 @@ def list_adapters() -> None:
             click.echo(f"{ep.name:12} failed to load: {exc}")
             continue
         click.echo(
-            f"{ep.name:12} max_text_length={cls.max_text_length} media={cls.supports_media} "
-            f"send_rate={cls.send_rate} recipient_pacing={cls.recipient_pacing}  ({ep.value})"
+            f"{ep.name:12} max_text_length={cls.max_text_length} media={cls.supports_media}  ({ep.value})"
         )

@@ -49,7 +49,6 @@ class FacebookAdapter(ChannelAdapter[FacebookConfig]):
     name: ClassVar[str] = "facebook"
     config_model: ClassVar[type[AdapterConfig]] = FacebookConfig
     max_text_length: ClassVar[int] = MESSENGER_TEXT_LIMIT  # a Page post takes more; one limit serves both
-    send_rate: ClassVar[float | None] = 300.0
 
     def __init__(self, config: FacebookConfig) -> None:
         super().__init__(config)

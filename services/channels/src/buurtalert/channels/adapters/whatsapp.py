@@ -75,8 +75,6 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
     config_model: ClassVar[type[AdapterConfig]] = WhatsAppConfig
     max_text_length: ClassVar[int] = 4096
     supports_media: ClassVar[bool] = True
-    send_rate: ClassVar[float | None] = 80.0
-    recipient_pacing: ClassVar[float | None] = 6.0
 
     def __init__(self, config: WhatsAppConfig) -> None:
         super().__init__(config)
