@@ -14,7 +14,7 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 INGEST_PORT ?= 8080
 
-.PHONY: help run down test lint bench eval asyncapi infra env clean
+.PHONY: help run down test lint bench eval train asyncapi infra env clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,10 +60,11 @@ test: env ## Run every test: lint, types, AsyncAPI freshness, unit, integration,
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest
 
-eval: env ## Moderation on the labelled corpora: accuracy, confusion matrix, safety figures
-	$(BIN)/python -m buurtalert.moderation.evaluate tests/moderation/corpus.jsonl
-	@echo
-	$(BIN)/python -m buurtalert.moderation.evaluate tests/moderation/holdout.jsonl
+eval: env ## Moderation judged on data it was not fitted on (grouped cross-validation, held-back sources); fails when a goal is missed
+	$(BIN)/python -m buurtalert.moderation.evaluate
+
+train: env ## Train moderation's model from the labelled corpus (writes services/moderation/.../models/)
+	$(BIN)/python -m buurtalert.moderation.training
 
 asyncapi: env ## Regenerate docs/asyncapi/ from the services' code
 	$(BIN)/buurtalert asyncapi --out docs/asyncapi

@@ -34,8 +34,8 @@ async def test_loaded_directory_keeps_pseudonyms_and_only_consented_addresses(se
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     client = mongo_client(settings)
     try:
-        db = Database(client[settings.database], "routing")
-        stored = await fetch_directory(db, "weert-demo")
+        stored = await fetch_directory(Database(client[settings.database], "routing"), "weert-demo")
+        db = client[settings.database]
         assert await db.directories.count_documents({}) == 1  # loading twice changed nothing
         raw = str(await db.directories.find_one({"_id": "weert-demo"}))
     finally:

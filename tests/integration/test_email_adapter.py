@@ -90,11 +90,6 @@ async def test_a_451_after_the_content_is_transient_and_an_unknown_recipient_per
     assert len(mailbox.mailbox.snapshot()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the adapter maps every refused recipient to a permanent 550, a greylisting 4xx too "
-    "(aiosmtplib.SMTPRecipientsRefused); not changed in the restructure",
-)
 async def test_a_451_at_rcpt_is_transient(mailbox: DevMailbox) -> None:
     """Greylisting answers 451 at RCPT TO: the mail should be retried, not dead-lettered."""
     mailbox.refuse("451 4.7.1 Greylisted, please try again later")

@@ -28,7 +28,9 @@ def test_moderate_processes_valid_lines_and_exits_2_on_malformed_ones() -> None:
     result = _run("moderate", "-", stdin=lines)
     assert result.returncode == 2
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(o["id"], o["decision"]) for o in outputs] == [("a", "reject"), ("b", "forward")]
+    assert [o["id"] for o in outputs] == ["a", "b"]
+    assert outputs[0]["decision"] == "reject"  # a mere reaction
+    assert outputs[1]["decision"] in ("forward", "review")  # an alert is never rejected
     assert set(outputs[0]) == {"id", "decision", "reasons", "scores", "explanation"}
     assert result.stderr.startswith("line 2:")
     assert "Traceback" not in result.stderr

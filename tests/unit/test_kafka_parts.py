@@ -27,7 +27,7 @@ from buurtalert.shared.kafka import (
 )
 from buurtalert.shared.models import DeadLetter, Delivery, Destination, utcnow
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.topics import DELIVERIES_EMAIL
+from buurtalert.shared.topics import DELIVERY_TOPICS
 
 DELAYS = (1.0, 5.0, 30.0)
 TOPIC = "t.deliveries.email"
@@ -297,7 +297,7 @@ async def test_a_retry_that_fails_again_goes_on_from_the_attempts_it_had() -> No
 async def test_retry_later_hands_a_message_handled_outside_a_consumer_to_the_retry_path() -> None:
     path, retry, _ = retry_path()
     message = delivery()
-    await path.retry_later(DELIVERIES_EMAIL, message, "g", RuntimeError("provider hiccup"))
+    await path.retry_later(DELIVERY_TOPICS["email"], message, "g", RuntimeError("provider hiccup"))
     [(letter, key)] = retry.sent
     assert (letter.topic, letter.attempts, key) == (TOPIC, 1, b"g")
     assert Delivery.model_validate_json(letter.payload) == message
@@ -366,7 +366,7 @@ def test_a_batch_is_grouped_by_key_each_key_in_order_and_keyless_records_apart()
 def reliable_with(retry: FakePublisher) -> Reliable:
     config = settings()
     reliable = Reliable(create_broker(config, "channels"), config, "channels", commit_interval=3600)
-    reliable.subscriber(DELIVERIES_EMAIL)(handled_nothing)
+    reliable.subscriber(DELIVERY_TOPICS["email"])(handled_nothing)
     reliable.retry.retry_publisher = retry
     return reliable
 

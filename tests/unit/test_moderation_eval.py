@@ -1,21 +1,62 @@
-"""The moderation rules meet their goals on the labelled corpora."""
+"""The moderation corpus and its evaluation: what the figures of ``make eval`` rest on."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections import Counter
 
-import pytest
-
-from buurtalert.moderation.evaluate import evaluate
-
-CORPORA = Path(__file__).parents[1] / "moderation"
+from buurtalert.moderation.evaluate import Evaluation
+from buurtalert.moderation.training import Item, held_back, load_corpus
+from buurtalert.shared.models import Role
 
 
-@pytest.mark.parametrize("corpus", ["corpus.jsonl", "holdout.jsonl"])
-def test_nothing_unsafe_and_at_least_90_percent_right(corpus: str) -> None:
-    """No message that should be held or rejected is forwarded, no genuine alert is
-    rejected, and at least 90% of decisions match the labels."""
-    result = evaluate(CORPORA / corpus)
-    assert result.unsafe_forwards == []
-    assert result.rejected_alerts == []
-    assert result.accuracy >= 0.9, result.misses
+def test_the_corpus_is_large_real_and_multilingual() -> None:
+    """At least 600 labelled messages, at least 200 of them quoted from public sources
+    (each naming its page), at least 100 in French, German or English; every label is a
+    decision with at least one reason code."""
+    items = load_corpus()
+    assert len(items) >= 600
+    quotes = [i for i in items if i.kind == "quote"]
+    assert len(quotes) >= 200
+    assert all(q.source.startswith("http") for q in quotes)
+    assert sum(i.language in ("fr", "de", "en") for i in items) >= 100
+    assert {i.expected for i in items} == {"forward", "review", "reject"}
+    assert all(i.reasons for i in items)
+    assert len({i.id for i in items}) == len(items)
+
+
+def test_held_back_part_is_chosen_by_source_and_never_in_training() -> None:
+    """No source has items on both sides of the split, and the held-back part holds
+    quoted messages only, from several sources and all four languages."""
+    items = load_corpus()
+    sides: dict[str, set[bool]] = {}
+    for item in items:
+        sides.setdefault(item.group, set()).add(item.held_back)
+    assert all(len(s) == 1 for s in sides.values())
+    held = [i for i in items if i.held_back]
+    assert held and all(i.kind == "quote" for i in held)
+    assert len({i.group for i in held}) >= 10
+    assert set(Counter(i.language for i in held)) == {"nl", "fr", "de", "en"}
+    assert not held_back("written-nlw-00")
+
+
+def item(identifier: str, expected: str, language: str = "nl") -> Item:
+    return Item(
+        identifier, "tekst", language, "NL", Role.RESIDENT, expected, ("x",), "quote", "https://x", "g"
+    )
+
+
+def test_safety_figures_count_what_they_name() -> None:
+    """Unsafe forwarded counts held-or-rejected messages that were forwarded, as a share
+    of all messages that should not be forwarded; alerts rejected counts forwardable
+    messages that were rejected; accuracy and recall follow the confusion matrix."""
+    evaluation = Evaluation("t")
+    evaluation.add(item("a", "forward"), "forward", "")
+    evaluation.add(item("b", "forward"), "reject", "")
+    evaluation.add(item("c", "review"), "forward", "")
+    evaluation.add(item("d", "reject", "fr"), "reject", "")
+    assert evaluation.accuracy == 0.5
+    assert evaluation.unsafe_forwarded == ["c"] and evaluation.unsafe_share == 0.5
+    assert evaluation.alerts_rejected == ["b"]
+    assert evaluation.precision_recall("forward") == (0.5, 0.5)
+    assert evaluation.only("fr").total == 1
+    assert not evaluation.goals_met

@@ -1,4 +1,5 @@
-"""The skeleton's moderation rules decide as the group rules say."""
+"""Moderation's rules decide as the group rules say (the rules alone, without the
+learned model: how the two combine is checked at the end of this module)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,28 @@ from pathlib import Path
 
 import pytest
 
+from buurtalert.moderation.model import LinearModel, normalise_text
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import hold_flagged, scorer_for
+from buurtalert.moderation.rules import Scorer, hold_flagged
 from buurtalert.shared.models import Decision, ModerationResult, Reason, Role
 from buurtalert.shared.yamlfile import ConfigFileError
 
 
-def decide(message_id: str, text: str, *, author_role: Role = Role.UNKNOWN) -> ModerationResult:
-    return scorer_for().decide(message_id, text, author_role=author_role)
+def rules_only(country: str = "NL") -> Scorer:
+    return Scorer(default_policy(country).model_copy(update={"model": None}))
+
+
+RULES = rules_only()
+
+
+def decide(
+    message_id: str, text: str, *, author_role: Role = Role.UNKNOWN, language: str | None = None
+) -> ModerationResult:
+    return RULES.decide(message_id, text, author_role=author_role, language=language)
 
 
 def score(text: str, *, author_role: Role = Role.UNKNOWN) -> list[Reason]:
-    return scorer_for().score(text, author_role=author_role)[0]
+    return RULES.score(text, author_role=author_role)[0]
 
 
 def _decide(text: str, role: Role = Role.RESIDENT) -> tuple[Decision, set[str]]:
@@ -157,7 +168,7 @@ def test_noise_inside_an_alert_is_held_for_review_not_rejected() -> None:
 
 def test_belgian_policy_requires_calling_the_police_first() -> None:
     """In Flemish municipalities that require 101 first, a crime report without it is held."""
-    be = scorer_for(default_policy("BE"))
+    be = rules_only("BE")
     held = be.decide("m", "Verdachte man probeert deuren in de Kerkstraat")
     assert held.decision is Decision.REVIEW and "saar_missing" in {r.code for r in held.reasons}
     assert "101" in held.explanation and held.policy_version.startswith("be-")
@@ -189,3 +200,73 @@ def test_flagged_messages_are_held_for_review_never_forwarded_by_rule() -> None:
     assert [r.code for r in held.reasons if r.code.startswith("ingest:")] == ["ingest:unknown_sender"]
     assert hold_flagged(clean, ("html_only", "mime_defects")).decision is Decision.FORWARD
     assert hold_flagged(clean, ("unsupported_type:order",)).decision is Decision.REVIEW
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bel mij op 06 12 34 56 78 als je hem ziet",
+        "Mijn nummer: (06) 1234 5678",
+        "tel +32 470/12.34.56",
+        "Ruf an: +49 (171) 123 4567",
+        "ring me on 07700 900123",
+        "nummer 0031-6-12345678",
+        "mail jan.devries@example.com voor de beelden",
+        "bel 06\u200b12345678",
+        "bel \uff10\uff16\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",
+    ],
+)
+def test_private_numbers_and_addresses_are_found_in_any_notation(text: str) -> None:
+    """Phone numbers with spaces, dots, brackets, slashes or a country code, email
+    addresses, and numbers split by zero-width or full-width characters are personal data."""
+    assert "privacy" in {r.code for r in RULES.score(normalise_text(text))[0]}
+
+
+def test_emergency_and_service_numbers_are_not_personal_data() -> None:
+    """112, 101, 110 and 0900-8844 may be posted by anyone."""
+    for text in ("Bel 112!", "Bel 0900-8844", "101 gebeld", "110 angerufen"):
+        assert "privacy" not in {r.code for r in score(text)}
+
+
+def test_format_characters_are_removed_from_what_is_forwarded() -> None:
+    """Zero-width characters and full-width digits are normalised away before scoring."""
+    assert normalise_text("06\u200b1234\u00ad5678 \uff21") == "0612345678 A"
+    assert len(normalise_text("x" * 100_000)) == 16_384
+
+
+def test_a_language_the_policy_does_not_cover_goes_to_review() -> None:
+    """A message in Turkish is never forwarded by rule, however alarming it sounds."""
+    result = decide("m", "Verdachte man probeert deuren, 112 gebeld", language="tr")
+    assert result.decision is Decision.REVIEW
+    assert "unsupported_language" in {r.code for r in result.reasons}
+
+
+def test_without_any_evidence_a_message_goes_to_review_not_forward() -> None:
+    """Forward needs positive evidence: a message that triggers no rule is not forwarded."""
+    result = decide("m", "Wat vinden jullie van het nieuwe plan van de gemeente?")
+    assert result.decision is not Decision.FORWARD
+
+
+def model_leaning(towards: str, feature: str) -> LinearModel:
+    """A tiny model that pushes hard towards one decision when ``feature`` is present."""
+    weight = {"forward": (5.0, 0.0, 0.0), "review": (0.0, 5.0, 0.0), "reject": (0.0, 0.0, 5.0)}[towards]
+    return LinearModel("test", {feature: weight}, (0.0, 0.0, 0.0))
+
+
+def test_model_noise_is_rejected_but_never_an_alert_the_rules_found() -> None:
+    """The model may reject what the rules found nothing in; where the rules found an
+    alert, the most a model's doubt can do is send it to review."""
+    scorer = Scorer(default_policy("NL"), model_leaning("reject", "w:zomaar"))
+    noise = scorer.decide("m", "Zomaar een berichtje voor de groep")
+    assert noise.decision is Decision.REJECT and "not_an_alert" in {r.code for r in noise.reasons}
+    assert noise.model is not None and noise.model.strongest == ("w:zomaar",)
+    alert = scorer.decide("m", "Zomaar een inbraak bezig bij de buren, 112 gebeld")
+    assert alert.decision is Decision.REVIEW and alert.urgent
+
+
+def test_the_model_alone_does_not_forward_without_being_very_sure() -> None:
+    """Without alert words found by the rules the model needs a high probability to forward."""
+    weak = Scorer(default_policy("NL"), LinearModel("t", {"w:daar": (1.0, 0.0, 0.0)}, (0.0, 0.0, 0.0)))
+    assert weak.decide("m", "Kijk daar eens").decision is Decision.REVIEW
+    strong = Scorer(default_policy("NL"), model_leaning("forward", "w:daar"))
+    assert strong.decide("m", "Kijk daar eens").decision is Decision.FORWARD

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from buurtalert.channels.render import SAAR_REMINDER_NL, render
+from buurtalert.channels.render import render
 from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.kafka import backoff
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import MunicipalityConfig, load_municipality_config
+from buurtalert.shared.texts import line
 from buurtalert.shared.topics import (
     DELIVERY_TOPICS,
     SERVICES,
@@ -127,7 +128,7 @@ def test_render_cuts_long_text_but_keeps_the_saar_reminder() -> None:
     """A text over the channel's limit is shortened with an ellipsis; the reminder survives."""
     out = render(_delivery("x" * 500, saar=True), max_length=200)
     assert len(out) <= 200
-    assert out.endswith(SAAR_REMINDER_NL)
+    assert out.endswith(line("delivery_saar_reminder", "nl"))
     assert "…" in out
 
 

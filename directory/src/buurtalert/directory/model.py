@@ -22,6 +22,8 @@ from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.yamlfile import load_yaml
 
 Slug = str
+#: The languages of the lines buurtalert adds (free text is never translated).
+Language = Literal["nl", "fr", "de", "en"]
 
 
 class Strict(BaseModel):
@@ -39,6 +41,7 @@ class Municipality(Strict):
     country: Literal["NL", "BE"]
     emergency: EmergencyNumbers
     timezone: str = "Europe/Amsterdam"
+    language: Language = Field(default="nl", description="The language of the lines we add for its groups")
 
 
 class District(Strict):
@@ -94,6 +97,9 @@ class Group(Strict):
         description="The code a member sends with AANMELDEN to the municipality's WhatsApp number",
     )
     max_per_hour: int | None = Field(default=None, ge=1, description="Non-urgent deliveries per hour")
+    language: Language | None = Field(
+        default=None, description="The group's language, if not the municipality's"
+    )
     quiet_hours: QuietHours | None = None
 
 
@@ -119,7 +125,7 @@ class Agreement(Strict):
     own_districts: tuple[Slug, ...]
     partner_districts: tuple[Slug, ...]
     categories: tuple[str, ...]
-    language: Literal["nl", "fr", "de", "en"] = "nl"
+    language: Language = Field(default="nl", description="The partner side's language, for the lines we add")
     partner_emergency: EmergencyNumbers
 
 

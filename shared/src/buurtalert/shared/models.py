@@ -160,13 +160,26 @@ class Reason(Record):
     spans: tuple[Span, ...] = ()
 
 
+class ModelFinding(Record):
+    """What moderation's learned model made of a message: its probability per decision
+    and the features that pushed hardest towards its likeliest one."""
+
+    version: str
+    probabilities: dict[str, float]
+    strongest: tuple[str, ...] = ()
+
+
 class ModerationResult(Record):
     message_id: str
     decision: Decision
     reasons: tuple[Reason, ...] = ()
-    explanation: str = Field(default="", description="For the author, in Dutch")
+    explanation: str = Field(default="", description="For the author, in their language (Dutch if unknown)")
     explanation_en: str = Field(default="", description="The same in English")
     saar_reminder: bool = False
+    urgent: bool = Field(
+        default=False, description="Held for review but urgent (112, a missing person, an authority)"
+    )
+    model: ModelFinding | None = None
     strikes: int | None = Field(default=None, description="The author's live strikes after this rejection")
     policy_version: str
     decided_at: datetime = Field(default_factory=utcnow)
@@ -224,6 +237,7 @@ class Delivery(Record):
     rules: tuple[str, ...] = Field(description="The chain of routing rules that chose this destination")
     saar_reminder: bool = False
     notice: str | None = Field(default=None, description="A line added for the recipients (origin, numbers)")
+    language: str = Field(default="nl", description="The recipients' language, for the lines we add")
     subject: str | None = Field(default=None, description="A subject line, where the channel has one")
     incident_id: str | None = None
     media: tuple[MediaRef, ...] = Field(

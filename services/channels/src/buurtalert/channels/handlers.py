@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from buurtalert.channels.render import render, render_feedback
+from buurtalert.channels.render import feedback_subject, render, render_feedback
 from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore, outcome_stage
 from buurtalert.shared.channels import ChannelAdapter, DeliveryError
 from buurtalert.shared.contacts import Contacts
@@ -130,8 +130,9 @@ class AuthorFeedback:
                     recipient_type="individual",
                     label="je melding (niet doorgestuurd)",
                 ),
-                text=render_feedback(item),
-                subject="Je bericht is niet doorgestuurd / Your message was not forwarded",
+                text=render_feedback(item, item.moderation.explanation, item.moderation.explanation_en),
+                subject=feedback_subject(item),
+                language=message.language or "nl",
                 rules=("author_feedback",),
             )
             await self.deliverers[channel](feedback)

@@ -1,22 +1,24 @@
-"""Rendering a delivery's text for a channel, free of I/O."""
+"""Rendering a delivery's text for a channel, free of I/O. The lines we add (the SAAR
+reminder, an explanation) are in the recipients' language; the message itself is
+never translated."""
 
 from __future__ import annotations
 
 from buurtalert.shared.models import Delivery, ModeratedMessage
+from buurtalert.shared.texts import line
 
-SAAR_REMINDER_NL = "SAAR: bel bij spoed eerst 112 en meld daarna in de groep dat 112 is gebeld."
 ELLIPSIS = "…"
 
 
 def render(delivery: Delivery, max_length: int) -> str:
     """The text to send: the message, routing's notice if any (origin, emergency
-    numbers), and the SAAR reminder where moderation asked for it; cut to
-    ``max_length`` characters, never mid-notice."""
+    numbers), and the SAAR reminder where moderation asked for it, in the delivery's
+    language; cut to ``max_length`` characters, never mid-notice."""
     footer = []
     if delivery.notice:
         footer.append(delivery.notice)
     if delivery.saar_reminder:
-        footer.append(SAAR_REMINDER_NL)
+        footer.append(line("delivery_saar_reminder", delivery.language))
     tail = ("\n\n" + "\n".join(footer)) if footer else ""
     room = max_length - len(tail)
     body = delivery.text
@@ -25,13 +27,18 @@ def render(delivery: Delivery, max_length: int) -> str:
     return (body + tail)[:max_length]
 
 
-def render_feedback(item: ModeratedMessage) -> str:
-    """The friendly explanation an author gets when their message was not forwarded:
-    Dutch first, English after; it quotes the message so the author knows which one."""
-    moderation = item.moderation
-    return (
-        "Je bericht is niet doorgestuurd naar de buurtpreventiegroep.\n\n"
-        f"{moderation.explanation}\n\nJe bericht: \u201c{item.message.text}\u201d\n\n"
-        "--\nYour message was not forwarded to the neighbourhood-watch group.\n\n"
-        f"{moderation.explanation_en}"
-    )
+def feedback_subject(item: ModeratedMessage) -> str:
+    language = item.message.language
+    english = line("not_forwarded_subject", "en")
+    own = line("not_forwarded_subject", language)
+    return own if own == english else f"{own} / {english}"
+
+
+def render_feedback(item: ModeratedMessage, explanation: str, explanation_en: str) -> str:
+    """The friendly explanation an author gets when their message was not forwarded: in
+    the author's language (Dutch when unknown) and in English. It does not quote the
+    message: whoever receives it learns nothing the author did not write to us."""
+    language = item.message.language or "nl"
+    own = f"{line('not_forwarded_intro', language)}\n\n{explanation}"
+    english = f"{line('not_forwarded_intro', 'en')}\n\n{explanation_en}"
+    return own if language == "en" else f"{own}\n\n--\n{english}"

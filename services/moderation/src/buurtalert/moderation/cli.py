@@ -24,6 +24,7 @@ class _Line(BaseModel):
     channel: str | None = None
     municipality: str | None = None
     author_role: Role = Role.UNKNOWN
+    language: str | None = None
 
 
 @click.command()
@@ -40,7 +41,8 @@ def moderate(source: IO[str], policy_path: Path | None, country: str) -> None:
     """Moderate JSON Lines from SOURCE (a file, or - for standard input).
 
     Each line needs "id" and "text" (optional "channel", "municipality",
-    "author_role"); one JSON result per line is written to standard output.
+    "author_role", "language"); one JSON result per line is written to standard
+    output. The default policies cover Dutch, Flemish, French, German and English.
     Malformed lines are reported on standard error and the command exits with
     status 2 after the valid lines are processed."""
     try:
@@ -61,7 +63,7 @@ def moderate(source: IO[str], policy_path: Path | None, country: str) -> None:
             where = ".".join(str(p) for p in first["loc"]) or "line"
             click.echo(f"line {number}: {where}: {first['msg']}", err=True)
             continue
-        result = scorer.decide(item.id, item.text, author_role=item.author_role)
+        result = scorer.decide(item.id, item.text, author_role=item.author_role, language=item.language)
         click.echo(
             json.dumps(
                 {

@@ -1,94 +1,182 @@
-"""Evaluate the moderation rules on a labelled corpus (``make eval``).
+"""Moderation judged on messages it was not fitted on (``make eval``).
 
-Prints accuracy, the confusion matrix, the two safety figures (messages that
-should be held or rejected but were forwarded; genuine alerts that were
-rejected) and every miss; exits 1 if a goal is not met (accuracy at least 90%,
-both safety figures zero)."""
+Two measurements, both on data the model never saw:
+
+* grouped cross-validation over the training part of the corpus: five folds by
+  source (a site, or a batch of written items), each fold's model trained on the
+  other four;
+* the held-back part: quoted sources kept out of training altogether, judged with
+  the model that ships (``models/<name>.json``).
+
+Each reports accuracy, precision and recall per decision, the confusion matrix, the
+two safety figures (messages that should be held or rejected but were forwarded;
+genuine alerts that were rejected) and the same per language, beside the rules
+alone as a baseline. Exits 1 when a goal is missed: accuracy at least 0.90, at most
+1% of unsafe messages forwarded, no genuine alert rejected.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+from buurtalert.moderation.model import LinearModel, packaged_model
 from buurtalert.moderation.policy import default_policy
-from buurtalert.moderation.rules import scorer_for
-from buurtalert.shared.models import Decision, Role
+from buurtalert.moderation.rules import Scorer
+from buurtalert.moderation.training import (
+    MODEL_NAME,
+    Item,
+    feature_set,
+    fit,
+    load_corpus,
+    policy_country,
+    rules_only,
+)
+from buurtalert.shared.models import Decision
 
 DECISIONS = [d.value for d in Decision]
+GOAL_ACCURACY = 0.90
+GOAL_UNSAFE_FORWARDED = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass
 class Evaluation:
-    total: int
-    correct: int
-    confusion: Counter[tuple[str, str]]
-    unsafe_forwards: list[str]
-    rejected_alerts: list[str]
-    misses: list[tuple[str, str, str, str]]
+    name: str
+    decided: list[tuple[Item, str, str]] = field(default_factory=list)  # item, decision, reasons
+
+    def add(self, item: Item, decision: str, reasons: str) -> None:
+        self.decided.append((item, decision, reasons))
+
+    def only(self, language: str) -> Evaluation:
+        return Evaluation(f"{self.name} [{language}]", [d for d in self.decided if d[0].language == language])
+
+    @property
+    def total(self) -> int:
+        return len(self.decided)
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.total if self.total else 0.0
+        return sum(i.expected == d for i, d, _ in self.decided) / self.total if self.total else 0.0
+
+    @property
+    def confusion(self) -> Counter[tuple[str, str]]:
+        return Counter((i.expected, d) for i, d, _ in self.decided)
+
+    @property
+    def unsafe_forwarded(self) -> list[str]:
+        return [i.id for i, d, _ in self.decided if i.expected != "forward" and d == "forward"]
+
+    @property
+    def unsafe_share(self) -> float:
+        unsafe = sum(i.expected != "forward" for i, _, _ in self.decided)
+        return len(self.unsafe_forwarded) / unsafe if unsafe else 0.0
+
+    @property
+    def alerts_rejected(self) -> list[str]:
+        return [i.id for i, d, _ in self.decided if i.expected == "forward" and d == "reject"]
+
+    def precision_recall(self, decision: str) -> tuple[float, float]:
+        c = self.confusion
+        decided = sum(c[(e, decision)] for e in DECISIONS)
+        expected = sum(c[(decision, d)] for d in DECISIONS)
+        hit = c[(decision, decision)]
+        return (hit / decided if decided else 0.0, hit / expected if expected else 0.0)
 
     @property
     def goals_met(self) -> bool:
-        return self.accuracy >= 0.9 and not self.unsafe_forwards and not self.rejected_alerts
+        return (
+            self.accuracy >= GOAL_ACCURACY
+            and self.unsafe_share <= GOAL_UNSAFE_FORWARDED
+            and not self.alerts_rejected
+        )
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: {self.total} messages, accuracy {self.accuracy:.3f}, "
+            f"unsafe forwarded {len(self.unsafe_forwarded)} ({self.unsafe_share:.1%}), "
+            f"alerts rejected {len(self.alerts_rejected)}"
+        )
 
 
-def evaluate(corpus: Path) -> Evaluation:
-    confusion: Counter[tuple[str, str]] = Counter()
-    unsafe, rejected_alerts, misses = [], [], []
-    total = correct = 0
-    for line in corpus.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        scorer = scorer_for(default_policy(item.get("country", "NL")))
-        result = scorer.decide(item["id"], item["text"], author_role=Role(item.get("author_role", "unknown")))
-        expected, got = item["expected"], result.decision.value
-        total += 1
-        correct += expected == got
-        confusion[(expected, got)] += 1
-        if expected != "forward" and got == "forward":
-            unsafe.append(item["id"])
-        if expected == "forward" and got == "reject":
-            rejected_alerts.append(item["id"])
-        if expected != got:
-            misses.append((item["id"], expected, got, ",".join(r.code for r in result.reasons)))
-    return Evaluation(total, correct, confusion, unsafe, rejected_alerts, misses)
+def judge(items: Sequence[Item], scorer_for: Callable[[Item], Scorer], name: str) -> Evaluation:
+    evaluation = Evaluation(name)
+    for item in items:
+        result = scorer_for(item).decide(item.id, item.text, author_role=item.role, language=item.language)
+        evaluation.add(item, result.decision.value, ",".join(r.code for r in result.reasons))
+    return evaluation
 
 
-def report(evaluation: Evaluation) -> str:
-    lines = [
-        f"messages: {evaluation.total}   accuracy: {evaluation.accuracy:.1%}",
-        "",
-        "confusion (rows: expected, columns: decided)",
-        "            " + "".join(f"{d:>9}" for d in DECISIONS),
-    ]
+def with_model(model: LinearModel) -> Callable[[Item], Scorer]:
+    scorers = {c: Scorer(default_policy(c), model) for c in ("NL", "BE")}
+    return lambda item: scorers[policy_country(item)]
+
+
+def cross_validated(items: Sequence[Item], folds: int = 5) -> Evaluation:
+    """Each fold's messages decided by a model trained on the other folds' sources."""
+    from sklearn.model_selection import GroupKFold
+
+    sets = [feature_set(i) for i in items]
+    labels = [i.expected for i in items]
+    evaluation = Evaluation("grouped cross-validation")
+    for train, test in GroupKFold(n_splits=folds).split(sets, labels, [i.group for i in items]):
+        model = fit([sets[i] for i in train], [labels[i] for i in train], version=f"{MODEL_NAME}-fold")
+        fold = judge([items[i] for i in test], with_model(model), "fold")
+        evaluation.decided.extend(fold.decided)
+    return evaluation
+
+
+def report(evaluation: Evaluation, *, misses: bool = False) -> str:
+    lines = [evaluation.summary(), "  decision   precision  recall"]
+    for decision in DECISIONS:
+        p, r = evaluation.precision_recall(decision)
+        lines.append(f"  {decision:9}  {p:9.3f}  {r:6.3f}")
+    lines.append("  confusion (rows expected, columns decided): " + " ".join(f"{d:>7}" for d in DECISIONS))
     for expected in DECISIONS:
         lines.append(
-            f"  {expected:>9} " + "".join(f"{evaluation.confusion[(expected, d)]:>9}" for d in DECISIONS)
+            f"  {expected:>43}: " + " ".join(f"{evaluation.confusion[(expected, d)]:>7}" for d in DECISIONS)
         )
-    lines += [
-        "",
-        f"should be held or rejected but forwarded: {len(evaluation.unsafe_forwards)} "
-        f"{evaluation.unsafe_forwards or ''}",
-        f"genuine alerts rejected: {len(evaluation.rejected_alerts)} {evaluation.rejected_alerts or ''}",
-    ]
-    if evaluation.misses:
-        lines += ["", "misses (id, expected, decided, reasons):"]
-        lines += [f"  {m[0]}  {m[1]:>7} -> {m[2]:<7}  {m[3]}" for m in evaluation.misses]
+    for language in ("nl", "fr", "de", "en"):
+        part = evaluation.only(language)
+        if part.total:
+            lines.append("  " + part.summary())
+    if misses:
+        lines.append("  misses (id, language, expected -> decided, reasons):")
+        lines += [
+            f"    {i.id:10} {i.language} {i.expected:>7} -> {d:<7} {r}"
+            for i, d, r in evaluation.decided
+            if i.expected != d
+        ]
     return "\n".join(lines)
 
 
 def main() -> None:
-    corpus = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/moderation/corpus.jsonl")
-    evaluation = evaluate(corpus)
-    print(report(evaluation))
-    sys.exit(0 if evaluation.goals_met else 1)
+    show_misses = "--misses" in sys.argv
+    items = load_corpus()
+    training = [i for i in items if not i.held_back]
+    held = [i for i in items if i.held_back]
+    quoted = sum(i.kind == "quote" for i in items)
+    print(
+        f"corpus: {len(items)} messages ({quoted} quoted from public sources); {len(training)} "
+        f"for training and cross-validation, {len(held)} held back by source\n"
+    )
+    baseline = judge(training, lambda i: rules_only(policy_country(i)), "rules alone (cross-validation part)")
+    print(report(baseline) + "\n")
+    validated = cross_validated(training)
+    print(report(validated, misses=show_misses) + "\n")
+    shipped = packaged_model(MODEL_NAME)
+    held_out = judge(held, with_model(shipped), f"held back, shipped model {shipped.version}")
+    print(report(held_out, misses=show_misses) + "\n")
+    goals = {
+        "cross-validation": validated.goals_met,
+        "held back": held_out.goals_met,
+    }
+    print(
+        f"goals (accuracy >= {GOAL_ACCURACY}, unsafe forwarded <= {GOAL_UNSAFE_FORWARDED:.0%}, "
+        "no alert rejected): " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in goals.items())
+    )
+    sys.exit(0 if all(goals.values()) else 1)
 
 
 if __name__ == "__main__":

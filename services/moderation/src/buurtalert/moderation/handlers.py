@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from buurtalert.moderation.model import normalise_text
 from buurtalert.moderation.policy import Policy
 from buurtalert.moderation.rules import (
-    WARNING_EN,
-    WARNING_NL,
     Scorer,
     StrikeOutcome,
     hold_flagged,
@@ -26,6 +25,7 @@ from buurtalert.shared.models import (
     stable_id,
 )
 from buurtalert.shared.mongo import Audit
+from buurtalert.shared.texts import line
 from buurtalert.shared.topics import MODERATION
 
 log = get_logger(__name__)
@@ -52,8 +52,14 @@ class Moderator:
     async def __call__(self, message: InboundMessage) -> None:
         with bound(message_id=message.id):
             result = self.scorer.decide(
-                message.id, message.text, author_role=message.author.role, media=message.media
+                message.id,
+                message.text,
+                author_role=message.author.role,
+                media=message.media,
+                language=message.language,
             )
+            # What is scored is what is forwarded: normalised, format characters removed.
+            message = message.model_copy(update={"text": normalise_text(message.text)})
             result = hold_flagged(result, message.flags)
             if result.decision is Decision.REJECT and message.author.role not in AUTHORITIES:
                 result = await self.strike(message, result)
@@ -74,8 +80,9 @@ class Moderator:
         update: dict[str, object] = {"strikes": count}
         match outcome(count, self.policy.strikes):
             case StrikeOutcome.WARNING:
-                update["explanation"] = f"{result.explanation} {WARNING_NL}".strip()
-                update["explanation_en"] = f"{result.explanation_en} {WARNING_EN}".strip()
+                warning = line("strike_warning", message.language or "nl")
+                update["explanation"] = f"{result.explanation} {warning}".strip()
+                update["explanation_en"] = f"{result.explanation_en} {line('strike_warning', 'en')}".strip()
             case StrikeOutcome.REMOVAL_PROPOSED:
                 await self.propose(
                     RemovalProposal(

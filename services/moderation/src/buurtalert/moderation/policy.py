@@ -39,6 +39,23 @@ class Policy(BaseModel):
     country: Literal["NL", "BE"]
     police_numbers: tuple[str, ...] = Field(min_length=1)
     police_call_required: bool = False
+    languages: tuple[Literal["nl", "fr", "de", "en"], ...] = Field(
+        default=("nl", "fr", "de", "en"),
+        min_length=1,
+        description="Languages this policy moderates; a message in another goes to review",
+    )
+    model: str | None = Field(
+        default=None, description="The packaged model (models/<name>.json) beside the rules; None: rules only"
+    )
+    forward_at: float = Field(
+        default=0.5, ge=0, le=1, description="The model's probability of forward needed, with an alert found"
+    )
+    forward_unmarked_at: float = Field(
+        default=0.9, ge=0, le=1, description="The same where the rules found no alert words"
+    )
+    reject_at: float = Field(
+        default=0.6, ge=0, le=1, description="The model's probability of reject needed to reject as noise"
+    )
     rules: dict[str, RulePolicy]
     extra_words: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     strikes: StrikePolicy = Field(default_factory=StrikePolicy)
@@ -55,7 +72,24 @@ def default_policy(country: str = "NL") -> Policy:
     return Policy.model_validate(yaml.safe_load(text))
 
 
+WORD_LANGUAGES = ("nl", "fr", "de", "en")
+
+
 @cache
 def word_lists() -> dict[str, object]:
-    loaded: dict[str, object] = yaml.safe_load((POLICIES / "words.yaml").read_text(encoding="utf-8"))
-    return loaded
+    """The word lists of every language, merged per list: a message is matched against
+    all of them at once (people mix languages, and detection fails on short texts)."""
+    merged: dict[str, object] = {}
+    for language in WORD_LANGUAGES:
+        lists = yaml.safe_load((POLICIES / "words" / f"{language}.yaml").read_text(encoding="utf-8"))
+        for key, words in lists.items():
+            if isinstance(words, dict):
+                groups = merged.setdefault(key, {})
+                assert isinstance(groups, dict)
+                for group, more in words.items():
+                    groups[group] = [*groups.get(group, []), *more]
+            else:
+                previous = merged.setdefault(key, [])
+                assert isinstance(previous, list)
+                previous.extend(words)
+    return merged

@@ -1,13 +1,19 @@
 """Scoring rules, free of I/O: a text in, reasons with scores and spans out, and a
-decision under the municipality's policy.
+decision under the municipality's policy, together with the learned model
+(:mod:`buurtalert.moderation.model`).
 
 Built from the rules every buurtpreventie group teaches (SAAR; only incidents; no
 reactions, pets, sales or chatter; never take the law into your own hands;
 describe behaviour, not origin) and from Nextdoor's answer to profiling: a
 description that mentions skin colour or origin must also give at least two
-other distinguishing details. Word lists (policies/words.yaml) are matched as
-whole tokens or token sequences in one pass; personal data is found with deduce
-(Dutch de-identification) plus patterns for licence plates.
+other distinguishing details. Word lists in Dutch, French, German and English
+(policies/words/) are matched as whole tokens or token sequences in one pass;
+phone numbers and email addresses by pattern, names and addresses with deduce
+(Dutch de-identification), licence plates by pattern.
+
+Forward needs positive evidence: a message is forwarded only when the rules find
+an alert (or the model is very sure of one) and nothing unsafe; noise is rejected
+with an explanation; anything uncertain goes to a person.
 """
 
 from __future__ import annotations
@@ -20,10 +26,21 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from buurtalert.moderation.model import LinearModel, features, normalise_text, packaged_model
 from buurtalert.moderation.policy import Policy, StrikePolicy, default_policy, word_lists
-from buurtalert.shared.models import AUTHORITIES, Decision, MediaRef, ModerationResult, Reason, Role, Span
+from buurtalert.shared.models import (
+    AUTHORITIES,
+    Decision,
+    MediaRef,
+    ModelFinding,
+    ModerationResult,
+    Reason,
+    Role,
+    Span,
+)
+from buurtalert.shared.texts import line
 
-_TOKEN = re.compile(r"[\w+]+(?:[-'][\w]+)*|[\U0001F300-\U0001FAFF\u2600-\u27BF]", re.UNICODE)
+_TOKEN = re.compile(r"[\w+]+(?:[-'’][\w]+)*|[\U0001F300-\U0001FAFF\u2600-\u27BF]", re.UNICODE)
 EMOJI_ONLY = re.compile(r"^[\W_\s]*$", re.UNICODE)
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 # Dutch and Belgian licence plates: 99-XX-99 style side codes, and 1-ABC-123.
@@ -33,60 +50,48 @@ PLATE = re.compile(
     r"|[A-Z]{2}-?\d{3}-?[A-Z]|[A-Z]-?\d{3}-?[A-Z]{2}|[A-Z]{3}-?\d{2}-?[A-Z]|\d-?[A-Z]{2}-?\d{3}"
     r"|[1-9]-?[A-Z]{3}-?\d{3})\b"
 )
-SERVICE_NUMBER = re.compile(r"^(?:0800|0900|112|101)")
-PHONE = re.compile(r"(?<![\d-])(?:\+31|0031|\+32|0032|0)\s?[1-9](?:[\s-]?\d){7,8}(?!\d)")
+#: Numbers anyone may publish: emergency and police numbers, free and service lines.
+SERVICE_NUMBER = re.compile(r"(?:112|101|110|17|999|911|0800\d*|0900\d*|116\d*|0031900\d*|31900\d*)")
+#: Phone numbers in the notations people use: +31 6 1234 5678, 0031-6-12345678,
+#: (06) 1234 5678, 06.12.34.56.78, 316 12345678, 0470 12 34 56, +32 470/12.34.56,
+#: +49 (171) 123 4567, 07700 900123: 9 to 15 digits with at most two separators
+#: (spaces, dots, dashes, slashes, brackets) between any two of them.
+PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s./()-]{0,2}\d){8,14}(?!\w)")
+_DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 SHORT = 6  # tokens: a message this short with a thank-you or approval is a reaction
 NOISE = frozenset({"reaction_only", "off_topic", "joke", "chain_message"})
 ALERTS = frozenset({"urgent_112", "suspicious_situation", "missing_person", "police_alert"})
+#: Reasons an author is told about (the others are for moderators).
+EXPLAINED = frozenset(
+    {
+        "reaction_only",
+        "off_topic",
+        "joke",
+        "chain_message",
+        "vigilantism",
+        "discrimination",
+        "privacy",
+        "rumour",
+        "saar_missing",
+        "vague_alarm",
+        "police_operation",
+        "unsupported_language",
+        "not_an_alert",
+        "uncertain",
+    }
+)
 
-EXPLANATIONS: dict[str, tuple[str, str]] = {
-    "reaction_only": (
-        "Reacties zoals bedankt, duimpjes of +1 worden niet doorgestuurd: de groep is alleen voor meldingen.",
-        "Reactions such as thanks, thumbs-up or +1 are not forwarded: the group is for reports only.",
-    ),
-    "off_topic": (
-        "Dit bericht past niet in de buurtpreventiegroep (geen huisdieren, gevonden voorwerpen, "
-        "verkoop, evenementen, politiek of gezellig contact).",
-        "This message does not belong in "
-        "the neighbourhood-watch group (no pets, lost and found, sales, events, politics or chat).",
-    ),
-    "joke": ("Grappen horen niet in de buurtpreventiegroep.", "Jokes do not belong in the group."),
-    "chain_message": (
-        "Kettingberichten en doorgestuurde waarschuwingen worden niet verspreid: vaak kloppen ze niet.",
-        "Chain messages and forwarded warnings are not spread: they are often false.",
-    ),
-    "vigilantism": (
-        "Neem het recht nooit in eigen hand. Bel 112 en laat het optreden aan de politie.",
-        "Never take the law into your own hands. Call 112 and leave action to the police.",
-    ),
-    "discrimination": (
-        "Beschrijf gedrag en kenmerken (kleding, lengte, voertuig), niet afkomst of "
-        "huidskleur alleen. Een moderator kijkt naar je bericht.",
-        "Describe behaviour and "
-        "details (clothing, height, vehicle), not origin or skin colour alone. A moderator "
-        "will look at your message.",
-    ),
-    "privacy": (
-        "Deel geen namen, adressen, telefoonnummers, kentekens met beschuldigingen of foto's van "
-        "personen. Een moderator kijkt naar je bericht.",
-        "Do not share names, addresses, phone "
-        "numbers, number plates with accusations or photos of people. A moderator will look at "
-        "your message.",
-    ),
-    "rumour": (
-        "Deel alleen wat je zelf hebt waargenomen, geen vermoedens of geruchten. Een moderator kijkt "
-        "naar je bericht.",
-        "Share only what you observed yourself, no suspicions or rumours. A "
-        "moderator will look at your message.",
-    ),
-    "saar_missing": (
-        "In deze gemeente bel je eerst de politie (101 of 112) voordat je iets in de groep "
-        "meldt. Een moderator kijkt naar je bericht.",
-        "In this municipality you call the "
-        "police (101 or 112) before posting. A moderator will look at your message.",
-    ),
-}
+
+def explanation(codes: Sequence[str], language: str, *, saar: bool, country: str) -> str:
+    """What the author is told, in ``language``: one line per reason, and the SAAR
+    reminder where the police were not said to be called. Never quotes the message."""
+    parts = [line(f"explanation.{code}", language) for code in dict.fromkeys(codes)]
+    if saar:
+        numbers = "101 / 112" if country == "BE" else "112"
+        parts.append(line("saar_reminder", language, numbers=numbers))
+    return " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,24 +177,39 @@ class _PrivacyDetector:
 PRIVACY = _PrivacyDetector()
 
 
-class Scorer:
-    """The rules of one policy, compiled once."""
+def findings(reasons: Sequence[Reason], hits: Mapping[str, Sequence[Span]]) -> set[str]:
+    """What the rules found, as the model sees it: the reasons and every word list hit."""
+    return {r.code for r in reasons} | {f"hit:{k}" for k, v in hits.items() if v}
 
-    def __init__(self, policy: Policy) -> None:
+
+class Scorer:
+    """The rules and the model of one policy, compiled once."""
+
+    def __init__(self, policy: Policy, model: LinearModel | None = None) -> None:
         self.policy = policy
+        self.model = model if model is not None else (packaged_model(policy.model) if policy.model else None)
         lists = _flatten(word_lists())
         for code, extra in policy.extra_words.items():
             lists[code] = [*lists.get(code, []), *extra]
         colours, nouns = lists.pop("colour_words"), lists.pop("person_nouns")
-        lists["ethnicity"] = [f"{c} {n}" for c in colours for n in nouns] + lists.pop("origin_words")
+        lists["ethnicity"] = [f"{c} {n}" for c in colours for n in nouns] + [
+            f"{n} {c}" for c in colours for n in nouns
+        ]
+        lists["origin"] = lists.pop("origin_words")
         lists["police_called"] = [*lists["police_called"], *policy.police_numbers]
         self.reactions = frozenset(_phrase(" ".join(lists.pop("reaction_only"))))
         self.matcher = PhraseMatcher(lists)
 
     def score(
-        self, text: str, *, author_role: Role = Role.UNKNOWN, media: Sequence[MediaRef] = ()
-    ) -> tuple[list[Reason], bool]:
-        """The reasons that apply, and whether the author said the police were called."""
+        self,
+        text: str,
+        *,
+        author_role: Role = Role.UNKNOWN,
+        media: Sequence[MediaRef] = (),
+        language: str | None = None,
+    ) -> tuple[list[Reason], dict[str, list[Span]]]:
+        """The reasons that apply to ``text`` (already normalised), and the raw word-list
+        hits they came from."""
         tokens = tokenise(text)
         hits = self.matcher.find(tokens)
         reasons: list[Reason] = []
@@ -204,14 +224,11 @@ class Scorer:
                 )
             )
 
+        alert = any(hits.get(c) for c in ALERTS)
         if authority:
             add("police_alert", (), 0.9)
         else:
-            short_reaction = (
-                len(tokens) <= SHORT
-                and bool(hits.get("reaction_core"))
-                and not any(hits.get(c) for c in ALERTS)
-            )
+            short_reaction = len(tokens) <= SHORT and bool(hits.get("reaction_core")) and not alert
             if tokens and (
                 EMOJI_ONLY.match(text)
                 or short_reaction
@@ -221,13 +238,17 @@ class Scorer:
             for code in ("off_topic", "joke", "chain_message"):
                 if hits.get(code):
                     add(code, hits[code])
+            if hits.get("vague_alarm") and not alert:
+                add("vague_alarm", hits["vague_alarm"], 0.6)
         if hits.get("vigilantism"):
             add("vigilantism", hits["vigilantism"], 0.8)
-        if ethnic := hits.get("ethnicity"):
+        ethnic = [*hits.get("ethnicity", ()), *hits.get("origin", ())]
+        if ethnic:
             details = {
                 s.text for s in hits.get("details", ()) if not any(e.start <= s.start < e.end for e in ethnic)
             }
-            if len(details) < 2:
+            as_proof = bool(hits.get("origin")) and bool(hits.get("accusation"))
+            if len(details) < 2 or as_proof:
                 add("discrimination", ethnic, 0.8)
         privacy = self._privacy(text, hits, media)
         if privacy:
@@ -235,73 +256,129 @@ class Scorer:
         accusing = bool(hits.get("accusation"))
         if hits.get("rumour_markers") and accusing and not hits.get("observation_markers"):
             add("rumour", hits["rumour_markers"], 0.7)
+        if hits.get("police_operation") and not authority:
+            add("police_operation", hits["police_operation"], 0.6)
         if hits.get("off_topic.pets"):
             hits.pop("missing_person", None)  # "vermiste kat": a missing pet is off-topic, not an alert
         for code in ("urgent_112", "suspicious_situation", "missing_person"):
             if hits.get(code):
                 add(code, hits[code], 0.7)
-        return reasons, bool(hits.get("police_called"))
+        if language is not None and language not in self.policy.languages:
+            add("unsupported_language", (), 1.0)
+        return reasons, hits
 
-    def _privacy(self, text: str, hits: Mapping[str, list[Span]], media: Sequence[MediaRef]) -> list[Span]:
-        """Personal data that must not be spread: a private phone number always; a name,
-        an address or a licence plate together with an accusation; photos of people
-        in a report about a person."""
-        found = PRIVACY.find(text)
-        phones = [Span(start=m.start(), end=m.end(), text="phone") for m in PHONE.finditer(text)]
-        phones += [s for s in found.get("phone", []) if not any(p.start <= s.start < p.end for p in phones)]
-        spans = [s for s in phones if not SERVICE_NUMBER.match(text[s.start : s.end])]
-        if hits.get("accusation"):
-            spans += found.get("name", []) + found.get("address", [])
-            spans += [Span(start=m.start(), end=m.end(), text="plate") for m in PLATE.finditer(text)]
-        photos = [m for m in media if m.kind in ("image", "video")]
-        if photos and (hits.get("ethnicity") or hits.get("accusation") or hits.get("suspicious_situation")):
-            spans.append(Span(start=0, end=0, text="photo"))
-        return sorted(spans, key=lambda s: s.start)
-
-    def decide(
-        self, message_id: str, text: str, *, author_role: Role = Role.UNKNOWN, media: Sequence[MediaRef] = ()
-    ) -> ModerationResult:
-        reasons, police_called = self.score(text, author_role=author_role, media=media)
+    def assess(
+        self,
+        text: str,
+        *,
+        author_role: Role = Role.UNKNOWN,
+        media: Sequence[MediaRef] = (),
+        language: str | None = None,
+    ) -> tuple[list[Reason], dict[str, list[Span]]]:
+        """:meth:`score`, and the SAAR rule of the policy: a crime reported without
+        saying the police were called, where the policy requires calling first."""
+        reasons, hits = self.score(text, author_role=author_role, media=media, language=language)
         codes = {r.code for r in reasons}
         crime = bool(codes & {"urgent_112", "suspicious_situation"})
         if (
             crime
-            and not police_called
+            and not hits.get("police_called")
             and author_role not in AUTHORITIES
             and self.policy.police_call_required
         ):
             reasons.append(Reason(code="saar_missing", score=0.8))
+        return reasons, hits
+
+    def _privacy(self, text: str, hits: Mapping[str, list[Span]], media: Sequence[MediaRef]) -> list[Span]:
+        """Personal data that must not be spread: a private phone number or an email
+        address always; a name, an address or a licence plate together with an
+        accusation; asking the group to identify someone; a home said to stand empty;
+        a neighbour or a house pointed at as the culprit; photos of people in a report
+        about a person. Names and addresses are looked for (deduce) only where there is
+        an accusation, the one case they matter."""
+        spans = [
+            Span(start=m.start(), end=m.end(), text="phone")
+            for m in PHONE.finditer(text)
+            if not SERVICE_NUMBER.fullmatch(re.sub(r"\D", "", m.group())) and not _DATE.match(m.group())
+        ]
+        spans += [Span(start=m.start(), end=m.end(), text="email") for m in EMAIL.finditer(text)]
+        accusing = bool(hits.get("accusation"))
+        if accusing:
+            found = PRIVACY.find(text)
+            spans += found.get("name", []) + found.get("address", [])
+            spans += [Span(start=m.start(), end=m.end(), text="plate") for m in PLATE.finditer(text)]
+        for code in ("identify_request", "empty_home"):
+            spans += hits.get(code, [])
+        if accusing:
+            spans += hits.get("pointing", [])
+        photos = [m for m in media if m.kind in ("image", "video")]
+        if photos and (hits.get("ethnicity") or accusing or hits.get("suspicious_situation")):
+            spans.append(Span(start=0, end=0, text="photo"))
+        return sorted(spans, key=lambda s: s.start)
+
+    def decide(
+        self,
+        message_id: str,
+        text: str,
+        *,
+        author_role: Role = Role.UNKNOWN,
+        media: Sequence[MediaRef] = (),
+        language: str | None = None,
+    ) -> ModerationResult:
+        """Forward only what is recognisably an alert and safe; reject clear noise;
+        everything uncertain to a person. A genuine alert is never rejected."""
+        text = normalise_text(text)
+        reasons, hits = self.assess(text, author_role=author_role, media=media, language=language)
+        codes = {r.code for r in reasons}
+        police_called = bool(hits.get("police_called"))
+        authority = author_role in AUTHORITIES
+        crime = bool(codes & {"urgent_112", "suspicious_situation"})
+        verdict = None
+        if self.model is not None:
+            verdict = self.model.verdict(features(text, findings(reasons, hits), author_role.value, language))
         acting = [r for r in reasons if (rule := self.policy.rules.get(r.code)) and r.score >= rule.threshold]
-        actions = {self.policy.rules[r.code].action: r for r in acting}
-        if (
-            Decision.REJECT in actions
-            and codes & ALERTS
-            and all(r.code in NOISE for r in acting if self.policy.rules[r.code].action is Decision.REJECT)
+        to_review = [r for r in acting if self.policy.rules[r.code].action is Decision.REVIEW]
+        to_reject = [r for r in acting if self.policy.rules[r.code].action is Decision.REJECT]
+        evidence = bool(codes & ALERTS)
+        p_forward = verdict.probabilities["forward"] if verdict else (1.0 if evidence else 0.0)
+        p_reject = verdict.probabilities["reject"] if verdict else 0.0
+        if authority or to_review:
+            decision = Decision.REVIEW if to_review else Decision.FORWARD
+        elif to_reject:
+            # An alert with noise words in it is for a person to judge, never rejected by rule.
+            looks_like_alert = evidence or p_forward >= self.policy.forward_at
+            decision = Decision.REVIEW if looks_like_alert else Decision.REJECT
+        elif p_forward >= self.policy.forward_at and (
+            evidence or p_forward >= self.policy.forward_unmarked_at
         ):
-            # An alert with noise in it ("vermiste hond"?) is for a person to judge, never rejected by rule.
-            decision = Decision.REVIEW
-        elif Decision.REJECT in actions:
-            decision = Decision.REJECT
-        elif Decision.REVIEW in actions:
-            decision = Decision.REVIEW
-        else:
             decision = Decision.FORWARD
-        saar = crime and not police_called and author_role not in AUTHORITIES
-        shown = [r.code for r in acting if r.code in EXPLANATIONS] if decision is not Decision.FORWARD else []
-        nl = " ".join(EXPLANATIONS[c][0] for c in dict.fromkeys(shown))
-        en = " ".join(EXPLANATIONS[c][1] for c in dict.fromkeys(shown))
-        if saar:
-            numbers = "101 (of 112 bij spoed)" if self.policy.country == "BE" else "112"
-            nl = f"{nl} Denk aan SAAR: bel eerst {numbers} en meld in de groep dat de politie is gebeld."
-            en = f"{en} Remember SAAR: call {numbers} first and say in the group that the police were called."
+        elif p_reject >= self.policy.reject_at and not evidence:
+            decision = Decision.REJECT
+            reasons.append(Reason(code="not_an_alert", score=round(p_reject, 3)))
+        else:
+            decision = Decision.REVIEW
+            reasons.append(Reason(code="uncertain", score=round(1 - max(p_forward, p_reject), 3)))
+        saar = crime and not police_called and not authority
+        urgent = decision is Decision.REVIEW and (
+            bool(codes & {"urgent_112", "missing_person", "police_alert"}) or police_called
+        )
+        shown = [] if decision is Decision.FORWARD else [r.code for r in reasons if r.code in EXPLAINED]
         return ModerationResult(
             message_id=message_id,
             decision=decision,
             reasons=tuple(reasons),
-            explanation=nl.strip(),
-            explanation_en=en.strip(),
+            explanation=explanation(shown, language or "nl", saar=saar, country=self.policy.country),
+            explanation_en=explanation(shown, "en", saar=saar, country=self.policy.country),
             saar_reminder=saar,
+            urgent=urgent,
             policy_version=self.policy.version,
+            model=ModelFinding(
+                version=self.model.version if self.model else "",
+                probabilities={c: round(p, 4) for c, p in verdict.probabilities.items()},
+                strongest=verdict.strongest,
+            )
+            if verdict
+            else None,
         )
 
 
@@ -347,13 +424,3 @@ def outcome(count: int, policy: StrikePolicy) -> StrikeOutcome:
     if policy.warn_at <= count < policy.propose_removal_at:
         return StrikeOutcome.WARNING
     return StrikeOutcome.NONE
-
-
-WARNING_NL = (
-    "Let op: dit is een waarschuwing. Bij nog een overtreding van de groepsregels stellen we de "
-    "beheerder voor je uit de groep te verwijderen."
-)
-WARNING_EN = (
-    "Please note: this is a warning. If the group rules are broken again, we will propose to the "
-    "admin that you are removed from the group."
-)

@@ -30,6 +30,7 @@ from buurtalert.shared.models import (
     ModeratedMessage,
     Role,
 )
+from buurtalert.shared.texts import line
 
 #: Categories that travel to the regiegroepen of adjacent districts.
 TRAVELLING_CATEGORIES = frozenset({"suspect_fleeing", "missing_person"})
@@ -69,6 +70,7 @@ class _Target:
     municipality: str
     rules: list[str]
     notice: str | None = None
+    language: str = "nl"
 
 
 def is_urgent(item: ModeratedMessage) -> bool:
@@ -92,7 +94,13 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
     if message.group_id and sender is None:
         raise UnknownGroup(f"group {message.group_id!r} is not in the directory of {own}")
 
-    def add(group: Group, rule: str, municipality: str = own, notice: str | None = None) -> None:
+    def add(
+        group: Group,
+        rule: str,
+        municipality: str = own,
+        notice: str | None = None,
+        language: str | None = None,
+    ) -> None:
         key = (municipality, group.id)
         if sender is not None and key == (own, sender.id):
             fired.append("never_back_to_sender")
@@ -100,7 +108,9 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
         if key in targets:
             targets[key].rules.append(rule)
         else:
-            targets[key] = _Target(group, municipality, [rule], notice)
+            home = directory if municipality == own else ctx.partners.get(municipality, directory)
+            wanted = language or group.language or home.municipality.language
+            targets[key] = _Target(group, municipality, [rule], notice, wanted)
         if rule not in fired:
             fired.append(rule)
 
@@ -161,13 +171,17 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
                 fired.append(f"cross_border_partner_unknown:{agreement.partner}")
                 continue
             numbers = agreement.partner_emergency
-            notice = (
-                f"Melding uit {directory.municipality.name} ({directory.municipality.country}). "
-                f"Aan deze kant: bij spoed {numbers.urgent}, zonder spoed {numbers.non_urgent}."
+            notice = line(
+                "cross_border_notice",
+                agreement.language,
+                origin=directory.municipality.name,
+                country=directory.municipality.country,
+                urgent=numbers.urgent,
+                non_urgent=numbers.non_urgent,
             )
             for district_id in agreement.partner_districts:
                 for group in partner.regiegroepen(district_id):
-                    add(group, "cross_border", agreement.partner, notice)
+                    add(group, "cross_border", agreement.partner, notice, agreement.language)
 
     urgent = is_urgent(item)
     media = _forwarded_media(message)
@@ -188,6 +202,7 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
                     tuple(rules),
                     saar_reminder=item.moderation.saar_reminder,
                     notice=target.notice,
+                    language=target.language,
                     incident_id=ctx.incident_id,
                     deliver_after=deliver_after,
                     media=media,

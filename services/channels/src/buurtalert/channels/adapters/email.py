@@ -86,7 +86,10 @@ class EmailAdapter(ChannelAdapter[EmailConfig]):
                 timeout=self.config.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentDeliveryError(f"recipient refused: {exc}", provider_code="550") from exc
+            # A 4xx at RCPT (greylisting, a full mailbox) is worth retrying; a 5xx is final.
+            codes = [refusal.code for refusal in exc.recipients]
+            error = PermanentDeliveryError if all(500 <= c < 600 for c in codes) else TransientDeliveryError
+            raise error(f"recipient refused: {exc}", provider_code=str(max(codes, default=550))) from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = PermanentDeliveryError if 500 <= exc.code < 600 else TransientDeliveryError
             raise error(f"SMTP {exc.code}: {exc.message}", provider_code=str(exc.code)) from exc

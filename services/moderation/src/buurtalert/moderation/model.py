@@ -1,0 +1,151 @@
+"""The learned part of moderation: a linear model over word and character n-grams and
+the rules' findings, free of I/O and of any machine-learning library at run time.
+
+It is trained in the repository from the labelled corpus (``make train``, see
+:mod:`buurtalert.moderation.training`) and shipped as a JSON file of weights next to
+the policies: reproducible, reviewable, versioned with the policy that names it, and
+loaded once at start-up. Scoring a message is a few hundred dictionary lookups.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Longest text moderation looks at: longer texts are cut before any expensive step.
+MAX_TEXT_CHARS = 16_384
+CLASSES = ("forward", "review", "reject")
+MODELS = files("buurtalert.moderation") / "models"
+
+_WORD = re.compile(r"[^\W\d_]+|\d+|[\U0001F300-\U0001FAFF\u2600-\u27BF]", re.UNICODE)
+_DIGITS = re.compile(r"\d")
+
+
+def normalise_text(text: str) -> str:
+    """The text as moderation scores it and as it is forwarded: at most
+    :data:`MAX_TEXT_CHARS` characters, Unicode NFKC (full-width digits and letters
+    become plain ones) and no format characters (zero-width spaces and joiners, soft
+    hyphens, direction marks), which hide names and numbers from the rules."""
+    text = unicodedata.normalize("NFKC", text[:MAX_TEXT_CHARS])
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def features(text: str, findings: Iterable[str], role: str, language: str | None) -> set[str]:
+    """What the model sees of a message: its words and word pairs, character 3- to
+    5-grams within words (robust to spelling and inflection across languages), the
+    rules' findings, the author's role, the language and a length class. Digits are
+    folded to 0, so no number is learned by heart."""
+    lowered = _DIGITS.sub("0", text.lower())
+    words = [m.group() for m in _WORD.finditer(lowered)]
+    found = {f"w:{w}" for w in words}
+    found.update(f"b:{a} {b}" for a, b in itertools.pairwise(words))
+    for word in words:
+        padded = f" {word} "
+        for n in (3, 4, 5):
+            found.update(f"c:{padded[i : i + n]}" for i in range(len(padded) - n + 1))
+    found.update(f"r:{code}" for code in findings)
+    found.add(f"role:{role}")
+    found.add(f"lang:{language or 'unknown'}")
+    found.add(f"len:{min(len(words) // 8, 6)}")
+    return found
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The model's probabilities per class and the features that pushed hardest
+    towards its most likely class."""
+
+    probabilities: Mapping[str, float]
+    strongest: tuple[str, ...]
+
+    @property
+    def likeliest(self) -> str:
+        return max(self.probabilities, key=lambda c: self.probabilities[c])
+
+
+class ModelFile(BaseModel):
+    """The JSON file a model is shipped as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    classes: tuple[str, str, str]
+    intercepts: tuple[float, float, float]
+    temperature: float = Field(gt=0)
+    weights: dict[str, tuple[float, float, float]]
+
+
+class LinearModel:
+    """A multinomial logistic model: one weight per feature and class, an intercept
+    per class and a temperature that calibrates its probabilities."""
+
+    def __init__(
+        self,
+        version: str,
+        weights: Mapping[str, tuple[float, float, float]],
+        intercepts: tuple[float, float, float],
+        temperature: float = 1.0,
+    ) -> None:
+        self.version = version
+        self.weights = weights
+        self.intercepts = intercepts
+        self.temperature = temperature
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> LinearModel:
+        stored = ModelFile.model_validate(data)
+        if stored.classes != CLASSES:
+            raise ValueError(f"a model for classes {CLASSES} was expected")
+        return cls(stored.version, stored.weights, stored.intercepts, stored.temperature)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "classes": list(CLASSES),
+            "intercepts": [round(x, 6) for x in self.intercepts],
+            "temperature": round(self.temperature, 6),
+            "weights": {k: [round(x, 5) for x in v] for k, v in sorted(self.weights.items())},
+        }
+
+    def verdict(self, present: Iterable[str], strongest: int = 5) -> Verdict:
+        forward, review, reject = self.intercepts
+        matched: list[tuple[tuple[float, float, float], str]] = []
+        weights = self.weights
+        for feature in present:
+            w = weights.get(feature)
+            if w is not None:
+                forward += w[0]
+                review += w[1]
+                reject += w[2]
+                matched.append((w, feature))
+        scores = (forward, review, reject)
+        top = max(scores)
+        exps = [math.exp((s - top) / self.temperature) for s in scores]
+        total = sum(exps)
+        probabilities = {c: e / total for c, e in zip(CLASSES, exps, strict=True)}
+        best = scores.index(top)
+        # Multinomial weights sum to about zero per feature, so the weight for the best
+        # class alone ranks the features that pushed towards it.
+        pushed = heapq.nlargest(strongest, ((w[best], f) for w, f in matched))
+        return Verdict(probabilities, tuple(f for weight, f in pushed if weight > 0))
+
+
+def load_model(path: Path) -> LinearModel:
+    return LinearModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+@cache
+def packaged_model(name: str) -> LinearModel:
+    """A model shipped with the package (``models/<name>.json``), loaded once."""
+    return LinearModel.from_json(json.loads((MODELS / f"{name}.json").read_text(encoding="utf-8")))
