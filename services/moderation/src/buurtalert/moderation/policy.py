@@ -53,6 +53,9 @@ class Policy(BaseModel):
     forward_unmarked_at: float = Field(
         default=0.9, ge=0, le=1, description="The same where the rules found no alert words"
     )
+    forward_despite_noise_at: float = Field(
+        default=0.7, ge=0, le=1, description="The same for an alert that also has noise words in it"
+    )
     reject_at: float = Field(
         default=0.6, ge=0, le=1, description="The model's probability of reject needed to reject as noise"
     )

@@ -342,15 +342,27 @@ class Scorer:
         evidence = bool(codes & ALERTS)
         p_forward = verdict.probabilities["forward"] if verdict else (1.0 if evidence else 0.0)
         p_reject = verdict.probabilities["reject"] if verdict else 0.0
-        if authority or to_review:
-            decision = Decision.REVIEW if to_review else Decision.FORWARD
+        # Vague alarm is doubt, not danger: a chain message that says "let op" is still rejected.
+        unsafe = [r for r in to_review if r.code != "vague_alarm"]
+        vigilante = any(r.code == "vigilantism" for r in to_reject)
+        if authority:
+            decision = Decision.REVIEW if unsafe else Decision.FORWARD
+        elif vigilante and not evidence:
+            decision = Decision.REJECT  # never take the law into your own hands, whatever else it says
+        elif unsafe:
+            decision = Decision.REVIEW
         elif to_reject:
-            # An alert with noise words in it is for a person to judge, never rejected by rule.
-            looks_like_alert = evidence or p_forward >= self.policy.forward_at
-            decision = Decision.REVIEW if looks_like_alert else Decision.REJECT
-        elif p_forward >= self.policy.forward_at and (
-            evidence or p_forward >= self.policy.forward_unmarked_at
-        ):
+            # Noise words inside an alert: the model may forward it when it is sure; the
+            # rules alone never reject an alert, a person judges.
+            if evidence and verdict is not None and p_forward >= self.policy.forward_despite_noise_at:
+                decision = Decision.FORWARD
+            elif evidence or p_forward >= self.policy.forward_at:
+                decision = Decision.REVIEW
+            else:
+                decision = Decision.REJECT
+        elif to_review:
+            decision = Decision.REVIEW
+        elif p_forward >= (self.policy.forward_at if evidence else self.policy.forward_unmarked_at):
             decision = Decision.FORWARD
         elif p_reject >= self.policy.reject_at and not evidence:
             decision = Decision.REJECT

@@ -17,6 +17,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,9 @@ def policy_country(item: Item) -> str:
     return "BE" if item.country == "BE" else "NL"
 
 
+@cache
 def rules_only(country: str) -> Scorer:
+    """The country's default policy without its model (compiled once)."""
     return Scorer(default_policy(country).model_copy(update={"model": None}))
 
 
