@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from buurtalert.directory.model import load_directory
-from buurtalert.ingest import email, facebook, whatsapp
-from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
-from buurtalert.ingest.language import detect
-from buurtalert.ingest.mediafiles import safe_filename, sniff
+from buurtalert.ingest.parsers import email, facebook, whatsapp
+from buurtalert.ingest.parsers.common import InvalidInput, Resolver, raw_id
+from buurtalert.ingest.parsers.language import detect
+from buurtalert.ingest.parsers.mediafiles import safe_filename, sniff
 from buurtalert.shared.models import DeliveryState, Role
 from buurtalert.shared.settings import EmailIngest, load_municipality_config
 from buurtalert.shared.webhooks import sign, signature_problem

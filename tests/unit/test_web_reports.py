@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from buurtalert.ingest.intake import InvalidInput
-from buurtalert.ingest.web import MAX_BODY_BYTES, normalise, parse_report
+from buurtalert.ingest.parsers.common import InvalidInput
+from buurtalert.ingest.parsers.web import MAX_BODY_BYTES, normalise, parse_report
 from buurtalert.shared.settings import ApiClient, MunicipalityConfig
 
 MUNI = MunicipalityConfig(id="m", name="M", country="NL", pseudonym_key=SecretStr("k" * 16))

@@ -21,8 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.store import Directories, Memberships
-from buurtalert.ingest.email import Attachment
-from buurtalert.ingest.intake import Batch, MembershipRequest
+from buurtalert.ingest.parsers.common import Batch, MembershipRequest
+from buurtalert.ingest.parsers.email import Attachment
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import topic_publisher
 from buurtalert.shared.logging import get_logger

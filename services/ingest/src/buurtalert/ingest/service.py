@@ -15,11 +15,11 @@ from starlette.routing import Route
 
 from buurtalert.directory.store import Directories
 from buurtalert.ingest.accept import Intake
-from buurtalert.ingest.http import routes
-from buurtalert.ingest.imap import MailboxReader
-from buurtalert.ingest.language import warm_up
-from buurtalert.ingest.media import MediaFetcher
-from buurtalert.ingest.smtp import start_receiver
+from buurtalert.ingest.lanes.http import routes
+from buurtalert.ingest.lanes.imap import MailboxReader
+from buurtalert.ingest.lanes.media import MediaFetcher
+from buurtalert.ingest.lanes.smtp import start_receiver
+from buurtalert.ingest.parsers.language import warm_up
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
 from buurtalert.shared.models import MediaFetch

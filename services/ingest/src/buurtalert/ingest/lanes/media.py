@@ -16,7 +16,7 @@ import httpx
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from buurtalert.ingest.mediafiles import sniff
+from buurtalert.ingest.parsers.mediafiles import sniff
 from buurtalert.shared.kafka import PermanentError
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.models import MediaFetch, utcnow

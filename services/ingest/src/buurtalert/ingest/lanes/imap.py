@@ -12,9 +12,9 @@ import re
 
 from aioimaplib import IMAP4, IMAP4_SSL, AioImapException
 
-from buurtalert.ingest import email
 from buurtalert.ingest.accept import Intake
-from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
+from buurtalert.ingest.parsers import email
+from buurtalert.ingest.parsers.common import InvalidInput, Resolver, raw_id
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.settings import EmailIngest, ImapMailbox, MunicipalityConfig
 

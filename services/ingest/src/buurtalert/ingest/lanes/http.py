@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from buurtalert.ingest import facebook, whatsapp
 from buurtalert.ingest.accept import Intake
-from buurtalert.ingest.intake import Batch, InvalidInput, Resolver, raw_id
-from buurtalert.ingest.web import MAX_BODY_BYTES, form_report, normalise, parse_report
+from buurtalert.ingest.parsers import facebook, whatsapp
+from buurtalert.ingest.parsers.common import Batch, InvalidInput, Resolver, raw_id
+from buurtalert.ingest.parsers.web import MAX_BODY_BYTES, form_report, normalise, parse_report
 from buurtalert.shared.logging import bound, get_logger
 from buurtalert.shared.settings import ApiClient, MetaWebhook, MunicipalityConfig
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem

@@ -14,9 +14,9 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from bs4 import BeautifulSoup
 
-from buurtalert.ingest.intake import Batch, Ignored, InvalidInput, Resolver, message_id
-from buurtalert.ingest.language import detect
-from buurtalert.ingest.mediafiles import safe_filename, sniff
+from buurtalert.ingest.parsers.common import Batch, Ignored, InvalidInput, Resolver, message_id
+from buurtalert.ingest.parsers.language import detect
+from buurtalert.ingest.parsers.mediafiles import safe_filename, sniff
 from buurtalert.shared.models import InboundMessage, MediaRef, ProviderRef, SourceChannel, stable_id, utcnow
 from buurtalert.shared.settings import EmailIngest
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from buurtalert.ingest import email
 from buurtalert.ingest.accept import Intake
-from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
+from buurtalert.ingest.parsers import email
+from buurtalert.ingest.parsers.common import InvalidInput, Resolver, raw_id
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.settings import EmailIngest, MunicipalityConfig
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from buurtalert.ingest.intake import InvalidInput, problems, raw_id
+from buurtalert.ingest.parsers.common import InvalidInput, problems, raw_id
 from buurtalert.shared.models import (
     Author,
     InboundMessage,
