@@ -343,7 +343,7 @@ def mail(
     return msg
 
 
-def parse_mail(raw: bytes, **kwargs: object) -> tuple[email.Batch, list[email.Attachment]]:
+def parse_mail(raw: bytes, **kwargs: object) -> tuple[email.Batch, list[email.EmailAttachment]]:
     return email.parse(raw, resolver=RESOLVER, config=MUNI.ingest.email, raw_ref=raw_id(raw), **kwargs)  # type: ignore[arg-type]
 
 

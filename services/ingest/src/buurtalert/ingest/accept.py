@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.store import Directories, Memberships
 from buurtalert.ingest.parsers.common import Batch, MembershipRequest
-from buurtalert.ingest.parsers.email import Attachment
+from buurtalert.ingest.parsers.email import EmailAttachment
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import topic_publisher
 from buurtalert.shared.logging import get_logger
@@ -124,7 +124,7 @@ class Intake:
         source: str,
         body: bytes,
         content_type: str | None,
-        attachments: Iterable[Attachment] = (),
+        attachments: Iterable[EmailAttachment] = (),
     ) -> Outcome:
         statuses = [
             self._statuses.publish(s, key=s.provider_message_id.encode(), no_confirm=True)
@@ -195,7 +195,7 @@ class Intake:
             once=True,
         )
 
-    async def _store_file(self, file: Attachment) -> None:
+    async def _store_file(self, file: EmailAttachment) -> None:
         document = {
             "_id": file.storage_ref,
             "data": file.data,

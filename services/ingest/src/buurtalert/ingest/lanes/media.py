@@ -27,7 +27,7 @@ Document = dict[str, Any]
 PERMANENT_CODES = {100, 131051, 131052, 131053}  # unknown or unsupported media
 
 
-class GraphError(Exception):
+class MediaFetchError(Exception):
     """A Graph API error; ``permanent`` when retrying cannot help."""
 
     def __init__(self, status: int, body: Document) -> None:
@@ -66,7 +66,7 @@ class MediaFetcher:
             response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         )
         if response.status_code != 200:
-            raise GraphError(response.status_code, body)
+            raise MediaFetchError(response.status_code, body)
         return body
 
     async def fetch(self, job: MediaFetch) -> str:
@@ -81,7 +81,7 @@ class MediaFetcher:
                 await self._record(job, {"refused": f"{size} bytes; at most {limit}", "size": size})
                 return "refused: too large"
             data = await self._download(str(info["url"]), limit)
-        except GraphError as exc:
+        except MediaFetchError as exc:
             if exc.permanent:
                 raise PermanentError(str(exc)) from exc
             raise
@@ -100,7 +100,7 @@ class MediaFetcher:
         chunks, size = [], 0
         async with self._client.stream("GET", url, headers=self._headers()) as response:
             if response.status_code != 200:
-                raise GraphError(response.status_code, {})
+                raise MediaFetchError(response.status_code, {})
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:

@@ -48,7 +48,7 @@ _AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.I)
 
 
 @dataclass(frozen=True, slots=True)
-class Attachment:
+class EmailAttachment:
     storage_ref: str
     data: bytes
     mime_type: str
@@ -159,7 +159,7 @@ def parse(
     raw_ref: str,
     recipients: tuple[str, ...] = (),
     mailbox_group: str | None = None,
-) -> tuple[Batch, list[Attachment]]:
+) -> tuple[Batch, list[EmailAttachment]]:
     """One email. ``recipients`` are the envelope's (SMTP); without them the To, Cc
     and Delivered-To headers say which list it was for. Raises :class:`InvalidInput`."""
     limits = config or DEFAULT_LIMITS
@@ -201,7 +201,7 @@ def parse(
     if any(p.defects for p in msg.walk()):
         flags.append("mime_defects")
 
-    attachments: list[Attachment] = []
+    attachments: list[EmailAttachment] = []
     media: list[MediaRef] = []
     for part in msg.iter_attachments():
         name = safe_filename(str(part.get_filename() or ""))
@@ -216,7 +216,7 @@ def parse(
             mime == "text/plain" and part.get_content_maintype() == "text"
         ):
             flags.append(f"attachment_type_mismatch:{name}")
-        attachments.append(Attachment(ref, data, mime, name))
+        attachments.append(EmailAttachment(ref, data, mime, name))
         media.append(
             MediaRef(kind="attachment", mime_type=mime, storage_ref=ref, filename=name, size=len(data))
         )
