@@ -533,6 +533,13 @@ def test_a_stored_and_a_refused_medium_have_one_document_shape() -> None:
     assert refused["size"] == 9_000_000 and refused["filename"] is None
 
 
+def test_a_medium_has_either_its_data_or_the_reason_it_was_refused() -> None:
+    with pytest.raises(ValueError, match="either its data or why it was refused"):
+        MediaFile("med_3", "msg_3", "email", data=None, mime_type=None, declared_type=None)
+    with pytest.raises(ValueError, match="either its data or why it was refused"):
+        MediaFile("med_3", "msg_3", "email", b"x", "text/plain", None, refused="too large")
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 

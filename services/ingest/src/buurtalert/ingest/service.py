@@ -25,7 +25,6 @@ from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound
 from buurtalert.shared.models import MediaFetch
-from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, INGEST_MEDIA
 
@@ -35,7 +34,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     broker = create_broker(settings, INGEST)
     status_broker = create_broker(settings, f"{INGEST}-status")  # its own producer: see accept.py
     reliable = Reliable(broker, settings, INGEST)
-    stores = IngestStores(mongo_client(settings)[settings.database])
+    stores = IngestStores.connect(settings)
     intake = Intake(broker, status_broker, settings, stores, municipality, stores.directories)
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     media = MediaFetcher(municipality.ingest.whatsapp, stores, http_client)

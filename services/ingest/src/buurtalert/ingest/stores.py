@@ -3,8 +3,9 @@ messages, the raw-input archive, the audit entries, the media files, the authors
 contacts, the membership register, and the directories it reads. No other module of
 ingest touches a collection.
 
-Only inserts and lookups by ``_id`` on the write path: on FerretDB v1 those take
-constant time, while updates and queries on other fields scan the collection."""
+What every message costs is inserts and lookups by ``_id``: on FerretDB v1 those take
+constant time, while updates and queries on other fields scan the collection. The
+updates here (a contact, a membership) happen only when one is new or changed."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from pymongo.errors import DuplicateKeyError
 from buurtalert.directory.store import Directories, Memberships
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.models import utcnow
-from buurtalert.shared.mongo import Audit, GroupInserts
+from buurtalert.shared.mongo import Audit, GroupInserts, mongo_client
+from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import INGEST
 
 Document = dict[str, Any]
@@ -43,6 +45,10 @@ class MediaFile:
     refused: str | None = None
     #: the size when known without the bytes (a refusal): ``len(data)`` otherwise
     declared_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.refused is None):
+            raise ValueError(f"medium {self.storage_ref}: either its data or why it was refused")
 
     def document(self, stored_at: datetime) -> Document:
         """The one shape of a ``media`` document: ``data`` or ``refused``, never both."""
@@ -75,6 +81,11 @@ class IngestStores:
         self._contacts = Contacts(db)
         self._known_contacts: dict[tuple[str, str], tuple[str, str]] = {}
         self._memberships = Memberships(db)
+
+    @classmethod
+    def connect(cls, settings: Settings) -> IngestStores:
+        """The stores in the deployment's database."""
+        return cls(mongo_client(settings)[settings.database])
 
     # --- deduplication ----------------------------------------------------------------
 
