@@ -1,6 +1,7 @@
 """The ingest service as a real process: Meta's webhooks, SMTP, IMAP (Dovecot), the
 report form; into a real Kafka broker and MongoDB-wire server, with media fetched from
-a local Graph API emulator."""
+a local Graph API emulator. And ``Intake.take``, the one path of every lane, and the
+media lane on their own against the same Kafka and database."""
 
 from __future__ import annotations
 
@@ -22,10 +23,18 @@ from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.devkit.testing import ImapServer, free_port, provide_imap_server
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import fetch_directory, store_directory
+from buurtalert.ingest.accept import Accepted, Intake, Refused
+from buurtalert.ingest.lanes.media import MediaFetcher
+from buurtalert.ingest.parsers import email, whatsapp
+from buurtalert.ingest.parsers.common import Batch, Resolver, raw_id
+from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.collections import DIRECTORY
+from buurtalert.shared.kafka import create_broker
+from buurtalert.shared.models import MediaFetch
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import Settings, load_municipality_config
+from buurtalert.shared.topics import INGEST
 from tests.conftest import DEMO, TEST_FAILED
 from tests.meta import (
     PAGE_ID,
@@ -237,7 +246,7 @@ async def test_membership_by_keyword_is_recorded_in_the_directory(ingest: Ingest
     join = wa_messages(wa_message(member, "wamid.J1", text={"body": "AANMELDEN LEUKEN-WEST"}))
     assert (await ingest.post("/webhooks/whatsapp", join, signed(join, WA_SECRET))).json()["memberships"] == 1
     client = mongo_client(ingest.settings)
-    db = Database(client[ingest.settings.database], "ingest")
+    db = Database(client[ingest.settings.database], INGEST)
     pseudonym = pseudonymise(
         load_municipality_config(ingest.settings.municipality_file).pseudonym_key, member
     )
@@ -357,3 +366,134 @@ async def test_report_form_is_served_and_accepted(ingest: Ingest) -> None:
     assert refused.status_code == 401
     [message] = await ingest.topic("messages.inbound", 1)
     assert message["group_id"] == "boshoven-noord" and message["provider"]["channel"] == "web"
+
+
+# --- Intake.take and the media lane, without the service process ---------------------------
+
+
+@dataclass
+class Taking:
+    intake: Intake
+    stores: IngestStores
+    settings: Settings
+
+    async def db_find(self, collection: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+        client = mongo_client(self.settings)
+        try:
+            return [d async for d in client[self.settings.database][collection].find(query)]
+        finally:
+            await client.close()
+
+
+@pytest.fixture
+async def taking(settings: Settings) -> AsyncIterator[Taking]:
+    """An Intake on this test's topics and database, its broker started; the demo directory stored."""
+    client = mongo_client(settings)
+    db = Database(client[settings.database], INGEST)
+    municipality = load_municipality_config(settings.municipality_file)
+    await store_directory(
+        Database(client[settings.database], DIRECTORY),
+        load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(municipality.pseudonym_key)
+    )
+    stores = IngestStores(db)
+    broker = create_broker(settings, INGEST)
+    intake = Intake(broker, broker, settings, stores, municipality)
+    try:
+        async with broker:
+            await broker.start()
+            yield Taking(intake, stores, settings)
+    finally:
+        await client.close()
+
+
+def parse_whatsapp(body: bytes, resolver: Resolver) -> Batch:
+    return whatsapp.parse(body, resolver=resolver, config=None, raw_ref=raw_id(body))
+
+
+async def test_take_quarantines_input_the_parser_refuses_and_tells_the_lane_why(taking: Taking) -> None:
+    body = b'{"object": "instagram", "entry": []}'
+    taken = await taking.intake.take("whatsapp", body, parse_whatsapp, content_type="application/json")
+    assert isinstance(taken, Refused) and taken.status == 422 and "unknown object" in taken.reason
+    [kept] = await read_topic(taking.settings, "ingest.quarantine", 1)
+    assert (kept["id"], kept["reason"], kept["source"]) == (taken.quarantine_id, taken.reason, "whatsapp")
+    assert kept["body"] == body.decode() and kept["content_type"] == "application/json"
+    assert await taking.db_find("raw_inputs", {}) == []  # refused input is not archived
+
+
+async def test_take_accepts_a_message_once_archives_it_and_records_its_ingest_stage(taking: Taking) -> None:
+    """The directory resolves the sender; the same input taken again is a duplicate."""
+    body = wa_messages(wa_message(COORDINATOR, "wamid.T1", text={"body": "Verdachte man bij de school"}))
+    first = await taking.intake.take("whatsapp", body, parse_whatsapp, content_type="application/json")
+    again = await taking.intake.take("whatsapp", body, parse_whatsapp, content_type="application/json")
+    assert isinstance(first, Accepted) and isinstance(again, Accepted)
+    assert (first.outcome.accepted, again.outcome.accepted, again.outcome.duplicates) == (1, 0, 1)
+    [message] = first.batch.messages
+    assert message.group_id == "boshoven-noord" and message.flags == ()
+    assert [m["id"] for m in await read_topic(taking.settings, "messages.inbound", 2, timeout=5)] == [
+        message.id
+    ]
+    [raw] = await taking.db_find("raw_inputs", {"_id": raw_id(body)})
+    assert raw["body"] == body and raw["source"] == "whatsapp"
+    assert await taking.intake.handled([message.id]) == {message.id}
+
+
+async def test_take_stores_an_email_attachment_in_the_one_media_shape(taking: Taking) -> None:
+    msg = report_mail()
+    photo = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    msg.add_attachment(photo, maintype="image", subtype="jpeg", filename="../foto.jpg")
+    raw = msg.as_bytes()
+
+    def parse(body: bytes, resolver: Resolver) -> Batch:
+        return email.parse(body, resolver=resolver, config=None, raw_ref=raw_id(body), recipients=(LIST,))[0]
+
+    taken = await taking.intake.take("email", raw, parse, content_type="message/rfc822")
+    assert isinstance(taken, Accepted) and taken.outcome.accepted == 1
+    [message] = taken.batch.messages
+    [doc] = await taking.db_find("media", {"_id": message.media[0].storage_ref})
+    assert {k: v for k, v in doc.items() if k != "stored_at"} == {
+        "_id": message.media[0].storage_ref,
+        "message_id": message.id,
+        "channel": "email",
+        "data": photo,
+        "size": len(photo),
+        "mime_type": "image/png",
+        "declared_type": "image/jpeg",
+        "filename": "foto.jpg",
+    }
+
+
+async def test_media_lane_keeps_a_whatsapp_medium_and_records_one_over_the_limit_as_refused(
+    taking: Taking, graph: GraphEmulator
+) -> None:
+    """Stored and refused media have the shape of email attachments; refused ones carry no data."""
+    config = taking.intake.municipality.ingest.whatsapp
+    assert config is not None
+    small, large = b"\xff\xd8\xff\xe0" + b"j" * 100, b"\xff\xd8\xff\xe0" + b"j" * 5000
+    graph.add_medium("M-SMALL", small, "image/jpeg")
+    graph.add_medium("M-LARGE", large, "image/jpeg")
+    async with httpx.AsyncClient() as client:
+        lane = MediaFetcher(config.model_copy(update={"media_max_bytes": 1000}), taking.stores, client)
+        outcomes = [
+            await lane.handle(
+                MediaFetch(
+                    message_id=f"msg_{name}",
+                    municipality="weert-demo",
+                    channel="whatsapp",
+                    provider_media_id=f"M-{name.upper()}",
+                    storage_ref=f"med_{name}",
+                    mime_type="image/png",
+                )
+            )
+            for name in ("small", "large")
+        ]
+    assert outcomes == ["stored", "refused: too large"]
+    [stored] = await taking.db_find("media", {"_id": "med_small"})
+    [refused] = await taking.db_find("media", {"_id": "med_large"})
+    assert (
+        stored["data"] == small
+        and stored["mime_type"] == "image/jpeg"
+        and stored["declared_type"] == "image/png"
+    )
+    assert "data" not in refused and refused["refused"] == f"{len(large)} bytes; at most 1000"
+    assert refused["size"] == len(large) and refused["message_id"] == "msg_large"
+    assert set(stored) - {"data"} == set(refused) - {"refused"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from buurtalert.directory.store import Directories
 from buurtalert.ingest.accept import Intake
+from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.kafka import create_broker
 from buurtalert.shared.mongo import Audit, Database, GroupInserts, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
@@ -51,7 +51,7 @@ async def test_a_claim_without_a_recorded_ingest_stage_is_not_a_duplicate(settin
     db = Database(client[settings.database], INGEST)
     municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, INGEST)
-    intake = Intake(broker, broker, settings, db, municipality, Directories(db))
+    intake = Intake(broker, broker, settings, IngestStores(db), municipality)
     try:
         assert await intake.handled(["msg_a", "msg_b"]) == set()  # both claimed now
         assert await intake.handled(["msg_a"]) == set()  # claimed, never recorded: accept again

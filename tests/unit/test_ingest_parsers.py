@@ -1,18 +1,24 @@
-"""The channel parsers of ingest: WhatsApp, Facebook and email into one schema (no I/O)."""
+"""The channel parsers of ingest: WhatsApp, Facebook and email into one schema (no I/O);
+and the pure parts around ``Intake.take``: what a lane hands it, what a lane answers,
+and the one shape of a stored medium."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
 from pydantic import SecretStr
 
 from buurtalert.directory.model import load_directory
-from buurtalert.ingest import email, facebook, whatsapp
-from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
-from buurtalert.ingest.language import detect
-from buurtalert.ingest.mediafiles import safe_filename, sniff
+from buurtalert.ingest.accept import Accepted, Outcome, Refused
+from buurtalert.ingest.lanes.smtp import reply
+from buurtalert.ingest.parsers import email, facebook, whatsapp
+from buurtalert.ingest.parsers.common import Batch, InvalidInput, Resolver, raw_id, refuse
+from buurtalert.ingest.parsers.language import detect
+from buurtalert.ingest.parsers.mediafiles import safe_filename, sniff
+from buurtalert.ingest.stores import MediaFile
 from buurtalert.shared.models import DeliveryState, Role
 from buurtalert.shared.settings import EmailIngest, load_municipality_config
 from buurtalert.shared.webhooks import sign, signature_problem
@@ -343,7 +349,7 @@ def mail(
     return msg
 
 
-def parse_mail(raw: bytes, **kwargs: object) -> tuple[email.Batch, list[email.Attachment]]:
+def parse_mail(raw: bytes, **kwargs: object) -> tuple[email.Batch, list[email.EmailAttachment]]:
     return email.parse(raw, resolver=RESOLVER, config=MUNI.ingest.email, raw_ref=raw_id(raw), **kwargs)  # type: ignore[arg-type]
 
 
@@ -453,6 +459,85 @@ def test_mail_without_a_sender_or_too_large_is_refused() -> None:
 def test_unknown_list_and_unknown_sender_are_flagged() -> None:
     [message] = parse_mail(mail(From="iemand@elders.test", To="nergens@example.test").as_bytes())[0].messages
     assert message.group_id is None and {"unknown_sender", "unknown_group"} <= set(message.flags)
+
+
+def test_email_attachments_travel_in_the_batch_with_their_message_id_and_declared_type() -> None:
+    """What take() stores in ``media`` comes with the batch; the bytes stay out of its JSON."""
+    msg = mail()
+    msg.add_attachment(
+        b"\x89PNG\r\n\x1a\n" + b"0" * 100, maintype="image", subtype="jpeg", filename="foto.jpg"
+    )
+    batch, files = parse_mail(msg.as_bytes())
+    [message], [file] = batch.messages, files
+    assert batch.attachments == files
+    assert (
+        file.message_id == message.id and file.declared_type == "image/jpeg" and file.mime_type == "image/png"
+    )
+    assert "attachments" not in batch.as_json()
+
+
+# --- around take(): what a lane hands it, what a lane answers -------------------------------
+
+
+def test_input_a_lane_could_not_read_is_refused_by_a_parser_with_the_given_status() -> None:
+    """A body over the limit goes through take() like any refused input: refuse() is its parser."""
+    with pytest.raises(InvalidInput, match="body too large") as caught:
+        refuse("body too large", 413)(b"", RESOLVER)
+    assert caught.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("taken", "answer"),
+    [
+        (Accepted(Batch(raw_ref="raw_1"), Outcome(1, 0, 0, 0, 0, 0)), "250 2.0.0 Accepted"),
+        (Accepted(Batch(raw_ref="raw_1"), Outcome(0, 1, 0, 0, 0, 0)), "250 2.0.0 Accepted"),
+        (Refused("no sender address in From", 422, "qua_1"), "554 5.6.0 no sender address in From"),
+        (
+            Refused("message is 200 bytes; at most 100", 413, "qua_2"),
+            "552 5.3.4 message is 200 bytes; at most 100",
+        ),
+    ],
+)
+def test_smtp_replies_250_to_accepted_mail_552_to_mail_too_large_and_554_to_other_refusals(
+    taken: Accepted | Refused, answer: str
+) -> None:
+    assert reply(taken) == answer
+
+
+def test_a_stored_and_a_refused_medium_have_one_document_shape() -> None:
+    """Email attachments and WhatsApp media alike: ``data`` when stored, ``refused`` when not."""
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    photo = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    stored = MediaFile(
+        storage_ref="med_1",
+        message_id="msg_1",
+        channel="email",
+        data=photo,
+        mime_type=sniff(photo),
+        declared_type="image/jpeg",
+        filename="foto.jpg",
+    ).document(at)
+    refused = MediaFile(
+        storage_ref="med_2",
+        message_id="msg_2",
+        channel="whatsapp",
+        data=None,
+        mime_type=None,
+        declared_type="video/mp4",
+        refused="9000000 bytes; at most 1000",
+        declared_size=9_000_000,
+    ).document(at)
+    shared = {"_id", "message_id", "channel", "size", "mime_type", "declared_type", "filename", "stored_at"}
+    assert stored.keys() == shared | {"data"} and refused.keys() == shared | {"refused"}
+    assert stored["size"] == len(photo) and stored["mime_type"] == "image/png" and stored["stored_at"] == at
+    assert refused["size"] == 9_000_000 and refused["filename"] is None
+
+
+def test_a_medium_has_either_its_data_or_the_reason_it_was_refused() -> None:
+    with pytest.raises(ValueError, match="either its data or why it was refused"):
+        MediaFile("med_3", "msg_3", "email", data=None, mime_type=None, declared_type=None)
+    with pytest.raises(ValueError, match="either its data or why it was refused"):
+        MediaFile("med_3", "msg_3", "email", b"x", "text/plain", None, refused="too large")
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
-"""Accepting what the parsers produced: deduplicate, archive the raw input, publish,
-record. Every channel ends here, so every channel behaves the same way.
+"""The one path of every lane: :meth:`Intake.take` resolves the directory, parses,
+and either quarantines the input with the reason (:class:`Refused`) or accepts what
+the parser produced (:class:`Accepted`): deduplicate, archive the raw input, publish,
+record. Every lane ends here, so every lane behaves the same way; a lane only
+translates the outcome into its protocol.
 
 Order matters for "nothing lost": the raw input is archived and every record is
 confirmed by Kafka *before* the message is marked as handled (its ``ingest`` stage in
@@ -14,20 +17,14 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo.errors import DuplicateKeyError
 
-from buurtalert.directory.store import Directories, Memberships
-from buurtalert.ingest.email import Attachment
-from buurtalert.ingest.intake import Batch, MembershipRequest
-from buurtalert.shared.collections import INGEST_CLAIMS, MEDIA, RAW_INPUTS
-from buurtalert.shared.contacts import Contacts
+from buurtalert.ingest.parsers.common import Batch, InvalidInput, MembershipRequest, Parse, Resolver
+from buurtalert.ingest.stores import IngestStores, MediaFile
 from buurtalert.shared.kafka import topic_publisher
-from buurtalert.shared.logging import get_logger
-from buurtalert.shared.models import InboundMessage, Quarantined, stable_id, utcnow
-from buurtalert.shared.mongo import Audit, Database, GroupInserts
+from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.models import InboundMessage, Quarantined, SourceChannel, stable_id
 from buurtalert.shared.settings import MunicipalityConfig, Settings
 from buurtalert.shared.topics import (
     INGEST,
@@ -39,7 +36,6 @@ from buurtalert.shared.topics import (
 )
 
 log = get_logger(__name__)
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,30 +58,64 @@ class Outcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The input was parsed and accepted: what it yielded, and what became of it."""
+
+    batch: Batch
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The input was refused and quarantined: the reason (safe to tell the sender),
+    the status it deserves (HTTP; SMTP maps it) and the quarantine id."""
+
+    reason: str
+    status: int
+    quarantine_id: str
+
+
 class Intake:
+    """Takes input from every lane."""
+
     def __init__(
         self,
         broker: KafkaBroker,
         status_broker: KafkaBroker,
         settings: Settings,
-        db: Database,
+        stores: IngestStores,
         municipality: MunicipalityConfig,
-        directories: Directories,
     ) -> None:
         self.municipality = municipality
-        self.directories = directories
+        self.stores = stores
+        self.directories = stores.directories
         self._inbound = topic_publisher(broker, settings, MESSAGES_INBOUND)
         self._quarantine = topic_publisher(broker, settings, INGEST_QUARANTINE)
         self._reactions = topic_publisher(broker, settings, MESSAGES_REACTIONS)
         self._media = topic_publisher(broker, settings, INGEST_MEDIA)
         self._statuses = topic_publisher(status_broker, settings, PROVIDER_STATUS)
-        self._audit = Audit(db)
-        self._raw = GroupInserts(db.write(RAW_INPUTS))
-        self._claims = GroupInserts(db.write(INGEST_CLAIMS))
-        self._files = db.write(MEDIA)
-        self._contacts = Contacts(db)
-        self._known_contacts: dict[str, tuple[str, str]] = {}
-        self._memberships = Memberships(db)
+
+    async def resolver(self) -> Resolver:
+        """The municipality's resolver, with its current directory (cached briefly)."""
+        return Resolver(self.municipality, await self.directories.get(self.municipality.id))
+
+    async def take(
+        self, source: str, raw: bytes, parse: Parse, *, content_type: str | None = None
+    ) -> Accepted | Refused:
+        """Parse ``raw`` with the current directory; quarantine it when the parser
+        refuses it (:class:`InvalidInput`), accept what it yields otherwise. A failure
+        of our own (Kafka, the database) raises: the lane answers "try again"."""
+        resolver = await self.resolver()
+        try:
+            batch = parse(raw, resolver)
+        except InvalidInput as exc:
+            reason = str(exc)
+            return Refused(reason, exc.status, await self.quarantine(source, raw, reason, content_type))
+        one = batch.messages[0].id if len(batch.messages) == 1 else None
+        with bound(message_id=one) if one else contextlib.nullcontext():
+            outcome = await self.accept(batch, source=source, body=raw, content_type=content_type)
+        return Accepted(batch, outcome)
 
     async def quarantine(self, source: str, body: bytes, reason: str, content_type: str | None) -> str:
         """Keep input we cannot accept, with the reason; returns the quarantine id."""
@@ -101,32 +131,11 @@ class Intake:
         return record.id
 
     async def handled(self, ids: Iterable[str]) -> set[str]:
-        """Which of these message ids ingest accepted before.
+        """Which of these message ids ingest accepted before (see :meth:`IngestStores.handled`)."""
+        return await self.stores.handled(ids)
 
-        Each id is claimed with an insert first; only when the claim already exists is
-        the audit trail asked whether the earlier attempt finished (its ``ingest``
-        stage). A fresh message thus costs no read: on FerretDB v1 a lookup of a
-        missing ``_id`` scans the collection, while inserts take constant time. An
-        attempt that crashed before recording is published again, under the same id."""
-
-        async def done_before(message_id: str) -> bool:
-            if await self._claims.insert({"_id": message_id, "at": utcnow()}):
-                return False
-            return await self._audit.recorded(message_id, INGEST)
-
-        wanted = list(ids)
-        answers = await asyncio.gather(*(done_before(i) for i in wanted))
-        return {i for i, done in zip(wanted, answers, strict=True) if done}
-
-    async def accept(
-        self,
-        batch: Batch,
-        *,
-        source: str,
-        body: bytes,
-        content_type: str | None,
-        attachments: Iterable[Attachment] = (),
-    ) -> Outcome:
+    async def accept(self, batch: Batch, *, source: str, body: bytes, content_type: str | None) -> Outcome:
+        """Deduplicate, archive, publish and record what a parser produced."""
         statuses = [
             self._statuses.publish(s, key=s.provider_message_id.encode(), no_confirm=True)
             for s in batch.statuses
@@ -135,17 +144,19 @@ class Intake:
 
         async def archive() -> None:
             if batch.messages or batch.reactions or batch.memberships or batch.ignored:
-                await self._raw.insert(  # False if archived already: the id is the body's hash
-                    {
-                        "_id": batch.raw_ref,
-                        "source": source,
-                        "body": body,
-                        "content_type": content_type,
-                        "received_at": utcnow(),
-                    }
+                await self.stores.archive_raw(batch.raw_ref, source, body, content_type)
+            for file in batch.attachments:
+                await self.stores.store_media(
+                    MediaFile(
+                        storage_ref=file.storage_ref,
+                        message_id=file.message_id,
+                        channel=SourceChannel.EMAIL.value,
+                        data=file.data,
+                        mime_type=file.mime_type,
+                        declared_type=file.declared_type,
+                        filename=file.filename,
+                    )
                 )
-            for file in attachments:
-                await self._store_file(file)
 
         done, _ = await asyncio.gather(self.handled(m.id for m in batch.messages), archive())
         fresh = [m for m in batch.messages if m.id not in done]
@@ -167,9 +178,9 @@ class Intake:
         for request in batch.memberships:
             await self._apply(request, batch.raw_ref)
         for ignored in batch.ignored:
-            await self._audit.record(
+            await self.stores.record(
                 stable_id("ign", source, ignored.provider_id),
-                "ingest",
+                INGEST,
                 {"channel": source, "ignored": ignored.reason, "raw_ref": batch.raw_ref},
             )
         await asyncio.gather(*(self._record(message, batch.contacts) for message in fresh))
@@ -186,13 +197,12 @@ class Intake:
         return outcome
 
     async def _record(self, message: InboundMessage, contacts: dict[str, tuple[str, str]]) -> None:
-        """The author's address (for feedback; written when new or changed) and the
-        ``ingest`` stage, which marks the message as handled."""
+        """The author's address (for feedback) and the ``ingest`` stage, which marks
+        the message as handled."""
         contact = contacts.get(message.author.pseudonym)
-        if contact and self._known_contacts.get(message.author.pseudonym) != contact:
-            await self._contacts.remember(self.municipality.id, message.author.pseudonym, *contact)
-            self._known_contacts[message.author.pseudonym] = contact
-        await self._audit.record(
+        if contact:
+            await self.stores.remember_contact(self.municipality.id, message.author.pseudonym, *contact)
+        await self.stores.record(
             message.id,
             INGEST,
             {
@@ -204,34 +214,22 @@ class Intake:
             once=True,
         )
 
-    async def _store_file(self, file: Attachment) -> None:
-        document = {
-            "_id": file.storage_ref,
-            "data": file.data,
-            "mime_type": file.mime_type,
-            "filename": file.filename,
-            "size": len(file.data),
-            "stored_at": utcnow(),
-        }
-        with contextlib.suppress(DuplicateKeyError):
-            await self._files.insert_one(document)
-
     async def _apply(self, request: MembershipRequest, raw_ref: str) -> None:
         municipality = self.municipality.id
         if request.action == "leave":
-            await self._memberships.leave(municipality, request.pseudonym, request.at)
+            await self.stores.leave(municipality, request.pseudonym, request.at)
             outcome = "left"
         elif request.group_id is None:
             outcome = f"unknown code {request.code}"
         else:
-            await self._memberships.join(
+            await self.stores.join(
                 municipality, request.pseudonym, request.address, request.group_id, request.at
             )
             outcome = f"joined {request.group_id}"
         self.directories.forget(municipality)
-        await self._audit.record(
+        await self.stores.record(
             stable_id("mbr", request.provider_message_id),
-            "ingest",
+            INGEST,
             {"channel": "whatsapp", "membership": outcome, "member": request.pseudonym, "raw_ref": raw_ref},
         )
         log.info("membership_changed", outcome=outcome, member=request.pseudonym)

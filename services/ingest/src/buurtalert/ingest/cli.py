@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from buurtalert.directory.model import load_directory
-from buurtalert.ingest import email, facebook, whatsapp
-from buurtalert.ingest.intake import Batch, InvalidInput, Resolver, raw_id
+from buurtalert.ingest.parsers import email, facebook, whatsapp
+from buurtalert.ingest.parsers.common import Batch, InvalidInput, Resolver, raw_id
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.yamlfile import ConfigFileError
 

@@ -1,4 +1,6 @@
-"""The ingest service: webhooks, web reports, SMTP and IMAP in; Kafka out.
+"""The ingest service: webhooks, web reports, SMTP and IMAP in; Kafka out. Wiring
+only: the stores, the intake every lane hands its input to, the lanes and the
+subscriber of ``ingest.media``.
 
 One process serves HTTP (Meta's webhooks, the report API and form), runs the SMTP
 receiver and the IMAP readers when the municipality file configures them, and
@@ -13,21 +15,18 @@ import httpx
 from faststream.asgi import AsgiFastStream
 from starlette.routing import Route
 
-from buurtalert.directory.store import Directories
 from buurtalert.ingest.accept import Intake
-from buurtalert.ingest.http import routes
-from buurtalert.ingest.imap import MailboxReader
-from buurtalert.ingest.language import warm_up
-from buurtalert.ingest.media import MediaFetcher
-from buurtalert.ingest.smtp import start_receiver
-from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
-from buurtalert.shared.logging import APP_LOGGER, bound, get_logger
+from buurtalert.ingest.lanes.http import routes
+from buurtalert.ingest.lanes.imap import MailboxReader
+from buurtalert.ingest.lanes.media import MediaFetcher
+from buurtalert.ingest.lanes.smtp import start_receiver
+from buurtalert.ingest.parsers.language import warm_up
+from buurtalert.ingest.stores import IngestStores
+from buurtalert.shared.kafka import Reliable, create_broker
+from buurtalert.shared.logging import APP_LOGGER, bound
 from buurtalert.shared.models import MediaFetch
-from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, INGEST_MEDIA
-
-log = get_logger(__name__)
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
@@ -35,22 +34,17 @@ def create_app(settings: Settings) -> AsgiFastStream:
     broker = create_broker(settings, INGEST)
     status_broker = create_broker(settings, f"{INGEST}-status")  # its own producer: see accept.py
     reliable = Reliable(broker, settings, INGEST)
-    db = Database.connect(settings, INGEST)
-    audit = Audit(db)
-    intake = Intake(broker, status_broker, settings, db, municipality, Directories(db))
+    stores = IngestStores.connect(settings)
+    intake = Intake(broker, status_broker, settings, stores, municipality)
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    media = MediaFetcher(municipality.ingest.whatsapp, stores, http_client)
     background: list[asyncio.Task[None]] = []
     servers: list[asyncio.Server] = []
 
     @reliable.subscriber(INGEST_MEDIA)
     async def fetch_media(job: MediaFetch) -> None:
         with bound(message_id=job.message_id):
-            config = municipality.ingest.whatsapp
-            if config is None:
-                raise PermanentError("WhatsApp is not configured; cannot fetch its media")
-            outcome = await MediaFetcher(config, db, http_client).fetch(job)
-            await audit.record(job.message_id, f"media.{job.storage_ref}", {"outcome": outcome})
-            log.info("media_fetched", storage_ref=job.storage_ref, outcome=outcome)
+            await media.handle(job)
 
     http = routes(intake, municipality)
     paths = dict.fromkeys(route.path for route in http.routes if isinstance(route, Route))
@@ -66,9 +60,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         if email is None:
             return
         if email.smtp_port is not None:
-            servers.append(await start_receiver(intake, municipality, email))
+            servers.append(await start_receiver(intake, email))
         for mailbox in email.imap:
-            reader = MailboxReader(intake, municipality, email, mailbox)
+            reader = MailboxReader(intake, email, mailbox)
             background.append(asyncio.create_task(reader.run(), name=f"imap {reader.name}"))
 
     @app.on_shutdown

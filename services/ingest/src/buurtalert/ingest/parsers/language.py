@@ -30,7 +30,7 @@ def _detector() -> LanguageDetector:
 
 
 def warm_up() -> None:
-    """Load the models now (about a second) rather than on the first message."""
+    """Load the models now, at start-up, so the first message does not wait for them."""
     _detector()
 
 

@@ -6,7 +6,6 @@ results, and auto-replies, bounces and mail loops recognised and not forwarded."
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -14,9 +13,16 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from bs4 import BeautifulSoup
 
-from buurtalert.ingest.intake import Batch, Ignored, InvalidInput, Resolver, message_id
-from buurtalert.ingest.language import detect
-from buurtalert.ingest.mediafiles import safe_filename, sniff
+from buurtalert.ingest.parsers.common import (
+    Batch,
+    EmailAttachment,
+    Ignored,
+    InvalidInput,
+    Resolver,
+    message_id,
+)
+from buurtalert.ingest.parsers.language import detect
+from buurtalert.ingest.parsers.mediafiles import safe_filename, sniff
 from buurtalert.shared.models import InboundMessage, MediaRef, ProviderRef, SourceChannel, stable_id, utcnow
 from buurtalert.shared.settings import EmailIngest
 
@@ -45,14 +51,6 @@ _SIGNOFF = re.compile(
     re.I,
 )
 _AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.I)
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    storage_ref: str
-    data: bytes
-    mime_type: str
-    filename: str
 
 
 def strip_reply(text: str) -> str:
@@ -159,9 +157,10 @@ def parse(
     raw_ref: str,
     recipients: tuple[str, ...] = (),
     mailbox_group: str | None = None,
-) -> tuple[Batch, list[Attachment]]:
-    """One email. ``recipients`` are the envelope's (SMTP); without them the To, Cc
-    and Delivered-To headers say which list it was for. Raises :class:`InvalidInput`."""
+) -> tuple[Batch, list[EmailAttachment]]:
+    """One email, and its attachments (also in ``batch.attachments``). ``recipients``
+    are the envelope's (SMTP); without them the To, Cc and Delivered-To headers say
+    which list it was for. Raises :class:`InvalidInput`."""
     limits = config or DEFAULT_LIMITS
     if len(raw) > limits.max_bytes:
         raise InvalidInput(f"message is {len(raw)} bytes; at most {limits.max_bytes} are accepted", 413)
@@ -201,7 +200,8 @@ def parse(
     if any(p.defects for p in msg.walk()):
         flags.append("mime_defects")
 
-    attachments: list[Attachment] = []
+    msg_id = message_id(EMAIL, None, provider_id)
+    attachments: list[EmailAttachment] = []
     media: list[MediaRef] = []
     for part in msg.iter_attachments():
         name = safe_filename(str(part.get_filename() or ""))
@@ -216,7 +216,7 @@ def parse(
             mime == "text/plain" and part.get_content_maintype() == "text"
         ):
             flags.append(f"attachment_type_mismatch:{name}")
-        attachments.append(Attachment(ref, data, mime, name))
+        attachments.append(EmailAttachment(ref, data, mime, name, part.get_content_type(), msg_id))
         media.append(
             MediaRef(kind="attachment", mime_type=mime, storage_ref=ref, filename=name, size=len(data))
         )
@@ -235,7 +235,7 @@ def parse(
     batch.contacts[who.author.pseudonym] = ("email", sender)
     batch.messages.append(
         InboundMessage(
-            id=message_id(EMAIL, None, provider_id),
+            id=msg_id,
             provider=ProviderRef(channel=EMAIL, message_id=provider_id[:256], account=place),
             municipality=resolver.municipality.id,
             group_id=group_id,
@@ -251,4 +251,5 @@ def parse(
             raw_ref=raw_ref,
         )
     )
+    batch.attachments = attachments
     return batch, attachments

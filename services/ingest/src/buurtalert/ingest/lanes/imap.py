@@ -1,4 +1,4 @@
-"""The IMAP reader (aioimaplib): reads a mailbox's unseen mail, then waits with IDLE.
+"""The IMAP lane: a reader (aioimaplib) of a mailbox's unseen mail, then waits with IDLE.
 
 A message is fetched with BODY.PEEK[] (which leaves it unseen), accepted, and only
 then flagged \\Seen: a crash in between means it is read again, and the Message-ID
@@ -12,11 +12,11 @@ import re
 
 from aioimaplib import IMAP4, IMAP4_SSL, AioImapException
 
-from buurtalert.ingest import email
 from buurtalert.ingest.accept import Intake
-from buurtalert.ingest.intake import InvalidInput, Resolver, raw_id
+from buurtalert.ingest.parsers import email
+from buurtalert.ingest.parsers.common import Batch, Resolver, raw_id
 from buurtalert.shared.logging import get_logger
-from buurtalert.shared.settings import EmailIngest, ImapMailbox, MunicipalityConfig
+from buurtalert.shared.settings import EmailIngest, ImapMailbox
 
 log = get_logger(__name__)
 IDLE_SECONDS = 25 * 60  # below the 29 minutes after which servers may drop an IDLE (RFC 2177)
@@ -31,14 +31,12 @@ class MailboxReader:
     def __init__(
         self,
         intake: Intake,
-        municipality: MunicipalityConfig,
         config: EmailIngest,
         mailbox: ImapMailbox,
         *,
         idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         self.intake = intake
-        self.municipality = municipality
         self.config = config
         self.mailbox = mailbox
         self.idle_seconds = idle_seconds
@@ -96,21 +94,16 @@ class MailboxReader:
         raw = next((bytes(line) for line in response.lines if isinstance(line, bytearray)), None)
         if raw is None:
             raise ImapTrouble(f"fetch of uid {uid} returned no message")
-        resolver = Resolver(self.municipality, await self.intake.directories.get(self.municipality.id))
-        try:
-            batch, attachments = email.parse(
-                raw,
-                resolver=resolver,
-                config=self.config,
-                raw_ref=raw_id(raw),
-                mailbox_group=self.mailbox.group,
+        mailbox_group = self.mailbox.group
+
+        def parse(body: bytes, resolver: Resolver) -> Batch:
+            batch, _ = email.parse(
+                body, resolver=resolver, config=self.config, raw_ref=raw_id(body), mailbox_group=mailbox_group
             )
-        except InvalidInput as exc:
-            await self.intake.quarantine("email", raw, str(exc), "message/rfc822")
-        else:
-            await self.intake.accept(
-                batch, source="email", body=raw, content_type="message/rfc822", attachments=attachments
-            )
+            return batch
+
+        # accepted or quarantined, the mail is kept: either way it has been read
+        await self.intake.take("email", raw, parse, content_type="message/rfc822")
         _ok(await client.uid("store", uid, "+FLAGS", "(\\Seen)"), "store")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from buurtalert.ingest.intake import (
+from buurtalert.ingest.parsers.common import (
     Batch,
     Ignored,
     InvalidInput,
@@ -18,7 +18,7 @@ from buurtalert.ingest.intake import (
     parse_json,
     problems,
 )
-from buurtalert.ingest.language import detect
+from buurtalert.ingest.parsers.language import detect
 from buurtalert.shared.models import (
     DeliveryState,
     InboundMessage,

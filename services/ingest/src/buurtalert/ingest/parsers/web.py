@@ -1,14 +1,17 @@
-"""Web reports (the JSON API): parsing and normalising, free of I/O."""
+"""Web reports and authority alerts (the JSON API and the HTML form): the client's
+token checked against the municipality's API clients, the report parsed and
+normalised into a batch of one message. Free of I/O."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import datetime
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from buurtalert.ingest.intake import InvalidInput, problems, raw_id
+from buurtalert.ingest.parsers.common import Batch, InvalidInput, Resolver, problems, raw_id
 from buurtalert.shared.models import (
     Author,
     InboundMessage,
@@ -115,3 +118,47 @@ def normalise(
         received_at=received,
         raw_ref=raw_id(body),
     )
+
+
+def client_for(token: str, municipality: MunicipalityConfig) -> ApiClient | None:
+    """The API client (organisation) whose token this is, if any."""
+    if not token:
+        return None
+    for client in municipality.api_clients:
+        if hmac.compare_digest(token.encode(), client.token.get_secret_value().encode()):
+            return client
+    return None
+
+
+def parse(body: bytes, *, resolver: Resolver, form: bool, bearer: str = "") -> Batch:
+    """A report as a batch of one message. The JSON API authenticates with ``bearer``;
+    the form (``form``) carries its access code. Raises :class:`InvalidInput`: 401 for a
+    missing or unknown token, otherwise the report's problems."""
+    municipality = resolver.municipality
+    token, report = bearer, None
+    if form:
+        try:
+            token, report = form_report(body)
+        except InvalidInput as exc:
+            raise _invalid_report(exc) from None
+    client = client_for(token, municipality)
+    if client is None:
+        raise InvalidInput(f"missing or unknown {'access code' if form else 'bearer token'}", 401)
+    if report is None:
+        try:
+            report = parse_report(body)
+        except InvalidInput as exc:
+            raise _invalid_report(exc) from None
+    message = normalise(report, municipality=municipality, client=client, body=body)
+    return Batch(
+        raw_ref=message.raw_ref,
+        messages=[message],
+        # a web reporter gives a phone number or an email address
+        contacts={
+            message.author.pseudonym: ("email" if "@" in report.reporter else "whatsapp", report.reporter)
+        },
+    )
+
+
+def _invalid_report(exc: InvalidInput) -> InvalidInput:
+    return InvalidInput(f"invalid report: {exc}", exc.status)

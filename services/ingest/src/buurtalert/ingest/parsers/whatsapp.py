@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from buurtalert.ingest.intake import (
+from buurtalert.ingest.parsers.common import (
     Batch,
     Ignored,
     InvalidInput,
@@ -20,8 +20,8 @@ from buurtalert.ingest.intake import (
     parse_json,
     problems,
 )
-from buurtalert.ingest.language import detect
-from buurtalert.ingest.mediafiles import safe_filename
+from buurtalert.ingest.parsers.language import detect
+from buurtalert.ingest.parsers.mediafiles import safe_filename
 from buurtalert.shared.models import (
     DeliveryState,
     InboundMessage,

@@ -1,5 +1,5 @@
-"""Ingest's HTTP side: Meta's webhooks (WhatsApp, Facebook), web reports and
-authority alerts (JSON API and form). Answers fast: parse, publish, then 200.
+"""Ingest's HTTP lane: Meta's webhooks (WhatsApp, Facebook), web reports and
+authority alerts (JSON API and form). Answers fast: take, then answer.
 
 Status codes: bad input gets a 4xx with the reason (and goes to quarantine); a
 failure of our own infrastructure gets 503, so Meta or the client retries."""
@@ -16,17 +16,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from buurtalert.ingest import facebook, whatsapp
-from buurtalert.ingest.accept import Intake
-from buurtalert.ingest.intake import Batch, InvalidInput, Resolver, raw_id
-from buurtalert.ingest.web import MAX_BODY_BYTES, form_report, normalise, parse_report
-from buurtalert.shared.logging import bound, get_logger
-from buurtalert.shared.settings import ApiClient, MetaWebhook, MunicipalityConfig
+from buurtalert.ingest.accept import Intake, Refused
+from buurtalert.ingest.parsers import facebook, web, whatsapp
+from buurtalert.ingest.parsers.common import Batch, InvalidInput, Parse, Resolver, raw_id, refuse
+from buurtalert.shared.logging import get_logger
+from buurtalert.shared.settings import MetaWebhook, MunicipalityConfig
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 
 log = get_logger(__name__)
 FORM_PAGE = (Path(__file__).parent / "report_form.html").read_text(encoding="utf-8")
-Parser = Callable[[bytes, Resolver], Batch]
 
 
 def form_page(notice: str | None) -> str:
@@ -53,28 +51,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def client_for(token: str, municipality: MunicipalityConfig) -> ApiClient | None:
-    if not token:
-        return None
-    for client in municipality.api_clients:
-        if hmac.compare_digest(token.encode(), client.token.get_secret_value().encode()):
-            return client
-    return None
-
-
 def bearer(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def signed(config: MetaWebhook, signature: str | None, parse: Parse) -> Parse:
+    """``parse``, for a body whose ``X-Hub-Signature-256`` matches (401 otherwise)."""
+
+    def checked(raw: bytes, resolver: Resolver) -> Batch:
+        if problem := signature_problem(config.app_secret, raw, signature):
+            raise InvalidInput(problem, 401)
+        return parse(raw, resolver)
+
+    return checked
+
+
+def refusal(refused: Refused) -> JSONResponse:
+    return JSONResponse(
+        {"error": refused.reason, "quarantine_id": refused.quarantine_id}, status_code=refused.status
+    )
+
+
 def routes(intake: Intake, municipality: MunicipalityConfig) -> Starlette:
-    async def resolver() -> Resolver:
-        return Resolver(municipality, await intake.directories.get(municipality.id))
-
-    async def refuse(source: str, request: Request, body: bytes, status: int, reason: str) -> JSONResponse:
-        quarantine_id = await intake.quarantine(source, body, reason, request.headers.get("content-type"))
-        return JSONResponse({"error": reason, "quarantine_id": quarantine_id}, status_code=status)
-
     def guarded(
         source: str, handler: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
@@ -87,7 +86,7 @@ def routes(intake: Intake, municipality: MunicipalityConfig) -> Starlette:
 
         return endpoint
 
-    def meta_webhook(source: str, config: MetaWebhook | None, parser: Parser) -> list[Route]:
+    def meta_webhook(source: str, config: MetaWebhook | None, parser: Parse) -> list[Route]:
         async def verify(request: Request) -> Response:
             """Meta's subscription handshake: echo hub.challenge if the verify token matches."""
             params = request.query_params
@@ -104,20 +103,15 @@ def routes(intake: Intake, municipality: MunicipalityConfig) -> Starlette:
         async def receive(request: Request) -> Response:
             if config is None:
                 return JSONResponse({"error": f"{source} is not configured here"}, status_code=404)
+            parse = signed(config, request.headers.get(SIGNATURE_HEADER), parser)
             try:
                 body = await read_body(request, whatsapp.MAX_BODY_BYTES)
             except TooLarge:
-                return await refuse(source, request, b"", 413, "body too large")
-            if problem := signature_problem(config.app_secret, body, request.headers.get(SIGNATURE_HEADER)):
-                return await refuse(source, request, body, 401, problem)
-            try:
-                batch = parser(body, await resolver())
-            except InvalidInput as exc:
-                return await refuse(source, request, body, exc.status, str(exc))
-            outcome = await intake.accept(
-                batch, source=source, body=body, content_type=request.headers.get("content-type")
-            )
-            return JSONResponse(outcome.as_json())
+                body, parse = b"", refuse("body too large", 413)
+            taken = await intake.take(source, body, parse, content_type=request.headers.get("content-type"))
+            if isinstance(taken, Refused):
+                return refusal(taken)
+            return JSONResponse(taken.outcome.as_json())
 
         path = f"/webhooks/{source}"
         return [
@@ -128,57 +122,39 @@ def routes(intake: Intake, municipality: MunicipalityConfig) -> Starlette:
     wa_config = municipality.ingest.whatsapp
     fb_config = municipality.ingest.facebook
 
-    def parse_whatsapp(body: bytes, res: Resolver) -> Batch:
-        return whatsapp.parse(body, resolver=res, config=wa_config, raw_ref=raw_id(body))
+    def parse_whatsapp(body: bytes, resolver: Resolver) -> Batch:
+        return whatsapp.parse(body, resolver=resolver, config=wa_config, raw_ref=raw_id(body))
 
-    def parse_facebook(body: bytes, res: Resolver) -> Batch:
-        return facebook.parse(body, resolver=res, config=fb_config, raw_ref=raw_id(body))
+    def parse_facebook(body: bytes, resolver: Resolver) -> Batch:
+        return facebook.parse(body, resolver=resolver, config=fb_config, raw_ref=raw_id(body))
 
     async def post_report(request: Request) -> Response:
         """A web report or authority alert: JSON with a bearer token, or the form
         (answered with the form page again, saying what happened)."""
         content_type = request.headers.get("content-type")
         is_form = (content_type or "").startswith("application/x-www-form-urlencoded")
+        token = "" if is_form else bearer(request)
 
-        async def refused(body: bytes, status: int, reason: str) -> Response:
-            if not is_form:
-                return await refuse("web", request, body, status, reason)
-            await intake.quarantine("web", body, reason, content_type)
-            return HTMLResponse(form_page(f"Niet verstuurd / not sent: {reason}"), status_code=status)
+        def parse_report(body: bytes, resolver: Resolver) -> Batch:
+            return web.parse(body, resolver=resolver, form=is_form, bearer=token)
 
+        parse: Parse = parse_report
         try:
-            body = await read_body(request, MAX_BODY_BYTES)
+            body = await read_body(request, web.MAX_BODY_BYTES)
         except TooLarge:
-            return await refused(b"", 413, f"body too large; at most {MAX_BODY_BYTES} bytes")
-        try:
-            token, report = form_report(body) if is_form else (bearer(request), None)
-            client = client_for(token, municipality)
-            if client is None:
-                return await refused(
-                    body, 401, f"missing or unknown {'access code' if is_form else 'bearer token'}"
-                )
-            report = report or parse_report(body)
-        except InvalidInput as exc:
-            return await refused(body, exc.status, f"invalid report: {exc}")
-        message = normalise(report, municipality=municipality, client=client, body=body)
-        with bound(message_id=message.id):
-            batch = Batch(
-                raw_ref=message.raw_ref,
-                messages=[message],
-                # a web reporter gives a phone number or an email address
-                contacts={
-                    message.author.pseudonym: (
-                        "email" if "@" in report.reporter else "whatsapp",
-                        report.reporter,
-                    )
-                },
-            )
-            outcome = await intake.accept(batch, source="web", body=body, content_type=content_type)
+            body, parse = b"", refuse(f"body too large; at most {web.MAX_BODY_BYTES} bytes", 413)
+        taken = await intake.take("web", body, parse, content_type=content_type)
+        if isinstance(taken, Refused):
+            if not is_form:
+                return refusal(taken)
+            notice = f"Niet verstuurd / not sent: {taken.reason}"
+            return HTMLResponse(form_page(notice), status_code=taken.status)
         if is_form:
             return HTMLResponse(
                 form_page("Dank u, uw melding is ontvangen. / Thank you, your report was received.")
             )
-        duplicate = outcome.duplicates > 0
+        [message] = taken.batch.messages
+        duplicate = taken.outcome.duplicates > 0
         return JSONResponse({"id": message.id, "duplicate": duplicate}, status_code=200 if duplicate else 202)
 
     async def report_form(_: Request) -> HTMLResponse:

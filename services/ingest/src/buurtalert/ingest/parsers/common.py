@@ -1,10 +1,12 @@
-"""What every channel's parser produces, and the steps they share: resolving a
-sender through the directory, pseudonymising, detecting the language. Free of I/O,
-so the service and ``buurtalert ingest parse`` run the same code."""
+"""What every provider's parser produces (a :class:`Batch`, or :class:`InvalidInput`)
+and the steps they share: resolving a sender through the directory, pseudonymising,
+reading JSON, the ids of raw input and messages. Free of I/O, so the service and
+``buurtalert ingest parse`` run the same code."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
@@ -58,6 +60,19 @@ class Ignored:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class EmailAttachment:
+    """A file attached to an email, stored in ``media`` when its message is accepted.
+    ``mime_type`` is sniffed from the bytes, ``declared_type`` is the part's own."""
+
+    storage_ref: str
+    data: bytes
+    mime_type: str
+    filename: str
+    declared_type: str
+    message_id: str
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one webhook call, email or file yields."""
@@ -71,6 +86,8 @@ class Batch:
     ignored: list[Ignored] = field(default_factory=list)
     #: pseudonym → (channel, address): how to answer the author (rejection feedback only)
     contacts: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    #: email attachments, stored with the batch (the bytes are not part of :meth:`as_json`)
+    attachments: list[EmailAttachment] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, object]:
         """What ``buurtalert ingest parse`` prints: no raw addresses."""
@@ -168,3 +185,18 @@ class Resolver:
             member_id=member.id if member else None,
         )
         return Sender(author=author, group=group, flags=tuple(flags))
+
+
+#: A provider's parser as a lane hands it to ``Intake.take``: the raw input and a
+#: resolver in, a batch out, or :class:`InvalidInput`.
+Parse = Callable[[bytes, Resolver], Batch]
+
+
+def refuse(reason: str, status: int = 422) -> Parse:
+    """A parser that refuses whatever it is given: for input a lane could not read
+    (a body over the limit), so that refusal takes the same path as any other."""
+
+    def refused(raw: bytes, resolver: Resolver) -> Batch:
+        raise InvalidInput(reason, status)
+
+    return refused
