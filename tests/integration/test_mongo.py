@@ -14,6 +14,7 @@ from buurtalert.shared.topics import INGEST
 
 
 async def test_group_inserts_write_concurrent_documents_and_report_duplicates(settings: Settings) -> None:
+    """Concurrent inserts are written together; a duplicate _id answers False instead of raising."""
     client = mongo_client(settings)
     try:
         collection = client[settings.database].things
@@ -27,6 +28,7 @@ async def test_group_inserts_write_concurrent_documents_and_report_duplicates(se
 
 
 async def test_audit_trail_keeps_each_stage_and_its_history(settings: Settings) -> None:
+    """Each stage is kept once per content; a changed stage keeps its history; the trail shows the latest."""
     client = mongo_client(settings)
     try:
         audit = Audit(Database(client[settings.database], "moderation"))

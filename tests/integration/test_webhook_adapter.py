@@ -52,6 +52,7 @@ def delivery(url: str = "http://partner.test/hook") -> Delivery:
 
 
 async def test_signed_post_with_idempotency_key() -> None:
+    """A delivery is POSTed with an HMAC signature of its body and the delivery id as Idempotency-Key."""
     receiver = Receiver()
     result = await receiver.adapter().send(delivery(), "Let op: losse stoeptegel")
     [(body, headers)] = receiver.received
@@ -60,6 +61,7 @@ async def test_signed_post_with_idempotency_key() -> None:
 
 
 async def test_wrong_secret_is_refused_by_the_receiver_and_permanent() -> None:
+    """A receiver that cannot verify the signature refuses; the adapter treats that as permanent."""
     receiver = Receiver()
     with pytest.raises(PermanentDeliveryError) as refused:
         await receiver.adapter(secret=SecretStr("fout")).send(delivery(), "x")
@@ -71,15 +73,18 @@ async def test_wrong_secret_is_refused_by_the_receiver_and_permanent() -> None:
     [(503, TransientDeliveryError), (429, TransientDeliveryError), (404, PermanentDeliveryError)],
 )
 async def test_answers_map_to_transient_or_permanent(status: int, error: type[Exception]) -> None:
+    """408, 425, 429 and 5xx answers are retried; other 4xx answers are final."""
     with pytest.raises(error):
         await Receiver(status).adapter().send(delivery(), "x")
 
 
 async def test_plain_http_is_refused_except_for_named_hosts() -> None:
+    """Only https URLs are accepted, unless the host is named in insecure_hosts."""
     with pytest.raises(PermanentDeliveryError, match="https only"):
         await Receiver().adapter().send(delivery("http://elders.test/hook"), "x")
 
 
 def test_found_through_its_entry_point_with_the_secret_kept_secret() -> None:
+    """The adapter loads through its entry point and its secret never shows in a repr."""
     adapter = load_adapters({"webhook": {"secret": "s3cr3t-value"}})["webhook"]
     assert isinstance(adapter, WebhookAdapter) and "s3cr3t-value" not in repr(adapter.config)

@@ -33,6 +33,7 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
 
 @pytest.mark.parametrize("rate", [80, 1000])
 async def test_throttle_never_exceeds_the_cap_in_any_second_and_stays_close_to_it(rate: int) -> None:
+    """No one-second window holds more sends than the cap, and a busy sender gets close to it."""
     clock = Clock()
     throttle = Throttle(rate, clock=clock, sleep=clock.sleep)
     sent = []
@@ -61,6 +62,7 @@ async def test_throttle_catches_up_on_a_late_sender_but_never_exceeds_the_cap(ra
 
 
 async def test_throttle_does_not_catch_up_after_a_delay() -> None:
+    """After a pause the throttle does not burst beyond its small catch-up allowance."""
     clock = Clock()
     throttle = Throttle(10, clock=clock, sleep=clock.sleep)
     await throttle.acquire()
@@ -73,6 +75,7 @@ async def test_throttle_does_not_catch_up_after_a_delay() -> None:
 
 
 async def test_throttle_serialises_concurrent_senders() -> None:
+    """Concurrent senders share one schedule: together they stay under the cap."""
     clock = Clock()
     throttle = Throttle(50, clock=clock, sleep=clock.sleep)
     sent: list[float] = []
@@ -86,6 +89,7 @@ async def test_throttle_serialises_concurrent_senders() -> None:
 
 
 async def test_recipient_pacing_spaces_messages_to_one_recipient_only() -> None:
+    """Two sends to one recipient are spaced by the interval; sends to others are not held up."""
     clock = Clock()
     pacing = RecipientPacing(6.0, max_wait=10.0, clock=clock, sleep=clock.sleep)
     await pacing.acquire("a")

@@ -264,3 +264,21 @@ def test_media_travel_with_an_authority_alert_and_never_with_a_resident_report()
     report = item("boshoven-noord", media=(photo,))
     assert {d.media for d in route(alert, ctx()).deliveries} == {(photo,)}
     assert {d.media for d in route(report, ctx()).deliveries} == {()}
+
+
+def test_lines_we_add_are_in_the_recipients_language_never_the_message() -> None:
+    """The cross-border notice follows the agreement's language and the delivery carries
+    it (channels renders the SAAR reminder in it); the message text itself is untouched."""
+    base = ctx()
+    french = base.directory.model_copy(
+        update={
+            "agreements": tuple(a.model_copy(update={"language": "fr"}) for a in base.directory.agreements)
+        }
+    )
+    result = route(item(category="missing_person"), Context(directory=french, partners=base.partners))
+    [kaulille] = [d for d in result.deliveries if d.destination.group_id == "kaulille-regie"]
+    assert kaulille.language == "fr"
+    assert kaulille.notice is not None and kaulille.notice.startswith("Signalement venant de Weert (NL)")
+    assert kaulille.text == item(category="missing_person").message.text
+    home = [d for d in result.deliveries if d.destination.group_id == "boshoven-regie"]
+    assert home and all(d.language == "nl" for d in home)

@@ -66,6 +66,7 @@ def test_a_partner_adapter_gets_a_delivery_topic_from_routing_to_channels() -> N
 
 
 def test_channel_names_in_the_municipality_file_must_make_topic_names(tmp_path: Path) -> None:
+    """A channel name that cannot be part of a topic name is refused when the file is loaded."""
     path = tmp_path / "municipality.yaml"
     path.write_text(
         "id: weert\nname: Weert\ncountry: NL\npseudonym_key: a-key-of-sixteen-chars\n"
