@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,10 +67,6 @@ class Verdict:
 
     probabilities: Mapping[str, float]
     strongest: tuple[str, ...]
-
-    @property
-    def likeliest(self) -> str:
-        return max(self.probabilities, key=lambda c: self.probabilities[c])
 
 
 class ModelFile(BaseModel):
@@ -139,10 +134,6 @@ class LinearModel:
         # class alone ranks the features that pushed towards it.
         pushed = heapq.nlargest(strongest, ((w[best], f) for w, f in matched))
         return Verdict(probabilities, tuple(f for weight, f in pushed if weight > 0))
-
-
-def load_model(path: Path) -> LinearModel:
-    return LinearModel.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 @cache

@@ -61,7 +61,6 @@ _DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 SHORT = 6  # tokens: a message this short with a thank-you or approval is a reaction
-NOISE = frozenset({"reaction_only", "off_topic", "joke", "chain_message"})
 ALERTS = frozenset({"urgent_112", "suspicious_situation", "missing_person", "police_alert"})
 #: Reasons an author is told about (the others are for moderators).
 EXPLAINED = frozenset(

@@ -39,7 +39,7 @@ class GraphSession:
 
     async def start(self) -> None:
         # aiohttp rather than httpx on this hot path: against the Graph API emulator
-        # it made 4,600 requests/s where httpx made 930 (8 connections) or 266 (64).
+        # it made several times the requests per second of httpx (docs/benchmarks.md).
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=CONNECTIONS),
