@@ -134,9 +134,9 @@ INCIDENTS = Collection(
     ROUTING,
     (),
     "One document per incident (_id inc_...): reports of one event merged, the groups it "
-    "reached, whether and by which message it was closed.",
+    "reached, whether and by which message it was closed; the first report's text and place.",
     Retention.RECORD,
-    personal_data=False,
+    personal_data=True,
 )
 GROUP_RATES = Collection(
     "group_rates",

@@ -110,25 +110,32 @@ def _phrase(text: str) -> tuple[str, ...]:
 
 class PhraseMatcher:
     """Finds many phrases (token sequences) in one pass: phrases are indexed by their
-    first token, so each position of the text looks up only its candidates."""
+    first token and length, so each position of the text looks up one set per phrase
+    length that starts with its token, however many phrases there are."""
 
     def __init__(self, lists: Mapping[str, Iterable[str]]) -> None:
-        self._index: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        index: dict[str, dict[int, dict[tuple[str, ...], set[str]]]] = defaultdict(lambda: defaultdict(dict))
         for code, phrases in lists.items():
             for phrase in phrases:
                 if tokens := _phrase(phrase):
-                    self._index[tokens[0]].append((tokens, code))
+                    index[tokens[0]][len(tokens)].setdefault(tokens, set()).add(code)
+        self._index = {first: dict(by_length) for first, by_length in index.items()}
 
     def find(self, tokens: Sequence[Token]) -> dict[str, list[Span]]:
         words = [t.text for t in tokens]
         found: dict[str, list[Span]] = defaultdict(list)
         for i, word in enumerate(words):
-            for phrase, code in self._index.get(word, ()):
-                n = len(phrase)
-                if tuple(words[i : i + n]) == phrase:
-                    found[code].append(
-                        Span(start=tokens[i].start, end=tokens[i + n - 1].end, text=" ".join(phrase))
+            by_length = self._index.get(word)
+            if by_length is None:
+                continue
+            for n, phrases in by_length.items():
+                codes = phrases.get(tuple(words[i : i + n]))
+                if codes:
+                    span = Span(
+                        start=tokens[i].start, end=tokens[i + n - 1].end, text=" ".join(words[i : i + n])
                     )
+                    for code in codes:
+                        found[code].append(span)
         return found
 
 
