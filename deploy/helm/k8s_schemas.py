@@ -47,7 +47,7 @@ def unpack(wheel: Path, version: str, out: Path) -> int:
                 schema = _relative(json.loads(archive.read(name)))
                 assert isinstance(schema, dict)
                 schema.pop("$id", None)
-                (target / name[len(prefix):]).write_text(json.dumps(schema))
+                (target / name[len(prefix) :]).write_text(json.dumps(schema))
                 count += 1
     if not count:
         raise SystemExit(f"{wheel} has no schemas for Kubernetes {version}")

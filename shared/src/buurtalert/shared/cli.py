@@ -165,7 +165,8 @@ spec:
 
 def _listing(label: str, names: list[str]) -> str:
     return textwrap.fill(
-        ", ".join(names) or "-", width=100,
+        ", ".join(names) or "-",
+        width=100,
         initial_indent=f"  {label}: ",
         subsequent_indent="    ",
         break_on_hyphens=False,
