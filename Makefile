@@ -17,7 +17,8 @@ INGEST_PORT ?= 8080
 # Deployment files (deploy/docker, deploy/compose, deploy/helm), validated offline by `make manifests`
 # with tools built or fetched once into .local/tools: helm and kubeconform from the Go module
 # proxy, compose-check (deploy/compose/check, on compose-go) and the Kubernetes JSON schemas from
-# the kubernetes-validate wheel on PyPI.
+# the kubernetes-validate wheel on PyPI, and dockerfile-check (deploy/docker/check, on BuildKit's
+# Dockerfile parser and linter). No image is ever built by a test.
 HELM_VERSION := v3.22.0
 KUBECONFORM_VERSION := v0.8.0
 KUBERNETES_SCHEMAS_VERSION := 1.37.0
@@ -25,6 +26,7 @@ KUBERNETES_VERSION := 1.33.0
 HELM := $(TOOLS)/bin/helm
 KUBECONFORM := $(TOOLS)/bin/kubeconform
 COMPOSE_CHECK := $(TOOLS)/bin/compose-check
+DOCKERFILE_CHECK := $(TOOLS)/bin/dockerfile-check
 K8S_SCHEMAS := $(TOOLS)/k8s-schemas
 # The services with an image; review comes with issue 14 (add it here when services/review lands).
 SERVICES := ingest moderation routing channels
@@ -89,6 +91,9 @@ $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION):
 $(COMPOSE_CHECK): deploy/compose/check/main.go deploy/compose/check/go.mod deploy/compose/check/go.sum
 	cd deploy/compose/check && go build -trimpath -o $@ .
 
+$(DOCKERFILE_CHECK): deploy/docker/check/main.go deploy/docker/check/go.mod deploy/docker/check/go.sum
+	cd deploy/docker/check && go build -trimpath -o $@ .
+
 $(K8S_SCHEMAS)/.complete-$(KUBERNETES_SCHEMAS_VERSION)-$(KUBERNETES_VERSION): deploy/helm/k8s_schemas.py | $(UV)
 	rm -rf $(K8S_SCHEMAS) $(TOOLS)/wheels
 	$(TOOLS)/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
@@ -97,8 +102,9 @@ $(K8S_SCHEMAS)/.complete-$(KUBERNETES_SCHEMAS_VERSION)-$(KUBERNETES_VERSION): de
 	  $(KUBERNETES_VERSION) $(K8S_SCHEMAS)
 	touch $@
 
-manifests: env $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) $(COMPOSE_CHECK) $(K8S_SCHEMAS)/.complete-$(KUBERNETES_SCHEMAS_VERSION)-$(KUBERNETES_VERSION) ## Validate the deployment files offline: Helm chart, compose file, generated topics
+manifests: env $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) $(COMPOSE_CHECK) $(DOCKERFILE_CHECK) $(K8S_SCHEMAS)/.complete-$(KUBERNETES_SCHEMAS_VERSION)-$(KUBERNETES_VERSION) ## Validate the deployment files offline: Dockerfile, compose file, Helm chart, generated topics
 	$(BIN)/buurtalert topics manifest --format strimzi --check
+	$(DOCKERFILE_CHECK) deploy/docker/Dockerfile build service http-service
 	HELM=$(HELM) KUBECONFORM=$(KUBECONFORM) K8S_SCHEMAS=$(K8S_SCHEMAS) KUBERNETES_VERSION=$(KUBERNETES_VERSION) \
 	  deploy/helm/validate.sh
 	$(COMPOSE_CHECK) deploy/compose/compose.yaml deploy/compose/env/*.env
