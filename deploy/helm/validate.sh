@@ -3,8 +3,8 @@
 # `helm lint --strict`, then `helm template` into kubeconform -strict against the Kubernetes
 # JSON schemas (K8S_SCHEMAS, unpacked by deploy/helm/k8s_schemas.py) and ours for Strimzi's
 # KafkaTopic (deploy/helm/schemas/). No schema may be missing. Then the chart's own guards:
-# rendering fails on too many replicas, on a missing Secret name, on a bad partner channel, and
-# the chart never renders a Secret. `make manifests` runs this with the tools it installs.
+# rendering fails on too many replicas, a misspelt key, a missing Secret name or directory, a
+# bad partner channel name; and the chart never renders a Secret. `make manifests` runs this with the tools it installs.
 #
 #   HELM=... KUBECONFORM=... K8S_SCHEMAS=... KUBERNETES_VERSION=1.33.0 deploy/helm/validate.sh
 set -euo pipefail
@@ -62,6 +62,8 @@ base=(-f "$chart/values-weert.yaml" --set-file "directory.content=$root/deploy/d
 refused "more routing replicas than messages.approved has partitions" \
   "services.routing.replicas is 4, but routing reads the topic messages.approved, which has 3 partitions" \
   "${base[@]}" --set services.routing.replicas=4
+refused "a misspelt key (values.schema.json)" "additional properties 'replica' not allowed" \
+  "${base[@]}" --set services.routing.replica=2
 refused "no municipality file Secret" "municipalityFile.existingSecret" \
   "${base[@]}" --set municipalityFile.existingSecret=
 refused "no MongoDB Secret" "mongo.existingSecret" "${base[@]}" --set mongo.existingSecret=
