@@ -4,7 +4,8 @@
 # JSON schemas (K8S_SCHEMAS, unpacked by deploy/helm/k8s_schemas.py) and ours for Strimzi's
 # KafkaTopic (deploy/helm/schemas/). No schema may be missing. Then the chart's own guards:
 # rendering fails on too many replicas, a misspelt key, a missing Secret name or directory, a
-# bad partner channel name; and the chart never renders a Secret. `make manifests` runs this with the tools it installs.
+# bad partner channel name; and the chart never renders a Secret. `make manifests` runs this
+# with the tools it installs.
 #
 #   HELM=... KUBECONFORM=... K8S_SCHEMAS=... KUBERNETES_VERSION=1.33.0 deploy/helm/validate.sh
 set -euo pipefail

@@ -118,8 +118,6 @@ min.insync.replicas: {{ min (int $root.Values.kafka.minInsyncReplicas) (int $roo
 - name: BUURTALERT_HTTP_PORT
   value: {{ . | quote }}
 {{- end }}
-- name: HOME
-  value: /tmp
 {{- with $root.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
