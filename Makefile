@@ -28,8 +28,10 @@ KUBECONFORM := $(TOOLS)/bin/kubeconform
 COMPOSE_CHECK := $(TOOLS)/bin/compose-check
 DOCKERFILE_CHECK := $(TOOLS)/bin/dockerfile-check
 K8S_SCHEMAS := $(TOOLS)/k8s-schemas
-# The services with an image; review comes with issue 14 (add it here when services/review lands).
-SERVICES := ingest moderation routing channels
+# The services with an image (review comes with issue 14: skipped until services/review exists),
+# and those that serve HTTP (their image has a HEALTHCHECK).
+SERVICES := ingest moderation routing channels review
+HTTP_SERVICES := ingest review
 IMAGE_REGISTRY ?= buurtalert
 IMAGE_TAG ?= latest
 
@@ -114,7 +116,8 @@ helm-topics: env ## Regenerate the chart's KafkaTopic resources from topics.py (
 
 images: ## Build the services' images with Docker (IMAGE_REGISTRY, IMAGE_TAG); never run by the tests
 	for service in $(SERVICES); do \
-	  target=service; if [ "$$service" = ingest ]; then target=http-service; fi; \
+	  if [ ! -f services/$$service/pyproject.toml ]; then echo "skipping $$service: services/$$service is not there yet"; continue; fi; \
+	  target=service; case " $(HTTP_SERVICES) " in *" $$service "*) target=http-service;; esac; \
 	  docker build -f deploy/docker/Dockerfile --build-arg SERVICE=$$service --target $$target \
 	    -t $(IMAGE_REGISTRY)/buurtalert-$$service:$(IMAGE_TAG) .; \
 	done

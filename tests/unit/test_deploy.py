@@ -132,9 +132,13 @@ def test_every_service_is_in_the_chart_and_in_make_images() -> None:
     values = _yaml(CHART / "values.yaml")["services"]
     makefile = (ROOT / "Makefile").read_text()
     listed = set(re.search(r"^SERVICES := (.*)$", makefile, re.M).group(1).split())  # type: ignore[union-attr]
+    for name in _services() | COMING:
+        assert name in listed, f"Makefile: SERVICES lacks {name}"
+    http = set(re.search(r"^HTTP_SERVICES := (.*)$", makefile, re.M).group(1).split())  # type: ignore[union-attr]
+    compose = _yaml(COMPOSE / "compose.yaml")["services"]
+    assert http == {n for n in listed if compose[n]["build"].get("target") == "http-service"}
     for name in _services():
         assert values[name]["enabled"], f"values.yaml: services.{name} is disabled"
-        assert name in listed, f"Makefile: SERVICES lacks {name}"
     for name in COMING - _services():
         assert values[name]["enabled"] is False
     ports = [svc["httpPort"] for svc in values.values()]
