@@ -87,7 +87,7 @@ $(TOOLS)/.helm-$(HELM_VERSION):
 	touch $@
 
 $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION):
-	GOBIN=$(TOOLS)/bin go install -trimpath github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	GOBIN=$(TOOLS)/bin go install -trimpath -ldflags "-X main.version=$(KUBECONFORM_VERSION)" github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
 	touch $@
 
 $(COMPOSE_CHECK): deploy/compose/check/main.go deploy/compose/check/go.mod deploy/compose/check/go.sum
