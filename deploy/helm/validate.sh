@@ -71,6 +71,8 @@ refused "no MongoDB Secret" "mongo.existingSecret" "${base[@]}" --set mongo.exis
 refused "no directory to load" "directory.load" -f "$chart/values-weert.yaml"
 refused "a partner channel that is no channel name" "is not a channel name" \
   "${base[@]}" --set 'kafka.partnerChannels={Bad_Name}'
+refused "a partner channel named as a built-in adapter" "is a built-in adapter" \
+  "${base[@]}" --set 'kafka.partnerChannels={whatsapp}'
 # A partner adapter gets its delivery topic; the review service (issue 14) renders when enabled.
 render partner "${base[@]}" --set 'kafka.partnerChannels={meldingenportaal}' --set services.review.enabled=true
 grep -q 'topicName: "weert.deliveries.meldingenportaal"' "$work/partner.yaml" \

@@ -84,7 +84,7 @@ min.insync.replicas: {{ min (int $root.Values.kafka.minInsyncReplicas) (int $roo
 {{- if not (regexMatch "^[a-z][a-z0-9-]{0,39}$" $channel) -}}
 {{- fail (printf "kafka.partnerChannels: %q is not a channel name (lower-case letters, digits and '-', 40 at most)" $channel) -}}
 {{- end -}}
-{{- if has $channel (list "email" "whatsapp" "facebook" "webhook" "apprise") -}}
+{{- if has $channel (include "buurtalert.builtinChannels" (index . 0) | fromYamlArray) -}}
 {{- fail (printf "kafka.partnerChannels: %q is a built-in adapter, whose topic always exists" $channel) -}}
 {{- end -}}
 {{- end }}

@@ -17,7 +17,14 @@ import click
 from buurtalert.shared.logging import configure_logging, get_logger
 from buurtalert.shared.service import asyncapi_document, service_factories
 from buurtalert.shared.settings import Settings, load_municipality_config
-from buurtalert.shared.topics import TOPICS, Topic, delivery_topic, deployment_topics, retry_topic
+from buurtalert.shared.topics import (
+    BUILTIN_CHANNELS,
+    TOPICS,
+    Topic,
+    delivery_topic,
+    deployment_topics,
+    retry_topic,
+)
 
 COMMANDS_GROUP = "buurtalert.commands"
 log = get_logger(__name__)
@@ -200,6 +207,10 @@ Partner adapters' delivery topics (kafka.partnerChannels) carry personal data to
 the Deployments fail rendering when a service has more replicas than that. */ -}}}}
 {{{{- define "buurtalert.partitionBounds" }}}}
 {bounds}
+{{{{- end }}}}
+{{{{- /* The built-in channel adapters (their delivery topics are above): no partner may take a name. */ -}}}}
+{{{{- define "buurtalert.builtinChannels" }}}}
+[{", ".join(BUILTIN_CHANNELS)}]
 {{{{- end }}}}
 {{{{- if .Values.kafka.strimzi.enabled }}}}
 """
