@@ -14,7 +14,28 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 INGEST_PORT ?= 8080
 
-.PHONY: help run down test lint bench eval train asyncapi infra env clean
+# Deployment files (deploy/docker, deploy/compose, deploy/helm), validated offline by `make manifests`
+# with tools built or fetched once into .local/tools: helm and kubeconform from the Go module
+# proxy, compose-check (deploy/compose/check, on compose-go) and the Kubernetes JSON schemas from
+# the kubernetes-validate wheel on PyPI, and dockerfile-check (deploy/docker/check, on BuildKit's
+# Dockerfile parser and linter). No image is ever built by a test.
+HELM_VERSION := v3.22.0
+KUBECONFORM_VERSION := v0.8.0
+KUBERNETES_SCHEMAS_VERSION := 1.37.0
+KUBERNETES_VERSION := 1.33.0
+HELM := $(TOOLS)/bin/helm
+KUBECONFORM := $(TOOLS)/bin/kubeconform
+COMPOSE_CHECK := $(TOOLS)/bin/compose-check
+DOCKERFILE_CHECK := $(TOOLS)/bin/dockerfile-check
+K8S_SCHEMAS := $(TOOLS)/k8s-schemas
+# The services with an image (review comes with issue 14: skipped until services/review exists),
+# and those that serve HTTP (their image has a HEALTHCHECK).
+SERVICES := ingest moderation routing channels review
+HTTP_SERVICES := ingest review
+IMAGE_REGISTRY ?= buurtalert
+IMAGE_TAG ?= latest
+
+.PHONY: help run down test lint manifests helm-topics images bench eval train asyncapi infra env clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,10 +76,51 @@ lint: env ## ruff and mypy (strict)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: env ## Run every test: lint, types, AsyncAPI freshness, unit, integration, end to end
+test: env ## Run every test: lint, types, deployment files, AsyncAPI freshness, unit, integration, end to end
 	deploy/local/stack.sh install
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory manifests
 	$(BIN)/python -m pytest
+
+$(TOOLS)/.helm-$(HELM_VERSION):
+	GOBIN=$(TOOLS)/bin go install -trimpath -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	touch $@
+
+$(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION):
+	GOBIN=$(TOOLS)/bin go install -trimpath -ldflags "-X main.version=$(KUBECONFORM_VERSION)" github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	touch $@
+
+$(COMPOSE_CHECK): deploy/compose/check/main.go deploy/compose/check/go.mod deploy/compose/check/go.sum
+	cd deploy/compose/check && go build -trimpath -o $@ .
+
+$(DOCKERFILE_CHECK): deploy/docker/check/main.go deploy/docker/check/go.mod deploy/docker/check/go.sum
+	cd deploy/docker/check && go build -trimpath -o $@ .
+
+$(K8S_SCHEMAS)/.complete-$(KUBERNETES_SCHEMAS_VERSION)-$(KUBERNETES_VERSION): deploy/helm/k8s_schemas.py | $(UV)
+	rm -rf $(K8S_SCHEMAS) $(TOOLS)/wheels
+	$(TOOLS)/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+	  -d $(TOOLS)/wheels kubernetes-validate==$(KUBERNETES_SCHEMAS_VERSION)
+	python3 deploy/helm/k8s_schemas.py $(TOOLS)/wheels/kubernetes_validate-$(KUBERNETES_SCHEMAS_VERSION)-py3-none-any.whl \
+	  $(KUBERNETES_VERSION) $(K8S_SCHEMAS)
+	touch $@
+
+manifests: env $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) $(COMPOSE_CHECK) $(DOCKERFILE_CHECK) $(K8S_SCHEMAS)/.complete-$(KUBERNETES_SCHEMAS_VERSION)-$(KUBERNETES_VERSION) ## Validate the deployment files offline: Dockerfile, compose file, Helm chart, generated topics
+	$(BIN)/buurtalert topics manifest --format strimzi --check
+	$(DOCKERFILE_CHECK) deploy/docker/Dockerfile build service http-service
+	HELM=$(HELM) KUBECONFORM=$(KUBECONFORM) K8S_SCHEMAS=$(K8S_SCHEMAS) KUBERNETES_VERSION=$(KUBERNETES_VERSION) \
+	  deploy/helm/validate.sh
+	$(COMPOSE_CHECK) deploy/compose/compose.yaml deploy/compose/env/*.env
+
+helm-topics: env ## Regenerate the chart's KafkaTopic resources from topics.py (deploy/helm/buurtalert/templates/topics.yaml)
+	$(BIN)/buurtalert topics manifest --format strimzi --out deploy/helm/buurtalert/templates/topics.yaml
+
+images: ## Build the services' images with Docker (IMAGE_REGISTRY, IMAGE_TAG); never run by the tests
+	for service in $(SERVICES); do \
+	  if [ ! -f services/$$service/pyproject.toml ]; then echo "skipping $$service: services/$$service is not there yet"; continue; fi; \
+	  target=service; case " $(HTTP_SERVICES) " in *" $$service "*) target=http-service;; esac; \
+	  docker build -f deploy/docker/Dockerfile --build-arg SERVICE=$$service --target $$target \
+	    -t $(IMAGE_REGISTRY)/buurtalert-$$service:$(IMAGE_TAG) .; \
+	done
 
 eval: env ## Moderation judged on data it was not fitted on (grouped cross-validation, held-back sources); fails when a goal is missed
 	$(BIN)/python -m buurtalert.moderation.evaluate

@@ -4,9 +4,11 @@ entry-point group ``buurtalert.commands`` (a click command or group each)."""
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import logging
 import sys
+import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -15,7 +17,14 @@ import click
 from buurtalert.shared.logging import configure_logging, get_logger
 from buurtalert.shared.service import asyncapi_document, service_factories
 from buurtalert.shared.settings import Settings, load_municipality_config
-from buurtalert.shared.topics import TOPICS, deployment_topics
+from buurtalert.shared.topics import (
+    BUILTIN_CHANNELS,
+    TOPICS,
+    Topic,
+    delivery_topic,
+    deployment_topics,
+    retry_topic,
+)
 
 COMMANDS_GROUP = "buurtalert.commands"
 log = get_logger(__name__)
@@ -94,6 +103,149 @@ def topics_create() -> None:
     wanted = deployment_topics(load_municipality_config(settings.municipality_file).channels)
     created = asyncio.run(create_topics(settings, wanted))
     click.echo(f"{len(created)} topics created, {len(wanted) - len(created)} already there")
+
+
+#: Topics whose records carry personal data: message texts, authors' pseudonyms with what they
+#: wrote, destination addresses, the raw input ingest refused, a failed record with its payload,
+#: or a pointer to a resident's photo (``ingest.media``: the provider's media id, fetchable with
+#: the token). They get the short retention (``kafka.retention.personalDataMs``, 24 h by default);
+#: any other topic the default one. Today every declared topic matches.
+PERSONAL_DATA_TOPICS = (
+    "messages.*",
+    "moderation.*",
+    "deliveries.*",
+    "ingest.quarantine",
+    "ingest.media",
+    "*.retry",
+    "*.deadletter",
+)
+#: Where ``buurtalert topics manifest --format strimzi`` writes by default (from the repository root).
+STRIMZI_MANIFEST = Path("deploy/helm/buurtalert/templates/topics.yaml")
+
+
+def carries_personal_data(topic: Topic) -> bool:
+    return any(fnmatch.fnmatchcase(topic.name, pattern) for pattern in PERSONAL_DATA_TOPICS)
+
+
+def partition_bounds(topics: tuple[Topic, ...]) -> dict[str, Topic]:
+    """Per consumer, the topic with the fewest partitions among those it reads, its own retry
+    topic aside (one partition on purpose: one replica takes the retries, the others idle there).
+    A consumer group gives each partition to one member, so a replica beyond that count would get
+    no partition of that topic."""
+    bounds: dict[str, Topic] = {}
+    for topic in topics:
+        for consumer in topic.consumers:
+            if topic.name == retry_topic(consumer).name:
+                continue
+            held = bounds.get(consumer)
+            if held is None or (topic.partitions, topic.name) < (held.partitions, held.name):
+                bounds[consumer] = topic
+    return dict(sorted(bounds.items()))
+
+
+def _strimzi_topic(topic: Topic, name: str, ctx: str) -> str:
+    """One KafkaTopic of the chart; ``name`` is a template expression giving the topic's name."""
+    retention = "personalData" if carries_personal_data(topic) else "default"
+    values = ".Values" if ctx == "." else f"{ctx}.Values"
+    return f"""---
+apiVersion: {{{{ {values}.kafka.strimzi.apiVersion }}}}
+kind: KafkaTopic
+metadata:
+  name: {{{{ include "buurtalert.topicResourceName" (list {ctx} {name}) }}}}
+  {{{{- with {values}.kafka.strimzi.namespace }}}}
+  namespace: {{{{ . }}}}
+  {{{{- end }}}}
+  labels:
+    {{{{- include "buurtalert.topicLabels" {ctx} | nindent 4 }}}}
+  annotations:
+    buurtalert.nl/owner: {topic.owner}
+    buurtalert.nl/consumers: "{", ".join(topic.consumers) or "-"}"
+    buurtalert.nl/retention-class: {retention}
+spec:
+  topicName: {{{{ include "buurtalert.topicName" (list {ctx} {name}) }}}}
+  partitions: {topic.partitions}
+  replicas: {{{{ {values}.kafka.replicationFactor }}}}
+  config:
+    {{{{- include "buurtalert.topicConfig" (list {ctx} {name} "{retention}") | nindent 4 }}}}
+"""
+
+
+def _listing(label: str, names: list[str]) -> str:
+    return textwrap.fill(
+        ", ".join(names) or "-",
+        width=100,
+        initial_indent=f"  {label}: ",
+        subsequent_indent="    ",
+        break_on_hyphens=False,
+    )
+
+
+def strimzi_manifest() -> str:
+    """The chart's ``templates/topics.yaml``: a Strimzi ``KafkaTopic`` for every declared topic,
+    one per partner adapter the values name (``kafka.partnerChannels``), and the partition bound
+    of each consumer, which the Deployments check their replicas against."""
+    topics = deployment_topics(())
+    partner = delivery_topic("partner")
+    personal = [t.name for t in topics if carries_personal_data(t)]
+    other = [t.name for t in topics if not carries_personal_data(t)]
+    bounds = "\n".join(
+        f"{consumer}: {{topic: {t.name}, partitions: {t.partitions}}}"
+        for consumer, t in partition_bounds(topics).items()
+    )
+    header = f"""{{{{- /*
+GENERATED by `buurtalert topics manifest --format strimzi` (make helm-topics) from the topic
+declarations in shared/src/buurtalert/shared/topics.py (deployment_topics). Do not edit by hand:
+tests/unit/test_deploy.py fails when this file is out of date.
+
+Retention (retention.ms): topics that carry personal data get kafka.retention.personalDataMs
+(24 h by default), the others kafka.retention.defaultMs; kafka.retentionOverrides sets one topic's.
+{_listing("personal data", personal)}
+{_listing("other", other)}
+Partner adapters' delivery topics (kafka.partnerChannels) carry personal data too.
+*/ -}}}}
+{{{{- /* Per consumer: the topic it reads with the fewest partitions (its retry topic aside);
+the Deployments fail rendering when a service has more replicas than that. */ -}}}}
+{{{{- define "buurtalert.partitionBounds" }}}}
+{bounds}
+{{{{- end }}}}
+{{{{- /* The built-in channel adapters (their delivery topics are above): no partner may take a name. */ -}}}}
+{{{{- define "buurtalert.builtinChannels" }}}}
+[{", ".join(BUILTIN_CHANNELS)}]
+{{{{- end }}}}
+{{{{- if .Values.kafka.strimzi.enabled }}}}
+"""
+    body = "".join(_strimzi_topic(t, f'"{t.name}"', ".") for t in topics)
+    partners = (
+        "{{- range $channel := .Values.kafka.partnerChannels }}\n"
+        '{{- include "buurtalert.checkPartnerChannel" (list $ $channel) }}\n'
+        + _strimzi_topic(partner, '(printf "deliveries.%s" $channel)', "$")
+        + "{{- end }}\n"
+    )
+    return header + body + partners + "{{- end }}\n"
+
+
+@topics.command("manifest")
+@click.option("--format", "fmt", type=click.Choice(["strimzi"]), default="strimzi", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=STRIMZI_MANIFEST,
+    show_default=True,
+    help="The file to write ('-': standard output).",
+)
+@click.option("--check", is_flag=True, help="Exit 1 if the file differs from what would be written.")
+def topics_manifest(fmt: str, out: Path, check: bool) -> None:
+    """Write the Helm chart's Strimzi KafkaTopic resources, generated from the declared topics."""
+    text = strimzi_manifest()
+    if str(out) == "-":
+        click.echo(text, nl=False)
+    elif check:
+        if not out.exists() or out.read_text() != text:
+            click.echo(f"out of date: {out}; run `make helm-topics`", err=True)
+            sys.exit(1)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}")
 
 
 @main.command()
