@@ -3,9 +3,11 @@ messages published as moderation publishes them, and logged-in HTTP clients."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
-from buurtalert.devkit.testing import settings_environment
+from buurtalert.devkit.testing import free_port, settings_environment
 from buurtalert.review.handlers import Access
 from buurtalert.review.stores import Sessions, Users
 from buurtalert.shared.models import (
@@ -35,7 +37,7 @@ from buurtalert.shared.models import (
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import MODERATION_PROPOSALS, MODERATION_REVIEW, REVIEW
-from tests.support import BIN, ServiceProcess
+from tests.support import BIN, ServiceProcess, wait_http
 
 PASSWORD = "correct horse battery"
 LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -174,6 +176,39 @@ class ReviewService:
     async def close(self) -> None:
         for client in self.clients:
             await client.aclose()
+
+
+#: The users every console test has: (name, role, municipality).
+USERS = [
+    ("bob", "moderator", "weert-demo"),
+    ("agent", "wijkagent", "weert-demo"),
+    ("anna", "admin", "weert-demo"),
+    ("carl", "coordinator", "weert-demo"),
+    ("eve", "admin", "bocholt-demo"),
+]
+
+
+@contextlib.asynccontextmanager
+async def running_review(
+    settings: Settings, tmp_path: Path, *, failed: Callable[[], bool]
+) -> AsyncIterator[ReviewService]:
+    """The review service as a process on a port of its own, with alice (added through the
+    command, the password on standard input) and :data:`USERS`."""
+    own = settings.model_copy(update={"http_port": free_port()})
+    add_user(own, "alice", "moderator")
+    await add_users(own, USERS)
+    process = ServiceProcess("review", own, log_dir(tmp_path))
+    process.start()
+    service = ReviewService(own, process)
+    try:
+        await wait_http(f"{service.url}/health")
+        await process.started()
+        yield service
+    finally:
+        await service.close()
+        process.stop()
+        if failed():
+            print(process.log()[-6000:])
 
 
 def log_dir(tmp_path: Path) -> Path:

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from buurtalert.devkit.testing import free_port
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import MESSAGES_APPROVED, MESSAGES_REJECTED, MODERATION_DECISIONS
@@ -21,13 +20,12 @@ from tests.conftest import TEST_FAILED
 from tests.review_support import (
     PASSWORD,
     ReviewService,
-    add_user,
-    add_users,
     held_message,
     log_dir,
     removal_proposal,
+    running_review,
 )
-from tests.support import ServiceProcess, eventually, read_topic, wait_http
+from tests.support import ServiceProcess, eventually, read_topic
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -36,30 +34,10 @@ pytestmark = pytest.mark.timeout(240)
 async def review(
     settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[ReviewService]:
-    own = settings.model_copy(update={"http_port": free_port()})
-    add_user(own, "alice", "moderator")  # through the command, the password on standard input
-    await add_users(
-        own,
-        [
-            ("bob", "moderator", "weert-demo"),
-            ("agent", "wijkagent", "weert-demo"),
-            ("anna", "admin", "weert-demo"),
-            ("carl", "coordinator", "weert-demo"),
-            ("eve", "admin", "bocholt-demo"),
-        ],
-    )
-    process = ServiceProcess("review", own, log_dir(tmp_path))
-    process.start()
-    service = ReviewService(own, process)
-    try:
-        await wait_http(f"{service.url}/health")
-        await process.started()
+    async with running_review(
+        settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
+    ) as service:
         yield service
-    finally:
-        await service.close()
-        process.stop()
-        if request.node.stash.get(TEST_FAILED, False):
-            print(process.log()[-6000:])
 
 
 async def queued(review: ReviewService, client: httpx.AsyncClient, item_id: str) -> dict[str, Any]:
