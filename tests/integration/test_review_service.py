@@ -214,6 +214,12 @@ async def test_a_removal_needs_two_different_admins_or_coordinators(review: Revi
         await alice.post("/items/rmv_1/agree", data={"version": "0", "csrf": alice_csrf})
     ).status_code == 404
 
+    page = await anna.get("/items/rmv_1", headers={"Accept": "text/html"})
+    assert (
+        page.status_code == 200 and "Akkoord met verwijderen" in page.text and "p_troublemaker" in page.text
+    )
+    queue = await anna.get("/queue", headers={"Accept": "text/html"})
+    assert "Voorstel tot verwijderen" in queue.text
     first = await anna.post("/items/rmv_1/agree", data={"version": "0", "csrf": anna_csrf})
     assert first.status_code == 200 and first.json()["decision"] is None
     assert first.json()["agreed_by"] == ["anna"] and first.json()["version"] == 1
