@@ -54,6 +54,8 @@ from buurtalert.shared.mongo import Audit, Document
 
 log = get_logger(__name__)
 Clock = Callable[[], datetime]
+#: How often decisions whose publication failed are sent again.
+RESEND_SECONDS = 10.0
 
 
 class Changes:
@@ -308,6 +310,16 @@ class Console:
         for decision in await self.items.unpublished():
             sent += await self.send(decision)
         return sent
+
+    async def keep_resending(self, every: float = RESEND_SECONDS) -> None:
+        """Send what is unpublished, every ``every`` seconds, until cancelled."""
+        while True:
+            try:
+                if sent := await self.send_unpublished():
+                    log.info("decisions_resent", count=sent)
+            except Exception:  # the database is away: try again next time
+                log.exception("resend_failed")
+            await asyncio.sleep(every)
 
 
 def _holder(item: Item | None) -> str:

@@ -12,14 +12,11 @@ import asyncio
 import contextlib
 
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaBroker
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from buurtalert.review.handlers import Access, Changes, Console, Queue
 from buurtalert.review.stores import Items, Sessions, Users
-from buurtalert.review.web import console_app
+from buurtalert.review.web import ConsoleApp, console_app
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
-from buurtalert.shared.logging import APP_LOGGER, get_logger
 from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.settings import Settings
@@ -29,26 +26,6 @@ from buurtalert.shared.topics import (
     MODERATION_REVIEW,
     REVIEW,
 )
-
-log = get_logger(__name__)
-#: How often decisions whose publication failed are sent again.
-RESEND_SECONDS = 10.0
-
-
-class ConsoleApp(AsgiFastStream):
-    """FastStream's ASGI application (lifespan: the broker and the hooks) whose HTTP
-    requests all go to the console's Starlette application. AsgiFastStream matches
-    exact paths only, and the console's have ids in them (``/items/{id}``)."""
-
-    def __init__(self, broker: KafkaBroker, *, web: ASGIApp) -> None:
-        super().__init__(broker, logger=APP_LOGGER)
-        self.web = web
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self.web(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
@@ -84,16 +61,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
     reliable.attach(app)
     background: list[asyncio.Task[None]] = []
 
-    async def resend_unpublished() -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                if sent := await console.send_unpublished():
-                    log.info("decisions_resent", count=sent)
-            await asyncio.sleep(RESEND_SECONDS)
-
     @app.after_startup
     async def start_resending() -> None:
-        background.append(asyncio.create_task(resend_unpublished(), name="resend decisions"))
+        background.append(asyncio.create_task(console.keep_resending(), name="resend decisions"))
 
     @app.on_shutdown
     async def stop() -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -51,7 +53,7 @@ from buurtalert.review.rules import (
     rejection_explanation,
 )
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
-from buurtalert.shared.logging import get_logger
+from buurtalert.shared.logging import APP_LOGGER, get_logger
 from buurtalert.shared.models import utcnow
 
 log = get_logger(__name__)
@@ -126,6 +128,22 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ConsoleApp(AsgiFastStream):
+    """FastStream's ASGI application (its lifespan starts the broker and runs the hooks)
+    whose HTTP requests all go to the console's Starlette application: AsgiFastStream
+    matches exact paths only, and the console's have ids in them (``/items/{id}``)."""
+
+    def __init__(self, broker: KafkaBroker, *, web: ASGIApp) -> None:
+        super().__init__(broker, logger=APP_LOGGER)
+        self.web = web
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.web(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def console_app(
