@@ -78,6 +78,7 @@ def held_message(
     urgent: bool = False,
     received_at: datetime | None = None,
     reason: str = "privacy",
+    also: str = "suspicious_situation",
 ) -> ModeratedMessage:
     """A message as moderation holds it: the phone number's span marked as privacy."""
     start = text.find("06-")
@@ -98,7 +99,7 @@ def held_message(
     result = ModerationResult(
         message_id=message_id,
         decision=Decision.REVIEW,
-        reasons=(Reason(code=reason, score=0.7, spans=spans), Reason(code="suspicious_situation", score=0.7)),
+        reasons=(Reason(code=reason, score=0.7, spans=spans), Reason(code=also, score=0.7)),
         explanation="Een moderator kijkt naar je bericht.",
         explanation_en="A moderator will look at your message.",
         urgent=urgent,

@@ -91,6 +91,7 @@ async def test_a_held_message_appears_live_and_an_approval_reaches_messages_appr
                 "msg_missing",
                 "Vermist: jongen van 8 met rode jas bij de Kerkstraat, 112 is gebeld. Moeder: 06-11223344",
                 urgent=True,
+                also="missing_person",
             )
         )
         page = await logged_in(browser, review, "alice", viewport={"width": 1100, "height": 900})
