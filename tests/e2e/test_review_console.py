@@ -203,6 +203,10 @@ async def test_wrong_password_lockout_missing_csrf_and_another_municipalitys_ite
     alice = await logged_in(browser, review, "alice")
     await expect(alice.locator('li.item[data-id="msg_weert"]')).to_be_visible(timeout=30_000)
     await alice.goto("/items/msg_weert")
+    controls = alice.locator("main input:not([type=hidden]), main select, main textarea, main button")
+    assert await controls.count() >= 4
+    for control in await controls.all():  # every control has a name a screen reader reads out
+        await expect(control).to_have_accessible_name(re.compile(r"\w"))
     await alice.evaluate("document.querySelector('#approve-form input[name=csrf]').remove()")
     async with alice.expect_response(re.compile(r"/approve$")) as answer:
         await alice.get_by_role("button", name="Goedkeuren").click()
