@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from buurtalert.review.rules import (
+    MAX_TEXT,
     REJECT_REASONS,
     SESSION_LIFETIME,
     Account,
@@ -195,8 +196,9 @@ class Console:
         edited = clean_edit(item.text, text) if item is not None and item.kind == "message" else None
         action = ReviewAction.APPROVE_EDITED if edited else ReviewAction.APPROVE
         checks = (Action.APPROVE, Action.EDIT) if edited else (Action.APPROVE,)
-        if edited is not None and len(edited) > 4096:
-            return Outcome(item=item, refused=Refusal.INVALID, detail="text too long")
+        if edited is not None and len(edited) > MAX_TEXT:
+            hidden = refusal(item, user, Action.VIEW, None, self.clock())  # 404 before 422
+            return Outcome(item=item, refused=hidden or Refusal.INVALID, detail="text too long")
         return await self._decide(
             user,
             item,
