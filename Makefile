@@ -13,6 +13,9 @@ UV := $(TOOLS)/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 INGEST_PORT ?= 8080
+REVIEW_PORT ?= 8081
+# Development only: the demo moderator `make run` creates for the review console.
+DEMO_REVIEW_PASSWORD := demo-review-password
 
 # Deployment files (deploy/docker, deploy/compose, deploy/helm), validated offline by `make manifests`
 # with tools built or fetched once into .local/tools: helm and kubeconform from the Go module
@@ -35,7 +38,7 @@ HTTP_SERVICES := ingest review
 IMAGE_REGISTRY ?= buurtalert
 IMAGE_TAG ?= latest
 
-.PHONY: help run down test lint manifests helm-topics images bench eval train asyncapi infra env clean
+.PHONY: help run down test lint manifests helm-topics images bench eval train asyncapi infra env clean browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,13 +62,17 @@ run: env infra ## Run the whole system locally: infrastructure, topics, demo dat
 	$(BIN)/buurtalert topics create
 	$(BIN)/buurtalert directory load deploy/demo/weert/directory.yaml
 	$(BIN)/buurtalert directory load deploy/demo/bocholt/directory.yaml --municipality-file deploy/demo/bocholt/municipality.yaml
-	deploy/local/services.sh up
+	@# development only: a demo moderator for the review console (replaced if it exists)
+	echo "$(DEMO_REVIEW_PASSWORD)" | $(BIN)/buurtalert review user add --municipality weert-demo --role moderator --password-stdin demo
+	BUURTALERT_REVIEW_PORT=$(REVIEW_PORT) deploy/local/services.sh up
 	@echo
 	@echo "buurtalert is running. Post a report:"
 	@echo "  curl -X POST http://127.0.0.1:$(INGEST_PORT)/reports \\"
 	@echo "    -H 'Authorization: Bearer demo-token-buurtpreventie' -H 'Content-Type: application/json' \\"
 	@echo "    -d '{\"report_id\": \"demo-1\", \"group\": \"boshoven-noord\", \"reporter\": \"+31 6 12345678\", \"text\": \"Verdachte man met rode jas en rugzak probeert deuren, 112 gebeld\"}'"
 	@echo "See it arrive at the regiegroep's mailbox: http://127.0.0.1:8025/"
+	@echo "Review console (what moderation held): http://127.0.0.1:$(REVIEW_PORT)/"
+	@echo "  demo moderator (development only): user demo, password $(DEMO_REVIEW_PASSWORD)"
 	@echo "Logs: .local/logs/   Stop everything: make down"
 
 down: ## Stop the services and the infrastructure (data is kept in .local/)
@@ -76,7 +83,14 @@ lint: env ## ruff and mypy (strict)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: env ## Run every test: lint, types, deployment files, AsyncAPI freshness, unit, integration, end to end
+browser: ## Install Debian's chromium for the browser tests, if missing (needs root or sudo)
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium from Debian for the review console's browser tests"; \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; \
+	fi
+
+test: env browser ## Run every test: lint, types, deployment files, AsyncAPI freshness, unit, integration, end to end (browser too)
 	deploy/local/stack.sh install
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory manifests

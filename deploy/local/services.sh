@@ -11,7 +11,8 @@ root=$(cd "$here/../.." && pwd)
 state=${BUURTALERT_LOCAL_DIR:-$root/.local}
 bin=$root/.venv/bin
 http_port=${BUURTALERT_HTTP_PORT:-8080}
-services=(channels routing moderation ingest)
+review_port=${BUURTALERT_REVIEW_PORT:-8081}
+services=(channels routing moderation ingest review)
 mkdir -p "$state/logs" "$state/run"
 cd "$root"
 
@@ -69,14 +70,16 @@ case "${1:-up}" in
     start dev-mailbox 8025 "$bin/buurtalert" dev-mailbox --smtp-port 2525 --http-port 8025
     start graph-emulator 8090 "$bin/buurtalert" graph-emulator --port 8090
     for s in "${services[@]}"; do
-      if [ "$s" = ingest ]; then port=$http_port; else port=; fi
-      start "$s" "$port" "$bin/buurtalert" run "$s"
+      case $s in ingest) port=$http_port ;; review) port=$review_port ;; *) port= ;; esac
+      # each service that serves HTTP listens on its own BUURTALERT_HTTP_PORT
+      start "$s" "$port" env BUURTALERT_HTTP_PORT="${port:-$http_port}" "$bin/buurtalert" run "$s"
     done
     wait_ready dev-mailbox 8025
     wait_ready graph-emulator 8090
     wait_ready ingest "$http_port"
+    wait_ready review "$review_port"
     for s in "${services[@]}"; do wait_started "$s"; done ;;
-  down) for s in ingest "${services[@]}" dev-mailbox graph-emulator; do stop "$s"; done ;;
+  down) for s in review ingest "${services[@]}" dev-mailbox graph-emulator; do stop "$s"; done ;;
   status) for s in dev-mailbox graph-emulator "${services[@]}"; do
       if alive "$state/run/$s.pid"; then echo "$s: running"; else echo "$s: stopped"; fi; done ;;
   *) echo "usage: $0 up|down|status" >&2; exit 64 ;;

@@ -18,7 +18,7 @@ def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 def test_services_contribute_their_subcommands() -> None:
     """Subcommands come from the services' entry points, not from a central list."""
     out = _run("--help").stdout
-    for command in ("run", "topics", "moderate", "directory", "channels", "asyncapi"):
+    for command in ("run", "topics", "moderate", "directory", "channels", "asyncapi", "review"):
         assert command in out
 
 
@@ -151,3 +151,27 @@ def test_ingest_parse_exits_2_with_one_line_on_invalid_input(tmp_path: Path) -> 
         assert result.returncode == 2
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
         assert "Traceback" not in result.stderr
+
+
+def test_review_user_add_refuses_a_short_password_and_an_unknown_role() -> None:
+    """Checked before the database is reached: exit 2 with the reason, no traceback."""
+    short = _run(
+        "review", "user", "add", "--municipality", "weert-demo", "--role", "moderator", "x", stdin="short\n"
+    )
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    role = _run(
+        "review", "user", "add", "--municipality", "weert-demo", "--role", "king", "x", stdin="long enough\n"
+    )
+    assert role.returncode == 2 and "'king' is not one of" in role.stderr
+    name = _run(
+        "review",
+        "user",
+        "add",
+        "--municipality",
+        "weert-demo",
+        "--role",
+        "admin",
+        "a b",
+        stdin="long enough\n",
+    )
+    assert name.returncode == 2 and "Traceback" not in name.stderr

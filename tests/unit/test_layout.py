@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "moderation", "routing", "channels")
+SERVICES = ("ingest", "moderation", "routing", "channels", "review")
+#: The services that serve HTTP themselves, and so depend on a web server.
+WEB_SERVICES = ("ingest", "review")
 PACKAGES = {
     "shared": ROOT / "shared" / "src" / "buurtalert" / "shared",
     "directory": ROOT / "directory" / "src" / "buurtalert" / "directory",
@@ -76,11 +78,11 @@ def dependencies(pyproject: Path) -> set[str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_production_services_do_not_depend_on_the_development_kit(service: str) -> None:
-    """A service's distribution never pulls in the development kit; only ingest, which
-    serves HTTP itself, depends on a web server."""
+    """A service's distribution never pulls in the development kit; only ingest and the
+    review console, which serve HTTP themselves, depend on a web server."""
     deps = dependencies(ROOT / "services" / service / "pyproject.toml")
     assert "buurtalert-devkit" not in deps
-    if service != "ingest":
+    if service not in WEB_SERVICES:
         assert not deps & {"starlette", "uvicorn", "python-multipart", "aiosmtpd"}, deps
     shared = dependencies(ROOT / "shared" / "pyproject.toml")
     assert not shared & {"starlette", "uvicorn", "python-multipart", "aiosmtpd", "buurtalert-devkit"}, shared

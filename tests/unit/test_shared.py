@@ -37,7 +37,16 @@ def test_every_topic_is_declared_once_with_one_known_owner() -> None:
 
 def test_each_service_consumes_what_another_owns() -> None:
     """The pipeline is connected: moderation reads ingest's output, routing moderation's..."""
-    assert [t.owner for t in consumed_by("moderation") if not t.name.endswith(".retry")] == ["ingest"]
+    # moderation reads ingest's messages and applies the review console's decisions
+    assert [t.owner for t in consumed_by("moderation") if not t.name.endswith(".retry")] == [
+        "ingest",
+        "review",
+    ]
+    # the review console queues what moderation held or proposed
+    assert [t.name for t in consumed_by("review") if not t.name.endswith(".retry")] == [
+        "moderation.review",
+        "moderation.proposals",
+    ]
     assert [t.owner for t in consumed_by("routing") if not t.name.endswith(".retry")] == ["moderation"]
     # channels delivers routing's deliveries, explains moderation's rejections to their
     # authors, and records what providers report (through ingest) against the deliveries

@@ -75,7 +75,13 @@ def run(service: str) -> None:
         app.run(
             log_level=logging.INFO,
             # log_config=None: uvicorn (ingest) logs through our handler instead of its own.
-            run_extra_options={"host": settings.http_host, "port": settings.http_port, "log_config": None},
+            # timeout_graceful_shutdown: open event streams (the review console) do not hold up a stop.
+            run_extra_options={
+                "host": settings.http_host,
+                "port": settings.http_port,
+                "log_config": None,
+                "timeout_graceful_shutdown": 5,
+            },
         )
     )
 

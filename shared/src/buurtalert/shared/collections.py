@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from buurtalert.shared.topics import CHANNELS, INGEST, MODERATION, ROUTING
+from buurtalert.shared.topics import CHANNELS, INGEST, MODERATION, REVIEW, ROUTING
 
 #: The owner of the directory: the ``buurtalert directory`` commands an operator runs.
 DIRECTORY = "directory"
@@ -165,6 +165,36 @@ HELD_DELIVERIES = Collection(
     personal_data=True,
 )
 
+REVIEW_ITEMS = Collection(
+    "review_items",
+    REVIEW,
+    (),
+    "The review console's queue: one document per held message or removal proposal (_id its "
+    "id): municipality, kind, the record as received, urgent, reasons, version (raised by every "
+    "change), state, the claim (who, until when), the agreements of a proposal, the decision "
+    "taken and whether it was published.",
+    Retention.RECORD,
+    personal_data=True,
+)
+REVIEW_USERS = Collection(
+    "review_users",
+    REVIEW,
+    (),
+    "One document per console user (_id the user name): municipality, role, argon2 password "
+    "hash, failed logins in a row and the lockout they led to.",
+    Retention.CONTACT,
+    personal_data=True,
+)
+REVIEW_SESSIONS = Collection(
+    "review_sessions",
+    REVIEW,
+    (),
+    "One document per console session (_id the SHA-256 of its cookie's token, never the token "
+    "itself): user, municipality, role, CSRF token, expiry.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+)
+
 #: Seconds a reader of ``media`` waits for a medium a message references (see MEDIA).
 MEDIA_WAIT = 5.0
 
@@ -181,4 +211,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     GROUP_RATES,
     DELIVERIES,
     HELD_DELIVERIES,
+    REVIEW_ITEMS,
+    REVIEW_USERS,
+    REVIEW_SESSIONS,
 )

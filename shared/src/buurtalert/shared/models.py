@@ -181,6 +181,9 @@ class ModerationResult(Record):
     )
     model: ModelFinding | None = None
     strikes: int | None = Field(default=None, description="The author's live strikes after this rejection")
+    reviewer: str | None = Field(
+        default=None, description="The person who decided a held message in the review console"
+    )
     policy_version: str
     decided_at: datetime = Field(default_factory=utcnow)
 
@@ -203,6 +206,48 @@ class ModeratedMessage(Record):
 
     message: InboundMessage
     moderation: ModerationResult
+
+
+class ReviewAction(StrEnum):
+    """What a person decides in the review console."""
+
+    APPROVE = "approve"
+    APPROVE_EDITED = "approve_edited"
+    REJECT = "reject"
+    REMOVE_MEMBER = "remove_member"
+    KEEP_MEMBER = "keep_member"
+
+
+class ReviewDecision(Record):
+    """A person's decision on what moderation held (a message) or proposed (a removal),
+    taken in the review console and applied by moderation. Its id comes from the item
+    and the version decided on, so deciding the same version twice is one decision."""
+
+    id: str
+    subject_id: str = Field(description="The held message's id, or the removal proposal's")
+    municipality: str
+    group_id: str | None = None
+    action: ReviewAction
+    actor: str = Field(description="The user name of the person who decided")
+    actor_role: Role
+    version: int = Field(ge=0, description="The version of the review item decided on")
+    item: ModeratedMessage | None = Field(
+        default=None, description="The held message as moderation held it (message decisions)"
+    )
+    text: str | None = Field(default=None, description="approve_edited: the text to deliver instead")
+    reason: str | None = Field(default=None, description="reject: the reason template chosen")
+    explanation: str = Field(default="", description="reject: what the author is told, in their language")
+    explanation_en: str = Field(default="", description="reject: the same in English")
+    proposal: RemovalProposal | None = Field(default=None, description="remove/keep_member: the proposal")
+    agreed_by: tuple[str, ...] = Field(
+        default=(), description="remove_member: the two (or more) admins or coordinators who agreed"
+    )
+    decided_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def partition_key(self) -> bytes:
+        """With the group's messages, so a decision follows the message it decides on."""
+        return (self.group_id or self.subject_id).encode()
 
 
 class Destination(Record):

@@ -173,6 +173,12 @@ class Audit:
         )
         return found is not None
 
+    async def history(self, message_id: str) -> list[Document]:
+        """Every entry of a message in the order written (stage, data, at), where
+        :meth:`trail` keeps the latest of each stage. For people and tests: it scans."""
+        cursor = self._audit.find({"message_id": message_id}).sort("at", 1)
+        return [{"stage": e["stage"], "data": e["data"], "at": e["at"]} async for e in cursor]
+
     async def trail(self, message_id: str) -> Document:
         """Every stage of a message, the latest entry of each; ``a.b`` stages nest as
         ``{"a": {"b": ...}}`` (``deliveries.<id>``). For operators and tests: it scans."""

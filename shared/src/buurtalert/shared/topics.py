@@ -24,14 +24,15 @@ from buurtalert.shared.models import (
     Quarantined,
     Reaction,
     RemovalProposal,
+    ReviewDecision,
 )
 
 INGEST = "ingest"
 MODERATION = "moderation"
 ROUTING = "routing"
 CHANNELS = "channels"
-REVIEW_UI = "review-ui"
-SERVICES = (INGEST, MODERATION, ROUTING, CHANNELS)
+REVIEW = "review"
+SERVICES = (INGEST, MODERATION, ROUTING, CHANNELS, REVIEW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +100,9 @@ MODERATION_REVIEW = Topic(
     "moderation.review",
     ModeratedMessage,
     MODERATION,
-    (REVIEW_UI,),
+    (REVIEW,),
     "group_id (else message id)",
-    "Messages held for a moderator, with the reasons.",
+    "Messages held for a moderator, with the reasons; the review console queues them.",
 )
 MESSAGES_REJECTED = Topic(
     "messages.rejected",
@@ -115,9 +116,19 @@ MODERATION_PROPOSALS = Topic(
     "moderation.proposals",
     RemovalProposal,
     MODERATION,
-    (REVIEW_UI,),
+    (REVIEW,),
     "group id",
-    "Proposals to a group's admin to remove a member after repeated rejections.",
+    "Proposals to a group's admin to remove a member after repeated rejections; the review "
+    "console puts them before two admins or coordinators.",
+)
+MODERATION_DECISIONS = Topic(
+    "moderation.decisions",
+    ReviewDecision,
+    REVIEW,
+    (MODERATION,),
+    "group_id (else the message or proposal id)",
+    "What a person decided in the review console: approve (possibly with an edited text), "
+    "reject with an explanation, or remove a member (agreed by two); moderation applies them.",
 )
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
@@ -193,6 +204,7 @@ TOPICS: tuple[Topic, ...] = (
     MODERATION_REVIEW,
     MESSAGES_REJECTED,
     MODERATION_PROPOSALS,
+    MODERATION_DECISIONS,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
     *(retry_topic(s) for s in SERVICES),

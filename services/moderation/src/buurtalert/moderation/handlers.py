@@ -10,6 +10,7 @@ from buurtalert.moderation.policy import Policy
 from buurtalert.moderation.rules import (
     Scorer,
     StrikeOutcome,
+    decided_by_person,
     hold_flagged,
     outcome,
 )
@@ -22,6 +23,8 @@ from buurtalert.shared.models import (
     ModeratedMessage,
     ModerationResult,
     RemovalProposal,
+    ReviewAction,
+    ReviewDecision,
     stable_id,
 )
 from buurtalert.shared.mongo import Audit
@@ -97,3 +100,64 @@ class Moderator:
                 )
                 log.warning("removal_proposed", strikes=count, group_id=message.group_id)
         return result.model_copy(update=update)
+
+
+#: The audit stage of a person's decision on a held message or a removal proposal.
+HUMAN_DECISION = "moderation_decision"
+
+
+class Decisions:
+    """Applies what a person decided in the review console (``moderation.decisions``):
+    moderation stays the only writer of ``messages.approved`` and ``messages.rejected``.
+    An approved message goes on like any other (an edited text replaces the text); a
+    rejected one is explained to its author and counts as a strike. The audit trail
+    records the person, and the original text of an edit.
+
+    One decision per message or proposal: a second, different decision on the same one is
+    ignored (the console prevents it; this keeps it so). The same decision delivered again
+    is applied again, publishing the same records, which the next stages absorb."""
+
+    def __init__(
+        self,
+        moderator: Moderator,
+        audit: Audit,
+        publish: Callable[[ModeratedMessage], Awaitable[None]],
+    ) -> None:
+        self.moderator = moderator
+        self.audit = audit
+        self.publish = publish
+
+    async def __call__(self, decision: ReviewDecision) -> None:
+        with bound(message_id=decision.subject_id, decision_id=decision.id):
+            entry: dict[str, object] = {
+                "decision_id": decision.id,
+                "action": decision.action.value,
+                "actor": decision.actor,
+                "actor_role": decision.actor_role.value,
+            }
+            if decision.reason:
+                entry["reason"] = decision.reason
+            if decision.action is ReviewAction.APPROVE_EDITED and decision.item is not None:
+                entry["original_text"] = decision.item.message.text
+                entry["text"] = decision.text
+            if decision.agreed_by:
+                entry["agreed_by"] = list(decision.agreed_by)
+            if not await self.audit.record(decision.subject_id, HUMAN_DECISION, entry, once=True):
+                taken = await self.audit.entry(decision.subject_id, HUMAN_DECISION)
+                if taken is not None and taken.get("decision_id") != decision.id:
+                    log.warning("second_decision_ignored", first=taken.get("decision_id"))
+                    return
+            outcome = decided_by_person(decision)
+            if outcome is None:
+                # A removal (agreed by two) or keeping the member: recorded in the audit
+                # trail; removing a member from a group is for a later issue to apply.
+                log.info("membership_decision", action=decision.action, agreed_by=decision.agreed_by)
+                return
+            author = outcome.message.author
+            if outcome.moderation.decision is Decision.REJECT and author.role not in AUTHORITIES:
+                outcome = ModeratedMessage(
+                    message=outcome.message,
+                    moderation=await self.moderator.strike(outcome.message, outcome.moderation),
+                )
+            await self.publish(outcome)
+            log.info("decided_by_person", action=decision.action, actor=decision.actor)

@@ -33,8 +33,11 @@ from buurtalert.shared.models import (
     Decision,
     MediaRef,
     ModelFinding,
+    ModeratedMessage,
     ModerationResult,
     Reason,
+    ReviewAction,
+    ReviewDecision,
     Role,
     Span,
 )
@@ -413,6 +416,40 @@ def hold_flagged(result: ModerationResult, flags: Sequence[str]) -> ModerationRe
     reasons = (*result.reasons, *(Reason(code=f"ingest:{f}", score=1.0) for f in held))
     decision = Decision.REVIEW if result.decision is Decision.FORWARD else result.decision
     return result.model_copy(update={"reasons": reasons, "decision": decision})
+
+
+def decided_by_person(decision: ReviewDecision) -> ModeratedMessage | None:
+    """What a person's decision on a held message makes of it: forwarded (with the edited
+    text, normalised as moderation's own output is) or rejected with the explanation the
+    person chose. None for a decision that is not about a held message."""
+    held = decision.item
+    if held is None or decision.action not in (
+        ReviewAction.APPROVE,
+        ReviewAction.APPROVE_EDITED,
+        ReviewAction.REJECT,
+    ):
+        return None
+    message = held.message
+    if decision.action is ReviewAction.APPROVE_EDITED and decision.text:
+        message = message.model_copy(update={"text": normalise_text(decision.text)})
+    common = {"reviewer": decision.actor, "decided_at": decision.decided_at}
+    if decision.action is ReviewAction.REJECT:
+        reason = Reason(code=f"moderator:{decision.reason or 'rejected'}", score=1.0)
+        result = held.moderation.model_copy(
+            update={
+                **common,
+                "decision": Decision.REJECT,
+                "reasons": (*held.moderation.reasons, reason),
+                "explanation": decision.explanation,
+                "explanation_en": decision.explanation_en,
+                "urgent": False,
+            }
+        )
+    else:
+        result = held.moderation.model_copy(
+            update={**common, "decision": Decision.FORWARD, "explanation": "", "explanation_en": ""}
+        )
+    return ModeratedMessage(message=message, moderation=result)
 
 
 _DEFAULT: dict[str, Scorer] = {}

@@ -7,13 +7,19 @@ import asyncio
 
 from faststream import FastStream
 
-from buurtalert.moderation.handlers import Moderator
+from buurtalert.moderation.handlers import Decisions, Moderator
 from buurtalert.moderation.policy import default_policy, load_policy
 from buurtalert.moderation.rules import PRIVACY
 from buurtalert.moderation.stores import Strikes
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER
-from buurtalert.shared.models import Decision, InboundMessage, ModeratedMessage, RemovalProposal
+from buurtalert.shared.models import (
+    Decision,
+    InboundMessage,
+    ModeratedMessage,
+    RemovalProposal,
+    ReviewDecision,
+)
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
@@ -21,6 +27,7 @@ from buurtalert.shared.topics import (
     MESSAGES_INBOUND,
     MESSAGES_REJECTED,
     MODERATION,
+    MODERATION_DECISIONS,
     MODERATION_PROPOSALS,
     MODERATION_REVIEW,
 )
@@ -51,9 +58,15 @@ def create_app(settings: Settings) -> FastStream:
 
     moderator = Moderator(policy, Strikes(db), Audit(db), publish, propose)
 
+    decisions = Decisions(moderator, Audit(db), publish)
+
     @reliable.subscriber(MESSAGES_INBOUND)
     async def moderate(message: InboundMessage) -> None:
         await moderator(message)
+
+    @reliable.subscriber(MODERATION_DECISIONS)
+    async def apply_decision(decision: ReviewDecision) -> None:
+        await decisions(decision)
 
     app = FastStream(broker, logger=APP_LOGGER)
     reliable.attach(app)

@@ -1,0 +1,416 @@
+"""The review console's handling, apart from Kafka and HTTP: records in from
+moderation, people's actions in, decisions handed to ``publish``, every view and action
+in the audit trail with the person who did it.
+
+:class:`Queue` takes what moderation held or proposed; :class:`Console` is what a
+logged-in user does with it; :class:`Access` is users, passwords and sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from buurtalert.review.rules import (
+    MAX_TEXT,
+    REJECT_REASONS,
+    SESSION_LIFETIME,
+    Account,
+    Action,
+    Item,
+    Refusal,
+    User,
+    after_failure,
+    agreements,
+    clean_edit,
+    item_for_message,
+    item_for_proposal,
+    locked,
+    message_decision,
+    new_claim,
+    proposal_decision,
+    queue_order,
+    refusal,
+    same_decision,
+    token_hash,
+)
+from buurtalert.review.stores import Items, Sessions, Users
+from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.models import (
+    ModeratedMessage,
+    RemovalProposal,
+    ReviewAction,
+    ReviewDecision,
+    Role,
+    utcnow,
+)
+from buurtalert.shared.mongo import Audit, Document
+
+log = get_logger(__name__)
+Clock = Callable[[], datetime]
+#: How often decisions whose publication failed are sent again.
+RESEND_SECONDS = 10.0
+
+
+class Changes:
+    """Wakes the live views of this process when a municipality's queue changed here.
+    (Changes made by other processes are seen by the views' periodic look at the queue.)"""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def changed(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), seconds)
+
+
+class Queue:
+    """What moderation held (``moderation.review``) or proposed (``moderation.proposals``)
+    goes into the queue once, however often it is delivered."""
+
+    def __init__(self, items: Items, audit: Audit, changes: Changes) -> None:
+        self.items = items
+        self.audit = audit
+        self.changes = changes
+
+    async def held(self, held: ModeratedMessage) -> None:
+        with bound(message_id=held.message.id):
+            await self._add(item_for_message(held))
+
+    async def proposed(self, proposal: RemovalProposal) -> None:
+        await self._add(item_for_proposal(proposal))
+
+    async def _add(self, item: Item) -> None:
+        if await self.items.add(item):
+            await self.audit.record(
+                item.id, "review.queued", {"kind": item.kind, "urgent": item.urgent}, once=True
+            )
+            self.changes.changed()
+            log.info("queued", item=item.id, kind=item.kind, urgent=item.urgent)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to an action: the item as it now is, the decision taken (if any), or
+    why it was refused."""
+
+    item: Item | None = None
+    refused: Refusal | None = None
+    decision: ReviewDecision | None = None
+    repeated: bool = False
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.refused is None
+
+
+class Console:
+    """A logged-in user's view of and actions on their municipality's queue."""
+
+    def __init__(
+        self,
+        items: Items,
+        audit: Audit,
+        changes: Changes,
+        publish: Callable[[ReviewDecision], Awaitable[None]],
+        clock: Clock = utcnow,
+    ) -> None:
+        self.items = items
+        self.audit = audit
+        self.changes = changes
+        self.publish = publish
+        self.clock = clock
+
+    async def queue(self, user: User) -> list[Item]:
+        """The open items the user may see, urgent first, then oldest first."""
+        found = await self.items.open_items(user.municipality)
+        now = self.clock()
+        return queue_order(i for i in found if refusal(i, user, Action.VIEW, None, now) is None)
+
+    async def _audit(self, item: Item, user: User, action: str, **data: Any) -> None:
+        await self.audit.record(
+            item.id,
+            f"review.{action}",
+            {"actor": user.name, "role": user.role.value, "at": self.clock().isoformat(), **data},
+        )
+
+    async def view(self, user: User, item_id: str) -> Outcome:
+        """Open an item: the user sees it (audited) and claims it if nobody holds it."""
+        item = await self.items.get(item_id)
+        if (why := refusal(item, user, Action.VIEW, None, self.clock())) is not None:
+            return Outcome(refused=why)
+        assert item is not None
+        await self._audit(item, user, Action.VIEW)
+        if item.state == "open" and refusal(item, user, Action.CLAIM, None, self.clock()) is None:
+            claimed = await self.claim(user, item_id)
+            item = claimed.item or item
+        return Outcome(item=item)
+
+    async def history(self, item_id: str) -> list[Document]:
+        return await self.audit.history(item_id)
+
+    async def claim(self, user: User, item_id: str) -> Outcome:
+        """Claim the item, or renew the user's claim (the open page does so while open)."""
+        item = await self.items.get(item_id)
+        now = self.clock()
+        if (why := refusal(item, user, Action.CLAIM, None, now)) is not None:
+            return Outcome(item=item, refused=why, detail=_holder(item))
+        assert item is not None
+        renewal = item.claim is not None and item.claim.by == user.name and item.claim.until > now
+        claim = new_claim(user.name, now)
+        if not await self.items.claim(item, claim):
+            latest = await self.items.get(item_id)
+            return Outcome(item=latest, refused=Refusal.CLAIMED, detail=_holder(latest))
+        if not renewal:
+            await self._audit(item, user, Action.CLAIM, until=claim.until.isoformat())
+            self.changes.changed()
+        return Outcome(item=item.model_copy(update={"claim": claim}))
+
+    async def release(self, user: User, item_id: str) -> Outcome:
+        item = await self.items.get(item_id)
+        if (why := refusal(item, user, Action.RELEASE, None, self.clock())) is not None:
+            return Outcome(refused=why)
+        assert item is not None
+        if item.claim is not None and item.claim.by == user.name:
+            await self.items.release(item_id, user.name)
+            await self._audit(item, user, Action.RELEASE)
+            self.changes.changed()
+        return Outcome(item=item)
+
+    async def approve(self, user: User, item_id: str, version: int | None, text: str | None) -> Outcome:
+        """Approve a held message; with a changed ``text``, approve the edited text (the
+        original stays in the audit trail)."""
+        item = await self.items.get(item_id)
+        edited = clean_edit(item.text, text) if item is not None and item.kind == "message" else None
+        action = ReviewAction.APPROVE_EDITED if edited else ReviewAction.APPROVE
+        checks = (Action.APPROVE, Action.EDIT) if edited else (Action.APPROVE,)
+        if edited is not None and len(edited) > MAX_TEXT:
+            hidden = refusal(item, user, Action.VIEW, None, self.clock())  # 404 before 422
+            return Outcome(item=item, refused=hidden or Refusal.INVALID, detail="text too long")
+        return await self._decide(
+            user,
+            item,
+            version,
+            checks,
+            action,
+            lambda current: message_decision(current, user, action, self.clock(), text=edited),
+            audit={"original_text": item.text, "text": edited} if item is not None and edited else {},
+        )
+
+    async def reject(self, user: User, item_id: str, version: int | None, reason: str) -> Outcome:
+        """Reject a held message with one of the reason templates; the author is told it."""
+        item = await self.items.get(item_id)
+        if reason not in REJECT_REASONS:
+            known = refusal(item, user, Action.VIEW, None, self.clock())
+            return Outcome(item=item, refused=known or Refusal.INVALID, detail="unknown reason")
+
+        def decision(current: Item) -> ReviewDecision:
+            return message_decision(current, user, ReviewAction.REJECT, self.clock(), reason=reason)
+
+        return await self._decide(
+            user, item, version, (Action.REJECT,), ReviewAction.REJECT, decision, audit={"reason": reason}
+        )
+
+    async def dismiss(self, user: User, item_id: str, version: int | None) -> Outcome:
+        """Keep the member a removal proposal is about: one admin or coordinator suffices."""
+        item = await self.items.get(item_id)
+        return await self._decide(
+            user,
+            item,
+            version,
+            (Action.DISMISS,),
+            ReviewAction.KEEP_MEMBER,
+            lambda current: proposal_decision(current, user, ReviewAction.KEEP_MEMBER, (), self.clock()),
+        )
+
+    async def agree(self, user: User, item_id: str, version: int | None) -> Outcome:
+        """Agree to a removal proposal. The second different admin or coordinator to agree
+        decides it; until then the agreement is recorded on the item."""
+        item = await self.items.get(item_id)
+        if item is not None and same_decision(item, user, version, ReviewAction.REMOVE_MEMBER):
+            return Outcome(item=item, decision=item.decision, repeated=True)
+        now = self.clock()
+        if (why := refusal(item, user, Action.AGREE, version, now)) is not None:
+            return Outcome(item=item, refused=why, detail=_holder(item))
+        assert item is not None
+        agreed_by, four_eyes = agreements(item.agreed_by, user.name)
+        if agreed_by == item.agreed_by:  # agreeing twice counts once
+            return Outcome(item=item, repeated=True, detail="already agreed")
+        if not four_eyes:
+            if not await self.items.agree(item, agreed_by):
+                return Outcome(item=await self.items.get(item_id), refused=Refusal.STALE)
+            await self._audit(item, user, Action.AGREE, agreed_by=list(agreed_by))
+            self.changes.changed()
+            return Outcome(item=await self.items.get(item_id))
+        return await self._decide(
+            user,
+            item,
+            version,
+            (Action.AGREE,),
+            ReviewAction.REMOVE_MEMBER,
+            lambda current: proposal_decision(
+                current, user, ReviewAction.REMOVE_MEMBER, agreed_by, self.clock()
+            ),
+            audit={"agreed_by": list(agreed_by)},
+        )
+
+    async def _decide(
+        self,
+        user: User,
+        item: Item | None,
+        version: int | None,
+        checks: tuple[Action, ...],
+        action: ReviewAction,
+        make: Callable[[Item], ReviewDecision],
+        audit: dict[str, Any] | None = None,
+    ) -> Outcome:
+        if item is not None and same_decision(item, user, version, action):
+            return Outcome(item=item, decision=item.decision, repeated=True)
+        now = self.clock()
+        for check in checks:
+            if (why := refusal(item, user, check, version, now)) is not None:
+                return Outcome(item=item, refused=why, detail=_holder(item))
+        assert item is not None
+        decision = make(item)
+        if not await self.items.decide(item, decision):
+            # someone else changed it between reading and writing: the same as stale
+            latest = await self.items.get(item.id)
+            if latest is not None and same_decision(latest, user, version, action):
+                return Outcome(item=latest, decision=latest.decision, repeated=True)
+            return Outcome(item=latest, refused=Refusal.STALE)
+        await self._audit(item, user, action.value, decision_id=decision.id, **(audit or {}))
+        self.changes.changed()
+        await self.send(decision)
+        log.info("decided", item=item.id, action=action, actor=user.name)
+        return Outcome(item=await self.items.get(item.id), decision=decision)
+
+    async def send(self, decision: ReviewDecision) -> bool:
+        """Publish a decision taken; if the broker is away, it stays unpublished and
+        :meth:`send_unpublished` tries again (its id makes a repeat harmless)."""
+        try:
+            await self.publish(decision)
+        except Exception:
+            log.exception("decision_not_published", item=decision.subject_id)
+            return False
+        await self.items.published(decision.subject_id)
+        return True
+
+    async def send_unpublished(self) -> int:
+        sent = 0
+        for decision in await self.items.unpublished():
+            sent += await self.send(decision)
+        return sent
+
+    async def keep_resending(self, every: float = RESEND_SECONDS) -> None:
+        """Send what is unpublished, every ``every`` seconds, until cancelled."""
+        while True:
+            try:
+                if sent := await self.send_unpublished():
+                    log.info("decisions_resent", count=sent)
+            except Exception:  # the database is away: try again next time
+                log.exception("resend_failed")
+            await asyncio.sleep(every)
+
+
+def _holder(item: Item | None) -> str:
+    return item.claim.by if item is not None and item.claim is not None else ""
+
+
+# --- access ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: User
+    csrf: str
+    expires: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A login's outcome: a session token and its CSRF token, or why not."""
+
+    token: str | None = None
+    session: Session | None = None
+    refused: str | None = None  # "invalid" or "locked"
+
+
+class Access:
+    """Users, their argon2 password hashes, lockout after failures, and sessions stored
+    by the hash of their token."""
+
+    def __init__(self, users: Users, sessions: Sessions, clock: Clock = utcnow) -> None:
+        self.users = users
+        self.sessions = sessions
+        self.clock = clock
+        self.hasher = PasswordHasher()
+        self._dummy: str | None = None
+
+    async def add_user(self, name: str, municipality: str, role: Role, password: str) -> Account:
+        account = Account(name=name, municipality=municipality, role=role)
+        await self.users.put(account, await asyncio.to_thread(self.hasher.hash, password))
+        return account
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self.hasher.verify, password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def login(self, name: str, password: str) -> Login:
+        found = await self.users.get(name)
+        now = self.clock()
+        if found is None:
+            # as slow as a real check, so a name's existence does not show in the timing
+            if self._dummy is None:
+                self._dummy = await asyncio.to_thread(self.hasher.hash, secrets.token_hex(8))
+            await self._verify(self._dummy, password)
+            return Login(refused="invalid")
+        account, password_hash = found
+        if locked(account, now):
+            log.warning("login_locked", user=name)
+            return Login(refused="locked")
+        if not await self._verify(password_hash, password):
+            previous = 0 if account.locked_until is not None else account.failures  # a lock that ran out
+            failures, until = after_failure(previous, now)
+            await self.users.failed(name, failures, until)
+            log.warning("login_failed", user=name, failures=failures, locked=until is not None)
+            return Login(refused="locked" if until else "invalid")
+        rehash = self.hasher.check_needs_rehash(password_hash)
+        await self.users.succeeded(
+            name, await asyncio.to_thread(self.hasher.hash, password) if rehash else None
+        )
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        expires = now + SESSION_LIFETIME
+        await self.sessions.create(token_hash(token), account, csrf, expires)
+        user = User(account.name, account.municipality, account.role)
+        log.info("login", user=name)
+        return Login(token=token, session=Session(user, csrf, expires))
+
+    async def session(self, token: str | None) -> Session | None:
+        """The live session of a cookie's token; None if unknown or expired."""
+        if not token:
+            return None
+        doc = await self.sessions.get(token_hash(token))
+        if doc is None:
+            return None
+        if doc["expires"] <= self.clock():
+            await self.sessions.delete(token_hash(token))
+            return None
+        return Session(User(doc["user"], doc["municipality"], Role(doc["role"])), doc["csrf"], doc["expires"])
+
+    async def logout(self, token: str | None) -> None:
+        if token:
+            await self.sessions.delete(token_hash(token))

@@ -1,0 +1,76 @@
+"""The review service: the console's web application and its Kafka side, in one process.
+Wiring only; the handling is in :mod:`~buurtalert.review.handlers`, the pages in
+:mod:`~buurtalert.review.web`.
+
+It consumes ``moderation.review`` and ``moderation.proposals`` into its queue
+(``review_items``) and publishes every human decision on ``moderation.decisions``, which
+moderation applies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from faststream.asgi import AsgiFastStream
+
+from buurtalert.review.handlers import Access, Changes, Console, Queue
+from buurtalert.review.stores import Items, Sessions, Users
+from buurtalert.review.web import ConsoleApp, console_app
+from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
+from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision
+from buurtalert.shared.mongo import Audit, Database
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import (
+    MODERATION_DECISIONS,
+    MODERATION_PROPOSALS,
+    MODERATION_REVIEW,
+    REVIEW,
+)
+
+
+def create_app(settings: Settings) -> AsgiFastStream:
+    broker = create_broker(settings, REVIEW)
+    reliable = Reliable(broker, settings, REVIEW)
+    db = Database.connect(settings, REVIEW)
+    audit = Audit(db)
+    items = Items(db)
+    changes = Changes()
+    decisions = topic_publisher(broker, settings, MODERATION_DECISIONS)
+
+    async def publish(decision: ReviewDecision) -> None:
+        # Not a consumer's publish: wait for the broker's confirmation before answering.
+        await decisions.publish(decision, key=decision.partition_key)
+
+    console = Console(items, audit, changes, publish)
+    queue = Queue(items, audit, changes)
+    access = Access(Users(db), Sessions(db))
+
+    @reliable.subscriber(MODERATION_REVIEW)
+    async def held(item: ModeratedMessage) -> None:
+        await queue.held(item)
+
+    @reliable.subscriber(MODERATION_PROPOSALS)
+    async def proposed(proposal: RemovalProposal) -> None:
+        await queue.proposed(proposal)
+
+    closing = asyncio.Event()
+    web = console_app(
+        console, access, changes, secure_cookies=settings.environment == "production", closing=closing
+    )
+    app = ConsoleApp(broker, web=web)
+    reliable.attach(app)
+    background: list[asyncio.Task[None]] = []
+
+    @app.after_startup
+    async def start_resending() -> None:
+        background.append(asyncio.create_task(console.keep_resending(), name="resend decisions"))
+
+    @app.on_shutdown
+    async def stop() -> None:
+        closing.set()
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return app

@@ -1,0 +1,208 @@
+"""The review console's stores, one class per collection it owns: the queue
+(``review_items``), its users (``review_users``) and their sessions (``review_sessions``).
+
+Every change to an item is one conditional update on its ``_id`` and ``version`` (an
+atomic compare-and-set, which FerretDB v1 supports as MongoDB does): of two moderators
+acting on the same version, one wins and the other is told it is stale. The records an
+item holds travel as JSON text, as GeoJSON does elsewhere (FerretDB v1 stores no nested
+arrays, and an authority alert's polygon is one)."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from buurtalert.review.rules import Account, Claim, Item
+from buurtalert.shared.collections import REVIEW_ITEMS, REVIEW_SESSIONS, REVIEW_USERS
+from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision, Role
+from buurtalert.shared.mongo import Database, Document
+
+_RECORDS: dict[str, type[ModeratedMessage | RemovalProposal | ReviewDecision]] = {
+    "held": ModeratedMessage,
+    "proposal": RemovalProposal,
+    "decision": ReviewDecision,
+}
+
+
+def to_document(item: Item) -> Document:
+    doc = item.model_dump(exclude=set(_RECORDS))
+    doc["_id"] = doc.pop("id")
+    for field in _RECORDS:
+        record = getattr(item, field)
+        doc[field] = record.model_dump_json() if record is not None else None
+    return doc
+
+
+def from_document(doc: Document) -> Item:
+    data = {k: v for k, v in doc.items() if k != "_id"}
+    for field, model in _RECORDS.items():
+        text = data.get(field)
+        data[field] = model.model_validate_json(text) if text else None
+    return Item.model_validate({"id": doc["_id"], **data})
+
+
+class Items:
+    """The queue (``review_items``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._items = db.write(REVIEW_ITEMS)
+
+    async def add(self, item: Item) -> bool:
+        """Queue ``item``; False if it was queued before (a redelivered record)."""
+        try:
+            await self._items.insert_one(to_document(item))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, item_id: str) -> Item | None:
+        doc = await self._items.find_one({"_id": item_id})
+        return from_document(doc) if doc else None
+
+    async def open_items(self, municipality: str) -> list[Item]:
+        cursor = self._items.find({"municipality": municipality, "state": "open"})
+        return [from_document(d) async for d in cursor]
+
+    async def fingerprint(self, municipality: str) -> tuple[Any, ...]:
+        """What changes whenever the municipality's queue does: its open items' ids,
+        versions and claims (for the live view of a process that did not make the change)."""
+        cursor = self._items.find(
+            {"municipality": municipality, "state": "open"},
+            projection={"_id": 1, "version": 1, "claim": 1},
+        )
+        found = [
+            (
+                d["_id"],
+                d["version"],
+                (d.get("claim") or {}).get("by"),
+                str((d.get("claim") or {}).get("until")),
+            )
+            async for d in cursor
+        ]
+        return tuple(sorted(found))
+
+    async def _swap(self, item_id: str, version: int, update: Document) -> bool:
+        """Apply ``update`` if the item is still open at ``version``; raises the version."""
+        result = await self._items.update_one(
+            {"_id": item_id, "version": version, "state": "open"},
+            {**update, "$inc": {"version": 1}},
+        )
+        return result.modified_count == 1
+
+    async def claim(self, item: Item, claim: Claim) -> bool:
+        """Set ``claim`` if nobody changed the item meanwhile (claims do not raise the
+        version: the content did not change)."""
+        result = await self._items.update_one(
+            {"_id": item.id, "version": item.version, "state": "open", **_claimed_as(item.claim)},
+            {"$set": {"claim": _claim_doc(claim)}},
+        )
+        return result.modified_count == 1
+
+    async def release(self, item_id: str, user: str) -> None:
+        await self._items.update_one({"_id": item_id, "claim.by": user}, {"$set": {"claim": None}})
+
+    async def agree(self, item: Item, agreed_by: tuple[str, ...]) -> bool:
+        return await self._swap(item.id, item.version, {"$set": {"agreed_by": list(agreed_by)}})
+
+    async def decide(self, item: Item, decision: ReviewDecision) -> bool:
+        """Record ``decision`` on ``item`` if it is still open at the version decided on."""
+        return await self._swap(
+            item.id,
+            item.version,
+            {
+                "$set": {
+                    "state": "decided",
+                    "decision": decision.model_dump_json(),
+                    "published": False,
+                    "claim": None,
+                }
+            },
+        )
+
+    async def published(self, item_id: str) -> None:
+        await self._items.update_one({"_id": item_id}, {"$set": {"published": True}})
+
+    async def unpublished(self) -> list[ReviewDecision]:
+        """Decisions taken whose publication was not confirmed (the broker was away)."""
+        cursor = self._items.find({"state": "decided", "published": False}, projection={"decision": 1})
+        return [ReviewDecision.model_validate_json(d["decision"]) async for d in cursor if d.get("decision")]
+
+
+def _claimed_as(claim: Claim | None) -> Document:
+    """A filter matching an item whose claim is still ``claim``."""
+    if claim is None:
+        return {"claim": None}
+    return {"claim.by": claim.by, "claim.until": claim.until}
+
+
+def _claim_doc(claim: Claim | None) -> Document | None:
+    return claim.model_dump() if claim is not None else None
+
+
+class Users:
+    """Console users (``review_users``): argon2 hashes, never passwords."""
+
+    def __init__(self, db: Database) -> None:
+        self._users = db.write(REVIEW_USERS)
+
+    async def put(self, account: Account, password_hash: str) -> None:
+        """Add or replace a user (a new password unlocks the account)."""
+        doc = {**account.model_dump(exclude={"name"}), "failures": 0, "locked_until": None}
+        await self._users.replace_one(
+            {"_id": account.name}, {**doc, "password_hash": password_hash}, upsert=True
+        )
+
+    async def get(self, name: str) -> tuple[Account, str] | None:
+        """The account and its password hash."""
+        doc = await self._users.find_one({"_id": name})
+        if doc is None:
+            return None
+        account = Account(
+            name=doc["_id"],
+            municipality=doc["municipality"],
+            role=Role(doc["role"]),
+            failures=doc.get("failures", 0),
+            locked_until=doc.get("locked_until"),
+        )
+        return account, doc["password_hash"]
+
+    async def failed(self, name: str, failures: int, locked_until: datetime | None) -> None:
+        await self._users.update_one(
+            {"_id": name}, {"$set": {"failures": failures, "locked_until": locked_until}}
+        )
+
+    async def succeeded(self, name: str, password_hash: str | None) -> None:
+        """Reset the failures; store a rehashed password when argon2's parameters changed."""
+        update: Document = {"failures": 0, "locked_until": None}
+        if password_hash:
+            update["password_hash"] = password_hash
+        await self._users.update_one({"_id": name}, {"$set": update})
+
+
+class Sessions:
+    """Console sessions (``review_sessions``), by the hash of their token."""
+
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.write(REVIEW_SESSIONS)
+
+    async def create(self, token_hash: str, account: Account, csrf: str, expires: datetime) -> None:
+        with contextlib.suppress(DuplicateKeyError):  # 256 random bits: never in practice
+            await self._sessions.insert_one(
+                {
+                    "_id": token_hash,
+                    "user": account.name,
+                    "municipality": account.municipality,
+                    "role": account.role.value,
+                    "csrf": csrf,
+                    "expires": expires,
+                }
+            )
+
+    async def get(self, token_hash: str) -> Document | None:
+        return await self._sessions.find_one({"_id": token_hash})
+
+    async def delete(self, token_hash: str) -> None:
+        await self._sessions.delete_one({"_id": token_hash})
