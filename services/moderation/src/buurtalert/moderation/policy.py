@@ -50,6 +50,12 @@ class Policy(BaseModel):
     forward_at: float = Field(
         default=0.5, ge=0, le=1, description="The model's probability of forward needed, with an alert found"
     )
+    forward_saar_at: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="The same for an alert that says the police were called or describes with two details",
+    )
     forward_unmarked_at: float = Field(
         default=0.9, ge=0, le=1, description="The same where the rules found no alert words"
     )

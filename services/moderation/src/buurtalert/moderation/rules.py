@@ -276,6 +276,17 @@ class Scorer:
             add("unsupported_language", (), 1.0)
         return reasons, hits
 
+    def forward_threshold(
+        self, evidence: bool, police_called: bool, hits: Mapping[str, Sequence[Span]]
+    ) -> float:
+        """How sure the model must be to forward: less where the rules found an alert the
+        way SAAR asks for it (the police called, or a description with at least two
+        details), more where they found an alert word only, most where they found none."""
+        if not evidence:
+            return self.policy.forward_unmarked_at
+        described = len({s.text for s in hits.get("details", ())}) >= 2
+        return self.policy.forward_saar_at if police_called or described else self.policy.forward_at
+
     def assess(
         self,
         text: str,
@@ -371,7 +382,7 @@ class Scorer:
                 decision = Decision.REJECT
         elif to_review:
             decision = Decision.REVIEW
-        elif p_forward >= (self.policy.forward_at if evidence else self.policy.forward_unmarked_at):
+        elif p_forward >= self.forward_threshold(evidence, police_called, hits):
             decision = Decision.FORWARD
         elif p_reject >= self.policy.reject_at and not evidence:
             decision = Decision.REJECT
