@@ -68,6 +68,12 @@ class Author(Record):
     pseudonym: str = Field(description="Keyed hash of the address, per municipality")
     role: Role = Role.UNKNOWN
     member_id: str | None = None
+    verified: bool = Field(
+        default=False,
+        description="The channel proved the sender owns the address: WhatsApp and Messenger (the "
+        "provider), email with dmarc=pass from a trusted server, a web client that logs its reporters in. "
+        "Feedback and strikes go to verified authors only.",
+    )
 
 
 class MediaRef(Record):

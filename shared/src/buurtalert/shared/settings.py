@@ -46,6 +46,11 @@ class ApiClient(BaseModel):
     organisation: str
     token: SecretStr
     role: Literal["resident", "coordinator", "wijkagent", "authority"] = "resident"
+    verifies_reporters: bool = Field(
+        default=False,
+        description="The client logs its reporters in (they report for themselves): its authors are "
+        "verified and may get feedback and strikes. Otherwise a reporter is only a claim.",
+    )
 
 
 class MetaWebhook(BaseModel):
@@ -96,6 +101,11 @@ class EmailIngest(BaseModel):
         default=(), description="Domains we send from: mail from them is our own, looping back"
     )
     imap: tuple[ImapMailbox, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = Field(
+        default=(),
+        description="The authserv-ids of our own receiving servers: only their Authentication-Results "
+        "headers are read; every other such header is the sender's word and ignored",
+    )
 
 
 class IngestChannels(BaseModel):

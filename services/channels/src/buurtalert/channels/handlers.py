@@ -111,6 +111,12 @@ class AuthorFeedback:
     async def __call__(self, item: ModeratedMessage) -> None:
         message = item.message
         with bound(message_id=message.id):
+            if not message.author.verified:
+                # the claimed address may be anyone's: answering it would make us a spam cannon
+                why = "sender not verified"
+                await self.audit.record(message.id, "author_feedback", {"sent": False, "why": why})
+                log.info("author_feedback_not_sent", why=why)
+                return
             contact = await self.contacts.find(message.municipality, message.author.pseudonym)
             if contact is None or contact[0] not in self.deliverers:
                 why = "no contact for the author" if contact is None else f"no {contact[0]} adapter"

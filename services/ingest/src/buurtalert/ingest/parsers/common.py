@@ -161,9 +161,14 @@ class Resolver:
     def pseudonym(self, address: str) -> str:
         return pseudonymise(self.municipality.pseudonym_key, address)
 
-    def resolve(self, address: str, *, channel: str, place: str | None = None) -> Sender:
+    def resolve(
+        self, address: str, *, channel: str, place: str | None = None, verified: bool = True
+    ) -> Sender:
         """``place`` is where the message was posted (a WhatsApp group id, a Page id, a
-        list address); None for a one-to-one message, which belongs to the member's group."""
+        list address); None for a one-to-one message, which belongs to the member's group.
+        ``verified``: the channel proved the sender owns ``address``. An unverified sender
+        claiming a member's address is flagged ``unverified_sender`` and gets no role
+        above resident: anyone can write any From."""
         pseudonym = self.pseudonym(address)
         directory = self.directory
         flags: list[str] = []
@@ -177,12 +182,17 @@ class Resolver:
                 flags.append("not_a_member")
         elif member is not None and directory is not None:
             group = directory.home_group(member)
+        role = member.role if member else Role.UNKNOWN
         if member is None:
             flags.append("unknown_sender")
+        elif not verified:
+            flags.append("unverified_sender")
+            role = role if role in (Role.RESIDENT, Role.UNKNOWN) else Role.RESIDENT
         author = Author(
             pseudonym=pseudonym,
-            role=member.role if member else Role.UNKNOWN,
+            role=role,
             member_id=member.id if member else None,
+            verified=verified,
         )
         return Sender(author=author, group=group, flags=tuple(flags))
 

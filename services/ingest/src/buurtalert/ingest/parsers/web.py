@@ -106,7 +106,9 @@ def normalise(
         municipality=municipality.id,
         group_id=report.group,
         author=Author(
-            pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter), role=Role(client.role)
+            pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter),
+            role=Role(client.role),
+            verified=client.verifies_reporters,
         ),
         text=report.text,
         location=report.location,
