@@ -420,6 +420,34 @@ async def test_take_quarantines_input_the_parser_refuses_and_tells_the_lane_why(
     assert await taking.db_find("raw_inputs", {}) == []  # refused input is not archived
 
 
+async def test_take_quarantines_input_on_which_a_parser_fails_unexpectedly(taking: Taking) -> None:
+    """Attack: an unexpected parser exception was re-read for ever (IMAP) or a 503 (HTTP)."""
+
+    def broken(body: bytes, resolver: Resolver) -> Batch:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    taken = await taking.intake.take("email", b"x" * 300_000, broken, content_type="message/rfc822")
+    assert isinstance(taken, Refused) and taken.status == 422 and "RecursionError" in taken.reason
+    [kept] = await read_topic(taking.settings, "ingest.quarantine", 1)
+    assert kept["reason"] == taken.reason and kept["truncated"] and kept["size"] == 300_000
+    assert len(kept["body"]) == 256 * 1024  # what goes onto Kafka is bounded
+
+
+async def test_take_refuses_a_record_larger_than_kafka_takes_with_the_reason(taking: Taking) -> None:
+    """Attack: a message over Kafka's limit was retried for ever."""
+
+    def huge(body: bytes, resolver: Resolver) -> Batch:
+        batch = parse_whatsapp(body, resolver)
+        message = batch.messages[0]
+        batch.messages[0] = message.model_copy(update={"subject": "x" * 1_000_000})
+        return batch
+
+    body = wa_messages(wa_message(COORDINATOR, "wamid.BIG", text={"body": "Verdachte man bij de school"}))
+    taken = await taking.intake.take("whatsapp", body, huge, content_type="application/json")
+    assert isinstance(taken, Refused) and taken.status == 413 and "larger than" in taken.reason
+    assert await taking.db_find("raw_inputs", {}) == []
+
+
 async def test_take_accepts_a_message_once_archives_it_and_records_its_ingest_stage(taking: Taking) -> None:
     """The directory resolves the sender; the same input taken again is a duplicate."""
     body = wa_messages(wa_message(COORDINATOR, "wamid.T1", text={"body": "Verdachte man bij de school"}))

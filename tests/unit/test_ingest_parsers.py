@@ -234,7 +234,7 @@ def test_keyword_in_a_group_is_an_ordinary_message() -> None:
             json.dumps(
                 wa_payload({"messages": [{"from": "1", "id": "x", "timestamp": "soon", "type": "text"}]})
             ).encode(),
-            "not a Unix time",
+            "timestamp",
         ),
         (json.dumps(wa_payload({"messages": [{"id": "x"}]})).encode(), "malformed messages change"),
     ],

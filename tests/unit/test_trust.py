@@ -109,3 +109,108 @@ async def test_no_strike_against_an_unverified_sender() -> None:
     assert ("msg_t", "strike", {"counted": False, "why": "sender not verified"}) in audit.entries
     await moderator(message(verified=True))
     assert strikes.counted == ["p_claimed"]
+
+
+# --- lanes that cannot be stalled or poisoned ---------------------------------------------
+
+import json  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+from buurtalert.directory.model import load_directory  # noqa: E402
+from buurtalert.ingest.parsers import email, facebook, whatsapp  # noqa: E402
+from buurtalert.ingest.parsers.common import MAX_TEXT_BYTES, InvalidInput, Resolver, raw_id  # noqa: E402
+from buurtalert.ingest.parsers.language import detect  # noqa: E402
+from buurtalert.shared.settings import load_municipality_config  # noqa: E402
+from tests.conftest import DEMO  # noqa: E402
+from tests.meta import fb_feed, wa_message, wa_messages  # noqa: E402
+
+MUNI = load_municipality_config(DEMO / "weert" / "municipality.yaml")
+RESOLVER = Resolver(MUNI, load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(MUNI.pseudonym_key))
+MEMBER = "31600000002"
+WHO = {"from": {"id": "4001", "name": "Kerry"}}
+
+
+def test_language_detection_of_a_3_mb_word_takes_no_time() -> None:
+    """Attack: detection was quadratic in a long word; a 3 MB one-word mail stalled the loop."""
+    detect("Een verdachte auto staat al uren bij de school")  # the models load once
+    started = time.monotonic()
+    assert detect("a" * 3_000_000) in (None, "nl", "en", "de", "fr", "tr", "pl", "ar")
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_long_mail_is_cut_to_the_text_limit_and_flagged() -> None:
+    raw = (
+        f"From: bewoner1@example.test\r\nTo: boshoven-noord@lists.weert-demo.buurtalert.test\r\n"
+        f"Message-ID: <long@example.test>\r\nSubject: lang\r\n\r\n{'woord ' * 200_000}"
+    ).encode()
+    started = time.monotonic()
+    batch, _ = email.parse(raw, resolver=RESOLVER, config=MUNI.ingest.email, raw_ref=raw_id(raw))
+    [message] = batch.messages
+    assert len(message.text.encode()) <= MAX_TEXT_BYTES and "text_truncated" in message.flags
+    assert time.monotonic() - started < 10.0
+
+
+def test_a_mail_the_email_package_chokes_on_is_refused_not_raised() -> None:
+    """Attack: a deeply nested multipart made the IMAP lane re-read it for ever."""
+    nested = b"".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode() for i in range(3000)
+    )
+    raw = b"From: bewoner1@example.test\r\nMessage-ID: <<<@@>>\r\nMIME-Version: 1.0\r\n" + nested
+    try:
+        email.parse(raw, resolver=RESOLVER, config=MUNI.ingest.email, raw_ref=raw_id(raw))
+    except InvalidInput as exc:
+        assert exc.status < 500
+
+
+def _wa(**fields: object) -> bytes:
+    message = wa_message(MEMBER, "wamid.X", text={"body": "Verdachte auto bij de school"})
+    message.update(fields)
+    return wa_messages(message)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (_wa(id="w" * 5000), "id"),
+        (_wa(type="location", location={"latitude": 1000, "longitude": 5}), "latitude"),
+        (
+            _wa(type="location", location={"latitude": 1, "longitude": 5}).replace(
+                b'"latitude": 1,', b'"latitude": 1e999,'
+            ),
+            "latitude",
+        ),
+        (_wa(type="interactive", interactive={"button_reply": "not an object"}), "interactive"),
+        (_wa(type="interactive", interactive=["a list"]), "interactive"),
+        (_wa(timestamp="9" * 400), "timestamp"),
+        (_wa(timestamp="99999999999"), "century"),
+        (_wa(**{"from": "3" * 500}), "from"),
+    ],
+)
+def test_signed_but_malformed_whatsapp_input_is_a_4xx_with_the_reason(body: bytes, reason: str) -> None:
+    """Attack: these were 503s, so Meta retried them for ever."""
+    with pytest.raises(InvalidInput, match=reason) as caught:
+        whatsapp.parse(body, resolver=RESOLVER, config=MUNI.ingest.whatsapp, raw_ref=raw_id(body))
+    assert 400 <= caught.value.status < 500
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            fb_feed("status", post_id="1_2", message="hoi", created_time="2026-11-23T10:00:00", **WHO),
+            "time zone",
+        ),
+        (fb_feed("status", post_id="p" * 5000, message="hoi", **WHO), "post_id"),
+        (fb_feed("status", post_id="1_2", message="hoi", created_time=10**400), "created_time"),
+        (
+            json.dumps({"object": "page", "entry": [{"id": "1", "time": "x" * 20}]}).encode(),
+            "time",
+        ),
+    ],
+)
+def test_signed_but_malformed_facebook_input_is_a_4xx_with_the_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(InvalidInput, match=reason) as caught:
+        facebook.parse(body, resolver=RESOLVER, config=None, raw_ref=raw_id(body))
+    assert 400 <= caught.value.status < 500

@@ -346,7 +346,11 @@ class Quarantined(Record):
     source: str
     reason: str
     content_type: str | None = None
-    body: str = Field(description="The raw body, decoded as UTF-8 with replacement")
+    body: str = Field(
+        description="The raw body, decoded as UTF-8 with replacement; cut when large, and never a token"
+    )
+    size: int | None = Field(default=None, description="The raw body's size in bytes")
+    truncated: bool = Field(default=False, description="Only the start of the body is kept")
     received_at: datetime = Field(default_factory=utcnow)
 
 

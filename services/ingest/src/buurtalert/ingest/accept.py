@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
 from buurtalert.ingest.parsers.common import Batch, InvalidInput, MembershipRequest, Parse, Resolver
 from buurtalert.ingest.stores import IngestStores, MediaFile
@@ -36,6 +38,27 @@ from buurtalert.shared.topics import (
 )
 
 log = get_logger(__name__)
+
+#: Inputs larger than this are parsed in a thread, off the event loop.
+THREAD_ABOVE = 64 * 1024
+#: Kafka refuses records over its message.max.bytes (1 MB by default): a record larger
+#: than this is refused with the reason rather than retried for ever.
+MAX_RECORD_BYTES = 900 * 1024
+#: How much of a refused input goes onto ingest.quarantine (``size`` says how much there was).
+QUARANTINE_MAX_BYTES = 256 * 1024
+
+
+def oversized(batch: Batch) -> None:
+    """Raise :class:`InvalidInput` (413) if a record of ``batch`` is too large for Kafka."""
+    records: list[BaseModel] = [*batch.messages, *batch.reactions, *batch.statuses, *batch.media]
+    for record in records:
+        size = len(record.model_dump_json())
+        if size > MAX_RECORD_BYTES:
+            raise InvalidInput(
+                f"a {type(record).__name__} of {size} bytes is larger than the "
+                f"{MAX_RECORD_BYTES} a record may be",
+                413,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +131,19 @@ class Intake:
         of our own (Kafka, the database) raises: the lane answers "try again"."""
         resolver = await self.resolver()
         try:
-            batch = parse(raw, resolver)
+            # a large input may take a while to parse: not on the event loop, which serves every lane
+            if len(raw) > THREAD_ABOVE:
+                batch = await asyncio.to_thread(parse, raw, resolver)
+            else:
+                batch = parse(raw, resolver)
+            oversized(batch)
         except InvalidInput as exc:
             reason = str(exc)
             return Refused(reason, exc.status, await self.quarantine(source, raw, reason, content_type))
+        except Exception as exc:  # a parser is pure: whatever it raises, the input caused
+            log.exception("parser_failed", source=source)
+            reason = f"input could not be read ({type(exc).__name__})"
+            return Refused(reason, 422, await self.quarantine(source, raw, reason, content_type))
         one = batch.messages[0].id if len(batch.messages) == 1 else None
         with bound(message_id=one) if one else contextlib.nullcontext():
             outcome = await self.accept(batch, source=source, body=raw, content_type=content_type)
@@ -119,12 +151,15 @@ class Intake:
 
     async def quarantine(self, source: str, body: bytes, reason: str, content_type: str | None) -> str:
         """Keep input we cannot accept, with the reason; returns the quarantine id."""
+        kept = body[:QUARANTINE_MAX_BYTES]
         record = Quarantined(
-            id=stable_id("qua", source, body.hex(), reason),
+            id=stable_id("qua", source, hashlib.sha256(body).hexdigest(), reason),
             source=source,
             reason=reason,
             content_type=content_type,
-            body=body.decode("utf-8", "replace"),
+            body=kept.decode("utf-8", "replace"),
+            size=len(body),
+            truncated=len(kept) < len(body),
         )
         await self._quarantine.publish(record, key=source.encode())
         log.warning("input_quarantined", source=source, reason=reason, quarantine_id=record.id)

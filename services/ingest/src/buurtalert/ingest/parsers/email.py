@@ -19,6 +19,7 @@ from buurtalert.ingest.parsers.common import (
     Ignored,
     InvalidInput,
     Resolver,
+    cap_text,
     message_id,
 )
 from buurtalert.ingest.parsers.language import detect
@@ -175,7 +176,34 @@ def parse(
 ) -> tuple[Batch, list[EmailAttachment]]:
     """One email, and its attachments (also in ``batch.attachments``). ``recipients``
     are the envelope's (SMTP); without them the To, Cc and Delivered-To headers say
-    which list it was for. Raises :class:`InvalidInput`."""
+    which list it was for. Raises :class:`InvalidInput`, also for a mail the standard
+    library cannot take apart (a multipart nested a thousand deep, a header it chokes on)."""
+    try:
+        return _parse(
+            raw,
+            resolver=resolver,
+            config=config,
+            raw_ref=raw_ref,
+            recipients=recipients,
+            mailbox_group=mailbox_group,
+        )
+    except InvalidInput:
+        raise
+    except RecursionError:
+        raise InvalidInput("the message is nested too deeply to read") from None
+    except Exception as exc:  # the email package raises many kinds for malformed mail
+        raise InvalidInput(f"the message could not be read ({type(exc).__name__})") from None
+
+
+def _parse(
+    raw: bytes,
+    *,
+    resolver: Resolver,
+    config: EmailIngest | None,
+    raw_ref: str,
+    recipients: tuple[str, ...],
+    mailbox_group: str | None,
+) -> tuple[Batch, list[EmailAttachment]]:
     limits = config or DEFAULT_LIMITS
     if len(raw) > limits.max_bytes:
         raise InvalidInput(f"message is {len(raw)} bytes; at most {limits.max_bytes} are accepted", 413)
@@ -254,6 +282,7 @@ def parse(
     in_reply_to = str(msg.get("In-Reply-To", "")).strip().strip("<>")
     subject = str(msg.get("Subject", "")).strip() or None
     batch.contacts[who.author.pseudonym] = ("email", sender)
+    text = cap_text(text, flags)
     batch.messages.append(
         InboundMessage(
             id=msg_id,

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from buurtalert.ingest.parsers.common import Batch, InvalidInput, Resolver, problems, raw_id
+from buurtalert.ingest.parsers.common import (
+    Batch,
+    InvalidInput,
+    Resolver,
+    aware,
+    invalid_as,
+    problems,
+    raw_id,
+)
 from buurtalert.shared.models import (
     Author,
     InboundMessage,
@@ -46,7 +53,7 @@ class WebReport(BaseModel):
     text: str = Field(min_length=1, max_length=4096)
     location: Location | None = None
     category: str | None = Field(default=None, max_length=64)
-    sent_at: datetime | None = None
+    sent_at: AwareDatetime | None = Field(default=None, description="With its time zone")
     target: TargetArea | None = Field(default=None, description="Authority alerts: the area they are for")
     forward_to: tuple[str, ...] = Field(default=(), max_length=50, description="Doorzetten (coordinators)")
     closes: str | None = Field(
@@ -55,6 +62,8 @@ class WebReport(BaseModel):
 
     @model_validator(mode="after")
     def _addressed(self) -> WebReport:
+        if self.sent_at is not None:
+            aware(self.sent_at, "sent_at")
         if self.group is None and self.target is None:
             raise ValueError("a report needs a group, or (for an authority alert) a target area")
         return self
@@ -151,7 +160,8 @@ def parse(body: bytes, *, resolver: Resolver, form: bool, bearer: str = "") -> B
             report = parse_report(body)
         except InvalidInput as exc:
             raise _invalid_report(exc) from None
-    message = normalise(report, municipality=municipality, client=client, body=body)
+    with invalid_as("invalid report: "):
+        message = normalise(report, municipality=municipality, client=client, body=body)
     return Batch(
         raw_ref=message.raw_ref,
         messages=[message],
