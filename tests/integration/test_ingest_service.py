@@ -366,6 +366,11 @@ async def test_report_form_is_served_and_accepted(ingest: Ingest) -> None:
     assert refused.status_code == 401
     [message] = await ingest.topic("messages.inbound", 1)
     assert message["group_id"] == "boshoven-noord" and message["provider"]["channel"] == "web"
+    # the access code is kept nowhere: not in the archive, not in quarantine
+    [archived] = await ingest.db_find("raw_inputs", {"_id": message["raw_ref"]})
+    assert b"token" not in archived["body"] and b"demo-token" not in archived["body"]
+    [kept] = await ingest.topic("ingest.quarantine", 1)
+    assert "fout" not in kept["body"] and "token" not in kept["body"]
 
 
 # --- Intake.take and the media lane, without the service process ---------------------------

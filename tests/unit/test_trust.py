@@ -113,6 +113,7 @@ async def test_no_strike_against_an_unverified_sender() -> None:
 
 # --- lanes that cannot be stalled or poisoned ---------------------------------------------
 
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
@@ -214,3 +215,100 @@ def test_signed_but_malformed_facebook_input_is_a_4xx_with_the_reason(body: byte
     with pytest.raises(InvalidInput, match=reason) as caught:
         facebook.parse(body, resolver=RESOLVER, config=None, raw_ref=raw_id(body))
     assert 400 <= caught.value.status < 500
+
+
+# --- scoped clients, hashed tokens, secrets ------------------------------------------------
+
+from urllib.parse import urlencode  # noqa: E402
+
+from pydantic import SecretStr, ValidationError  # noqa: E402
+
+from buurtalert.ingest.lanes.http import TokenBuckets  # noqa: E402
+from buurtalert.ingest.parsers import web  # noqa: E402
+from buurtalert.shared.settings import (  # noqa: E402
+    DemoSecretsInProduction,
+    WhatsAppIngest,
+    token_sha256,
+)
+
+APP, POLICE = "demo-token-buurtpreventie", "demo-token-politie"
+
+
+def report(**fields: object) -> bytes:
+    base: dict[str, object] = {
+        "report_id": "r1",
+        "group": "boshoven-noord",
+        "reporter": "06 12345678",
+        "text": "Verdachte auto bij de school",
+    }
+    return json.dumps({**base, **fields}).encode()
+
+
+def test_tokens_are_stored_as_hashes_and_the_demo_tokens_still_work() -> None:
+    assert all(len(c.token_sha256) == 64 for c in MUNI.api_clients)
+    assert APP not in (DEMO / "weert" / "municipality.yaml").read_text().split("#")[0]
+    assert web.client_for(APP, MUNI) is not None and web.client_for(POLICE, MUNI) is not None
+    assert web.client_for(token_sha256(APP), MUNI) is None  # the hash is not the token
+    assert web.client_for("short", MUNI) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "reason"),
+    [
+        (report(group="kaulille-noord"), APP, "may not post to group"),
+        (report(forward_to=["elsewhere"]), POLICE, "may not post to group"),
+        (report(target={"districts": ["kaulille"]}), POLICE, "may not alert district"),
+        (report(closes="inc_1"), APP, "coordinator or an authority"),
+        (report(target={"center": {"latitude": 51.2, "longitude": 5.7}, "radius_m": 500}), APP, "polygon"),
+    ],
+)
+def test_a_client_posts_only_within_its_scope(body: bytes, token: str, reason: str) -> None:
+    """Attack: any token could post to any group with any category and close any incident."""
+    with pytest.raises(InvalidInput, match=reason) as caught:
+        web.parse(body, resolver=RESOLVER, form=False, bearer=token)
+    assert caught.value.status == 403
+
+
+def test_the_police_may_close_and_a_category_list_is_enforced() -> None:
+    [message] = web.parse(report(closes="inc_1"), resolver=RESOLVER, form=False, bearer=POLICE).messages
+    assert message.closes == "inc_1"
+    client = MUNI.api_clients[0].model_copy(update={"categories": ("burglary",)})
+    muni = MUNI.model_copy(update={"api_clients": (client,)})
+    resolver = Resolver(muni, RESOLVER.directory)
+    web.parse(report(category="burglary"), resolver=resolver, form=False, bearer=APP)
+    with pytest.raises(InvalidInput, match="category") as caught:
+        web.parse(report(category="vigilante"), resolver=resolver, form=False, bearer=APP)
+    assert caught.value.status == 403
+
+
+def test_the_form_keeps_no_access_code_and_its_report_id_is_keyed() -> None:
+    """Attack: the access code was archived with the body; the report id an unkeyed hash."""
+    fields = {"group": "boshoven-noord", "reporter": "0612345678", "text": "Man met koevoet bij de garages"}
+    body = urlencode({**fields, "token": APP}).encode()
+    batch = web.parse(body, resolver=RESOLVER, form=True)
+    assert web.redacted(body) == urlencode(fields).encode()
+    assert batch.raw_ref == raw_id(web.redacted(body))
+    [message] = batch.messages
+    unkeyed = hashlib.sha256("\x1f".join(fields[k] for k in ("group", "reporter", "text")).encode())
+    assert message.provider.message_id != "form-" + unkeyed.hexdigest()[:32]
+    other = MUNI.model_copy(update={"pseudonym_key": SecretStr("another-key-of-16-chars")})
+    assert web.form_report(body, other.pseudonym_key)[1].report_id != message.provider.message_id
+
+
+def test_short_meta_secrets_are_refused_and_demo_secrets_not_in_production() -> None:
+    with pytest.raises(ValidationError):
+        WhatsAppIngest(app_secret=SecretStr(""), verify_token=SecretStr("long-enough-verify-token"))
+    with pytest.raises(ValidationError):
+        WhatsAppIngest(app_secret=SecretStr("long-enough-app-secret"), verify_token=SecretStr("short"))
+    with pytest.raises(DemoSecretsInProduction, match="pseudonym_key"):
+        load_municipality_config(DEMO / "weert" / "municipality.yaml", environment="production")
+    load_municipality_config(DEMO / "weert" / "municipality.yaml", environment="local")
+
+
+def test_a_client_is_rate_limited_by_a_token_bucket() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(clock=lambda: now[0])
+    assert all(buckets.allow("app", 3) for _ in range(3))
+    assert not buckets.allow("app", 3) and buckets.allow("police", 3)
+    now[0] += 20.0  # a third of a minute: one report's worth
+    assert buckets.allow("app", 3) and not buckets.allow("app", 3)

@@ -124,11 +124,20 @@ class Intake:
         return Resolver(self.municipality, await self.directories.get(self.municipality.id))
 
     async def take(
-        self, source: str, raw: bytes, parse: Parse, *, content_type: str | None = None
+        self,
+        source: str,
+        raw: bytes,
+        parse: Parse,
+        *,
+        content_type: str | None = None,
+        stored: bytes | None = None,
     ) -> Accepted | Refused:
         """Parse ``raw`` with the current directory; quarantine it when the parser
         refuses it (:class:`InvalidInput`), accept what it yields otherwise. A failure
-        of our own (Kafka, the database) raises: the lane answers "try again"."""
+        of our own (Kafka, the database) raises: the lane answers "try again".
+        ``stored`` is what to archive or quarantine instead of ``raw`` (the form's body
+        without its access code): a secret is never kept."""
+        kept = raw if stored is None else stored
         resolver = await self.resolver()
         try:
             # a large input may take a while to parse: not on the event loop, which serves every lane
@@ -139,14 +148,14 @@ class Intake:
             oversized(batch)
         except InvalidInput as exc:
             reason = str(exc)
-            return Refused(reason, exc.status, await self.quarantine(source, raw, reason, content_type))
+            return Refused(reason, exc.status, await self.quarantine(source, kept, reason, content_type))
         except Exception as exc:  # a parser is pure: whatever it raises, the input caused
             log.exception("parser_failed", source=source)
             reason = f"input could not be read ({type(exc).__name__})"
-            return Refused(reason, 422, await self.quarantine(source, raw, reason, content_type))
+            return Refused(reason, 422, await self.quarantine(source, kept, reason, content_type))
         one = batch.messages[0].id if len(batch.messages) == 1 else None
         with bound(message_id=one) if one else contextlib.nullcontext():
-            outcome = await self.accept(batch, source=source, body=raw, content_type=content_type)
+            outcome = await self.accept(batch, source=source, body=kept, content_type=content_type)
         return Accepted(batch, outcome)
 
     async def quarantine(self, source: str, body: bytes, reason: str, content_type: str | None) -> str:
