@@ -312,3 +312,52 @@ def test_a_client_is_rate_limited_by_a_token_bucket() -> None:
     assert not buckets.allow("app", 3) and buckets.allow("police", 3)
     now[0] += 20.0  # a third of a minute: one report's worth
     assert buckets.allow("app", 3) and not buckets.allow("app", 3)
+
+
+# --- pseudonyms ----------------------------------------------------------------------------
+
+import logging  # noqa: E402
+
+from buurtalert.shared.logging import DropQueryStrings  # noqa: E402
+from buurtalert.shared.pseudonym import pseudonymise, redact  # noqa: E402
+from tests.meta import wa_status, wa_statuses  # noqa: E402
+
+
+def test_one_person_one_pseudonym_whatever_way_the_number_is_written() -> None:
+    """Attack: 06… and 316… gave the same person several pseudonyms."""
+    key = SecretStr("k" * 16)
+    forms = ["06 12345678", "0612345678", "+31 6 12345678", "31612345678", "0031 6 1234 5678"]
+    assert len({pseudonymise(key, f, "NL") for f in forms}) == 1
+    belgian = ["0470 12 34 56", "+32 470 12 34 56", "32470123456"]
+    assert len({pseudonymise(key, f, "BE") for f in belgian}) == 1
+    # a web reporter's 06… is the WhatsApp sender 316…
+    body = report(reporter="06 00000002")
+    [message] = web.parse(body, resolver=RESOLVER, form=False, bearer=APP).messages
+    assert message.author.pseudonym == RESOLVER.pseudonym("31600000002")
+
+
+def test_provider_errors_and_statuses_carry_no_raw_number() -> None:
+    assert redact("Recipient +31 6 12345678 (31612345678) is not on WhatsApp; a@b.test") == (
+        "Recipient <number> (<number>) is not on WhatsApp; <address>"
+    )
+    failed = wa_status("wamid.F", "failed", recipient="31612345678", error=131026)
+    failed["errors"][0]["error_data"]["details"] = "Receiver 31612345678 is incapable of receiving"
+    [status] = whatsapp.parse(
+        wa_statuses(failed), resolver=RESOLVER, config=MUNI.ingest.whatsapp, raw_ref="r"
+    ).statuses
+    assert "12345678" not in status.model_dump_json()
+
+
+def test_the_access_log_keeps_no_query_string() -> None:
+    """Attack: uvicorn's access log printed hub.verify_token."""
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", "/webhooks/whatsapp?hub.verify_token=secret&hub.challenge=1", "1.1", 200),
+        None,
+    )
+    DropQueryStrings().filter(record)
+    assert "secret" not in record.getMessage() and "/webhooks/whatsapp" in record.getMessage()

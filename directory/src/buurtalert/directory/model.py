@@ -223,7 +223,7 @@ class Directory(Strict):
         members = tuple(
             m.model_copy(
                 update={
-                    "pseudonym": m.pseudonym or pseudonymise(key, m.address or ""),
+                    "pseudonym": m.pseudonym or pseudonymise(key, m.address or "", self.municipality.country),
                     "address": m.address if m.consent_one_to_one else None,
                 }
             )

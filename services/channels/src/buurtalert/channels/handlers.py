@@ -24,6 +24,7 @@ from buurtalert.shared.models import (
     utcnow,
 )
 from buurtalert.shared.mongo import Audit
+from buurtalert.shared.pseudonym import redact
 
 log = get_logger(__name__)
 Report = Callable[[DeliveryStatus], Awaitable[None]]
@@ -87,11 +88,11 @@ class Deliverer:
                     adapter,
                     DeliveryState.FAILED,
                     error_code=exc.provider_code,
-                    error_detail=str(exc),
+                    error_detail=redact(str(exc)),
                 )
                 await self.ledger.settle(failed)
                 await self.report(failed)
-                raise PermanentError(str(exc)) from exc
+                raise PermanentError(redact(str(exc))) from exc
             sent = status_of(
                 delivery, adapter, DeliveryState.SENT, provider_message_id=result.provider_message_id
             )
@@ -167,7 +168,7 @@ class ProviderStatuses:
                 state=status.state,
                 provider_message_id=status.provider_message_id,
                 error_code=status.error_code,
-                error_detail=status.error_detail,
+                error_detail=redact(status.error_detail) if status.error_detail else None,
                 at=status.at,
             )
             await self.report(outcome)

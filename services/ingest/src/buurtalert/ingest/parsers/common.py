@@ -209,7 +209,7 @@ class Resolver:
         self.directory = directory
 
     def pseudonym(self, address: str) -> str:
-        return pseudonymise(self.municipality.pseudonym_key, address)
+        return pseudonymise(self.municipality.pseudonym_key, address, self.municipality.country)
 
     def resolve(
         self, address: str, *, channel: str, place: str | None = None, verified: bool = True

@@ -139,7 +139,7 @@ def normalise(
         municipality=municipality.id,
         group_id=report.group,
         author=Author(
-            pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter),
+            pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter, municipality.country),
             role=Role(client.role),
             verified=client.verifies_reporters,
         ),

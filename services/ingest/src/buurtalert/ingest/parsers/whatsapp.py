@@ -39,6 +39,7 @@ from buurtalert.shared.models import (
     SourceChannel,
     stable_id,
 )
+from buurtalert.shared.pseudonym import redact
 from buurtalert.shared.settings import WhatsAppIngest
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's own upper bound for a webhook payload
@@ -208,7 +209,7 @@ def _status(batch: Batch, status: _Status, account: str, resolver: Resolver) -> 
             state=state,
             recipient=status.recipient_id if group else resolver.pseudonym(status.recipient_id),
             error_code=str(error.code) if error else None,
-            error_detail=detail,
+            error_detail=redact(detail) if detail else None,
             at=from_unix(status.timestamp),
         )
     )
