@@ -200,8 +200,8 @@ def test_statuses_become_provider_statuses_with_the_error() -> None:
 @pytest.mark.parametrize(
     ("text", "action", "group"),
     [
-        ("AANMELDEN boshoven-noord", "join", "boshoven-noord"),
-        ("aanmelden LEUKEN-WEST", "join", "leuken-west"),
+        ("AANMELDEN bn-4q7x9k2m", "join", "boshoven-noord"),
+        ("aanmelden LW-8R3T6V1P", "join", "leuken-west"),
         ("AANMELDEN ONBEKEND", "join", None),
         ("STOP", "leave", None),
         (" afmelden ", "leave", None),

@@ -361,3 +361,91 @@ def test_the_access_log_keeps_no_query_string() -> None:
     )
     DropQueryStrings().filter(record)
     assert "secret" not in record.getMessage() and "/webhooks/whatsapp" in record.getMessage()
+
+
+# --- membership with consent and order ------------------------------------------------------
+
+from buurtalert.channels.handlers import Deliverer  # noqa: E402
+from buurtalert.directory.model import Group, Membership, MembershipState, apply_memberships  # noqa: E402
+from buurtalert.shared.models import DeliveryState, DeliveryStatus, Destination  # noqa: E402
+
+
+def test_join_codes_must_be_random_not_the_group_name() -> None:
+    group = {"id": "g", "name": "G", "kind": "buurtgroep", "district": "d", "channel": "whatsapp"}
+    with pytest.raises(ValidationError, match="join code"):
+        Group.model_validate({**group, "address": "members", "join_code": "CENTRUM-WEST"})
+    Group.model_validate({**group, "address": "members", "join_code": "CW-5H2J9N4D"})
+
+
+def test_a_pending_member_receives_nothing() -> None:
+    directory = RESOLVER.directory
+    assert directory is not None
+    pending = Membership(
+        municipality="weert-demo",
+        pseudonym="p_new",
+        state=MembershipState.PENDING,
+        requested=("centrum-west",),
+        address="31612345678",
+        consent_one_to_one=True,
+        changed_at=utcnow(),
+    )
+    applied = apply_memberships(directory, [pending])
+    assert applied.member("p_new") is None
+    group = applied.group("centrum-west")
+    assert group is not None and all(m.pseudonym != "p_new" for m in applied.recipients(group))
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.settled: list[DeliveryStatus] = []
+
+    async def claim(self, delivery: Delivery) -> None:
+        return None
+
+    async def settle(self, status: DeliveryStatus) -> None:
+        self.settled.append(status)
+
+
+class FakeAdapter:
+    name = "whatsapp"
+    max_text_length = 4096
+    supports_media = False
+
+    def __init__(self) -> None:
+        self.sent: list[Delivery] = []
+
+    async def send(self, delivery: Delivery, text: str) -> Any:
+        self.sent.append(delivery)
+        return type("Sent", (), {"provider_message_id": "wamid.OUT"})()
+
+
+async def test_consent_is_checked_again_just_before_a_member_delivery() -> None:
+    """Attack: held deliveries were sent after STOP."""
+    stopped = {"p_stopped"}
+
+    async def consents(municipality: str, pseudonym: str) -> bool | None:
+        return False if pseudonym in stopped else None
+
+    reports: list[DeliveryStatus] = []
+
+    async def report(status: DeliveryStatus) -> None:
+        reports.append(status)
+
+    adapter, ledger = FakeAdapter(), FakeLedger()
+    deliver = Deliverer(adapter, ledger, None, None, report, consents)  # type: ignore[arg-type]
+
+    def to(member: str) -> Delivery:
+        destination = Destination(
+            group_id="centrum-west",
+            channel="whatsapp",
+            address="31612345678",
+            recipient_type="individual",
+            recipient=member,
+        )
+        return Delivery.for_destination(message(verified=True, text="Let op"), destination, ("r",))
+
+    await deliver(to("p_stopped"))
+    await deliver(to("p_still_in"))
+    assert [d.destination.recipient for d in adapter.sent] == ["p_still_in"]
+    refused = next(s for s in reports if s.state is DeliveryState.FAILED)
+    assert refused.error_code == "no_consent" and "opted out" in (refused.error_detail or "")

@@ -39,6 +39,11 @@ def status_of(
     )
 
 
+#: Whether a member's own latest choice allows one-to-one delivery (municipality,
+#: pseudonym): False after STOP or while pending, None if they never chose by message.
+Consents = Callable[[str, str], Awaitable[bool | None]]
+
+
 class Deliverer:
     """Sends each delivery of one adapter at most once after it was settled: held
     ones are kept until due, duplicates announced again, failures mapped to the
@@ -51,12 +56,23 @@ class Deliverer:
         held: HeldDeliveries,
         media: MediaStore,
         report: Report,
+        consents: Consents | None = None,
     ) -> None:
         self.adapter = adapter
         self.ledger = ledger
         self.held = held
         self.media = media
         self.report = report
+        self.consents = consents
+
+    async def _withdrawn(self, delivery: Delivery) -> bool:
+        """A delivery to one member of a fan-out whose consent is gone since routing
+        (consent is checked again just before sending, also for held deliveries)."""
+        recipient = delivery.destination.recipient
+        if self.consents is None or recipient is None or delivery.destination.recipient_type != "individual":
+            return False
+        municipality = delivery.destination.municipality or delivery.municipality
+        return await self.consents(municipality, recipient) is False
 
     async def __call__(self, delivery: Delivery) -> None:
         adapter = self.adapter
@@ -72,6 +88,15 @@ class Deliverer:
                 log.info("duplicate_suppressed", state=settled.state)
                 # Announcing the outcome again is harmless and mends a report lost in a crash.
                 await self.report(settled)
+                return
+            if await self._withdrawn(delivery):
+                why = "the member opted out (STOP) or awaits approval since this was routed"
+                refused = status_of(
+                    delivery, adapter, DeliveryState.FAILED, error_code="no_consent", error_detail=why
+                )
+                await self.ledger.settle(refused)
+                await self.report(refused)
+                log.info("delivery_not_sent", why=why, group_id=delivery.destination.group_id)
                 return
             text = render(delivery, adapter.max_text_length)
             try:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
@@ -112,6 +113,8 @@ class Intake:
     ) -> None:
         self.municipality = municipality
         self.stores = stores
+        #: AANMELDEN attempts per number: codes cannot be tried one after another
+        self.join_attempts = Attempts()
         self.directories = stores.directories
         self._inbound = topic_publisher(broker, settings, MESSAGES_INBOUND)
         self._quarantine = topic_publisher(broker, settings, INGEST_QUARANTINE)
@@ -259,17 +262,26 @@ class Intake:
         )
 
     async def _apply(self, request: MembershipRequest, raw_ref: str) -> None:
+        """A join asks (PENDING until a coordinator approves it); STOP leaves at once.
+        An event older than the last one applied does nothing (a replayed AANMELDEN
+        after STOP); join attempts are limited per number."""
         municipality = self.municipality.id
         if request.action == "leave":
-            await self.stores.leave(municipality, request.pseudonym, request.at)
-            outcome = "left"
+            applied = await self.stores.leave(municipality, request.pseudonym, request.at)
+            outcome = "left" if applied else "ignored: older than the member's last change"
+        elif not self.join_attempts.allow(request.pseudonym):
+            outcome = "refused: too many join attempts"
         elif request.group_id is None:
-            outcome = f"unknown code {request.code}"
+            outcome = "unknown code"  # never echo the code: it may be someone's guess at a real one
         else:
-            await self.stores.join(
+            applied = await self.stores.join(
                 municipality, request.pseudonym, request.address, request.group_id, request.at
             )
-            outcome = f"joined {request.group_id}"
+            outcome = (
+                f"join of {request.group_id} awaits approval"
+                if applied
+                else "ignored: older than the member's last change"
+            )
         self.directories.forget(municipality)
         await self.stores.record(
             stable_id("mbr", request.provider_message_id),
@@ -277,3 +289,24 @@ class Intake:
             {"channel": "whatsapp", "membership": outcome, "member": request.pseudonym, "raw_ref": raw_ref},
         )
         log.info("membership_changed", outcome=outcome, member=request.pseudonym)
+
+
+class Attempts:
+    """At most ``limit`` attempts per key in ``window`` seconds (in this process's memory)."""
+
+    def __init__(
+        self, limit: int = 5, window: float = 3600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._seen: dict[str, list[float]] = {}
+
+    def allow(self, key: str) -> bool:
+        now = self.clock()
+        recent = [t for t in self._seen.get(key, []) if now - t < self.window]
+        if len(recent) >= self.limit:
+            self._seen[key] = recent
+            return False
+        self._seen[key] = [*recent, now]
+        if len(self._seen) > 100_000:  # bounded: forget the quiet ones
+            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < self.window}
+        return True
