@@ -449,3 +449,28 @@ async def test_consent_is_checked_again_just_before_a_member_delivery() -> None:
     assert [d.destination.recipient for d in adapter.sent] == ["p_still_in"]
     refused = next(s for s in reports if s.state is DeliveryState.FAILED)
     assert refused.error_code == "no_consent" and "opted out" in (refused.error_detail or "")
+
+
+# --- Kafka security ------------------------------------------------------------------------
+
+from faststream.security import SASLScram512  # noqa: E402
+
+from buurtalert.shared.kafka.broker import create_broker, kafka_client_options, kafka_security  # noqa: E402
+from buurtalert.shared.settings import Settings  # noqa: E402
+
+
+def test_kafka_tls_and_sasl_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kafka_security(Settings()) is None
+    monkeypatch.setenv("BUURTALERT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BUURTALERT_KAFKA_SASL_USERNAME", "ingest")
+    monkeypatch.setenv("BUURTALERT_KAFKA_SASL_PASSWORD", "kafka-password-123")
+    settings = Settings()
+    assert "kafka-password-123" not in repr(settings)
+    security = kafka_security(settings)
+    assert isinstance(security, SASLScram512) and security.use_ssl and security.ssl_context is not None
+    options = kafka_client_options(settings)
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512" and options["security_protocol"] == "SASL_SSL"
+    create_broker(settings, "ingest")  # the broker takes it
+    monkeypatch.delenv("BUURTALERT_KAFKA_SASL_PASSWORD")
+    with pytest.raises(ValidationError, match="SASL"):
+        Settings()

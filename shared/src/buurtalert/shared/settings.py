@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from buurtalert.shared.yamlfile import load_yaml
@@ -19,6 +19,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BUURTALERT_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How the Kafka clients talk to the brokers"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle for the brokers' certificates (the system's if unset)"
+    )
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     database: str = "buurtalert"
     topic_prefix: str = ""
@@ -32,6 +41,14 @@ class Settings(BaseSettings):
         description="Seconds to wait before each retry (each with ±50% jitter); after the last, "
         "the dead-letter topic",
     )
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("a SASL security protocol needs kafka_sasl_username and kafka_sasl_password")
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
