@@ -474,3 +474,20 @@ def test_kafka_tls_and_sasl_come_from_the_settings(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("BUURTALERT_KAFKA_SASL_PASSWORD")
     with pytest.raises(ValidationError, match="SASL"):
         Settings()
+
+
+async def test_a_transient_provider_error_goes_on_without_the_number() -> None:
+    from buurtalert.shared.channels import TransientDeliveryError
+
+    class Flaky(FakeAdapter):
+        async def send(self, delivery: Delivery, text: str) -> Any:
+            raise TransientDeliveryError("rate limit for +31 6 12345678")
+
+    async def report(status: DeliveryStatus) -> None:
+        pass
+
+    deliver = Deliverer(Flaky(), FakeLedger(), None, None, report)  # type: ignore[arg-type]
+    destination = Destination(group_id="g", channel="whatsapp", address="31612345678")
+    with pytest.raises(TransientDeliveryError) as caught:
+        await deliver(Delivery.for_destination(message(verified=True, text="x"), destination, ("r",)))
+    assert "12345678" not in str(caught.value) and "<number>" in str(caught.value)

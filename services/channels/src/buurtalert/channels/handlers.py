@@ -107,6 +107,7 @@ class Deliverer:
                     result = await adapter.send(delivery, text)
             except DeliveryError as exc:
                 if not exc.permanent:
+                    exc.args = (redact(str(exc)),)  # the retry and dead-letter topics keep no number
                     raise  # left unsettled: the retry path sends it again
                 failed = status_of(
                     delivery,
