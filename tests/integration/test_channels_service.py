@@ -338,7 +338,7 @@ async def test_a_rejected_messenger_author_gets_the_explanation_as_a_messenger_r
             provider=ProviderRef(channel=SourceChannel.FACEBOOK, message_id="m_1", account=PAGE),
             municipality="weert-demo",
             group_id="boshoven-noord",
-            author=Author(pseudonym="p_fb"),
+            author=Author(pseudonym="p_fb", verified=True),
             text="Die vent ziet er buitenlands uit, pak hem aan",
             sent_at=utcnow(),
             raw_ref="raw_1",

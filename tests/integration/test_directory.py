@@ -61,3 +61,32 @@ async def test_loading_with_another_municipalitys_key_is_refused(settings: Setti
         str(DEMO / "bocholt" / "municipality.yaml"),
     )
     assert ok.returncode == 0, ok.stderr
+
+
+async def test_a_join_waits_for_approval_and_a_replayed_join_after_stop_does_nothing(
+    settings: Settings,
+) -> None:
+    """Attack: AANMELDEN made a member trusted at once; a replayed AANMELDEN after STOP
+    subscribed them again. Events apply in the provider's order, whatever order they arrive in."""
+    from datetime import UTC, datetime, timedelta
+
+    from buurtalert.directory.model import MembershipState
+    from buurtalert.directory.store import Memberships
+    from buurtalert.shared.topics import INGEST
+
+    t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    client = mongo_client(settings)
+    try:
+        register = Memberships(Database(client[settings.database], INGEST))
+        assert await register.join("m", "p_x", "31612345678", "g", t0)
+        [pending] = await register.pending("m")
+        assert pending.state is MembershipState.PENDING and pending.requested == ("g",)
+        assert pending.groups == () and await register.consents("m", "p_x") is False
+        assert await register.leave("m", "p_x", t0 + timedelta(minutes=5))
+        assert not await register.join("m", "p_x", "31612345678", "g", t0 + timedelta(minutes=1))
+        assert await register.pending("m") == [] and await register.consents("m", "p_x") is False
+        [left] = await register.of("m")
+        assert left.state is MembershipState.LEFT and left.address is None
+        assert await register.consents("m", "p_never") is None
+    finally:
+        await client.close()

@@ -200,8 +200,8 @@ def test_statuses_become_provider_statuses_with_the_error() -> None:
 @pytest.mark.parametrize(
     ("text", "action", "group"),
     [
-        ("AANMELDEN boshoven-noord", "join", "boshoven-noord"),
-        ("aanmelden LEUKEN-WEST", "join", "leuken-west"),
+        ("AANMELDEN bn-4q7x9k2m", "join", "boshoven-noord"),
+        ("aanmelden LW-8R3T6V1P", "join", "leuken-west"),
         ("AANMELDEN ONBEKEND", "join", None),
         ("STOP", "leave", None),
         (" afmelden ", "leave", None),
@@ -234,7 +234,7 @@ def test_keyword_in_a_group_is_an_ordinary_message() -> None:
             json.dumps(
                 wa_payload({"messages": [{"from": "1", "id": "x", "timestamp": "soon", "type": "text"}]})
             ).encode(),
-            "not a Unix time",
+            "timestamp",
         ),
         (json.dumps(wa_payload({"messages": [{"id": "x"}]})).encode(), "malformed messages change"),
     ],
@@ -355,7 +355,7 @@ def parse_mail(raw: bytes, **kwargs: object) -> tuple[email.Batch, list[email.Em
 
 def test_email_to_a_list_address_from_a_member() -> None:
     msg = mail(
-        Authentication_Results="mx.weert.test; spf=pass smtp.mailfrom=example.test; "
+        Authentication_Results="mx.weert-demo.buurtalert.test; spf=pass smtp.mailfrom=example.test; "
         "dkim=pass header.d=example.test; dmarc=fail"
     )
     batch, attachments = parse_mail(msg.as_bytes())
@@ -363,8 +363,62 @@ def test_email_to_a_list_address_from_a_member() -> None:
     assert message.group_id == "boshoven-noord" and message.author.role is Role.RESIDENT
     assert message.subject == "Verdachte auto" and message.provider.message_id == "abc123@example.test"
     assert message.authentication == {"spf": "pass", "dkim": "pass", "dmarc": "fail"}
+    assert not message.author.verified and "unverified_sender" in message.flags
     assert message.language == "nl" and message.sent_at.isoformat() == "2026-11-23T10:00:00+01:00"
     assert attachments == []
+
+
+WIJKAGENT_MAIL = "wijkagent@politie.example.test"
+
+
+def _wijkagent_resolver() -> Resolver:
+    """The demo directory with a wijkagent who writes by email."""
+    raw = load_directory(DEMO / "weert" / "directory.yaml")
+    agent = raw.members[0].model_copy(update={"id": "wijkagent-mail", "address": WIJKAGENT_MAIL})
+    extended = raw.model_copy(update={"members": (*raw.members, agent)})
+    return Resolver(MUNI, extended.pseudonymised(MUNI.pseudonym_key))
+
+
+def _mail_as(resolver: Resolver, msg: EmailMessage) -> email.Batch:
+    raw = msg.as_bytes()
+    return email.parse(raw, resolver=resolver, config=MUNI.ingest.email, raw_ref=raw_id(raw))[0]
+
+
+def test_a_forged_wijkagent_with_a_self_written_dmarc_pass_stays_a_flagged_resident() -> None:
+    """Attack: From: the wijkagent plus the sender's own "Authentication-Results: ... dmarc=pass"."""
+    resolver = _wijkagent_resolver()
+    forged = mail(
+        From=f"Wijkagent <{WIJKAGENT_MAIL}>",
+        Authentication_Results="mx.evil.test; spf=pass; dkim=pass; "
+        "dmarc=pass header.from=politie.example.test",
+    )
+    [message] = _mail_as(resolver, forged).messages
+    assert message.author.role is Role.RESIDENT and not message.author.verified
+    assert "unverified_sender" in message.flags and message.authentication == {}
+    # a header naming our server but not the topmost trusted one cannot be smuggled in below ours
+    ours_fail = mail(From=WIJKAGENT_MAIL, Authentication_Results="mx.weert-demo.buurtalert.test; dmarc=fail")
+    ours_fail["Authentication-Results"] = "mx.weert-demo.buurtalert.test; dmarc=pass"
+    [message] = _mail_as(resolver, ours_fail).messages
+    assert message.author.role is Role.RESIDENT and message.authentication == {"dmarc": "fail"}
+
+
+def test_dmarc_pass_from_our_own_server_verifies_the_wijkagent() -> None:
+    resolver = _wijkagent_resolver()
+    genuine = mail(
+        From=WIJKAGENT_MAIL,
+        Authentication_Results="mx.weert-demo.buurtalert.test; spf=pass; dkim=pass; "
+        "dmarc=pass header.from=politie.example.test",
+    )
+    [message] = _mail_as(resolver, genuine).messages
+    assert message.author.role is Role.WIJKAGENT and message.author.verified
+    assert "unverified_sender" not in message.flags
+    # a pass for another domain than the From's does not count
+    other = mail(
+        From=WIJKAGENT_MAIL,
+        Authentication_Results="mx.weert-demo.buurtalert.test; dmarc=pass header.from=evil.test",
+    )
+    [message] = _mail_as(resolver, other).messages
+    assert message.author.role is Role.RESIDENT and not message.author.verified
 
 
 def test_quoted_reply_and_signature_are_removed() -> None:

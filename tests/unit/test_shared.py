@@ -13,7 +13,7 @@ from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.kafka import backoff
 from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.pseudonym import pseudonymise
-from buurtalert.shared.settings import MunicipalityConfig, load_municipality_config
+from buurtalert.shared.settings import MunicipalityConfig, load_municipality_config, token_sha256
 from buurtalert.shared.texts import line
 from buurtalert.shared.topics import (
     DELIVERY_TOPICS,
@@ -117,7 +117,7 @@ def test_municipality_secrets_do_not_appear_in_repr() -> None:
         name="X",
         country="NL",
         pseudonym_key=SecretStr("super-secret-key-123"),
-        api_clients=({"organisation": "o", "token": "tok-secret-xyz"},),
+        api_clients=({"organisation": "o", "token_sha256": token_sha256("tok-secret-xyz")},),
     )  # type: ignore[arg-type]
     assert "super-secret-key-123" not in repr(m) and "tok-secret-xyz" not in repr(m)
 

@@ -11,10 +11,11 @@ from pydantic import SecretStr
 from buurtalert.ingest.parsers import web
 from buurtalert.ingest.parsers.common import InvalidInput, Resolver
 from buurtalert.ingest.parsers.web import MAX_BODY_BYTES, normalise, parse_report
-from buurtalert.shared.settings import ApiClient, MunicipalityConfig
+from buurtalert.shared.settings import ApiClient, MunicipalityConfig, token_sha256
 
 MUNI = MunicipalityConfig(id="m", name="M", country="NL", pseudonym_key=SecretStr("k" * 16))
-CLIENT = ApiClient(organisation="app", token=SecretStr("t"))
+TOKEN = "app-token-0123456789"
+CLIENT = ApiClient(organisation="app", token_sha256=token_sha256(TOKEN), groups=("g",))
 RESOLVER = Resolver(MUNI.model_copy(update={"api_clients": (CLIENT,)}), None)
 
 
@@ -65,7 +66,7 @@ def test_invalid_reports_name_the_problem(body: bytes, needle: str) -> None:
 def test_a_report_with_a_known_token_becomes_a_batch_of_one_message_and_its_reporter() -> None:
     """What the HTTP lane hands to take(): the reporter's number is kept only as a contact."""
     body = _body()
-    batch = web.parse(body, resolver=RESOLVER, form=False, bearer="t")
+    batch = web.parse(body, resolver=RESOLVER, form=False, bearer=TOKEN)
     [message] = batch.messages
     assert message.provider.account == "app" and batch.raw_ref == message.raw_ref
     assert batch.contacts == {message.author.pseudonym: ("whatsapp", "06 12345678")}
@@ -80,7 +81,7 @@ def test_a_missing_or_unknown_bearer_token_is_refused_with_401_before_the_report
 
 def test_the_form_carries_its_access_code_and_an_unknown_one_is_refused_with_401() -> None:
     fields = {"group": "g", "reporter": "buur@example.test", "text": "Verdachte auto"}
-    batch = web.parse(urlencode({**fields, "token": "t"}).encode(), resolver=RESOLVER, form=True)
+    batch = web.parse(urlencode({**fields, "token": TOKEN}).encode(), resolver=RESOLVER, form=True)
     [message] = batch.messages
     assert message.group_id == "g" and batch.contacts[message.author.pseudonym][0] == "email"
     with pytest.raises(InvalidInput, match=r"^missing or unknown access code$") as caught:
@@ -90,5 +91,5 @@ def test_the_form_carries_its_access_code_and_an_unknown_one_is_refused_with_401
 
 def test_an_invalid_report_is_refused_as_an_invalid_report_naming_the_problem() -> None:
     with pytest.raises(InvalidInput, match=r"^invalid report: .*text") as caught:
-        web.parse(_body(text=""), resolver=RESOLVER, form=False, bearer="t")
+        web.parse(_body(text=""), resolver=RESOLVER, form=False, bearer=TOKEN)
     assert caught.value.status == 422

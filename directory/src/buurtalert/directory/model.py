@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from buurtalert.shared.models import Role
 from buurtalert.shared.pseudonym import pseudonymise
@@ -93,14 +93,22 @@ class Group(Strict):
     )
     join_code: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9-]{3,32}$",
-        description="The code a member sends with AANMELDEN to the municipality's WhatsApp number",
+        pattern=r"^[A-Za-z0-9-]{10,32}$",
+        description="The code a member sends with AANMELDEN to the municipality's WhatsApp number: "
+        "random (at least 10 characters, letters and digits), not the group's name",
     )
     max_per_hour: int | None = Field(default=None, ge=1, description="Non-urgent deliveries per hour")
     language: Language | None = Field(
         default=None, description="The group's language, if not the municipality's"
     )
     quiet_hours: QuietHours | None = None
+
+    @field_validator("join_code")
+    @classmethod
+    def _random_code(cls, code: str | None) -> str | None:
+        if code is not None and not (any(c.isdigit() for c in code) and any(c.isalpha() for c in code)):
+            raise ValueError("a join code mixes letters and digits (make one at random): not guessable")
+        return code
 
 
 class Member(Strict):
@@ -223,7 +231,7 @@ class Directory(Strict):
         members = tuple(
             m.model_copy(
                 update={
-                    "pseudonym": m.pseudonym or pseudonymise(key, m.address or ""),
+                    "pseudonym": m.pseudonym or pseudonymise(key, m.address or "", self.municipality.country),
                     "address": m.address if m.consent_one_to_one else None,
                 }
             )
@@ -237,13 +245,26 @@ def load_directory(path: Path) -> Directory:
     return load_yaml(path, Directory)
 
 
+class MembershipState(StrEnum):
+    PENDING = "pending"  # asked to join (AANMELDEN); a coordinator has not approved yet
+    ACTIVE = "active"  # approved: receives its groups' messages (if it consented)
+    LEFT = "left"  # STOP: receives nothing, its address forgotten
+
+
 class Membership(Strict):
     """A member's own choice, sent by message (AANMELDEN <code>, STOP): kept apart from
-    the YAML file so that reloading the file never undoes an opt-in or an opt-out."""
+    the YAML file so that reloading the file never undoes an opt-in or an opt-out.
+
+    A join is PENDING until a coordinator approves it (``requested`` holds the groups
+    asked for; approval moves them to ``groups``); a pending member receives nothing.
+    ``changed_at`` is the provider's time of the last event applied: an older event
+    (a replayed AANMELDEN after STOP) never overrides a newer one."""
 
     municipality: str
     pseudonym: str
-    groups: tuple[Slug, ...] = ()
+    state: MembershipState = MembershipState.ACTIVE
+    groups: tuple[Slug, ...] = Field(default=(), description="Approved groups")
+    requested: tuple[Slug, ...] = Field(default=(), description="Groups asked for, awaiting approval")
     address: str | None = Field(default=None, description="Kept only while consent is given")
     consent_one_to_one: bool
     changed_at: datetime
@@ -257,16 +278,19 @@ def apply_memberships(directory: Directory, memberships: list[Membership]) -> Di
     members = {m.pseudonym: m for m in directory.members if m.pseudonym}
     others = [m for m in directory.members if not m.pseudonym]
     for choice in memberships:
+        if choice.state is MembershipState.PENDING:
+            continue  # nothing changes until a coordinator approves
         known = members.get(choice.pseudonym)
         if known is None:
             if not choice.consent_one_to_one:
                 continue
             known = Member(id=f"m-{choice.pseudonym[2:14]}", groups=choice.groups, pseudonym=choice.pseudonym)
+        consent = choice.consent_one_to_one and choice.state is MembershipState.ACTIVE
         members[choice.pseudonym] = known.model_copy(
             update={
                 "groups": tuple(dict.fromkeys((*known.groups, *choice.groups))),
-                "address": choice.address if choice.consent_one_to_one else None,
-                "consent_one_to_one": choice.consent_one_to_one,
+                "address": choice.address if consent else None,
+                "consent_one_to_one": consent,
             }
         )
     return directory.model_copy(update={"members": (*others, *members.values())})

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from buurtalert.directory.model import Directory, Membership, apply_memberships
+from pymongo.errors import DuplicateKeyError
+
+from buurtalert.directory.model import Directory, Membership, MembershipState, apply_memberships
 from buurtalert.shared.collections import DIRECTORIES, MEMBERSHIPS
 from buurtalert.shared.mongo import Database
 
@@ -39,6 +43,13 @@ async def fetch_directory(db: Database, municipality: str) -> Directory | None:
     return apply_memberships(directory, await Memberships(db).of(municipality))
 
 
+Document = dict[str, Any]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class Memberships:
     """The membership register (``memberships``), one document per member."""
 
@@ -49,27 +60,81 @@ class Memberships:
     def _id(municipality: str, pseudonym: str) -> str:
         return f"{municipality}:{pseudonym}"
 
-    async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> None:
-        await self._db.write(MEMBERSHIPS).update_one(
-            {"_id": self._id(municipality, pseudonym)},
-            {
-                "$set": {"address": address, "consent_one_to_one": True, "changed_at": at},
-                "$addToSet": {"groups": group},
-                "$setOnInsert": {"municipality": municipality, "pseudonym": pseudonym},
-            },
-            upsert=True,
-        )
+    async def _change(
+        self, municipality: str, pseudonym: str, at: datetime, change: Callable[[Document | None], Document]
+    ) -> bool:
+        """Apply ``change`` to the member's document if ``at`` is newer than the last
+        event applied; False (nothing done) for an older or concurrent event."""
+        key = self._id(municipality, pseudonym)
+        register = self._db.write(MEMBERSHIPS)
+        current = await register.find_one({"_id": key})
+        if current is not None and _utc(current["changed_at"]) >= _utc(at):
+            return False
+        new = {
+            **change(current),
+            "_id": key,
+            "municipality": municipality,
+            "pseudonym": pseudonym,
+            "changed_at": at,
+        }
+        if current is None:
+            try:
+                await register.insert_one(new)
+            except DuplicateKeyError:
+                return False
+            return True
+        replaced = await register.replace_one({"_id": key, "changed_at": current["changed_at"]}, new)
+        return replaced.matched_count == 1
 
-    async def leave(self, municipality: str, pseudonym: str, at: datetime) -> None:
+    async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> bool:
+        """Ask to join ``group``: PENDING until a coordinator approves (an approved
+        member stays ACTIVE for its other groups). False if a newer event was applied."""
+
+        def joined(current: Document | None) -> Document:
+            state = (current or {}).get("state", MembershipState.ACTIVE if current else None)
+            groups = list((current or {}).get("groups", [])) if state == MembershipState.ACTIVE else []
+            requested = list((current or {}).get("requested", [])) if state != MembershipState.LEFT else []
+            if group not in groups and group not in requested:
+                requested.append(group)
+            active = state == MembershipState.ACTIVE
+            return {
+                "state": (MembershipState.ACTIVE if active else MembershipState.PENDING).value,
+                "groups": groups,
+                "requested": requested,
+                "address": address,
+                "consent_one_to_one": True,
+            }
+
+        return await self._change(municipality, pseudonym, at, joined)
+
+    async def leave(self, municipality: str, pseudonym: str, at: datetime) -> bool:
         """Opt out of one-to-one delivery everywhere; the address itself is forgotten."""
-        await self._db.write(MEMBERSHIPS).update_one(
-            {"_id": self._id(municipality, pseudonym)},
-            {
-                "$set": {"address": None, "consent_one_to_one": False, "changed_at": at, "groups": []},
-                "$setOnInsert": {"municipality": municipality, "pseudonym": pseudonym},
-            },
-            upsert=True,
+
+        def left(_: Document | None) -> Document:
+            return {
+                "state": MembershipState.LEFT.value,
+                "groups": [],
+                "requested": [],
+                "address": None,
+                "consent_one_to_one": False,
+            }
+
+        return await self._change(municipality, pseudonym, at, left)
+
+    async def pending(self, municipality: str) -> list[Membership]:
+        """The joins awaiting a coordinator's approval (for the review console)."""
+        cursor = self._db.read(MEMBERSHIPS).find(
+            {"municipality": municipality, "state": MembershipState.PENDING.value}, projection={"_id": 0}
         )
+        return [Membership.model_validate(doc) async for doc in cursor]
+
+    async def consents(self, municipality: str, pseudonym: str) -> bool | None:
+        """Whether the member's own latest choice allows one-to-one delivery: False after
+        STOP or while pending, True when active, None when they never chose by message."""
+        doc = await self._db.read(MEMBERSHIPS).find_one({"_id": self._id(municipality, pseudonym)})
+        if doc is None:
+            return None
+        return bool(doc.get("consent_one_to_one")) and doc.get("state", "active") == "active"
 
     async def of(self, municipality: str) -> list[Membership]:
         cursor = self._db.read(MEMBERSHIPS).find({"municipality": municipality}, projection={"_id": 0})

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from buurtalert.shared.kafka.broker import kafka_client_options
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import Topic
 
@@ -16,7 +17,11 @@ async def create_topics(
     settings: Settings, topics: Iterable[Topic], replication_factor: int = 1
 ) -> list[str]:
     """Create ``topics`` under ``settings.topic_prefix``; return the new ones."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="buurtalert-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="buurtalert-admin",
+        **kafka_client_options(settings),
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

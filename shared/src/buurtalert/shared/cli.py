@@ -7,6 +7,7 @@ import asyncio
 import fnmatch
 import json
 import logging
+import secrets
 import sys
 import textwrap
 from importlib.metadata import entry_points
@@ -16,7 +17,7 @@ import click
 
 from buurtalert.shared.logging import configure_logging, get_logger
 from buurtalert.shared.service import asyncapi_document, service_factories
-from buurtalert.shared.settings import Settings, load_municipality_config
+from buurtalert.shared.settings import MIN_SECRET_LENGTH, Settings, load_municipality_config, token_sha256
 from buurtalert.shared.topics import (
     BUILTIN_CHANNELS,
     TOPICS,
@@ -274,3 +275,25 @@ def asyncapi(out: Path, check: bool) -> None:
     if stale:
         click.echo(f"out of date: {', '.join(stale)}; run `make asyncapi`", err=True)
         sys.exit(1)
+
+
+@main.group()
+def token() -> None:
+    """API client tokens and form access codes (the municipality file keeps their hash)."""
+
+
+@token.command("new")
+def token_new() -> None:
+    """A new random token, and the ``token_sha256`` line for the municipality file."""
+    value = secrets.token_urlsafe(32)
+    click.echo(f"token:        {value}\ntoken_sha256: {token_sha256(value)}")
+
+
+@token.command("hash")
+def token_hash() -> None:
+    """The ``token_sha256`` of a token read from standard input (one line)."""
+    value = sys.stdin.readline().strip()
+    if len(value) < MIN_SECRET_LENGTH:
+        click.echo(f"a token needs at least {MIN_SECRET_LENGTH} characters", err=True)
+        sys.exit(1)
+    click.echo(token_sha256(value))

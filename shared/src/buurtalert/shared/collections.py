@@ -66,9 +66,11 @@ DIRECTORIES = Collection(
 MEMBERSHIPS = Collection(
     "memberships",
     INGEST,
-    (ROUTING,),
-    "One document per member (_id municipality:pseudonym): the groups they joined by message "
-    "(AANMELDEN), their consent to one-to-one delivery, the address while consent lasts.",
+    (ROUTING, CHANNELS),
+    "One document per member (_id municipality:pseudonym): its state (pending approval, active, "
+    "left), the groups they joined by message (AANMELDEN) and those awaiting approval, their consent "
+    "to one-to-one delivery (channels checks it again just before sending), the address while "
+    "consent lasts, and the provider's time of the last event applied.",
     Retention.CONTACT,
     personal_data=True,
 )

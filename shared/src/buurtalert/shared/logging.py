@@ -71,6 +71,20 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, DropQueryStrings) for f in access.filters):
+        access.addFilter(DropQueryStrings())
+
+
+class DropQueryStrings(logging.Filter):
+    """uvicorn's access log without query strings: Meta's handshake puts
+    ``hub.verify_token`` there (``GET /webhooks/whatsapp?hub.verify_token=...``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

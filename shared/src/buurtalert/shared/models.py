@@ -68,6 +68,12 @@ class Author(Record):
     pseudonym: str = Field(description="Keyed hash of the address, per municipality")
     role: Role = Role.UNKNOWN
     member_id: str | None = None
+    verified: bool = Field(
+        default=False,
+        description="The channel proved the sender owns the address: WhatsApp and Messenger (the "
+        "provider), email with dmarc=pass from a trusted server, a web client that logs its reporters in. "
+        "Feedback and strikes go to verified authors only.",
+    )
 
 
 class MediaRef(Record):
@@ -385,7 +391,11 @@ class Quarantined(Record):
     source: str
     reason: str
     content_type: str | None = None
-    body: str = Field(description="The raw body, decoded as UTF-8 with replacement")
+    body: str = Field(
+        description="The raw body, decoded as UTF-8 with replacement; cut when large, and never a token"
+    )
+    size: int | None = Field(default=None, description="The raw body's size in bytes")
+    truncated: bool = Field(default=False, description="Only the start of the body is kept")
     received_at: datetime = Field(default_factory=utcnow)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from buurtalert.shared.yamlfile import load_yaml
@@ -17,6 +19,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BUURTALERT_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How the Kafka clients talk to the brokers"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle for the brokers' certificates (the system's if unset)"
+    )
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     database: str = "buurtalert"
     topic_prefix: str = ""
@@ -31,6 +42,14 @@ class Settings(BaseSettings):
         "the dead-letter topic",
     )
 
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("a SASL security protocol needs kafka_sasl_username and kafka_sasl_password")
+        return self
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
@@ -38,14 +57,42 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{service}"
 
 
+#: The shortest token or access code a client may present, and the shortest app secret.
+MIN_SECRET_LENGTH = 16
+
+
+def token_sha256(token: str) -> str:
+    """How a token or access code is stored in the municipality file (``token_sha256``)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 class ApiClient(BaseModel):
-    """An organisation allowed to post reports or alerts through the HTTP API."""
+    """An organisation allowed to post reports or alerts through the HTTP API, and
+    what it may do there. Its token (or the form's access code) is stored as a hash."""
 
     model_config = ConfigDict(extra="forbid")
 
     organisation: str
-    token: SecretStr
+    token_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the client's token; make one with `buurtalert token new`",
+    )
     role: Literal["resident", "coordinator", "wijkagent", "authority"] = "resident"
+    groups: tuple[str, ...] = Field(default=(), description="The groups it may post to")
+    districts: tuple[str, ...] = Field(
+        default=(), description="The districts it may post to: their groups, and alerts with a target there"
+    )
+    categories: tuple[str, ...] | None = Field(
+        default=None, description="The categories it may use (None: any; empty: none)"
+    )
+    rate_per_minute: int = Field(
+        default=60, gt=0, le=100_000, description="Reports per minute (a token bucket per client, in memory)"
+    )
+    verifies_reporters: bool = Field(
+        default=False,
+        description="The client logs its reporters in (they report for themselves): its authors are "
+        "verified and may get feedback and strikes. Otherwise a reporter is only a claim.",
+    )
 
 
 class MetaWebhook(BaseModel):
@@ -54,8 +101,8 @@ class MetaWebhook(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    app_secret: SecretStr
-    verify_token: SecretStr
+    app_secret: SecretStr = Field(min_length=MIN_SECRET_LENGTH)
+    verify_token: SecretStr = Field(min_length=MIN_SECRET_LENGTH)
 
 
 class WhatsAppIngest(MetaWebhook):
@@ -96,6 +143,11 @@ class EmailIngest(BaseModel):
         default=(), description="Domains we send from: mail from them is our own, looping back"
     )
     imap: tuple[ImapMailbox, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = Field(
+        default=(),
+        description="The authserv-ids of our own receiving servers: only their Authentication-Results "
+        "headers are read; every other such header is the sender's word and ignored",
+    )
 
 
 class IngestChannels(BaseModel):
@@ -129,6 +181,59 @@ class MunicipalityConfig(BaseModel):
     ingest: IngestChannels = Field(default_factory=IngestChannels, description="Where messages come in")
 
 
-def load_municipality_config(path: Path) -> MunicipalityConfig:
-    """The municipality file; raises :class:`ConfigFileError` naming the line of each problem."""
-    return load_yaml(path, MunicipalityConfig)
+#: The secrets of the demo files (deploy/demo): refused when BUURTALERT_ENVIRONMENT=production.
+DEMO_SECRETS = frozenset(
+    {
+        "demo-pseudonym-key-not-for-production",
+        "demo-pseudonym-key-bocholt-not-for-production",
+        "demo-whatsapp-app-secret",
+        "demo-facebook-app-secret",
+        "demo-verify-token",
+        "demo-graph-token",
+        "demo-webhook-secret",
+        "demo-imap-password",
+        "demo-token-buurtpreventie",
+        "demo-token-politie",
+        "demo-token-bin-bocholt",
+    }
+)
+
+
+def demo_secrets_in(config: MunicipalityConfig) -> list[str]:
+    """Where ``config`` uses a secret of the demo files (by the field's path)."""
+    demo_hashes = {token_sha256(s) for s in DEMO_SECRETS}
+    found: list[str] = []
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, SecretStr):
+            if value.get_secret_value() in DEMO_SECRETS:
+                found.append(where)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{where}.{name}" if where else name)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+        elif isinstance(value, str) and (value in DEMO_SECRETS or value in demo_hashes):
+            found.append(where)
+
+    walk(config, "")
+    return found
+
+
+class DemoSecretsInProduction(ValueError):
+    pass
+
+
+def load_municipality_config(path: Path, *, environment: str | None = None) -> MunicipalityConfig:
+    """The municipality file; raises :class:`ConfigFileError` naming the line of each
+    problem, and :class:`DemoSecretsInProduction` when a production deployment
+    (``BUURTALERT_ENVIRONMENT``) uses a secret of the demo files."""
+    config = load_yaml(path, MunicipalityConfig)
+    environment = environment or os.environ.get("BUURTALERT_ENVIRONMENT", "local")
+    if environment == "production" and (found := demo_secrets_in(config)):
+        raise DemoSecretsInProduction(f"{path}: demo secrets in production: {', '.join(found)}")
+    return config

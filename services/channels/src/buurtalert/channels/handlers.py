@@ -24,6 +24,7 @@ from buurtalert.shared.models import (
     utcnow,
 )
 from buurtalert.shared.mongo import Audit
+from buurtalert.shared.pseudonym import redact
 
 log = get_logger(__name__)
 Report = Callable[[DeliveryStatus], Awaitable[None]]
@@ -38,6 +39,11 @@ def status_of(
     )
 
 
+#: Whether a member's own latest choice allows one-to-one delivery (municipality,
+#: pseudonym): False after STOP or while pending, None if they never chose by message.
+Consents = Callable[[str, str], Awaitable[bool | None]]
+
+
 class Deliverer:
     """Sends each delivery of one adapter at most once after it was settled: held
     ones are kept until due, duplicates announced again, failures mapped to the
@@ -50,12 +56,23 @@ class Deliverer:
         held: HeldDeliveries,
         media: MediaStore,
         report: Report,
+        consents: Consents | None = None,
     ) -> None:
         self.adapter = adapter
         self.ledger = ledger
         self.held = held
         self.media = media
         self.report = report
+        self.consents = consents
+
+    async def _withdrawn(self, delivery: Delivery) -> bool:
+        """A delivery to one member of a fan-out whose consent is gone since routing
+        (consent is checked again just before sending, also for held deliveries)."""
+        recipient = delivery.destination.recipient
+        if self.consents is None or recipient is None or delivery.destination.recipient_type != "individual":
+            return False
+        municipality = delivery.destination.municipality or delivery.municipality
+        return await self.consents(municipality, recipient) is False
 
     async def __call__(self, delivery: Delivery) -> None:
         adapter = self.adapter
@@ -72,6 +89,15 @@ class Deliverer:
                 # Announcing the outcome again is harmless and mends a report lost in a crash.
                 await self.report(settled)
                 return
+            if await self._withdrawn(delivery):
+                why = "the member opted out (STOP) or awaits approval since this was routed"
+                refused = status_of(
+                    delivery, adapter, DeliveryState.FAILED, error_code="no_consent", error_detail=why
+                )
+                await self.ledger.settle(refused)
+                await self.report(refused)
+                log.info("delivery_not_sent", why=why, group_id=delivery.destination.group_id)
+                return
             text = render(delivery, adapter.max_text_length)
             try:
                 if delivery.media and adapter.supports_media:
@@ -81,17 +107,18 @@ class Deliverer:
                     result = await adapter.send(delivery, text)
             except DeliveryError as exc:
                 if not exc.permanent:
+                    exc.args = (redact(str(exc)),)  # the retry and dead-letter topics keep no number
                     raise  # left unsettled: the retry path sends it again
                 failed = status_of(
                     delivery,
                     adapter,
                     DeliveryState.FAILED,
                     error_code=exc.provider_code,
-                    error_detail=str(exc),
+                    error_detail=redact(str(exc)),
                 )
                 await self.ledger.settle(failed)
                 await self.report(failed)
-                raise PermanentError(str(exc)) from exc
+                raise PermanentError(redact(str(exc))) from exc
             sent = status_of(
                 delivery, adapter, DeliveryState.SENT, provider_message_id=result.provider_message_id
             )
@@ -111,6 +138,12 @@ class AuthorFeedback:
     async def __call__(self, item: ModeratedMessage) -> None:
         message = item.message
         with bound(message_id=message.id):
+            if not message.author.verified:
+                # the claimed address may be anyone's: answering it would make us a spam cannon
+                why = "sender not verified"
+                await self.audit.record(message.id, "author_feedback", {"sent": False, "why": why})
+                log.info("author_feedback_not_sent", why=why)
+                return
             contact = await self.contacts.find(message.municipality, message.author.pseudonym)
             if contact is None or contact[0] not in self.deliverers:
                 why = "no contact for the author" if contact is None else f"no {contact[0]} adapter"
@@ -161,7 +194,7 @@ class ProviderStatuses:
                 state=status.state,
                 provider_message_id=status.provider_message_id,
                 error_code=status.error_code,
-                error_detail=status.error_detail,
+                error_detail=redact(status.error_detail) if status.error_detail else None,
                 at=status.at,
             )
             await self.report(outcome)

@@ -15,6 +15,7 @@ from buurtalert.channels.handlers import (
     release_due,
 )
 from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore
+from buurtalert.directory.store import Memberships
 from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> FastStream:
     ledger = Ledger(db, audit)
     held = HeldDeliveries(db)
     media = MediaStore(db)
+    memberships = Memberships(db)
     statuses = topic_publisher(broker, settings, DELIVERIES_STATUS)
     adapters = load_adapters(municipality.channels)
 
@@ -50,7 +52,7 @@ def create_app(settings: Settings) -> FastStream:
 
     deliverers: dict[str, Deliver] = {}
     for name, adapter in adapters.items():
-        deliver = Deliverer(adapter, ledger, held, media, report)
+        deliver = Deliverer(adapter, ledger, held, media, report, memberships.consents)
 
         async def deliver_one(delivery: Delivery, deliver: Deliverer = deliver) -> None:
             await deliver(delivery)

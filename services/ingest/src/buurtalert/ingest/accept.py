@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import hashlib
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
 from buurtalert.ingest.parsers.common import Batch, InvalidInput, MembershipRequest, Parse, Resolver
 from buurtalert.ingest.stores import IngestStores, MediaFile
@@ -36,6 +39,27 @@ from buurtalert.shared.topics import (
 )
 
 log = get_logger(__name__)
+
+#: Inputs larger than this are parsed in a thread, off the event loop.
+THREAD_ABOVE = 64 * 1024
+#: Kafka refuses records over its message.max.bytes (1 MB by default): a record larger
+#: than this is refused with the reason rather than retried for ever.
+MAX_RECORD_BYTES = 900 * 1024
+#: How much of a refused input goes onto ingest.quarantine (``size`` says how much there was).
+QUARANTINE_MAX_BYTES = 256 * 1024
+
+
+def oversized(batch: Batch) -> None:
+    """Raise :class:`InvalidInput` (413) if a record of ``batch`` is too large for Kafka."""
+    records: list[BaseModel] = [*batch.messages, *batch.reactions, *batch.statuses, *batch.media]
+    for record in records:
+        size = len(record.model_dump_json())
+        if size > MAX_RECORD_BYTES:
+            raise InvalidInput(
+                f"a {type(record).__name__} of {size} bytes is larger than the "
+                f"{MAX_RECORD_BYTES} a record may be",
+                413,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +113,8 @@ class Intake:
     ) -> None:
         self.municipality = municipality
         self.stores = stores
+        #: AANMELDEN attempts per number: codes cannot be tried one after another
+        self.join_attempts = Attempts()
         self.directories = stores.directories
         self._inbound = topic_publisher(broker, settings, MESSAGES_INBOUND)
         self._quarantine = topic_publisher(broker, settings, INGEST_QUARANTINE)
@@ -101,30 +127,51 @@ class Intake:
         return Resolver(self.municipality, await self.directories.get(self.municipality.id))
 
     async def take(
-        self, source: str, raw: bytes, parse: Parse, *, content_type: str | None = None
+        self,
+        source: str,
+        raw: bytes,
+        parse: Parse,
+        *,
+        content_type: str | None = None,
+        stored: bytes | None = None,
     ) -> Accepted | Refused:
         """Parse ``raw`` with the current directory; quarantine it when the parser
         refuses it (:class:`InvalidInput`), accept what it yields otherwise. A failure
-        of our own (Kafka, the database) raises: the lane answers "try again"."""
+        of our own (Kafka, the database) raises: the lane answers "try again".
+        ``stored`` is what to archive or quarantine instead of ``raw`` (the form's body
+        without its access code): a secret is never kept."""
+        kept = raw if stored is None else stored
         resolver = await self.resolver()
         try:
-            batch = parse(raw, resolver)
+            # a large input may take a while to parse: not on the event loop, which serves every lane
+            if len(raw) > THREAD_ABOVE:
+                batch = await asyncio.to_thread(parse, raw, resolver)
+            else:
+                batch = parse(raw, resolver)
+            oversized(batch)
         except InvalidInput as exc:
             reason = str(exc)
-            return Refused(reason, exc.status, await self.quarantine(source, raw, reason, content_type))
+            return Refused(reason, exc.status, await self.quarantine(source, kept, reason, content_type))
+        except Exception as exc:  # a parser is pure: whatever it raises, the input caused
+            log.exception("parser_failed", source=source)
+            reason = f"input could not be read ({type(exc).__name__})"
+            return Refused(reason, 422, await self.quarantine(source, kept, reason, content_type))
         one = batch.messages[0].id if len(batch.messages) == 1 else None
         with bound(message_id=one) if one else contextlib.nullcontext():
-            outcome = await self.accept(batch, source=source, body=raw, content_type=content_type)
+            outcome = await self.accept(batch, source=source, body=kept, content_type=content_type)
         return Accepted(batch, outcome)
 
     async def quarantine(self, source: str, body: bytes, reason: str, content_type: str | None) -> str:
         """Keep input we cannot accept, with the reason; returns the quarantine id."""
+        kept = body[:QUARANTINE_MAX_BYTES]
         record = Quarantined(
-            id=stable_id("qua", source, body.hex(), reason),
+            id=stable_id("qua", source, hashlib.sha256(body).hexdigest(), reason),
             source=source,
             reason=reason,
             content_type=content_type,
-            body=body.decode("utf-8", "replace"),
+            body=kept.decode("utf-8", "replace"),
+            size=len(body),
+            truncated=len(kept) < len(body),
         )
         await self._quarantine.publish(record, key=source.encode())
         log.warning("input_quarantined", source=source, reason=reason, quarantine_id=record.id)
@@ -215,17 +262,26 @@ class Intake:
         )
 
     async def _apply(self, request: MembershipRequest, raw_ref: str) -> None:
+        """A join asks (PENDING until a coordinator approves it); STOP leaves at once.
+        An event older than the last one applied does nothing (a replayed AANMELDEN
+        after STOP); join attempts are limited per number."""
         municipality = self.municipality.id
         if request.action == "leave":
-            await self.stores.leave(municipality, request.pseudonym, request.at)
-            outcome = "left"
+            applied = await self.stores.leave(municipality, request.pseudonym, request.at)
+            outcome = "left" if applied else "ignored: older than the member's last change"
+        elif not self.join_attempts.allow(request.pseudonym):
+            outcome = "refused: too many join attempts"
         elif request.group_id is None:
-            outcome = f"unknown code {request.code}"
+            outcome = "unknown code"  # never echo the code: it may be someone's guess at a real one
         else:
-            await self.stores.join(
+            applied = await self.stores.join(
                 municipality, request.pseudonym, request.address, request.group_id, request.at
             )
-            outcome = f"joined {request.group_id}"
+            outcome = (
+                f"join of {request.group_id} awaits approval"
+                if applied
+                else "ignored: older than the member's last change"
+            )
         self.directories.forget(municipality)
         await self.stores.record(
             stable_id("mbr", request.provider_message_id),
@@ -233,3 +289,24 @@ class Intake:
             {"channel": "whatsapp", "membership": outcome, "member": request.pseudonym, "raw_ref": raw_ref},
         )
         log.info("membership_changed", outcome=outcome, member=request.pseudonym)
+
+
+class Attempts:
+    """At most ``limit`` attempts per key in ``window`` seconds (in this process's memory)."""
+
+    def __init__(
+        self, limit: int = 5, window: float = 3600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._seen: dict[str, list[float]] = {}
+
+    def allow(self, key: str) -> bool:
+        now = self.clock()
+        recent = [t for t in self._seen.get(key, []) if now - t < self.window]
+        if len(recent) >= self.limit:
+            self._seen[key] = recent
+            return False
+        self._seen[key] = [*recent, now]
+        if len(self._seen) > 100_000:  # bounded: forget the quiet ones
+            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < self.window}
+        return True

@@ -133,13 +133,15 @@ class IngestStores:
         await self._contacts.remember(municipality, pseudonym, channel, address)
         self._known_contacts[key] = contact
 
-    async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> None:
-        """A member opts in to one-to-one delivery for ``group`` (the membership register)."""
-        await self._memberships.join(municipality, pseudonym, address, group, at)
+    async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> bool:
+        """A member asks to join ``group`` (pending approval in the membership register);
+        False if a newer event of theirs was applied already."""
+        return await self._memberships.join(municipality, pseudonym, address, group, at)
 
-    async def leave(self, municipality: str, pseudonym: str, at: datetime) -> None:
-        """A member opts out everywhere; the number is forgotten."""
-        await self._memberships.leave(municipality, pseudonym, at)
+    async def leave(self, municipality: str, pseudonym: str, at: datetime) -> bool:
+        """A member opts out everywhere; the number is forgotten. False if a newer event
+        of theirs was applied already."""
+        return await self._memberships.leave(municipality, pseudonym, at)
 
     # --- media ------------------------------------------------------------------------
 

@@ -65,7 +65,13 @@ class Moderator:
             message = message.model_copy(update={"text": normalise_text(message.text)})
             result = hold_flagged(result, message.flags)
             if result.decision is Decision.REJECT and message.author.role not in AUTHORITIES:
-                result = await self.strike(message, result)
+                if message.author.verified:
+                    result = await self.strike(message, result)
+                else:  # the address may be someone else's: no strike against whoever was named
+                    await self.audit.record(
+                        message.id, "strike", {"counted": False, "why": "sender not verified"}
+                    )
+                    log.info("strike_not_counted", why="sender not verified")
             await self.publish(ModeratedMessage(message=message, moderation=result))
             await self.audit.record(message.id, MODERATION, result.model_dump(mode="json"))
             log.info("moderated", decision=result.decision, reasons=[r.code for r in result.reasons])

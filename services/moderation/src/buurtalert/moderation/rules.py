@@ -415,7 +415,9 @@ class Scorer:
 
 
 #: What ingest noticed that a person must look at before a message goes anywhere.
-HELD_FLAGS = frozenset({"unknown_sender", "unknown_group", "not_a_member", "empty", "contacts_shared"})
+HELD_FLAGS = frozenset(
+    {"unknown_sender", "unverified_sender", "unknown_group", "not_a_member", "empty", "contacts_shared"}
+)
 
 
 def hold_flagged(result: ModerationResult, flags: Sequence[str]) -> ModerationResult:

@@ -7,6 +7,7 @@ failure of our own infrastructure gets 503, so Meta or the client retries."""
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from html import escape
 from pathlib import Path
@@ -35,6 +36,26 @@ def form_page(notice: str | None) -> str:
 
 class TooLarge(Exception):
     pass
+
+
+class TokenBuckets:
+    """A rate limit per API client: a token bucket each, in this process's memory (so
+    per ingest instance, and reset by a restart). ``rate`` reports a minute; a burst
+    of up to one minute's worth is allowed."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str, rate_per_minute: int) -> bool:
+        now = self.clock()
+        level, then = self._buckets.get(key, (float(rate_per_minute), now))
+        level = min(float(rate_per_minute), level + (now - then) * rate_per_minute / 60.0)
+        if level < 1.0:
+            self._buckets[key] = (level, now)
+            return False
+        self._buckets[key] = (level - 1.0, now)
+        return True
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -73,7 +94,12 @@ def refusal(refused: Refused) -> JSONResponse:
     )
 
 
-def routes(intake: Intake, municipality: MunicipalityConfig) -> Starlette:
+def routes(
+    intake: Intake, municipality: MunicipalityConfig, buckets: TokenBuckets | None = None
+) -> Starlette:
+    """The HTTP lane's app; ``buckets`` holds the API clients' rate limits."""
+    buckets = buckets or TokenBuckets()
+
     def guarded(
         source: str, handler: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
@@ -143,7 +169,17 @@ def routes(intake: Intake, municipality: MunicipalityConfig) -> Starlette:
             body = await read_body(request, web.MAX_BODY_BYTES)
         except TooLarge:
             body, parse = b"", refuse(f"body too large; at most {web.MAX_BODY_BYTES} bytes", 413)
-        taken = await intake.take("web", body, parse, content_type=content_type)
+        client = web.client_for(web.presented_token(body) if is_form else token, municipality)
+        if client is not None and not buckets.allow(client.organisation, client.rate_per_minute):
+            # not quarantined: a flood would only move onto Kafka
+            log.warning("report_rate_limited", organisation=client.organisation)
+            reason = f"more than {client.rate_per_minute} reports a minute; try again later"
+            headers = {"Retry-After": "60"}
+            if is_form:
+                return HTMLResponse(form_page(f"Niet verstuurd / not sent: {reason}"), 429, headers)
+            return JSONResponse({"error": reason}, status_code=429, headers=headers)
+        stored = web.redacted(body) if is_form else body
+        taken = await intake.take("web", body, parse, content_type=content_type, stored=stored)
         if isinstance(taken, Refused):
             if not is_form:
                 return refusal(taken)

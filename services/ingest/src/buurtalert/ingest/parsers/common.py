@@ -6,12 +6,13 @@ reading JSON, the ids of raw input and messages. Free of I/O, so the service and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from buurtalert.directory.model import Directory, Group
 from buurtalert.shared.models import (
@@ -128,6 +129,19 @@ def parse_json(body: bytes, model: type[M], *, what: str, max_bytes: int) -> M:
         raise InvalidInput(f"{what}{problems(exc, 5)}") from None
 
 
+#: The longest text a message carries (in UTF-8 bytes); the rest stays in the raw archive.
+MAX_TEXT_BYTES = 16 * 1024
+
+
+def cap_text(text: str, flags: list[str]) -> str:
+    """``text`` cut to :data:`MAX_TEXT_BYTES` (flagged ``text_truncated`` when cut)."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= MAX_TEXT_BYTES:
+        return text
+    flags.append("text_truncated")
+    return encoded[:MAX_TEXT_BYTES].decode("utf-8", "ignore")
+
+
 def raw_id(body: bytes) -> str:
     return "raw_" + hashlib.sha256(body).hexdigest()
 
@@ -137,11 +151,47 @@ def message_id(channel: SourceChannel, account: str | None, provider_message_id:
     return stable_id("msg", channel, account or "", provider_message_id)
 
 
+#: A provider's id of a message, a medium, a Page: never empty, never a novel.
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+#: A sender's or recipient's id (a phone number, a page-scoped id).
+Address = Annotated[str, Field(min_length=1, max_length=64)]
+#: A Unix time as Meta writes it, in seconds: digits only, not 400 of them.
+UnixTime = Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,6})?$")]
+#: Times before or after these are absurd for a message (seconds since 1970).
+EARLIEST, LATEST = 946_684_800, 4_102_444_800  # 2000-01-01, 2100-01-01
+
+
 def from_unix(value: str | int | float) -> datetime:
     try:
-        return datetime.fromtimestamp(float(value), UTC)
+        seconds = float(value)
+        if not EARLIEST <= seconds <= LATEST:
+            raise ValueError
+        return datetime.fromtimestamp(seconds, UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise InvalidInput(f"timestamp {value!r} is not a Unix time") from None
+        raise InvalidInput(f"timestamp {str(value)[:40]!r} is not a Unix time of this century") from None
+
+
+def aware(moment: datetime, what: str) -> datetime:
+    """``moment`` if it says its time zone and is of this century; :class:`InvalidInput` otherwise."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInput(f"{what} has no time zone")
+    if not EARLIEST <= moment.timestamp() <= LATEST:
+        raise InvalidInput(f"{what} is not of this century")
+    return moment
+
+
+@contextmanager
+def invalid_as(what: str) -> Iterator[None]:
+    """Turn what a record's own validation refuses (a latitude of 1000, an id too long)
+    into :class:`InvalidInput` naming it: bad input, never our failure."""
+    try:
+        yield
+    except InvalidInput:
+        raise
+    except ValidationError as exc:
+        raise InvalidInput(f"{what}{problems(exc, 5)}") from None
+    except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
+        raise InvalidInput(f"{what}{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +209,16 @@ class Resolver:
         self.directory = directory
 
     def pseudonym(self, address: str) -> str:
-        return pseudonymise(self.municipality.pseudonym_key, address)
+        return pseudonymise(self.municipality.pseudonym_key, address, self.municipality.country)
 
-    def resolve(self, address: str, *, channel: str, place: str | None = None) -> Sender:
+    def resolve(
+        self, address: str, *, channel: str, place: str | None = None, verified: bool = True
+    ) -> Sender:
         """``place`` is where the message was posted (a WhatsApp group id, a Page id, a
-        list address); None for a one-to-one message, which belongs to the member's group."""
+        list address); None for a one-to-one message, which belongs to the member's group.
+        ``verified``: the channel proved the sender owns ``address``. An unverified sender
+        claiming a member's address is flagged ``unverified_sender`` and gets no role
+        above resident: anyone can write any From."""
         pseudonym = self.pseudonym(address)
         directory = self.directory
         flags: list[str] = []
@@ -177,12 +232,17 @@ class Resolver:
                 flags.append("not_a_member")
         elif member is not None and directory is not None:
             group = directory.home_group(member)
+        role = member.role if member else Role.UNKNOWN
         if member is None:
             flags.append("unknown_sender")
+        elif not verified:
+            flags.append("unverified_sender")
+            role = role if role in (Role.RESIDENT, Role.UNKNOWN) else Role.RESIDENT
         author = Author(
             pseudonym=pseudonym,
-            role=member.role if member else Role.UNKNOWN,
+            role=role,
             member_id=member.id if member else None,
+            verified=verified,
         )
         return Sender(author=author, group=group, flags=tuple(flags))
 

@@ -19,6 +19,7 @@ from buurtalert.ingest.parsers.common import (
     Ignored,
     InvalidInput,
     Resolver,
+    cap_text,
     message_id,
 )
 from buurtalert.ingest.parsers.language import detect
@@ -51,6 +52,7 @@ _SIGNOFF = re.compile(
     re.I,
 )
 _AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.I)
+_HEADER_FROM = re.compile(r"\bdmarc\s*=\s*[a-z]+[^;]*?\bheader\.from\s*=\s*([^\s;]+)", re.I)
 
 
 def strip_reply(text: str) -> str:
@@ -126,16 +128,30 @@ def auto_reply_reason(msg: EmailMessage, own_domains: tuple[str, ...]) -> str | 
     return None
 
 
-def authentication_results(msg: EmailMessage) -> dict[str, str]:
-    """SPF, DKIM and DMARC as the receiving server recorded them (the first header,
-    which the nearest server added)."""
-    header = msg.get("Authentication-Results")
-    if header is None:
-        return {}
-    found: dict[str, str] = {}
-    for method, result in _AUTH_RESULT.findall(str(header)):
-        found.setdefault(method.lower(), result.lower())
-    return found
+def authentication_results(msg: EmailMessage, trusted: tuple[str, ...]) -> dict[str, str]:
+    """SPF, DKIM and DMARC as our own receiving server recorded them: the topmost
+    ``Authentication-Results`` header whose authserv-id (RFC 8601: the first token,
+    before ``;``) is one of ``trusted``. Every other such header was written by
+    someone else, perhaps the sender, and is ignored; with no trusted id, none is read."""
+    wanted = {t.strip().lower() for t in trusted if t.strip()}
+    for header in msg.get_all("Authentication-Results", []):
+        value = str(header)
+        authserv = value.split(";", 1)[0].strip().split()
+        if not authserv or authserv[0].lower() not in wanted:
+            continue
+        found: dict[str, str] = {}
+        for method, result in _AUTH_RESULT.findall(value):
+            found.setdefault(method.lower(), result.lower())
+        if from_domain := _HEADER_FROM.search(value):
+            found["header.from"] = from_domain.group(1).lower()
+        return found
+    return {}
+
+
+def dmarc_pass(results: dict[str, str], sender: str) -> bool:
+    """Whether a trusted server said ``dmarc=pass`` for the domain of ``sender``."""
+    domain = sender.rsplit("@", 1)[-1].lower()
+    return results.get("dmarc") == "pass" and results.get("header.from", domain) == domain
 
 
 def _body_text(msg: EmailMessage) -> tuple[str, bool]:
@@ -160,7 +176,34 @@ def parse(
 ) -> tuple[Batch, list[EmailAttachment]]:
     """One email, and its attachments (also in ``batch.attachments``). ``recipients``
     are the envelope's (SMTP); without them the To, Cc and Delivered-To headers say
-    which list it was for. Raises :class:`InvalidInput`."""
+    which list it was for. Raises :class:`InvalidInput`, also for a mail the standard
+    library cannot take apart (a multipart nested a thousand deep, a header it chokes on)."""
+    try:
+        return _parse(
+            raw,
+            resolver=resolver,
+            config=config,
+            raw_ref=raw_ref,
+            recipients=recipients,
+            mailbox_group=mailbox_group,
+        )
+    except InvalidInput:
+        raise
+    except RecursionError:
+        raise InvalidInput("the message is nested too deeply to read") from None
+    except Exception as exc:  # the email package raises many kinds for malformed mail
+        raise InvalidInput(f"the message could not be read ({type(exc).__name__})") from None
+
+
+def _parse(
+    raw: bytes,
+    *,
+    resolver: Resolver,
+    config: EmailIngest | None,
+    raw_ref: str,
+    recipients: tuple[str, ...],
+    mailbox_group: str | None,
+) -> tuple[Batch, list[EmailAttachment]]:
     limits = config or DEFAULT_LIMITS
     if len(raw) > limits.max_bytes:
         raise InvalidInput(f"message is {len(raw)} bytes; at most {limits.max_bytes} are accepted", 413)
@@ -189,7 +232,13 @@ def parse(
     directory = resolver.directory
     if mailbox_group is None and directory is not None:
         place = next((a for a in candidates if directory.group_at("email", a) is not None), None)
-    who = resolver.resolve(sender, channel="email", place=place or (candidates[0] if candidates else ""))
+    authentication = authentication_results(msg, limits.trusted_authserv_ids)
+    who = resolver.resolve(
+        sender,
+        channel="email",
+        place=place or (candidates[0] if candidates else ""),
+        verified=dmarc_pass(authentication, sender),
+    )
     group_id = mailbox_group or (who.group.id if who.group else None)
     flags = [f for f in who.flags if not (mailbox_group and f == "unknown_group")]
 
@@ -233,6 +282,7 @@ def parse(
     in_reply_to = str(msg.get("In-Reply-To", "")).strip().strip("<>")
     subject = str(msg.get("Subject", "")).strip() or None
     batch.contacts[who.author.pseudonym] = ("email", sender)
+    text = cap_text(text, flags)
     batch.messages.append(
         InboundMessage(
             id=msg_id,
@@ -246,7 +296,7 @@ def parse(
             subject=subject,
             reply_to=message_id(EMAIL, None, in_reply_to) if in_reply_to else None,
             flags=tuple(flags),
-            authentication=authentication_results(msg),
+            authentication=authentication,
             sent_at=sent_at,
             raw_ref=raw_ref,
         )

@@ -4,16 +4,22 @@ post) and Messenger (``messaging``), parsed into a :class:`Batch`. Free of I/O."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from buurtalert.ingest.parsers.common import (
+    LATEST,
+    Address,
     Batch,
+    Id,
     Ignored,
     InvalidInput,
     Resolver,
+    aware,
+    cap_text,
     from_unix,
+    invalid_as,
     message_id,
     parse_json,
     problems,
@@ -41,58 +47,64 @@ class _Loose(BaseModel):
 
 
 class _Who(_Loose):
-    id: str = Field(min_length=1)
-    name: str | None = None
+    id: Address
+    name: str | None = Field(default=None, max_length=256)
 
 
 class _Feed(_Loose):
-    item: str
-    verb: str
-    post_id: str | None = None
-    comment_id: str | None = None
-    parent_id: str | None = None
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    item: str = Field(max_length=64)
+    verb: str = Field(max_length=64)
+    post_id: Id | None = None
+    comment_id: Id | None = None
+    parent_id: Id | None = None
     message: str | None = None
     sender: _Who | None = Field(default=None, alias="from")
-    created_time: int | float | str | None = None
-    reaction_type: str | None = None
-    link: str | None = None
-    photo_id: str | None = None
+    created_time: Annotated[int, Field(ge=0, le=LATEST)] | Annotated[str, Field(max_length=40)] | None = None
+    reaction_type: str | None = Field(default=None, max_length=64)
+    link: str | None = Field(default=None, max_length=2048)
+    photo_id: Id | None = None
 
 
 class _Change(_Loose):
-    field: str
+    field: str = Field(max_length=64)
     value: dict[str, Any]
 
 
 class _Attachment(_Loose):
-    type: str
+    type: str = Field(max_length=64)
     payload: dict[str, Any] | None = None
 
 
+class _ReplyTo(_Loose):
+    mid: Id | None = None
+
+
 class _Message(_Loose):
-    mid: str = Field(min_length=1)
+    mid: Id
     text: str | None = None
     is_echo: bool = False
-    attachments: list[_Attachment] = []
-    reply_to: dict[str, Any] | None = None
+    attachments: list[_Attachment] = Field(default=[], max_length=100)
+    reply_to: _ReplyTo | None = None
 
 
 class _ReactionEvent(_Loose):
-    mid: str
-    action: str = "react"
-    emoji: str | None = None
-    reaction: str | None = None
+    mid: Id
+    action: str = Field(default="react", max_length=64)
+    emoji: str | None = Field(default=None, max_length=64)
+    reaction: str | None = Field(default=None, max_length=64)
 
 
 class _Delivery(_Loose):
-    mids: list[str] = []
-    watermark: int
+    mids: list[Id] = Field(default=[], max_length=1000)
+    watermark: int = Field(ge=0, le=LATEST * 1000)
 
 
 class _Messaging(_Loose):
     sender: _Who
     recipient: _Who
-    timestamp: int
+    timestamp: int = Field(ge=0, le=LATEST * 1000, description="Milliseconds")
     message: _Message | None = None
     reaction: _ReactionEvent | None = None
     delivery: _Delivery | None = None
@@ -100,23 +112,24 @@ class _Messaging(_Loose):
 
 
 class _Entry(_Loose):
-    id: str
-    time: int | None = None
+    id: Address
+    time: int | None = Field(default=None, ge=0, le=LATEST * 1000)
     changes: list[_Change] = []
     messaging: list[_Messaging] = []
 
 
 class _Payload(_Loose):
-    object: str
+    object: str = Field(max_length=64)
     entry: list[_Entry]
 
 
 def _when(value: int | float | str | None, fallback: int | None) -> datetime:
     if isinstance(value, str) and not value.replace(".", "").isdigit():
         try:
-            return datetime.fromisoformat(value.replace("+0000", "+00:00"))
+            moment = datetime.fromisoformat(value.replace("+0000", "+00:00"))
         except ValueError:
             raise InvalidInput(f"created_time {value!r} is not a time") from None
+        return aware(moment, "created_time")
     if value is None:
         value = fallback or 0
     return from_unix(value)
@@ -139,9 +152,11 @@ def parse(body: bytes, *, resolver: Resolver, config: FacebookIngest | None, raw
                 feed = _Feed.model_validate(change.value)
             except ValidationError as exc:
                 raise InvalidInput(f"malformed feed change: {problems(exc, 5)}") from None
-            _feed(batch, entry, feed, resolver)
+            with invalid_as("feed change: "):
+                _feed(batch, entry, feed, resolver)
         for event in entry.messaging:
-            _messaging(batch, entry, event, resolver)
+            with invalid_as("messaging event: "):
+                _messaging(batch, entry, event, resolver)
     return batch
 
 
@@ -186,6 +201,7 @@ def _feed(batch: Batch, entry: _Entry, feed: _Feed, resolver: Resolver) -> None:
     reply_to = None
     if feed.item == "comment" and feed.post_id:
         reply_to = message_id(FB, page, feed.post_id)
+    text = cap_text(text, flags)
     batch.messages.append(
         InboundMessage(
             id=message_id(FB, page, provider_id),
@@ -264,8 +280,9 @@ def _messaging(batch: Batch, entry: _Entry, event: _Messaging, resolver: Resolve
     text = message.text or ""
     if not text.strip() and not media:
         flags.append("empty")
-    reply = (message.reply_to or {}).get("mid")
+    reply = message.reply_to.mid if message.reply_to else None
     batch.contacts[sender.author.pseudonym] = ("facebook", event.sender.id)  # a Messenger reply reaches them
+    text = cap_text(text, flags)
     batch.messages.append(
         InboundMessage(
             id=message_id(FB, page, message.mid),

@@ -10,12 +10,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from buurtalert.ingest.parsers.common import (
+    Address,
     Batch,
+    Id,
     Ignored,
     InvalidInput,
     MembershipRequest,
     Resolver,
+    UnixTime,
+    cap_text,
     from_unix,
+    invalid_as,
     message_id,
     parse_json,
     problems,
@@ -34,6 +39,7 @@ from buurtalert.shared.models import (
     SourceChannel,
     stable_id,
 )
+from buurtalert.shared.pseudonym import redact
 from buurtalert.shared.settings import WhatsAppIngest
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's own upper bound for a webhook payload
@@ -50,16 +56,16 @@ class _Loose(BaseModel):
 
 
 class _Metadata(_Loose):
-    display_phone_number: str = ""
-    phone_number_id: str
+    display_phone_number: str = Field(default="", max_length=64)
+    phone_number_id: Address
 
 
 class _Media(_Loose):
-    id: str
-    mime_type: str | None = None
-    sha256: str | None = None
+    id: Id
+    mime_type: str | None = Field(default=None, max_length=256)
+    sha256: str | None = Field(default=None, max_length=128)
     caption: str | None = None
-    filename: str | None = None
+    filename: str | None = Field(default=None, max_length=1024)
 
 
 class _Text(_Loose):
@@ -67,27 +73,42 @@ class _Text(_Loose):
 
 
 class _Location(_Loose):
-    latitude: float
-    longitude: float
-    name: str | None = None
-    address: str | None = None
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    name: str | None = Field(default=None, max_length=1024)
+    address: str | None = Field(default=None, max_length=1024)
 
 
 class _Reaction(_Loose):
-    message_id: str
-    emoji: str = ""
+    message_id: Id
+    emoji: str = Field(default="", max_length=64)
 
 
 class _Context(_Loose):
-    id: str | None = None
+    id: Id | None = None
+
+
+class _Button(_Loose):
+    text: str = Field(default="", max_length=1024)
+
+
+class _Reply(_Loose):
+    title: str = Field(default="", max_length=1024)
+
+
+class _Interactive(_Loose):
+    button_reply: _Reply | None = None
+    list_reply: _Reply | None = None
 
 
 class _Message(_Loose):
-    id: str = Field(min_length=1)
-    sender: str = Field(alias="from", min_length=1)
-    timestamp: str
-    type: str
-    group_id: str | None = None
+    id: Id
+    sender: str = Field(alias="from", min_length=1, max_length=64)
+    timestamp: UnixTime
+    type: str = Field(max_length=64)
+    group_id: Id | None = None
     text: _Text | None = None
     image: _Media | None = None
     video: _Media | None = None
@@ -96,25 +117,25 @@ class _Message(_Loose):
     sticker: _Media | None = None
     location: _Location | None = None
     reaction: _Reaction | None = None
-    button: dict[str, Any] | None = None
-    interactive: dict[str, Any] | None = None
+    button: _Button | None = None
+    interactive: _Interactive | None = None
     context: _Context | None = None
 
 
 class _StatusError(_Loose):
-    code: int
-    title: str = ""
-    message: str = ""
+    code: int = Field(ge=-(2**31), le=2**31)
+    title: str = Field(default="", max_length=1024)
+    message: str = Field(default="", max_length=1024)
     error_data: dict[str, Any] | None = None
 
 
 class _Status(_Loose):
-    id: str = Field(min_length=1)
-    status: str
-    timestamp: str
-    recipient_id: str = ""
-    recipient_type: str | None = None
-    biz_opaque_callback_data: str | None = None
+    id: Id
+    status: str = Field(max_length=64)
+    timestamp: UnixTime
+    recipient_id: str = Field(default="", max_length=256)
+    recipient_type: str | None = Field(default=None, max_length=64)
+    biz_opaque_callback_data: str | None = Field(default=None, max_length=512)
     errors: list[_StatusError] = []
 
 
@@ -126,17 +147,17 @@ class _Value(_Loose):
 
 
 class _Change(_Loose):
-    field: str
+    field: str = Field(max_length=64)
     value: dict[str, Any]
 
 
 class _Entry(_Loose):
-    id: str
+    id: Address
     changes: list[_Change]
 
 
 class _Payload(_Loose):
-    object: str
+    object: str = Field(max_length=64)
     entry: list[_Entry]
 
 
@@ -159,9 +180,11 @@ def parse(body: bytes, *, resolver: Resolver, config: WhatsAppIngest | None, raw
             if config and config.phone_number_ids and account not in config.phone_number_ids:
                 raise InvalidInput(f"phone_number_id {account} is not one of this municipality's numbers")
             for status in value.statuses:
-                _status(batch, status, account, resolver)
+                with invalid_as(f"status {status.id[:64]}: "):
+                    _status(batch, status, account, resolver)
             for message in value.messages:
-                _message(batch, message, account, resolver)
+                with invalid_as(f"message {message.id[:64]}: "):
+                    _message(batch, message, account, resolver)
     return batch
 
 
@@ -186,7 +209,7 @@ def _status(batch: Batch, status: _Status, account: str, resolver: Resolver) -> 
             state=state,
             recipient=status.recipient_id if group else resolver.pseudonym(status.recipient_id),
             error_code=str(error.code) if error else None,
-            error_detail=detail,
+            error_detail=redact(detail) if detail else None,
             at=from_unix(status.timestamp),
         )
     )
@@ -250,10 +273,10 @@ def _message(batch: Batch, message: _Message, account: str, resolver: Resolver) 
         location = Location(latitude=loc.latitude, longitude=loc.longitude, description=description)
         text = description or ""
     elif message.type == "button" and message.button:
-        text = str(message.button.get("text", ""))
+        text = message.button.text
     elif message.type == "interactive" and message.interactive:
-        reply = message.interactive.get("button_reply") or message.interactive.get("list_reply") or {}
-        text = str(reply.get("title", ""))
+        reply = message.interactive.button_reply or message.interactive.list_reply
+        text = reply.title if reply else ""
     elif message.type == "contacts":
         flags.append("contacts_shared")  # third parties' numbers: kept in the raw archive only
     elif message.type != "text":
@@ -261,6 +284,7 @@ def _message(batch: Batch, message: _Message, account: str, resolver: Resolver) 
     if not text.strip() and not media and location is None:
         flags.append("empty")
     batch.contacts[sender.author.pseudonym] = ("whatsapp", message.sender)
+    text = cap_text(text, flags)
     batch.messages.append(
         InboundMessage(
             id=msg_id,
