@@ -31,7 +31,7 @@ KUBECONFORM := $(TOOLS)/bin/kubeconform
 COMPOSE_CHECK := $(TOOLS)/bin/compose-check
 DOCKERFILE_CHECK := $(TOOLS)/bin/dockerfile-check
 K8S_SCHEMAS := $(TOOLS)/k8s-schemas
-# The services with an image (review comes with issue 14: skipped until services/review exists),
+# The services with an image,
 # and those that serve HTTP (their image has a HEALTHCHECK).
 SERVICES := ingest moderation routing channels review
 HTTP_SERVICES := ingest review
