@@ -132,6 +132,7 @@ async def ingest(
 
 
 async def test_whatsapp_verification_handshake(ingest: Ingest) -> None:
+    """Meta's GET handshake echoes hub.challenge only with the right verify token."""
     async with httpx.AsyncClient() as client:
         params = {
             "hub.mode": "subscribe",
@@ -196,12 +197,14 @@ async def test_bad_whatsapp_input_gets_4xx_and_is_quarantined(
 
 
 async def test_oversized_webhook_is_refused(ingest: Ingest) -> None:
+    """A body over the limit is refused with 413 and kept in quarantine, never read whole."""
     body = b"x" * (3 * 1024 * 1024 + 1)
     response = await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))
     assert response.status_code == 413
 
 
 async def test_status_burst_reaches_the_provider_status_topic(ingest: Ingest) -> None:
+    """A burst of WhatsApp statuses lands on deliveries.provider-status, none lost."""
     statuses = [wa_status(f"wamid.OUT{i}", s) for i in range(50) for s in ("sent", "delivered", "read")]
     body = wa_statuses(*statuses)
     response = await ingest.post("/webhooks/whatsapp", body, signed(body, WA_SECRET))

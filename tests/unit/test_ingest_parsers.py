@@ -129,6 +129,7 @@ def test_media_message_keeps_a_reference_and_asks_for_the_file(kind: str) -> Non
 
 
 def test_location_and_contacts_and_unsupported_types() -> None:
+    """A location becomes the place; shared contacts and unsupported types are kept and flagged."""
     batch = parse_wa(
         wa_messages(
             wa_message(
@@ -208,6 +209,7 @@ def test_statuses_become_provider_statuses_with_the_error() -> None:
     ],
 )
 def test_membership_keywords(text: str, action: str, group: str | None) -> None:
+    """AANMELDEN <code> asks to join the code's group; STOP and AFMELDEN leave everywhere."""
     batch = parse_wa(wa_messages(wa_message(STRANGER, "wamid.K", text={"body": text})))
     assert batch.messages == []
     [request] = batch.memberships
@@ -609,6 +611,7 @@ def test_a_medium_has_either_its_data_or_the_reason_it_was_refused() -> None:
     ],
 )
 def test_safe_filename(name: str, safe: str) -> None:
+    """An attachment's name loses its path, control characters and leading dots."""
     assert safe_filename(name) == safe
 
 
