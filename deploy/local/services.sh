@@ -11,6 +11,13 @@ root=$(cd "$here/../.." && pwd)
 state=${BUURTALERT_LOCAL_DIR:-$root/.local}
 bin=$root/.venv/bin
 http_port=${BUURTALERT_HTTP_PORT:-8080}
+# Each service serves /health, /ready and /metrics on a port of its own.
+declare -A ports=(
+  [ingest]=$http_port
+  [moderation]=${BUURTALERT_MODERATION_HTTP_PORT:-8081}
+  [routing]=${BUURTALERT_ROUTING_HTTP_PORT:-8082}
+  [channels]=${BUURTALERT_CHANNELS_HTTP_PORT:-8083}
+)
 services=(channels routing moderation ingest)
 mkdir -p "$state/logs" "$state/run"
 cd "$root"
@@ -69,8 +76,7 @@ case "${1:-up}" in
     start dev-mailbox 8025 "$bin/buurtalert" dev-mailbox --smtp-port 2525 --http-port 8025
     start graph-emulator 8090 "$bin/buurtalert" graph-emulator --port 8090
     for s in "${services[@]}"; do
-      if [ "$s" = ingest ]; then port=$http_port; else port=; fi
-      start "$s" "$port" "$bin/buurtalert" run "$s"
+      BUURTALERT_HTTP_PORT=${ports[$s]} start "$s" "${ports[$s]}" "$bin/buurtalert" run "$s"
     done
     wait_ready dev-mailbox 8025
     wait_ready graph-emulator 8090

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from buurtalert.devkit.devmail import DevMailbox
+from buurtalert.devkit.testing import free_port
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import store_directory
 from buurtalert.shared.mongo import Database, mongo_client
@@ -43,7 +44,15 @@ async def system(
         directory = load_directory(DEMO / municipality / "directory.yaml").pseudonymised(key)
         await store_directory(Database(client[settings.database], "directory"), directory)
     await client.close()
-    services = {name: ServiceProcess(name, settings, tmp_path) for name in SERVICES}
+    # Each service serves /health, /ready and /metrics on a port of its own; ingest on settings'.
+    services = {
+        name: ServiceProcess(
+            name,
+            settings if name == "ingest" else settings.model_copy(update={"http_port": free_port()}),
+            tmp_path,
+        )
+        for name in SERVICES
+    }
     for process in services.values():
         process.start()
     running = System(settings, mailbox, services)
