@@ -77,10 +77,14 @@ async def read_topic_records(
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        expected = sum(ends[tp] - starts[tp] for tp in tps)
         found: list[tuple[int, int, bytes, int]] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=1000)
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(found) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():
                 found.extend(
                     (tp.partition, r.offset, r.value or b"", r.timestamp)
