@@ -70,6 +70,7 @@ async def test_a_service_process_is_healthy_ready_once_consuming_and_counts_dead
 
         metrics = await eventually(counted, timeout=30, what="the dead letter to be counted")
         assert "faststream_received_messages_total" in metrics
+        assert "trace_id=" in process.log(), "log lines carry the trace id of the message's span"
         assert "buurtalert_consumer_lag" in metrics or "# HELP buurtalert_consumer_lag" in metrics
     finally:
         process.stop()

@@ -9,7 +9,8 @@ over HTTP, OpenTelemetry traces across the Kafka hops, and consumer lag.
   (``buurtalert_*``, below), including consumer lag per group and partition,
   refreshed every ``LAG_INTERVAL`` seconds rather than per scrape.
 
-Traces: ``KafkaTelemetryMiddleware`` opens a span per consumed and published
+Traces (:mod:`.tracing`, installed by :func:`buurtalert.shared.kafka.create_broker`):
+``KafkaTelemetryMiddleware`` opens a span per consumed and published
 message and carries the context in the record headers, so one report is one trace
 from ingest to channels. Spans are exported by OTLP/HTTP when
 ``BUURTALERT_OTLP_ENDPOINT`` is set, and dropped otherwise; the trace and span
@@ -30,11 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faststream.asgi import AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
 from faststream.kafka import KafkaBroker
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from buurtalert.shared.logging import get_logger
@@ -46,16 +43,6 @@ log = get_logger(__name__)
 
 #: Seconds between two refreshes of the consumer-lag gauge.
 LAG_INTERVAL = 15.0
-
-def tracer_provider(settings: Settings, service: str) -> TracerProvider:
-    """Spans of ``service``; exported by OTLP/HTTP to ``settings.otlp_endpoint`` if set."""
-    provider = TracerProvider(resource=Resource.create({"service.name": f"buurtalert-{service}"}))
-    if settings.otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
-    return provider
-
 
 @dataclass(frozen=True, slots=True)
 class Lag:
@@ -105,10 +92,10 @@ class Observability:
         self.service = service
         self.brokers = brokers
         self.registry = CollectorRegistry()
+        # Inside the retry path's guard, so a handler's exception is counted before the
+        # guard hands the message on (the tracing middleware is the broker's outermost).
         prometheus = KafkaPrometheusMiddleware(registry=self.registry, app_name=f"buurtalert-{service}")
-        telemetry = KafkaTelemetryMiddleware(tracer_provider=tracer_provider(settings, service))
         for broker in brokers:
-            broker.add_middleware(telemetry)
             broker.add_middleware(prometheus)
         self.db = Database.connect(settings, service, timeout_ms=2_000)
         self._lag_task: asyncio.Task[None] | None = None
