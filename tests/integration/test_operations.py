@@ -136,6 +136,17 @@ async def test_dlq_replay_twice_publishes_the_original_payload_once_with_its_key
     assert "replayed to" in first[0], first
     assert second == [f"{letters[0].id}: already replayed, skipped"]
     assert await replay(settings, "routing", ["9:9"]) == ["9:9: no such dead letter on routing"]
+    listed = await asyncio.to_thread(
+        lambda: subprocess.run(
+            [str(BIN), "dlq", "list", "routing"],
+            env={**os.environ, **settings_environment(settings)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
+    assert listed.startswith("routing 0:0 (replayed) topic=") and "key=boshoven" in listed, listed
 
     consumer = AIOKafkaConsumer(
         settings.topic("messages.approved"),

@@ -40,6 +40,8 @@ from buurtalert.shared.settings import MunicipalityConfig, Settings, load_munici
 from buurtalert.shared.topics import SERVICES, dead_letter_topic
 
 ERASED = "[erased]"
+#: A phone number as people write it: digits with spaces, dashes, dots or brackets between.
+_NUMBER = re.compile(r"\+?\d[\d \-().]{6,}\d")
 log = get_logger(__name__)
 
 # ---------------------------------------------------------------- dead letters
@@ -180,10 +182,12 @@ class Person:
         lowered = text.lower()
         if any(needle in lowered for needle in self.needles):
             return True
-        if self.digits is not None:
-            digits = re.sub(r"\D", "", text)
+        if self.digits is not None:  # a number written with spaces, dashes or brackets
             national = [n for n in self.needles if n.startswith("0") and not n.startswith("00")]
-            return self.digits in digits or any(n in digits for n in national)
+            for run in _NUMBER.findall(text):
+                digits = re.sub(r"\D", "", run)
+                if self.digits in digits or any(n in digits for n in national):
+                    return True
         return False
 
     def in_value(self, value: Any) -> bool:
