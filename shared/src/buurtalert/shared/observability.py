@@ -38,6 +38,7 @@ from buurtalert.shared.logging import get_logger
 from buurtalert.shared.metrics import CONSUMER_LAG, REGISTRY
 from buurtalert.shared.mongo import Database
 from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import SERVICES
 
 log = get_logger(__name__)
 
@@ -59,7 +60,7 @@ class Lag:
 
 async def consumer_lags(settings: Settings, groups: Iterable[str] | None = None) -> list[Lag]:
     """Committed offset against end offset for every partition ``groups`` committed
-    (default: every group with the deployment's prefix)."""
+    (default: every group of the deployment's services, ``<prefix><service>.<topic>``)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="buurtalert-lag")
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -67,7 +68,8 @@ async def consumer_lags(settings: Settings, groups: Iterable[str] | None = None)
     try:
         if groups is None:
             listed = await admin.list_consumer_groups()
-            groups = sorted(g[0] for g in listed if str(g[0]).startswith(settings.topic_prefix))
+            ours = tuple(f"{settings.group_id(service)}." for service in SERVICES)
+            groups = sorted(str(g[0]) for g in listed if str(g[0]).startswith(ours))
         committed: dict[tuple[str, TopicPartition], int] = {}
         for group in groups:
             for tp, meta in (await admin.list_consumer_group_offsets(group)).items():

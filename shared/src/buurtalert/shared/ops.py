@@ -31,7 +31,6 @@ from buurtalert.shared.collections import (
     Retention,
 )
 from buurtalert.shared.kafka.retry import decode_payload
-from buurtalert.shared.logging import get_logger
 from buurtalert.shared.models import DeadLetter, utcnow
 from buurtalert.shared.mongo import Database, Document
 from buurtalert.shared.observability import consumer_lags
@@ -42,7 +41,6 @@ from buurtalert.shared.topics import SERVICES, dead_letter_topic
 ERASED = "[erased]"
 #: A phone number as people write it: digits with spaces, dashes, dots or brackets between.
 _NUMBER = re.compile(r"\+?\d[\d \-().]{6,}\d")
-log = get_logger(__name__)
 
 # ---------------------------------------------------------------- dead letters
 
@@ -73,8 +71,7 @@ async def read_topic_records(
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
-            log.warning("topic_not_found", topic=topic)
+        if topic not in await consumer.topics():  # not created (yet): nothing on it
             return []
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
