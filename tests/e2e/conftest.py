@@ -30,6 +30,10 @@ class System:
     def reports_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.http_port}/reports"
 
+    def url(self, service: str) -> str:
+        """Where ``service`` serves /health, /ready and /metrics."""
+        return f"http://127.0.0.1:{self.services[service].env['BUURTALERT_HTTP_PORT']}"
+
     def logs(self) -> str:
         return "\n".join(f"===== {n}\n{p.log()[-4000:]}" for n, p in self.services.items())
 
