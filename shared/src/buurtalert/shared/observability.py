@@ -6,7 +6,7 @@ over HTTP, OpenTelemetry traces across the Kafka hops, and consumer lag.
   answers a ping; 503 with the reasons otherwise.
 * ``/metrics``: Prometheus text: FastStream's ``KafkaPrometheusMiddleware``
   (``faststream_*``: messages received, published, durations, exceptions) and ours
-  (``buurtalert_*``, below), including consumer lag per group and partition,
+  (``buurtalert_*``, :mod:`.metrics`), including consumer lag per group and partition,
   refreshed every ``LAG_INTERVAL`` seconds rather than per scrape.
 
 Traces (:mod:`.tracing`, installed by :func:`buurtalert.shared.kafka.create_broker`):
