@@ -16,8 +16,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from buurtalert.devkit.testing import free_port, settings_environment
+from buurtalert.directory.model import load_directory
+from buurtalert.directory.store import store_directory
+from buurtalert.shared.collections import DIRECTORY
 from buurtalert.shared.models import DeadLetter, utcnow
-from buurtalert.shared.mongo import Document, mongo_client
+from buurtalert.shared.mongo import Database, Document, mongo_client
 from buurtalert.shared.ops import (
     dead_letters,
     erase_member,
@@ -29,6 +32,7 @@ from buurtalert.shared.ops import (
 )
 from buurtalert.shared.pseudonym import pseudonymise
 from buurtalert.shared.settings import Settings, load_municipality_config
+from tests.conftest import DEMO
 from tests.support import BIN, ServiceProcess, eventually, wait_http
 
 ADDRESS = "+31 6 12345678"
@@ -338,3 +342,50 @@ async def test_status_shows_records_waiting_their_age_and_dead_letters_per_servi
     moderation = next(line for line in printed.splitlines() if line.startswith("moderation"))
     assert moderation.split()[1] == "2"
     assert format_status([]).startswith("service")
+
+
+async def test_member_erase_after_a_real_report_through_ingest_leaves_no_trace_in_any_collection(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A web report whose reporter is the person, taken by the ingest service as a process
+    (its raw input and the contact that reaches the author): after `member erase` no
+    collection holds the address in any form or its pseudonym."""
+    municipality = load_municipality_config(settings.municipality_file)
+    client = mongo_client(settings)
+    try:
+        key = municipality.pseudonym_key
+        directory = load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(key)
+        await store_directory(Database(client[settings.database], DIRECTORY), directory)
+    finally:
+        await client.close()
+    process = ServiceProcess("ingest", settings, tmp_path)
+    process.start()
+    try:
+        base = f"http://127.0.0.1:{settings.http_port}"
+        await wait_http(f"{base}/health")
+        await process.started()
+        report = {
+            "report_id": "erase-1",
+            "group": "boshoven-noord",
+            "reporter": ADDRESS,
+            "text": "Verdachte man bij de Dorpstraat, 112 gebeld. Bel me terug op 06-12345678.",
+        }
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(
+                f"{base}/reports", json=report, headers={"authorization": "Bearer demo-token-buurtpreventie"}
+            )
+        assert answer.status_code == 202, answer.text
+        needles = [*FORMS, pseudonymise(municipality.pseudonym_key, ADDRESS)]
+        await eventually(
+            lambda: _with_traces(settings, needles, at_least=2), timeout=30, what="the report to be stored"
+        )
+    finally:
+        process.stop()
+    report_of_erasure = await erase_member(settings, ADDRESS, municipality)
+    assert report_of_erasure == {"raw_inputs": "1 deleted", "contacts": "1 deleted"}, report_of_erasure
+    assert traces(await every_collection(settings), needles) == []
+
+
+async def _with_traces(settings: Settings, needles: list[str], *, at_least: int) -> list[str] | None:
+    found = traces(await every_collection(settings), needles)
+    return found if len(found) >= at_least else None
