@@ -13,7 +13,7 @@ UV := $(TOOLS)/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 INGEST_PORT ?= 8080
-REVIEW_PORT ?= 8081
+REVIEW_PORT ?= 8084
 # Development only: the demo moderator `make run` creates for the review console.
 DEMO_REVIEW_PASSWORD := demo-review-password
 

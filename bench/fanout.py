@@ -147,7 +147,8 @@ async def fan_out_through_kafka(infra: Infrastructure, cap: int, count: int, wor
     }
     path = workdir / f"municipality-{cap}.yaml"
     path.write_text(yaml.safe_dump(data))
-    settings = isolated_settings(infra, municipality_file=path, log_level="WARNING")
+    # channels serves /health, /ready and /metrics: on a port of its own
+    settings = isolated_settings(infra, municipality_file=path, http_port=free_port(), log_level="WARNING")
     await create_topics(settings, TOPICS)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     await producer.start()

@@ -11,7 +11,14 @@ root=$(cd "$here/../.." && pwd)
 state=${BUURTALERT_LOCAL_DIR:-$root/.local}
 bin=$root/.venv/bin
 http_port=${BUURTALERT_HTTP_PORT:-8080}
-review_port=${BUURTALERT_REVIEW_PORT:-8081}
+# Each service serves /health, /ready and /metrics on a port of its own; review serves the console.
+declare -A ports=(
+  [ingest]=$http_port
+  [moderation]=${BUURTALERT_MODERATION_HTTP_PORT:-8081}
+  [routing]=${BUURTALERT_ROUTING_HTTP_PORT:-8082}
+  [channels]=${BUURTALERT_CHANNELS_HTTP_PORT:-8083}
+  [review]=${BUURTALERT_REVIEW_PORT:-8084}
+)
 services=(channels routing moderation ingest review)
 mkdir -p "$state/logs" "$state/run"
 cd "$root"
@@ -70,14 +77,12 @@ case "${1:-up}" in
     start dev-mailbox 8025 "$bin/buurtalert" dev-mailbox --smtp-port 2525 --http-port 8025
     start graph-emulator 8090 "$bin/buurtalert" graph-emulator --port 8090
     for s in "${services[@]}"; do
-      case $s in ingest) port=$http_port ;; review) port=$review_port ;; *) port= ;; esac
-      # each service that serves HTTP listens on its own BUURTALERT_HTTP_PORT
-      start "$s" "$port" env BUURTALERT_HTTP_PORT="${port:-$http_port}" "$bin/buurtalert" run "$s"
+      BUURTALERT_HTTP_PORT=${ports[$s]} start "$s" "${ports[$s]}" "$bin/buurtalert" run "$s"
     done
     wait_ready dev-mailbox 8025
     wait_ready graph-emulator 8090
     wait_ready ingest "$http_port"
-    wait_ready review "$review_port"
+    wait_ready review "${ports[review]}"
     for s in "${services[@]}"; do wait_started "$s"; done ;;
   down) for s in review ingest "${services[@]}" dev-mailbox graph-emulator; do stop "$s"; done ;;
   status) for s in dev-mailbox graph-emulator "${services[@]}"; do

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from buurtalert.devkit.devmail import DevMailbox
+from buurtalert.devkit.testing import free_port
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import store_directory
 from buurtalert.shared.mongo import Database, mongo_client
@@ -29,6 +30,10 @@ class System:
     def reports_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.http_port}/reports"
 
+    def url(self, service: str) -> str:
+        """Where ``service`` serves /health, /ready and /metrics."""
+        return f"http://127.0.0.1:{self.services[service].env['BUURTALERT_HTTP_PORT']}"
+
     def logs(self) -> str:
         return "\n".join(f"===== {n}\n{p.log()[-4000:]}" for n, p in self.services.items())
 
@@ -43,7 +48,15 @@ async def system(
         directory = load_directory(DEMO / municipality / "directory.yaml").pseudonymised(key)
         await store_directory(Database(client[settings.database], "directory"), directory)
     await client.close()
-    services = {name: ServiceProcess(name, settings, tmp_path) for name in SERVICES}
+    # Each service serves /health, /ready and /metrics on a port of its own; ingest on settings'.
+    services = {
+        name: ServiceProcess(
+            name,
+            settings if name == "ingest" else settings.model_copy(update={"http_port": free_port()}),
+            tmp_path,
+        )
+        for name in SERVICES
+    }
     for process in services.values():
         process.start()
     running = System(settings, mailbox, services)

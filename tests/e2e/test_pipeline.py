@@ -53,6 +53,41 @@ async def test_report_reaches_the_regiegroep_and_every_step_is_audited(system: S
     assert "11122233" not in str(stages)  # the audit trail holds only the pseudonym
 
 
+async def test_every_service_is_ready_on_its_own_port_and_counts_a_report_in_its_metrics(
+    system: System,
+) -> None:
+    """Each of the four services answers /ready on a port of its own; after one report,
+    moderation counts its decision by reason and channels its delivery by channel and status."""
+    async with httpx.AsyncClient() as http:
+        for service in system.services:
+            ready = await eventually(
+                lambda s=service: _ok(http, f"{system.url(s)}/ready"), timeout=60, what=f"{service} ready"
+            )
+            assert ready["ready"] is True, ready
+        report = {**REPORT, "report_id": "r-metrics"}
+        response = await http.post(system.reports_url, json=report, headers=TOKEN)
+        assert response.status_code == 202, response.text
+
+        async def counted(service: str, line: str) -> str | None:
+            text = (await http.get(f"{system.url(service)}/metrics")).text
+            return text if line in text else None
+
+        moderation = await eventually(
+            lambda: counted("moderation", "buurtalert_moderation_decisions_total{decision=\"forward\""),
+            what="moderation's decision metric",
+        )
+        assert "faststream_received_messages_total" in moderation
+        await eventually(
+            lambda: counted("channels", 'buurtalert_deliveries_total{channel="email",status="sent"} 1.0'),
+            what="channels' delivery metric",
+        )
+
+
+async def _ok(http: httpx.AsyncClient, url: str) -> dict | None:  # type: ignore[type-arg]
+    response = await http.get(url)
+    return dict(response.json()) if response.status_code == 200 else None
+
+
 async def test_bad_input_gets_a_clear_error_and_is_quarantined(system: System) -> None:
     """Invalid JSON (422) and a missing token (401) are answered and kept with the reason."""
     async with httpx.AsyncClient() as http:

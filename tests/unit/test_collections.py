@@ -16,6 +16,7 @@ from buurtalert.shared.collections import (
     DIRECTORY,
     EVERY_SERVICE,
     MEDIA,
+    OPERATOR,
     STRIKES,
     Collection,
     Retention,
@@ -25,7 +26,7 @@ from buurtalert.shared.topics import SERVICES
 from tests.unit.test_layout import PACKAGES, ROOT, sources
 
 DECLARED = {name: value for name, value in vars(collections).items() if isinstance(value, Collection)}
-PARTIES = {*SERVICES, DIRECTORY}
+PARTIES = {*SERVICES, DIRECTORY, OPERATOR}
 
 
 def test_every_collection_is_declared_once_with_a_known_owner_and_readers() -> None:
@@ -117,3 +118,25 @@ def test_a_reader_gets_no_write_methods() -> None:
     view = offline_database("channels").read(MEDIA)
     for method in ("insert_one", "insert_many", "update_one", "replace_one", "delete_one", "drop"):
         assert not hasattr(view, method), method
+
+
+def test_the_operator_reads_every_collection_and_alone_erases() -> None:
+    """The operator's commands read everything and get delete access for retention and
+    erasure; no service gets it, and the operator writes only what it owns."""
+    operator = offline_database(OPERATOR)
+    for c in COLLECTIONS:
+        assert isinstance(operator.read(c), ReadOnly)
+        assert operator.erasable(c) is not None
+        with pytest.raises(CollectionNotAllowed, match="only the operator"):
+            offline_database("ingest").erasable(c)
+    with pytest.raises(CollectionNotAllowed, match="owner is ingest"):
+        operator.write(MEDIA)
+
+
+def test_every_dated_collection_names_its_date_field_and_contacts_wait_for_opt_out() -> None:
+    """Retention purges by a declared date field; contacts and memberships last until the
+    person opts out or is erased, and configuration until the operator replaces it."""
+    for c in COLLECTIONS:
+        if c.retention in (Retention.CONTACT, Retention.CONFIGURATION):
+            assert c.dated_by is None, c
+    assert all(c.dated_by for c in COLLECTIONS if c.retention in (Retention.RAW_INPUT, Retention.STRIKE))

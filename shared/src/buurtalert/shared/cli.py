@@ -56,6 +56,16 @@ def main() -> None:
     """buurtalert: routes neighbourhood-watch messages between groups, municipality and police."""
 
 
+def _add_operator_commands() -> None:
+    from buurtalert.shared.ops import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_operator_commands()
+
+
 @main.command()
 @click.argument("service")
 def run(service: str) -> None:

@@ -19,6 +19,10 @@ from buurtalert.shared.topics import CHANNELS, INGEST, MODERATION, REVIEW, ROUTI
 DIRECTORY = "directory"
 #: An owner meaning: each service appends its own entries (the audit trail).
 EVERY_SERVICE = "every service"
+#: The operator's commands (``buurtalert dlq|member|retention|status``): reads every
+#: collection, and deletes or scrubs documents for retention and erasure (through
+#: ``Database.erasable``, which only the operator gets); owns its own records.
+OPERATOR = "operator"
 
 
 class Retention(StrEnum):
@@ -46,9 +50,11 @@ class Collection:
     holds: str
     retention: Retention
     personal_data: bool
+    dated_by: str | None = None
+    """The field holding the document's date, by which retention purges it (none: kept)."""
 
     def readable_by(self, who: str) -> bool:
-        return who == self.owner or who in self.readers or self.owner == EVERY_SERVICE
+        return who in (self.owner, OPERATOR) or who in self.readers or self.owner == EVERY_SERVICE
 
     def writable_by(self, who: str) -> bool:
         return who == self.owner or self.owner == EVERY_SERVICE
@@ -91,6 +97,7 @@ RAW_INPUTS = Collection(
     "content type, received_at.",
     Retention.RAW_INPUT,
     personal_data=True,
+    dated_by="received_at",
 )
 INGEST_CLAIMS = Collection(
     "claims.ingest",
@@ -100,6 +107,7 @@ INGEST_CLAIMS = Collection(
     "before publishing, so a redelivered message is recognised without a lookup.",
     Retention.OPERATIONAL,
     personal_data=False,
+    dated_by="at",
 )
 MEDIA = Collection(
     "media",
@@ -112,6 +120,7 @@ MEDIA = Collection(
     "appear, then goes on without it.",
     Retention.RAW_INPUT,
     personal_data=True,
+    dated_by="stored_at",
 )
 AUDIT = Collection(
     "audit",
@@ -121,6 +130,7 @@ AUDIT = Collection(
     "service writing its own stages (ingest, moderation, routing, deliveries.<id>, ...).",
     Retention.RECORD,
     personal_data=False,
+    dated_by="at",
 )
 STRIKES = Collection(
     "strikes",
@@ -130,6 +140,7 @@ STRIKES = Collection(
     "counted over the policy's period for warnings and removal proposals.",
     Retention.STRIKE,
     personal_data=False,
+    dated_by="at",
 )
 INCIDENTS = Collection(
     "incidents",
@@ -139,6 +150,7 @@ INCIDENTS = Collection(
     "reached, whether and by which message it was closed; the first report's text and place.",
     Retention.RECORD,
     personal_data=True,
+    dated_by="opened_at",
 )
 GROUP_RATES = Collection(
     "group_rates",
@@ -156,6 +168,7 @@ DELIVERIES = Collection(
     "channel, group_id, created_at); the outcome is the delivery's audit entry.",
     Retention.OPERATIONAL,
     personal_data=False,
+    dated_by="created_at",
 )
 HELD_DELIVERIES = Collection(
     "held_deliveries",
@@ -165,6 +178,18 @@ HELD_DELIVERIES = Collection(
     "destination address) and when it is due.",
     Retention.OPERATIONAL,
     personal_data=True,
+    dated_by="due",
+)
+
+DLQ_REPLAYS = Collection(
+    "dlq_replays",
+    OPERATOR,
+    (),
+    "One document per dead letter replayed by `buurtalert dlq replay` (_id topic:partition:offset "
+    "of the letter): original topic, key, replayed_at; a letter recorded here is not replayed again.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+    dated_by="replayed_at",
 )
 
 REVIEW_ITEMS = Collection(
@@ -216,4 +241,5 @@ COLLECTIONS: tuple[Collection, ...] = (
     REVIEW_ITEMS,
     REVIEW_USERS,
     REVIEW_SESSIONS,
+    DLQ_REPLAYS,
 )

@@ -13,9 +13,10 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from structlog.contextvars import bound_contextvars as bound
 
-__all__ = ["bound", "configure_logging", "get_logger"]
+__all__ = ["add_trace_ids", "bound", "configure_logging", "get_logger"]
 
 _SECRET_WORDS = ("secret", "token", "password", "key", "authorization", "signature")
 
@@ -24,6 +25,15 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     for name in list(event):
         if any(word in name.lower() for word in _SECRET_WORDS) and name != "event":
             event[name] = "**********"
+    return event
+
+
+def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The current OpenTelemetry span's trace and span ids, so a log line finds its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
     return event
 
 
@@ -41,6 +51,7 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _mask_secrets,
+        add_trace_ids,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()

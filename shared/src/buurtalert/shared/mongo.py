@@ -16,7 +16,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from buurtalert.shared.collections import AUDIT, COLLECTIONS, Collection
+from buurtalert.shared.collections import AUDIT, COLLECTIONS, OPERATOR, Collection
 from buurtalert.shared.models import stable_id, utcnow
 from buurtalert.shared.settings import Settings
 
@@ -24,11 +24,11 @@ from buurtalert.shared.settings import Settings
 Document = dict[str, Any]
 
 
-def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
+def mongo_client(settings: Settings, timeout_ms: int = 10_000) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
         settings.mongo_url.get_secret_value(),
         tz_aware=True,
-        serverSelectionTimeoutMS=10_000,
+        serverSelectionTimeoutMS=timeout_ms,
         appname="buurtalert",
     )
 
@@ -54,6 +54,17 @@ class ReadOnly:
         return await self._collection.count_documents(query)
 
 
+class Erasable(ReadOnly):
+    """A collection as the operator's retention and erasure commands see it: lookups,
+    deleting documents, and replacing one by its scrubbed copy (same ``_id``)."""
+
+    async def delete_many(self, query: Document) -> int:
+        return (await self._collection.delete_many(query)).deleted_count
+
+    async def replace(self, document: Document) -> None:
+        await self._collection.replace_one({"_id": document["_id"]}, document)
+
+
 class Database:
     """One service's (or tool's) access to the database: only declared collections,
     written only by their owner, read only by their declared readers."""
@@ -63,8 +74,8 @@ class Database:
         self.who = who
 
     @classmethod
-    def connect(cls, settings: Settings, who: str) -> Database:
-        return cls(mongo_client(settings)[settings.database], who)
+    def connect(cls, settings: Settings, who: str, timeout_ms: int = 10_000) -> Database:
+        return cls(mongo_client(settings, timeout_ms)[settings.database], who)
 
     @staticmethod
     def _declared(collection: Collection) -> Collection:
@@ -85,6 +96,20 @@ class Database:
         if not self._declared(collection).readable_by(self.who):
             raise CollectionNotAllowed(f"{self.who} is not a declared reader of {collection.name!r}")
         return ReadOnly(self._db[collection.name])
+
+    def erasable(self, collection: Collection) -> Erasable:
+        """The collection to purge or erase documents in: for the operator only."""
+        if self.who != OPERATOR:
+            raise CollectionNotAllowed(f"only the operator deletes for retention and erasure, not {self.who}")
+        return Erasable(self._db[self._declared(collection).name])
+
+    async def ping(self) -> bool:
+        """Whether the database answers (within the client's server-selection timeout)."""
+        try:
+            await self._db.command("ping")
+        except Exception:  # unreachable, timed out, refused: not ready
+            return False
+        return True
 
     async def close(self) -> None:
         await self._db.client.close()

@@ -35,7 +35,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     municipality_file: Path = Path("deploy/demo/weert/municipality.yaml")
     http_host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_port: int = Field(default=8080, description="Where the service serves /health, /ready, /metrics")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); none: not exported",
+    )
     retry_delays: tuple[float, ...] = Field(
         default=(1.0, 5.0, 30.0),
         description="Seconds to wait before each retry (each with ±50% jitter); after the last, "
@@ -162,6 +166,21 @@ class IngestChannels(BaseModel):
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
 
 
+class RetentionPeriods(BaseModel):
+    """Days each retention class is kept (``buurtalert retention purge``); None keeps it.
+    Contacts and memberships last until the person opts out or is erased, configuration
+    until it is replaced: neither is purged by date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw_input: int | None = Field(default=30, ge=1)
+    record: int | None = Field(default=365, ge=1)
+    strike: int | None = Field(
+        default=365, ge=1, description="Keep at least the moderation policy's expire_after_days"
+    )
+    operational: int | None = Field(default=30, ge=1)
+
+
 class MunicipalityConfig(BaseModel):
     """The per-municipality file (``municipality_file``). Secrets stay ``SecretStr``."""
 
@@ -179,6 +198,7 @@ class MunicipalityConfig(BaseModel):
         default_factory=dict, description="Configuration per channel adapter name"
     )
     ingest: IngestChannels = Field(default_factory=IngestChannels, description="Where messages come in")
+    retention: RetentionPeriods = Field(default_factory=RetentionPeriods, description="Days kept per class")
 
 
 #: The secrets of the demo files (deploy/demo): refused when BUURTALERT_ENVIRONMENT=production.

@@ -13,6 +13,7 @@ from buurtalert.shared.channels import ChannelAdapter, DeliveryError
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import PermanentError
 from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.metrics import DELIVERY_TRANSIENT_ERRORS
 from buurtalert.shared.models import (
     Delivery,
     DeliveryState,
@@ -107,6 +108,7 @@ class Deliverer:
                     result = await adapter.send(delivery, text)
             except DeliveryError as exc:
                 if not exc.permanent:
+                    DELIVERY_TRANSIENT_ERRORS.labels(adapter.name, exc.provider_code or "none").inc()
                     exc.args = (redact(str(exc)),)  # the retry and dead-letter topics keep no number
                     raise  # left unsettled: the retry path sends it again
                 failed = status_of(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from buurtalert.channels.handlers import (
     AuthorFeedback,
@@ -20,8 +20,10 @@ from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, get_logger
+from buurtalert.shared.metrics import DELIVERIES
 from buurtalert.shared.models import Delivery, DeliveryStatus, ModeratedMessage, ProviderStatus
 from buurtalert.shared.mongo import Audit, Database
+from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     CHANNELS,
@@ -34,7 +36,7 @@ from buurtalert.shared.topics import (
 log = get_logger(__name__)
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, CHANNELS)
     reliable = Reliable(broker, settings, CHANNELS)
@@ -48,6 +50,7 @@ def create_app(settings: Settings) -> FastStream:
     adapters = load_adapters(municipality.channels)
 
     async def report(status: DeliveryStatus) -> None:
+        DELIVERIES.labels(status.channel, status.state.value).inc()
         await reliable.publish(statuses, status, key=status.delivery_id.encode())
 
     deliverers: dict[str, Deliver] = {}
@@ -88,8 +91,10 @@ def create_app(settings: Settings) -> FastStream:
             except Exception:  # the database was unreachable: try again in a second
                 log.exception("releasing_held_deliveries_failed")
 
-    app = FastStream(broker, logger=APP_LOGGER)
+    observability = Observability(settings, CHANNELS, [broker])
+    app = AsgiFastStream(broker, asgi_routes=observability.routes(), logger=APP_LOGGER)
     reliable.attach(app)
+    observability.attach(app)
     releaser: list[asyncio.Task[None]] = []
 
     @app.after_startup

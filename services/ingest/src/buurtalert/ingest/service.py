@@ -25,6 +25,7 @@ from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound
 from buurtalert.shared.models import MediaFetch
+from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, INGEST_MEDIA
 
@@ -48,10 +49,16 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     http = routes(intake, municipality)
     paths = dict.fromkeys(route.path for route in http.routes if isinstance(route, Route))
+    observability = Observability(settings, INGEST, [broker, status_broker])
     app = AsgiFastStream(
-        broker, status_broker, asgi_routes=[(path, http) for path in paths], logger=APP_LOGGER
+        broker,
+        status_broker,
+        # ingest's own /health (lanes/http.py); /ready and /metrics are every service's
+        asgi_routes=[*((path, http) for path in paths), *observability.routes(health=False)],
+        logger=APP_LOGGER,
     )
     reliable.attach(app)
+    observability.attach(app)
 
     @app.on_startup
     async def start_lanes() -> None:

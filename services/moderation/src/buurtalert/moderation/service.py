@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from buurtalert.moderation.handlers import Decisions, Moderator
 from buurtalert.moderation.policy import default_policy, load_policy
@@ -13,6 +13,7 @@ from buurtalert.moderation.rules import PRIVACY
 from buurtalert.moderation.stores import Strikes
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER
+from buurtalert.shared.metrics import MODERATION_DECISIONS as DECISIONS_COUNTED
 from buurtalert.shared.models import (
     Decision,
     InboundMessage,
@@ -21,6 +22,7 @@ from buurtalert.shared.models import (
     ReviewDecision,
 )
 from buurtalert.shared.mongo import Audit, Database
+from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     MESSAGES_APPROVED,
@@ -33,7 +35,7 @@ from buurtalert.shared.topics import (
 )
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     municipality = load_municipality_config(settings.municipality_file)
     policy = (
         load_policy(municipality.moderation_policy)
@@ -51,6 +53,9 @@ def create_app(settings: Settings) -> FastStream:
     }
 
     async def publish(item: ModeratedMessage) -> None:
+        result = item.moderation
+        for reason in result.reasons or [None]:
+            DECISIONS_COUNTED.labels(result.decision.value, reason.code if reason else "none").inc()
         await reliable.publish(outputs[item.moderation.decision], item, key=item.message.partition_key)
 
     async def propose(proposal: RemovalProposal) -> None:
@@ -68,8 +73,10 @@ def create_app(settings: Settings) -> FastStream:
     async def apply_decision(decision: ReviewDecision) -> None:
         await decisions(decision)
 
-    app = FastStream(broker, logger=APP_LOGGER)
+    observability = Observability(settings, MODERATION, [broker])
+    app = AsgiFastStream(broker, asgi_routes=observability.routes(), logger=APP_LOGGER)
     reliable.attach(app)
+    observability.attach(app)
 
     @app.on_startup
     async def load_privacy_detector() -> None:

@@ -19,6 +19,7 @@ from buurtalert.review.web import ConsoleApp, console_app
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision
 from buurtalert.shared.mongo import Audit, Database
+from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import (
     MODERATION_DECISIONS,
@@ -54,11 +55,18 @@ def create_app(settings: Settings) -> AsgiFastStream:
         await queue.proposed(proposal)
 
     closing = asyncio.Event()
+    observability = Observability(settings, REVIEW, [broker])
     web = console_app(
-        console, access, changes, secure_cookies=settings.environment == "production", closing=closing
+        console,
+        access,
+        changes,
+        secure_cookies=settings.environment == "production",
+        closing=closing,
+        probes=observability.routes(health=False),
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)
+    observability.attach(app)
     background: list[asyncio.Task[None]] = []
 
     @app.after_startup

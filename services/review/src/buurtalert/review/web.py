@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -147,8 +147,15 @@ class ConsoleApp(AsgiFastStream):
 
 
 def console_app(
-    console: Console, access: Access, changes: Changes, *, secure_cookies: bool, closing: asyncio.Event
+    console: Console,
+    access: Access,
+    changes: Changes,
+    *,
+    secure_cookies: bool,
+    closing: asyncio.Event,
+    probes: Sequence[tuple[str, Any]] = (),
 ) -> Starlette:
+    """The console's pages, and ``probes`` (``/ready``, ``/metrics``: path and ASGI app)."""
     env = templates()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -432,6 +439,7 @@ def console_app(
         routes=[
             Route("/", home, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            *(Route(path, probe, methods=["GET"]) for path, probe in probes),
             Route("/login", login_page, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             post("/logout", logout),

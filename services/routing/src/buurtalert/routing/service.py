@@ -3,7 +3,7 @@ handling is :class:`~buurtalert.routing.handlers.Router`."""
 
 from __future__ import annotations
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from buurtalert.directory.store import Directories
 from buurtalert.routing.handlers import Router
@@ -12,11 +12,12 @@ from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER
 from buurtalert.shared.models import Delivery, ModeratedMessage
 from buurtalert.shared.mongo import Audit, Database
+from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import BUILTIN_CHANNELS, MESSAGES_APPROVED, ROUTING, delivery_topic
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
     broker = create_broker(settings, ROUTING)
     reliable = Reliable(broker, settings, ROUTING)
     db = Database.connect(settings, ROUTING)
@@ -36,6 +37,8 @@ def create_app(settings: Settings) -> FastStream:
     async def route_message(item: ModeratedMessage) -> None:
         await router(item)
 
-    app = FastStream(broker, logger=APP_LOGGER)
+    observability = Observability(settings, ROUTING, [broker])
+    app = AsgiFastStream(broker, asgi_routes=observability.routes(), logger=APP_LOGGER)
     reliable.attach(app)
+    observability.attach(app)
     return app

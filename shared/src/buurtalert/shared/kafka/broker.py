@@ -4,7 +4,8 @@ Guarantees: the producer is idempotent and every write is acknowledged by all
 in-sync replicas (``enable_idempotence``, ``acks=all``), so a publish the broker
 confirmed is neither lost nor duplicated by the producer's own retries; a topic's
 publisher uses the deployment's topic name and carries the topic's payload and
-description from the topology into the AsyncAPI document.
+description from the topology into the AsyncAPI document. Every consumed and
+published message is traced (:mod:`buurtalert.shared.tracing`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from buurtalert.shared.logging import KAFKA_LOGGER
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import Topic
+from buurtalert.shared.tracing import telemetry_middleware
 
 
 def kafka_security(settings: Settings) -> BaseSecurity | None:
@@ -66,6 +68,7 @@ def create_broker(settings: Settings, service: str) -> KafkaBroker:
         logger=KAFKA_LOGGER,
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
+        middlewares=[telemetry_middleware(settings, service)],
     )
 
 

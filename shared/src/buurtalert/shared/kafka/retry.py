@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from buurtalert.shared.kafka.broker import topic_publisher
 from buurtalert.shared.logging import get_logger
+from buurtalert.shared.metrics import DEAD_LETTERS
 from buurtalert.shared.models import DeadLetter, utcnow
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import Topic, dead_letter_topic, retry_topic
@@ -132,6 +133,7 @@ class RetryPath:
         publisher = self.dead_publisher if last else self.retry_publisher
         await publisher.publish(letter, key=key.encode() if key else None)
         if last:
+            DEAD_LETTERS.labels(self.service).inc()
             log.error("dead_lettered", topic=topic, attempts=letter.attempts, error=letter.error)
         else:
             log.warning("retry_scheduled", topic=topic, attempts=letter.attempts, error=letter.error)

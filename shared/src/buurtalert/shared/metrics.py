@@ -1,0 +1,41 @@
+"""Our Prometheus metrics (``buurtalert_*``), counted where things happen; served
+at ``/metrics`` by :mod:`buurtalert.shared.observability`. A metric the review
+service will expose, ``review_urgent_overdue``, is named in the alert rules
+(``deploy/observability/alerts.yaml``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+#: Our own metrics, one registry per process (FastStream's live in each app's own).
+REGISTRY = CollectorRegistry()
+MODERATION_DECISIONS = Counter(
+    "buurtalert_moderation_decisions",
+    "Moderation results by decision and reason code (a message counts once per reason)",
+    ["decision", "reason"],
+    registry=REGISTRY,
+)
+DELIVERIES = Counter(
+    "buurtalert_deliveries",
+    "Delivery outcomes reported on deliveries.status, by channel and state",
+    ["channel", "status"],
+    registry=REGISTRY,
+)
+DELIVERY_TRANSIENT_ERRORS = Counter(
+    "buurtalert_delivery_transient_errors",
+    "Sends that failed and will be retried, by channel and provider code (rate limits among them)",
+    ["channel", "code"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "buurtalert_dead_letters",
+    "Messages sent to a dead-letter topic, by service",
+    ["service"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "buurtalert_consumer_lag",
+    "Records not yet committed, per consumer group and partition (end offset - committed offset)",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
