@@ -63,7 +63,7 @@ class Policy(BaseModel):
         default=0.7, ge=0, le=1, description="The same for an alert that also has noise words in it"
     )
     reject_at: float = Field(
-        default=0.6, ge=0, le=1, description="The model's probability of reject needed to reject as noise"
+        default=0.8, ge=0, le=1, description="The model's probability of reject needed to reject as noise"
     )
     rules: dict[str, RulePolicy]
     extra_words: dict[str, tuple[str, ...]] = Field(default_factory=dict)
