@@ -89,7 +89,7 @@ def held_message(
         provider=ProviderRef(channel=SourceChannel.WHATSAPP, message_id=f"wamid.{message_id}"),
         municipality=municipality,
         group_id=group_id,
-        author=Author(pseudonym="p_author_1", role=Role.RESIDENT),
+        author=Author(pseudonym="p_author_1", role=Role.RESIDENT, verified=True),  # a WhatsApp sender
         text=text,
         language="nl",
         sent_at=received - timedelta(seconds=5),

@@ -22,9 +22,14 @@ RULES = rules_only()
 
 
 def decide(
-    message_id: str, text: str, *, author_role: Role = Role.UNKNOWN, language: str | None = None
+    message_id: str,
+    text: str,
+    *,
+    author_role: Role = Role.UNKNOWN,
+    language: str | None = None,
+    category: str | None = None,
 ) -> ModerationResult:
-    return RULES.decide(message_id, text, author_role=author_role, language=language)
+    return RULES.decide(message_id, text, author_role=author_role, language=language, category=category)
 
 
 def score(text: str, *, author_role: Role = Role.UNKNOWN) -> list[Reason]:
@@ -270,3 +275,12 @@ def test_the_model_alone_does_not_forward_without_being_very_sure() -> None:
     assert weak.decide("m", "Kijk daar eens").decision is Decision.REVIEW
     strong = Scorer(default_policy("NL"), model_leaning("forward", "w:daar"))
     assert strong.decide("m", "Kijk daar eens").decision is Decision.FORWARD
+
+
+def test_a_categorised_report_is_forwarded_unless_the_rules_find_harm() -> None:
+    """An authenticated client's category (a loose paving stone for the municipality)
+    makes a message a report; vigilantism or personal data still stop it."""
+    stone = decide("m", "Losliggende stoeptegel bij de bushalte", category="loose_paving")
+    assert stone.decision is Decision.FORWARD
+    assert decide("m", "Pak hem en sla hem in elkaar", category="suspect_fleeing").decision is Decision.REVIEW
+    assert decide("m", "Bel 0612345678", category="loose_paving").decision is Decision.REVIEW

@@ -93,3 +93,17 @@ def test_an_invalid_report_is_refused_as_an_invalid_report_naming_the_problem() 
     with pytest.raises(InvalidInput, match=r"^invalid report: .*text") as caught:
         web.parse(_body(text=""), resolver=RESOLVER, form=False, bearer=TOKEN)
     assert caught.value.status == 422
+
+
+def test_only_a_client_that_logs_its_reporters_in_verifies_them_and_never_on_the_form() -> None:
+    """A verifying client's API reports have verified authors (feedback, strikes); the
+    same client's form does not, since anyone with the access code can type any reporter."""
+    verifying = CLIENT.model_copy(update={"verifies_reporters": True})
+    resolver = Resolver(MUNI.model_copy(update={"api_clients": (verifying,)}), None)
+    [api] = web.parse(_body(), resolver=resolver, form=False, bearer=TOKEN).messages
+    assert api.author.verified
+    fields = {"group": "g", "reporter": "buur@example.test", "text": "Verdachte auto", "token": TOKEN}
+    [typed] = web.parse(urlencode(fields).encode(), resolver=resolver, form=True).messages
+    assert not typed.author.verified
+    [plain] = web.parse(_body(), resolver=RESOLVER, form=False, bearer=TOKEN).messages
+    assert not plain.author.verified

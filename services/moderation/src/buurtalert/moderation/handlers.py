@@ -60,6 +60,7 @@ class Moderator:
                 author_role=message.author.role,
                 media=message.media,
                 language=message.language,
+                category=message.category,
             )
             # What is scored is what is forwarded: normalised, format characters removed.
             message = message.model_copy(update={"text": normalise_text(message.text)})

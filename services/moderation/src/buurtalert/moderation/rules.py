@@ -344,9 +344,13 @@ class Scorer:
         author_role: Role = Role.UNKNOWN,
         media: Sequence[MediaRef] = (),
         language: str | None = None,
+        category: str | None = None,
     ) -> ModerationResult:
         """Forward only what is recognisably an alert and safe; reject clear noise;
-        everything uncertain to a person. A genuine alert is never rejected."""
+        everything uncertain to a person. A genuine alert is never rejected. A report an
+        authenticated client filed under a category (a loose paving stone for the
+        municipality, a missing person) counts as a report, as alert words do; ingest
+        checks that the client may use that category."""
         text = normalise_text(text)
         reasons, hits = self.assess(text, author_role=author_role, media=media, language=language)
         codes = {r.code for r in reasons}
@@ -359,7 +363,7 @@ class Scorer:
         acting = [r for r in reasons if (rule := self.policy.rules.get(r.code)) and r.score >= rule.threshold]
         to_review = [r for r in acting if self.policy.rules[r.code].action is Decision.REVIEW]
         to_reject = [r for r in acting if self.policy.rules[r.code].action is Decision.REJECT]
-        evidence = bool(codes & ALERTS)
+        evidence = bool(codes & ALERTS) or category is not None
         p_forward = verdict.probabilities["forward"] if verdict else (1.0 if evidence else 0.0)
         p_reject = verdict.probabilities["reject"] if verdict else 0.0
         # Vague alarm is doubt, not danger: a chain message that says "let op" is still rejected.
@@ -382,6 +386,10 @@ class Scorer:
                 decision = Decision.REJECT
         elif to_review:
             decision = Decision.REVIEW
+        elif category is not None:
+            # Filed under a category the client may use (ingest checks its scope): the
+            # rules found nothing unsafe, so it goes where the category takes it.
+            decision = Decision.FORWARD
         elif p_forward >= self.forward_threshold(evidence, police_called, hits):
             decision = Decision.FORWARD
         elif p_reject >= self.policy.reject_at and not evidence:

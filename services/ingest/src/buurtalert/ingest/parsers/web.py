@@ -126,10 +126,17 @@ def form_report(body: bytes, key: SecretStr) -> tuple[str, WebReport]:
 
 
 def normalise(
-    report: WebReport, *, municipality: MunicipalityConfig, client: ApiClient, body: bytes
+    report: WebReport,
+    *,
+    municipality: MunicipalityConfig,
+    client: ApiClient,
+    body: bytes,
+    typed_in_the_form: bool = False,
 ) -> InboundMessage:
     """The canonical message for a web report. Its id depends only on the posting
-    organisation and the client's report id, so a repeated post is recognised."""
+    organisation and the client's report id, so a repeated post is recognised. The
+    author is verified only where the client logs its reporters in, never on the form:
+    whoever knows the access code can type any reporter there."""
     received = utcnow()
     return InboundMessage(
         id=stable_id("msg", SourceChannel.WEB, client.organisation, report.report_id),
@@ -141,7 +148,7 @@ def normalise(
         author=Author(
             pseudonym=pseudonymise(municipality.pseudonym_key, report.reporter, municipality.country),
             role=Role(client.role),
-            verified=client.verifies_reporters,
+            verified=client.verifies_reporters and not typed_in_the_form,
         ),
         text=report.text,
         location=report.location,
@@ -224,7 +231,9 @@ def parse(body: bytes, *, resolver: Resolver, form: bool, bearer: str = "") -> B
         raise InvalidInput(problem, 403)
     kept = redacted(body) if form else body
     with invalid_as("invalid report: "):
-        message = normalise(report, municipality=municipality, client=client, body=kept)
+        message = normalise(
+            report, municipality=municipality, client=client, body=kept, typed_in_the_form=form
+        )
     return Batch(
         raw_ref=message.raw_ref,
         messages=[message],
