@@ -18,7 +18,7 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.faults
 
-COUNT = 200
+COUNT = 120
 OUTAGE = 30.0
 # Long enough together for a message whose handling failed during an outage to come
 # back after it: the services' backoff, not a test's patience.
