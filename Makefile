@@ -145,7 +145,7 @@ train: env ## Train moderation's model from the labelled corpus (writes services
 asyncapi: env ## Regenerate docs/asyncapi/ from the services' code
 	$(BIN)/buurtalert asyncapi --out docs/asyncapi
 
-bench: env infra ## Benchmarks, as ratios against a baseline measured in the same run
+bench: env infra ## Benchmarks against baselines measured in the same run; writes docs/benchmarks.md, fails when a goal is missed
 	$(BIN)/python -m bench
 
 clean: down ## Stop everything and delete local data, logs and environments

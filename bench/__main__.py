@@ -11,7 +11,9 @@ against the throughput cap (:mod:`bench.fanout`); moderation.
 
 Consumers join their groups before the clock starts, in both cases.
 
-The machines are noisy, so the figure that matters is the ratio of the two.
+The machines are noisy, so the figure that matters is the ratio of the two (goal:
+at least 0.5). Every goal is checked (:mod:`bench.report`): the report goes into
+docs/benchmarks.md with a chart, and the command exits non-zero when a goal is missed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.fanout import fan_out_benchmark, kafka_fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
+from bench.report import missed, write
 from buurtalert.devkit.testing import delete_prefixed_topics, isolated_settings, provide_infrastructure
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
@@ -138,8 +143,10 @@ async def faststream_hop(settings: Settings, payloads: list[bytes]) -> float:
 
 
 def moderation_throughput(repeat: int = 60) -> dict[str, float]:
-    """Messages per second on one core: the full decision (word lists, deduce, policy)
-    against a baseline that only tokenises the same texts, the floor of any scoring."""
+    """Messages per second on one core: the full decision (word lists, deduce, policy),
+    checked against the absolute goal of 2,000 messages/s on one core; next to it the
+    floor of any scoring, tokenising the same texts (a ratio to it says how much of
+    the time is spent deciding, not whether that is too slow)."""
     from buurtalert.moderation.rules import PRIVACY, scorer_for, tokenise
     from buurtalert.moderation.training import load_corpus
 
@@ -156,7 +163,7 @@ def moderation_throughput(repeat: int = 60) -> dict[str, float]:
     ours = len(texts) / (time.perf_counter() - start)
     print(f"moderation, {len(texts)} messages on one core")
     print(f"  baseline tokenise only                : {baseline:10.0f} msg/s")
-    print(f"  full decision (rules, model, policy)  : {ours:10.0f} msg/s   (goal: 2000)")
+    print(f"  full decision (rules, model, policy)  : {ours:10.0f} msg/s   (goal: at least 2000)")
     print(f"  ratio decision / tokenise             : {ours / baseline:10.3f}")
     return {
         "messages": len(texts),
@@ -196,12 +203,29 @@ async def main(count: int) -> dict[str, object]:
     return results
 
 
-if __name__ == "__main__":
+def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--output", type=Path, default=Path(".local/bench/results.json"))
-    args = parser.parse_args()
+    parser.add_argument("--report", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args(argv)
     figures = asyncio.run(main(args.messages))
+    figures["cpus"] = os.cpu_count() or 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"results written to {args.output}")
+    checked = write(figures, args.report)
+    print(f"report written to {args.report} (chart {args.report.with_suffix('.svg')})")
+    for goal in checked:
+        print(
+            f"  {'ok    ' if goal.met else 'MISSED'} {goal.benchmark}: {goal.value:g} (goal {goal.goal_text})"
+        )
+    failed = missed(checked)
+    if failed:
+        print(f"{len(failed)} goal(s) missed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -76,12 +76,26 @@ class GraphEmulator:
     access_token: str
     version: str = "v21.0"
     base_url: str = "http://127.0.0.1"
+    # The limits below are Meta's documented ones; a benchmark's ratio against the
+    # emulator's cap is only as good as these, so each names where it comes from.
+    #: Throughput per business phone number: 80 messages/s by default, upgradable up to
+    #: 1,000 (WhatsApp Cloud API, "Throughput":
+    #: https://developers.facebook.com/docs/whatsapp/cloud-api/overview#throughput);
+    #: beyond it Meta answers error 130429, "Rate limit hit"
+    #: (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes).
     messages_per_second: int = 80
+    #: The pair rate limit: about one message every 6 seconds to the same user
+    #: (error 131056, "(Business Account, Consumer Account) pair rate limit hit",
+    #: same error-codes page; "Pair rate limits" in the Cloud API overview).
     pair_interval: float = 6.0
     #: Users who wrote to the business in the last 24 hours; None: everyone did.
     service_window: set[str] | None = None
     #: Facebook Pages the token may act for.
     page_ids: set[str] = field(default_factory=lambda: {"102030405060708"})
+    #: Messenger Send API: about 300 calls per second per Page; beyond it error 613,
+    #: "Calls to this api have exceeded the rate limit" (Messenger Platform, "Rate
+    #: Limiting": https://developers.facebook.com/docs/messenger-platform/overview#rate-limiting;
+    #: Graph API "Rate Limits": https://developers.facebook.com/docs/graph-api/overview/rate-limiting).
     page_calls_per_second: int = 300
     #: People who wrote to the Page in the last 24 hours; None: everyone did.
     messenger_window: set[str] | None = None
@@ -294,6 +308,8 @@ class GraphEmulator:
             text = (body.get("text") or {}).get("body")
             if not isinstance(text, str) or not text:
                 return self._refuse(100, "(#100) The parameter text['body'] is required.", to)
+            # 4,096 characters of text body: Cloud API messages reference, text object
+            # (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages#text-object)
             if len(text) > 4096:
                 return self._refuse(
                     100, "(#100) Param text['body'] must be at most 4096 characters long.", to

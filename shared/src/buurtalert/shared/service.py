@@ -17,7 +17,7 @@ from faststream.asgi import AsgiFastStream
 from faststream.specification import AsyncAPI
 
 from buurtalert.shared.settings import Settings
-from buurtalert.shared.topics import TOPICS
+from buurtalert.shared.topics import TOPICS, Topic, retry_topic
 
 SERVICES_GROUP = "buurtalert.services"
 #: A service's app: FastStream, or AsgiFastStream where it also serves HTTP.
@@ -39,15 +39,15 @@ def asyncapi_document(name: str, app: App) -> dict[str, Any]:
         description=f"The {name} service of buurtalert; topics are shown without a prefix.",
     )
     document: dict[str, Any] = json.loads(spec.to_specification().to_json())
-    _document_batch_payloads(document)
+    _document_batch_payloads(document, (*TOPICS, retry_topic(name)))
     return document
 
 
-def _document_batch_payloads(document: dict[str, Any]) -> None:
+def _document_batch_payloads(document: dict[str, Any], topics: tuple[Topic, ...]) -> None:
     """A batch subscriber reads its records undecoded (``Reliable.batch_subscriber``), so
     FastStream cannot tell their type: take it from the topology, as a batch of it."""
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
-    for topic in TOPICS:
+    for topic in topics:
         title = f"{topic.name}:consume:Message:Payload"
         if title in schemas and set(schemas[title]) == {"title"}:
             model = topic.payload.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -4,8 +4,12 @@ deliveries released when due. Outcomes are handed to ``report``."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from pymongo.errors import PyMongoError
 
 from buurtalert.channels.render import feedback_subject, render, render_feedback
 from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore, outcome_stage
@@ -29,6 +33,8 @@ from buurtalert.shared.pseudonym import redact
 
 log = get_logger(__name__)
 Report = Callable[[DeliveryStatus], Awaitable[None]]
+#: How long a send that went out waits for the database to record it (see Deliver.settle_sent).
+SETTLE_PATIENCE = 300.0
 Deliver = Callable[[Delivery], Awaitable[None]]
 
 
@@ -124,9 +130,25 @@ class Deliverer:
             sent = status_of(
                 delivery, adapter, DeliveryState.SENT, provider_message_id=result.provider_message_id
             )
-            await self.ledger.settle(sent)
+            await self.settle_sent(sent)
             await self.report(sent)
             log.info("delivered", channel=adapter.name, group_id=delivery.destination.group_id)
+
+    async def settle_sent(self, sent: DeliveryStatus) -> None:
+        """Record a send that went out, however long the database is away (up to
+        ``SETTLE_PATIENCE`` seconds, backing off): left unsettled, the retry path would
+        send it again, so an outage of the database would become a repeated delivery."""
+        delay, deadline = 0.5, time.monotonic() + SETTLE_PATIENCE
+        while True:
+            try:
+                await self.ledger.settle(sent)
+                return
+            except PyMongoError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("settle_waiting_for_database", error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
 
 class AuthorFeedback:

@@ -61,17 +61,23 @@ class Reliable:
         *,
         commit_every: int = 500,
         commit_interval: float = 0.2,
+        retry_batch: int = 5000,
+        retry_concurrency: int = 256,
     ) -> None:
         self.broker = broker
         self.settings = settings
         self.service = service
         self.commits = CommitTracker(commit_every=commit_every, commit_interval=commit_interval)
         self.retry = RetryPath.on(broker, settings, service)
-        self._subscribe(
+        self._subscribe_batch(
             self.retry.retry_name,
             f"{settings.group_id(service)}.retry",
-            "Waits until each message's retry_at, then hands it to its handler again.",
-        )(self.retry.on_retry)
+            "Consumed in batches: each key's messages in order, each handed to its handler "
+            "again once its retry_at is reached; the keys concurrently.",
+            self.retry.retry_record,
+            max_records=retry_batch,
+            concurrency=retry_concurrency,
+        )
         broker.add_middleware(self._guard)
 
     def subscriber(self, topic: Topic) -> Callable[[Handler[M]], Handler[M]]:
@@ -105,32 +111,57 @@ class Reliable:
 
         def decorate(handler: Handler[M]) -> Handler[M]:
             self.retry.register(name, topic.payload, handler)
-            limit = asyncio.Semaphore(concurrency)
 
-            async def in_order(records: Sequence[_Record]) -> None:
+            async def handle_record(record: _Record, limit: asyncio.Semaphore) -> None:
                 async with limit:
-                    for record in records:
-                        try:
-                            await handler(cast(M, topic.payload.model_validate_json(record.value)))
-                        except Exception as exc:  # this record alone takes the retry path
-                            await self.retry.failed_record(record.topic, record.key, record.value, exc)
+                    await handler(cast(M, topic.payload.model_validate_json(record.value)))
 
-            async def consume_batch(body: Any, msg: KafkaMessage) -> None:
-                # undecoded: each record is validated where it is handled, in in_order
-                await asyncio.gather(*(in_order(records) for records in by_key(msg.raw_message)))
-
-            consume_batch.__name__ = handler.__name__
-            self._subscribe(
+            handle_record.__name__ = handler.__name__
+            self._subscribe_batch(
                 name,
                 f"{self.settings.group_id(self.service)}.{topic.name}",
                 topic.description,
-                batch=True,
+                handle_record,
                 max_records=max_records,
-                decoder=_undecoded,
-            )(consume_batch)
+                concurrency=concurrency,
+            )
             return handler
 
         return decorate
+
+    def _subscribe_batch(
+        self,
+        name: str,
+        group_id: str,
+        description: str,
+        handle_record: Callable[[_Record, asyncio.Semaphore], Awaitable[None]],
+        *,
+        max_records: int,
+        concurrency: int,
+    ) -> None:
+        """Consume ``name`` in batches of up to ``max_records``: the records of each key
+        in the order consumed, up to ``concurrency`` of them handled at once (the
+        semaphore ``handle_record`` holds while it works, not while it waits). A record
+        whose handling fails takes the retry path alone; the batch is committed once
+        every record in it was handled or handed to that path."""
+        limit = asyncio.Semaphore(concurrency)
+
+        async def in_order(records: Sequence[_Record]) -> None:
+            for record in records:
+                try:
+                    await handle_record(record, limit)
+                except Exception as exc:  # this record alone takes the retry path
+                    async with limit:
+                        await self.retry.failed_record(record.topic, record.key, record.value, exc)
+
+        async def consume_batch(body: Any, msg: KafkaMessage) -> None:
+            # undecoded: each record is validated where it is handled
+            await asyncio.gather(*(in_order(records) for records in by_key(msg.raw_message)))
+
+        consume_batch.__name__ = handle_record.__name__
+        self._subscribe(name, group_id, description, batch=True, max_records=max_records, decoder=_undecoded)(
+            consume_batch
+        )
 
     def _subscribe(self, name: str, group_id: str, description: str, **batch: Any) -> Callable[[Any], Any]:
         self.commits.track(name)

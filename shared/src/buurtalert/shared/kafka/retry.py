@@ -12,7 +12,12 @@ Guarantees:
 * The payload travels as it was consumed, as text when it is UTF-8 and base64
   otherwise, and is handed back to the handler byte for byte.
 * A retry is handed back to its topic's handler no earlier than its ``retry_at``;
-  if it fails again, it goes on from the attempts it had.
+  if it fails again, it goes on from the attempts it had. The retry topic is
+  consumed in batches (:meth:`RetryPath.retry_record`): each key's retries in the
+  order they were sent back, the keys concurrently, so a burst of failures drains
+  at the handlers' pace, not one ``retry_at`` after the other.
+* A record on the retry topic that is not a retry (it cannot be parsed) goes to
+  the dead-letter topic rather than stalling the retry topic.
 
 The path publishes through two :class:`Publisher` objects, so it can be checked
 without a broker.
@@ -27,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
@@ -142,7 +148,12 @@ class RetryPath:
         """A consumed record whose handling raised ``exc``: its first failure, or, on
         the retry topic, one more failure of the message it carries."""
         if topic == self.retry_name:
-            previous = DeadLetter.model_validate_json(body)
+            try:
+                previous = DeadLetter.model_validate_json(body)
+            except ValidationError:  # not a retry of ours: nothing to go back to
+                text_key = key.decode("utf-8", "replace") if key else None
+                await self.send_back(topic, text_key, 0, *encode_payload(body), exc)
+                return
             await self.send_back(
                 previous.topic,
                 previous.key,
@@ -166,12 +177,24 @@ class RetryPath:
         """Hand ``message`` of ``topic``, whose handling outside a consumer failed, to the retry path."""
         await self.send_back(self.settings.topic(topic.name), key, 0, message.model_dump_json(), "utf-8", exc)
 
-    async def on_retry(self, letter: DeadLetter) -> None:
-        """The retry topic's handler: wait until ``retry_at``, then hand the payload
-        to its topic's handler again."""
+    async def on_retry(self, letter: DeadLetter, limit: asyncio.Semaphore | None = None) -> None:
+        """Wait until ``letter``'s ``retry_at``, then hand its payload to its topic's
+        handler again (holding ``limit``, if given, while the handler works, not while
+        waiting)."""
         if letter.retry_at is not None:
             wait = (letter.retry_at - utcnow()).total_seconds()
             if wait > 0:
                 await asyncio.sleep(wait)
         payload_type, handler = self._handlers[letter.topic]
-        await handler(payload_type.model_validate_json(decode_payload(letter)))
+        message = payload_type.model_validate_json(decode_payload(letter))
+        if limit is None:
+            await handler(message)
+            return
+        async with limit:
+            await handler(message)
+
+    async def retry_record(self, record: ConsumerRecord[bytes, bytes], limit: asyncio.Semaphore) -> None:
+        """A record of the retry topic, consumed in a batch (``Reliable``): each key's
+        records are handed here one after the other, the keys concurrently, so a batch
+        waits for the earliest retry_at not yet reached rather than for each in turn."""
+        await self.on_retry(DeadLetter.model_validate_json(record.value), limit)
