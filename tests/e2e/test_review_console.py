@@ -77,7 +77,9 @@ async def test_a_held_message_appears_live_and_an_approval_reaches_messages_appr
     ingest_settings = settings.model_copy(update={"http_port": ingest_port})
     services = [
         ServiceProcess("ingest", ingest_settings, log_dir(tmp_path)),
-        ServiceProcess("moderation", settings, log_dir(tmp_path)),
+        ServiceProcess(
+            "moderation", settings.model_copy(update={"http_port": free_port()}), log_dir(tmp_path)
+        ),
     ]
     for process in services:
         process.start()

@@ -134,9 +134,11 @@ async def start_run(
     await client.close()
     services = {}
     for name in SERVICES:
-        own_settings = settings
+        # every service serves HTTP (/health, /ready, /metrics): ingest on the settings' port
+        own_port = settings.http_port if name == "ingest" else free_port()
+        own_settings = settings.model_copy(update={"http_port": own_port})
         if name in through_link:
-            own_settings = settings.model_copy(update={"kafka_bootstrap": link_bootstrap})
+            own_settings = own_settings.model_copy(update={"kafka_bootstrap": link_bootstrap})
         services[name] = ServiceProcess(name, own_settings, workdir)
     for process in services.values():
         process.start()

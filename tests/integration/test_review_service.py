@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from buurtalert.devkit.testing import free_port
 from buurtalert.shared.mongo import mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import MESSAGES_APPROVED, MESSAGES_REJECTED, MODERATION_DECISIONS
@@ -242,7 +243,8 @@ async def test_moderation_applies_the_decisions(review: ReviewService, tmp_path:
     """Approved (with an edit) goes out on messages.approved with the new text, rejected on
     messages.rejected with the chosen explanation; the audit trail keeps the person and
     the original text."""
-    moderation = ServiceProcess("moderation", review.settings, log_dir(tmp_path))
+    own_port = review.settings.model_copy(update={"http_port": free_port()})
+    moderation = ServiceProcess("moderation", own_port, log_dir(tmp_path))
     moderation.start()
     try:
         await review.hold(held_message("msg_edit"))
