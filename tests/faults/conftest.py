@@ -100,7 +100,8 @@ class Run:
                     while True:
                         try:
                             response = await http.post(self.reports_url, headers=TOKEN, json=body)
-                            if response.status_code == 202:
+                            # 200 duplicate: an earlier attempt went through though its answer was lost
+                            if response.status_code in (200, 202):
                                 break
                             assert response.status_code >= 500, response.text
                         except httpx.HTTPError:
