@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ MODELS = files("buurtalert.moderation") / "models"
 
 _WORD = re.compile(r"[^\W\d_]+|\d+|[\U0001F300-\U0001FAFF\u2600-\u27BF]", re.UNICODE)
 _DIGITS = re.compile(r"\d")
+#: Every format character (Unicode category Cf), to be deleted with ``str.translate``.
+_FORMAT_CHARACTERS: dict[int, None] = {
+    cp: None for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Cf"
+}
 
 
 def normalise_text(text: str) -> str:
@@ -36,8 +41,10 @@ def normalise_text(text: str) -> str:
     :data:`MAX_TEXT_CHARS` characters, Unicode NFKC (full-width digits and letters
     become plain ones) and no format characters (zero-width spaces and joiners, soft
     hyphens, direction marks), which hide names and numbers from the rules."""
-    text = unicodedata.normalize("NFKC", text[:MAX_TEXT_CHARS])
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = text[:MAX_TEXT_CHARS]
+    if text.isascii():
+        return text  # plain ASCII is already in NFKC and has no format characters
+    return unicodedata.normalize("NFKC", text).translate(_FORMAT_CHARACTERS)
 
 
 _TIME = re.compile(r"\b\d{1,2}[:.h]\d{2}\b|\b\d{1,2}\s?(?:am|pm|uur|u|h|uhr|heures?)\b", re.IGNORECASE)
@@ -60,8 +67,9 @@ def shape(text: str) -> set[str]:
         found.add("s:ends_question")
     if "!!" in stripped:
         found.add("s:exclaim")
-    letters = [c for c in stripped[:2000] if c.isalpha()]
-    if len(letters) >= 10 and sum(c.isupper() for c in letters) > 0.6 * len(letters):
+    sample = stripped[:500]
+    upper, lower = sum(map(str.isupper, sample)), sum(map(str.islower, sample))
+    if upper + lower >= 10 and upper > 0.6 * (upper + lower):
         found.add("s:caps")
     if _EMOJI.search(stripped):
         found.add("s:emoji")
