@@ -340,3 +340,12 @@ def test_the_model_sees_words_rule_findings_and_shape_but_no_character_grams() -
     found = features("Om 14:30 twee mannen bij nr 5?! 🚨", {"hit:details"}, "resident", "nl")
     assert {"w:mannen", "b:twee mannen", "r:hit:details", "s:time", "s:question", "s:emoji"} <= found
     assert not any(f.startswith("c:") for f in found)
+
+
+def test_rejection_wants_noise_the_rules_found_or_a_very_sure_model() -> None:
+    """As forward needs evidence of an alert, reject needs evidence of noise: where the
+    rules found none, a model fairly sure of noise (about 0.79) sends it to a person;
+    where they found some (a sale), the same model rejects it."""
+    fairly = Scorer(default_policy("NL"), LinearModel("t", {"w:fiets": (0.0, 0.0, 2.0)}, (0.0, 0.0, 0.0)))
+    assert fairly.decide("m", "Die fiets daar", language="nl").decision is Decision.REVIEW
+    assert fairly.decide("m", "Te koop: fiets", language="nl").decision is Decision.REJECT

@@ -61,7 +61,11 @@ class Policy(BaseModel):
         default=0.7,
         ge=0,
         le=1,
-        description="The model's probability of reject needed to reject as noise (never with evidence)",
+        description="The model's probability of reject needed to reject as noise the rules also found"
+        " (a reaction, off-topic, a joke, a chain message); never with evidence of an alert",
+    )
+    reject_unmarked_at: float = Field(
+        default=0.8, ge=0, le=1, description="The same where the rules found no noise: the model alone"
     )
     rules: dict[str, RulePolicy]
     extra_words: dict[str, tuple[str, ...]] = Field(default_factory=dict)

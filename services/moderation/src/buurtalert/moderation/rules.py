@@ -447,7 +447,12 @@ class Scorer:
             self.policy.forward_at if evidence else self.policy.forward_unmarked_at
         ):
             decision = Decision.FORWARD
-        elif likeliest == "reject" and p_reject >= self.policy.reject_at and not evidence:
+        elif (
+            likeliest == "reject"
+            and not evidence
+            and p_reject >= (self.policy.reject_at if to_reject else self.policy.reject_unmarked_at)
+        ):
+            # Rejection, too, wants evidence: noise the rules found, or a model very sure alone.
             decision = Decision.REJECT
             if not to_reject:
                 reasons.append(Reason(code="not_an_alert", score=round(p_reject, 3)))
