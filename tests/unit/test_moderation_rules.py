@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buurtalert.moderation.model import LinearModel, normalise_text
+from buurtalert.moderation.model import LinearModel, features, normalise_text
 from buurtalert.moderation.policy import default_policy, load_policy
 from buurtalert.moderation.rules import Scorer, hold_flagged
 from buurtalert.shared.models import Decision, ModerationResult, Reason, Role
@@ -284,3 +284,68 @@ def test_a_categorised_report_is_forwarded_unless_the_rules_find_harm() -> None:
     assert stone.decision is Decision.FORWARD
     assert decide("m", "Pak hem en sla hem in elkaar", category="suspect_fleeing").decision is Decision.REVIEW
     assert decide("m", "Bel 0612345678", category="loose_paving").decision is Decision.REVIEW
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "code"),
+    [
+        ("Niet om bang te worden, maar goed om te weten", "nl", "urgent_112"),  # en "bang": a shot
+        ("De wagen van de recherche staat al dagen in onze straat", "nl", "missing_person"),  # fr: a search
+    ],
+)
+def test_a_word_of_another_language_does_not_collide(text: str, language: str, code: str) -> None:
+    """A message is matched against its own language's word lists and only the phrases
+    of the others: a single word that means something else elsewhere finds nothing,
+    while it still does when the language is unknown."""
+    assert code not in {r.code for r in RULES.score(text, language=language)[0]}
+    assert code in {r.code for r in RULES.score(text)[0]}
+
+
+def test_phrases_and_descriptions_of_other_languages_still_match() -> None:
+    """People mix languages: a Dutch phrase in an English message ("politie is gebeld")
+    and a loanword description ("jogging") are found whatever the language."""
+    hits = RULES.score("Guy in a grey jogging trying car doors, politie is gebeld", language="en")[1]
+    assert hits.get("police_called") and hits.get("details")
+
+
+def test_saying_the_police_were_called_is_evidence_the_model_cannot_reject() -> None:
+    """A message that says the police or an ambulance were called is a report: however
+    sure the model is that it is noise, it goes to a person, never rejected."""
+    scorer = Scorer(default_policy("NL"), model_leaning("reject", "w:mann"))
+    result = scorer.decide("m", "Mann liegt am Boden, RTW ist gerufen", language="de")
+    assert result.decision is Decision.REVIEW
+
+
+def test_a_call_to_hunt_burglars_is_rejected_although_it_names_the_crime() -> None:
+    """Vigilantism names the crime it answers; alert words do not save it. Only a report
+    that says the police were called goes to a person instead."""
+    scorer = Scorer(default_policy("NL"), model_leaning("review", "w:kerk"))
+    hunt = "Verzamelen om 22:00 bij de kerk, we pakken die inbrekers zelf wel als de politie niks doet"
+    assert scorer.decide("m", hunt, language="nl").decision is Decision.REJECT
+    called = "Inbrekers bij de kerk, 112 gebeld, wie doet mee om ze op te wachten?"
+    assert scorer.decide("m", called, language="nl").decision is Decision.REVIEW
+
+
+def test_an_authority_may_name_the_street_and_speak_of_holidays_but_not_paste_a_number() -> None:
+    """The police name the street of a burglary and advise residents who go away; a
+    phone number in their message still goes past a person."""
+    advice = "Inbraak in de Kasteeldreef vannacht. Gaat u op vakantie? Laat een lichtje branden."
+    assert _decide(advice, Role.AUTHORITY)[0] is Decision.FORWARD
+    assert _decide("Bel 0612345678 bij tips", Role.AUTHORITY)[0] is Decision.REVIEW
+
+
+def test_the_model_sees_words_rule_findings_and_shape_but_no_character_grams() -> None:
+    """Character n-grams learned the language and the source more than the message; the
+    features are words, word pairs, the rules' findings and language-free traits."""
+    found = features("Om 14:30 twee mannen bij nr 5?! 🚨", {"hit:details"}, "resident", "nl")
+    assert {"w:mannen", "b:twee mannen", "r:hit:details", "s:time", "s:question", "s:emoji"} <= found
+    assert not any(f.startswith("c:") for f in found)
+
+
+def test_rejection_wants_noise_the_rules_found_or_a_very_sure_model() -> None:
+    """As forward needs evidence of an alert, reject needs evidence of noise: where the
+    rules found none, a model fairly sure of noise (about 0.79) sends it to a person;
+    where they found some (a sale), the same model rejects it."""
+    fairly = Scorer(default_policy("NL"), LinearModel("t", {"w:fiets": (0.0, 0.0, 2.0)}, (0.0, 0.0, 0.0)))
+    assert fairly.decide("m", "Die fiets daar", language="nl").decision is Decision.REVIEW
+    assert fairly.decide("m", "Te koop: fiets", language="nl").decision is Decision.REJECT

@@ -3,6 +3,7 @@ police numbers, and extra words; validated, versioned, recorded in every result.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -48,22 +49,23 @@ class Policy(BaseModel):
         default=None, description="The packaged model (models/<name>.json) beside the rules; None: rules only"
     )
     forward_at: float = Field(
-        default=0.5, ge=0, le=1, description="The model's probability of forward needed, with an alert found"
-    )
-    forward_saar_at: float = Field(
-        default=0.3,
+        default=0.5,
         ge=0,
         le=1,
-        description="The same for an alert that says the police were called or describes with two details",
+        description="The model's probability of forward needed (its likeliest class), with evidence",
     )
     forward_unmarked_at: float = Field(
-        default=0.9, ge=0, le=1, description="The same where the rules found no alert words"
-    )
-    forward_despite_noise_at: float = Field(
-        default=0.7, ge=0, le=1, description="The same for an alert that also has noise words in it"
+        default=0.6, ge=0, le=1, description="The same where the rules found no evidence of an alert"
     )
     reject_at: float = Field(
-        default=0.8, ge=0, le=1, description="The model's probability of reject needed to reject as noise"
+        default=0.7,
+        ge=0,
+        le=1,
+        description="The model's probability of reject needed to reject as noise the rules also found"
+        " (a reaction, off-topic, a joke, a chain message); never with evidence of an alert",
+    )
+    reject_unmarked_at: float = Field(
+        default=0.8, ge=0, le=1, description="The same where the rules found no noise: the model alone"
     )
     rules: dict[str, RulePolicy]
     extra_words: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -85,12 +87,18 @@ WORD_LANGUAGES = ("nl", "fr", "de", "en")
 
 
 @cache
-def word_lists() -> dict[str, object]:
-    """The word lists of every language, merged per list: a message is matched against
-    all of them at once (people mix languages, and detection fails on short texts)."""
+def language_word_lists(language: str) -> dict[str, object]:
+    """The word lists of one language (``policies/words/<language>.yaml``)."""
+    lists: dict[str, object] = yaml.safe_load(
+        (POLICIES / "words" / f"{language}.yaml").read_text(encoding="utf-8")
+    )
+    return lists
+
+
+def merge_word_lists(parts: Iterable[Mapping[str, object]]) -> dict[str, object]:
+    """Word lists merged per list (and per group of a grouped list)."""
     merged: dict[str, object] = {}
-    for language in WORD_LANGUAGES:
-        lists = yaml.safe_load((POLICIES / "words" / f"{language}.yaml").read_text(encoding="utf-8"))
+    for lists in parts:
         for key, words in lists.items():
             if isinstance(words, dict):
                 groups = merged.setdefault(key, {})
@@ -100,5 +108,13 @@ def word_lists() -> dict[str, object]:
             else:
                 previous = merged.setdefault(key, [])
                 assert isinstance(previous, list)
+                assert isinstance(words, list)
                 previous.extend(words)
     return merged
+
+
+@cache
+def word_lists() -> dict[str, object]:
+    """The word lists of every language, merged per list: what a message is matched
+    against when its language is unknown (detection fails on short texts)."""
+    return merge_word_lists(language_word_lists(language) for language in WORD_LANGUAGES)

@@ -27,7 +27,15 @@ from functools import cached_property
 from typing import Any
 
 from buurtalert.moderation.model import LinearModel, features, normalise_text, packaged_model
-from buurtalert.moderation.policy import Policy, StrikePolicy, default_policy, word_lists
+from buurtalert.moderation.policy import (
+    WORD_LANGUAGES,
+    Policy,
+    StrikePolicy,
+    default_policy,
+    language_word_lists,
+    merge_word_lists,
+    word_lists,
+)
 from buurtalert.shared.models import (
     AUTHORITIES,
     Decision,
@@ -186,6 +194,26 @@ class _PrivacyDetector:
 PRIVACY = _PrivacyDetector()
 
 
+#: Lists whose single words mean the same in every language: descriptions (brands,
+#: loanwords such as "jogging", "pantalon", "puffer") are matched whatever the language.
+SHARED_LISTS = frozenset({"details"})
+
+
+def _phrases_only(lists: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``lists`` that are two words or more (grouped lists kept grouped),
+    and all of the lists that are the same in every language (:data:`SHARED_LISTS`)."""
+
+    def keep(words: Iterable[str], shared: bool = False) -> list[str]:
+        return [w for w in words if shared or len(_phrase(w)) >= 2]
+
+    return {
+        key: {group: keep(ws) for group, ws in words.items()}
+        if isinstance(words, dict)
+        else keep(words, key in SHARED_LISTS)
+        for key, words in lists.items()
+    }
+
+
 def findings(reasons: Sequence[Reason], hits: Mapping[str, Sequence[Span]]) -> set[str]:
     """What the rules found, as the model sees it: the reasons and every word list hit."""
     return {r.code for r in reasons} | {f"hit:{k}" for k, v in hits.items() if v}
@@ -197,17 +225,38 @@ class Scorer:
     def __init__(self, policy: Policy, model: LinearModel | None = None) -> None:
         self.policy = policy
         self.model = model if model is not None else (packaged_model(policy.model) if policy.model else None)
-        lists = _flatten(word_lists())
-        for code, extra in policy.extra_words.items():
+        self.matcher, self.reactions = self._compile(word_lists())
+        #: Per language: its own lists, and only the phrases (two words or more) of the
+        #: others. A single word is where languages collide ("rode", "kind", "die", "arm");
+        #: a phrase rarely is, and people do mix languages ("politie is gebeld").
+        self.by_language = {
+            language: self._compile(
+                merge_word_lists(
+                    [
+                        language_word_lists(language),
+                        *(
+                            _phrases_only(language_word_lists(other))
+                            for other in WORD_LANGUAGES
+                            if other != language
+                        ),
+                    ]
+                )
+            )
+            for language in WORD_LANGUAGES
+        }
+
+    def _compile(self, raw: Mapping[str, Any]) -> tuple[PhraseMatcher, frozenset[str]]:
+        lists = _flatten(raw)
+        for code, extra in self.policy.extra_words.items():
             lists[code] = [*lists.get(code, []), *extra]
-        colours, nouns = lists.pop("colour_words"), lists.pop("person_nouns")
+        colours, nouns = lists.pop("colour_words", []), lists.pop("person_nouns", [])
         lists["ethnicity"] = [f"{c} {n}" for c in colours for n in nouns] + [
             f"{n} {c}" for c in colours for n in nouns
         ]
-        lists["origin"] = lists.pop("origin_words")
-        lists["police_called"] = [*lists["police_called"], *policy.police_numbers]
-        self.reactions = frozenset(_phrase(" ".join(lists.pop("reaction_only"))))
-        self.matcher = PhraseMatcher(lists)
+        lists["origin"] = lists.pop("origin_words", [])
+        lists["police_called"] = [*lists.get("police_called", []), *self.policy.police_numbers]
+        reactions = frozenset(_phrase(" ".join(lists.pop("reaction_only", []))))
+        return PhraseMatcher(lists), reactions
 
     def score(
         self,
@@ -220,7 +269,8 @@ class Scorer:
         """The reasons that apply to ``text`` (already normalised), and the raw word-list
         hits they came from."""
         tokens = tokenise(text)
-        hits = self.matcher.find(tokens)
+        matcher, reactions = self.by_language.get(language or "", (self.matcher, self.reactions))
+        hits = matcher.find(tokens)
         reasons: list[Reason] = []
         authority = author_role in AUTHORITIES
 
@@ -241,7 +291,7 @@ class Scorer:
             if tokens and (
                 EMOJI_ONLY.match(text)
                 or short_reaction
-                or all(t.text in self.reactions or _EMOJI.fullmatch(t.text) for t in tokens)
+                or all(t.text in reactions or _EMOJI.fullmatch(t.text) for t in tokens)
             ):
                 add("reaction_only", (), 1.0)
             for code in ("off_topic", "joke", "chain_message"):
@@ -275,17 +325,6 @@ class Scorer:
         if language is not None and language not in self.policy.languages:
             add("unsupported_language", (), 1.0)
         return reasons, hits
-
-    def forward_threshold(
-        self, evidence: bool, police_called: bool, hits: Mapping[str, Sequence[Span]]
-    ) -> float:
-        """How sure the model must be to forward: less where the rules found an alert the
-        way SAAR asks for it (the police called, or a description with at least two
-        details), more where they found an alert word only, most where they found none."""
-        if not evidence:
-            return self.policy.forward_unmarked_at
-        described = len({s.text for s in hits.get("details", ())}) >= 2
-        return self.policy.forward_saar_at if police_called or described else self.policy.forward_at
 
     def assess(
         self,
@@ -363,38 +402,60 @@ class Scorer:
         acting = [r for r in reasons if (rule := self.policy.rules.get(r.code)) and r.score >= rule.threshold]
         to_review = [r for r in acting if self.policy.rules[r.code].action is Decision.REVIEW]
         to_reject = [r for r in acting if self.policy.rules[r.code].action is Decision.REJECT]
-        evidence = bool(codes & ALERTS) or category is not None
+        # Evidence of an alert: alert words, a report that says the police (or 112, an
+        # ambulance...) were called, an authority, or a category an authenticated client
+        # filed it under. With evidence a message is never rejected: at worst a person looks.
+        evidence = bool(codes & ALERTS) or police_called or category is not None
         p_forward = verdict.probabilities["forward"] if verdict else (1.0 if evidence else 0.0)
         p_reject = verdict.probabilities["reject"] if verdict else 0.0
-        # Vague alarm is doubt, not danger: a chain message that says "let op" is still rejected.
+        likeliest = max(verdict.probabilities, key=verdict.probabilities.__getitem__) if verdict else None
+        # Vague alarm is doubt, not danger: the model weighs it (a chain message that says "let op" is noise).
         unsafe = [r for r in to_review if r.code != "vague_alarm"]
         vigilante = any(r.code == "vigilantism" for r in to_reject)
         if authority:
-            decision = Decision.REVIEW if unsafe else Decision.FORWARD
-        elif vigilante and not evidence:
-            decision = Decision.REJECT  # never take the law into your own hands, whatever else it says
-        elif unsafe:
-            decision = Decision.REVIEW
-        elif to_reject:
-            # Noise words inside an alert: the model may forward it when it is sure; the
-            # rules alone never reject an alert, a person judges.
-            if evidence and verdict is not None and p_forward >= self.policy.forward_despite_noise_at:
-                decision = Decision.FORWARD
-            elif evidence or p_forward >= self.policy.forward_at:
-                decision = Decision.REVIEW
-            else:
-                decision = Decision.REJECT
-        elif to_review:
+            # An authority names the street of a burglary and tells residents what to do when
+            # they are away: that is its job. A phone number or an email address in its
+            # message still goes past a person (a private number is easily pasted), as does
+            # anything else unsafe (profiling, rumour...).
+            held = [
+                r
+                for r in unsafe
+                if r.code != "privacy" or any(span.text in ("phone", "email") for span in r.spans)
+            ]
+            decision = Decision.REVIEW if held else Decision.FORWARD
+        elif vigilante and not (police_called or category is not None or p_forward >= 0.5):
+            # Never take the law into your own hands: calls to hunt or confront name the crime
+            # they answer ("burglars"), so alert words do not save them; a report that says
+            # the police were called, or that the model takes for an alert, goes to a person.
+            decision = Decision.REJECT
+        elif unsafe or vigilante:
             decision = Decision.REVIEW
         elif category is not None:
             # Filed under a category the client may use (ingest checks its scope): the
             # rules found nothing unsafe, so it goes where the category takes it.
             decision = Decision.FORWARD
-        elif p_forward >= self.forward_threshold(evidence, police_called, hits):
+        elif verdict is None:
+            # Rules alone: forward an alert they found, reject the noise they found, hold the rest.
+            if evidence and not to_reject and not to_review:
+                decision = Decision.FORWARD
+            elif to_reject and not evidence:
+                decision = Decision.REJECT
+            else:
+                decision = Decision.REVIEW
+                reasons.append(Reason(code="uncertain", score=0.5))
+        elif likeliest == "forward" and p_forward >= (
+            self.policy.forward_at if evidence else self.policy.forward_unmarked_at
+        ):
             decision = Decision.FORWARD
-        elif p_reject >= self.policy.reject_at and not evidence:
+        elif (
+            likeliest == "reject"
+            and not evidence
+            and p_reject >= (self.policy.reject_at if to_reject else self.policy.reject_unmarked_at)
+        ):
+            # Rejection, too, wants evidence: noise the rules found, or a model very sure alone.
             decision = Decision.REJECT
-            reasons.append(Reason(code="not_an_alert", score=round(p_reject, 3)))
+            if not to_reject:
+                reasons.append(Reason(code="not_an_alert", score=round(p_reject, 3)))
         else:
             decision = Decision.REVIEW
             reasons.append(Reason(code="uncertain", score=round(1 - max(p_forward, p_reject), 3)))
