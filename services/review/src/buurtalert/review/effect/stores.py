@@ -1,0 +1,83 @@
+"""Effect's stores: the outcomes it records (``incident_outcomes``, owned by review) and
+what it reads of routing's incidents (``incidents``, read only)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from buurtalert.review.effect.rules import IncidentView
+from buurtalert.shared.collections import INCIDENT_OUTCOMES, INCIDENTS
+from buurtalert.shared.models import IncidentOutcome
+from buurtalert.shared.mongo import Database
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def incident_view(doc: dict[str, Any]) -> IncidentView:
+    return IncidentView(
+        id=doc["_id"],
+        municipality=doc["municipality"],
+        district=doc.get("district"),
+        opened_at=_utc(doc.get("opened_at")),
+        groups=tuple((g["municipality"], g["group"]) for g in doc.get("groups", [])),
+        category=doc.get("category"),
+        reports=len(doc.get("message_ids", [])),
+        outcome=doc.get("outcome"),
+        fed_back_at=_utc(doc.get("fed_back_at")),
+    )
+
+
+class IncidentsView:
+    """Routing's incidents, read only."""
+
+    def __init__(self, db: Database) -> None:
+        self._incidents = db.read(INCIDENTS)
+
+    async def containing(self, ref: str) -> IncidentView | None:
+        """The incident with id ``ref`` or holding the message ``ref`` (as routing finds it)."""
+        doc = await self._incidents.find_one({"_id": ref})
+        if doc is None and not ref.startswith("inc_"):
+            doc = await self._incidents.find_one({"message_ids": ref})
+        return incident_view(doc) if doc else None
+
+    async def recent(self, municipality: str, limit: int = 50) -> list[IncidentView]:
+        """The municipality's latest incidents (a page of the console: bounded)."""
+        cursor = self._incidents.find({"municipality": municipality}).sort("opened_at", -1).limit(limit)
+        return [incident_view(doc) async for doc in cursor]
+
+
+class Outcomes:
+    """One outcome per incident (``_id`` the incident id), and whether it was published."""
+
+    def __init__(self, db: Database) -> None:
+        self._outcomes = db.write(INCIDENT_OUTCOMES)
+
+    async def add(self, outcome: IncidentOutcome) -> bool:
+        """Record ``outcome``; False if the incident has one already."""
+        doc = {"_id": outcome.incident_id, **outcome.model_dump(mode="python"), "published": False}
+        try:
+            await self._outcomes.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, incident_id: str) -> IncidentOutcome | None:
+        doc = await self._outcomes.find_one({"_id": incident_id})
+        return _outcome(doc) if doc else None
+
+    async def published(self, incident_id: str) -> None:
+        await self._outcomes.update_one({"_id": incident_id}, {"$set": {"published": True}})
+
+
+def _outcome(doc: dict[str, Any]) -> IncidentOutcome:
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "published")}
+    for name in ("decided_at", "reported_at"):
+        fields[name] = _utc(fields.get(name))
+    return IncidentOutcome.model_validate(fields)

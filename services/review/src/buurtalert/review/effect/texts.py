@@ -1,0 +1,53 @@
+"""Effect's own words in the console (Dutch first, English available), beside the
+console's :mod:`buurtalert.review.texts`."""
+
+from __future__ import annotations
+
+from buurtalert.review.texts import DEFAULT
+
+STRINGS: dict[str, dict[str, str]] = {
+    "incidents": {"nl": "Incidenten", "en": "Incidents"},
+    "incident": {"nl": "Incident", "en": "Incident"},
+    "district": {"nl": "Wijk", "en": "District"},
+    "opened": {"nl": "Eerste melding", "en": "First report"},
+    "groups_reached": {"nl": "Groepen bereikt", "en": "Groups reached"},
+    "outcome": {"nl": "Afloop", "en": "Outcome"},
+    "no_outcome": {"nl": "Nog geen afloop", "en": "No outcome yet"},
+    "give_outcome": {"nl": "Afloop vastleggen", "en": "Record the outcome"},
+    "note": {"nl": "Korte toelichting (optioneel)", "en": "Short note (optional)"},
+    "save": {"nl": "Vastleggen en groepen informeren", "en": "Record and tell the groups"},
+    "given_by": {"nl": "vastgelegd door", "en": "recorded by"},
+    "outcome_given": {
+        "nl": "De afloop is vastgelegd; de groepen die de melding kregen horen hem.",
+        "en": "The outcome is recorded; the groups that got the report will hear it.",
+    },
+    "already_given": {
+        "nl": "Dit incident heeft al een afloop.",
+        "en": "This incident has an outcome already.",
+    },
+    "not_allowed": {
+        "nl": "Alleen de wijkagent, een coördinator of de gemeente legt een afloop vast.",
+        "en": "Only the wijkagent, a coordinator or the municipality records an outcome.",
+    },
+    "command_hint": {
+        "nl": "In de regiegroep: UITKOMST {id} "
+        "aanhouding|politie|niets|loos|gevonden|gemeente|onbekend [toelichting]",
+        "en": "In the regiegroep: OUTCOME {id} "
+        "arrest|police|nothing|false-alarm|found|municipality|unknown [note]",
+    },
+    "none": {"nl": "Geen incidenten.", "en": "No incidents."},
+    "outcome.arrest": {"nl": "aanhouding", "en": "arrest"},
+    "outcome.police_on_site": {"nl": "politie ter plaatse", "en": "police on site"},
+    "outcome.nothing_found": {"nl": "niets aangetroffen", "en": "nothing found"},
+    "outcome.false_alarm": {"nl": "loos alarm", "en": "false alarm"},
+    "outcome.person_found": {"nl": "persoon gevonden", "en": "person found"},
+    "outcome.municipality": {"nl": "opgepakt door de gemeente", "en": "handled by the municipality"},
+    "outcome.unknown": {"nl": "onbekend", "en": "unknown"},
+}
+
+
+def effect_text(key: str, language: str) -> str:
+    versions = STRINGS.get(key)
+    if versions is None:
+        return key.split(".", 1)[-1]
+    return versions.get(language) or versions[DEFAULT]

@@ -1,0 +1,113 @@
+"""Effect's pages in the console, registered through ``console_app(extensions=...)``:
+the municipality's incidents, an incident with its outcome form (also the web API:
+``Accept: application/json`` and the session's ``X-CSRF-Token``), and the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from buurtalert.review.effect.outcomes import OutcomeDesk
+from buurtalert.review.effect.rules import IncidentView, may_give_outcome, parse_outcome
+from buurtalert.review.effect.texts import effect_text
+from buurtalert.review.handlers import Session
+from buurtalert.review.web import Kit, language_of, wants_json
+from buurtalert.shared.models import IncidentOutcome, OutcomeKind
+
+STATUS = {"forbidden": 403, "not_found": 404, "invalid": 422, "already_given": 409}
+
+
+def incident_json(incident: IncidentView, outcome: IncidentOutcome | None) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "district": incident.district,
+        "opened_at": incident.opened_at.isoformat() if incident.opened_at else None,
+        "reports": incident.reports,
+        "groups": [f"{m}/{g}" for m, g in incident.groups],
+        "outcome": outcome.model_dump(mode="json") if outcome else None,
+        "fed_back_at": incident.fed_back_at.isoformat() if incident.fed_back_at else None,
+    }
+
+
+def effect_routes(desk: OutcomeDesk) -> Callable[[Kit], Sequence[Route]]:
+    """The routes, given the console's :class:`Kit`."""
+
+    def routes(kit: Kit) -> Sequence[Route]:
+        def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+            language = language_of(request)
+            return kit.page(request, name, status, e=lambda key: effect_text(key, language), **context)
+
+        async def incidents(request: Request, session: Session) -> Response:
+            found = await desk.incidents.recent(session.user.municipality)
+            if wants_json(request):
+                return JSONResponse({"incidents": [incident_json(i, None) for i in found]})
+            return render(request, "effect/incidents.html", session=session, incidents=found)
+
+        async def incident(request: Request, session: Session) -> Response:
+            found = await desk.incident(session.user, request.path_params["ref"])
+            if found is None:
+                return refuse(request, session, "not_found")
+            outcome = await desk.outcomes.get(found.id)
+            if wants_json(request):
+                return JSONResponse(incident_json(found, outcome))
+            return render(
+                request,
+                "effect/incident.html",
+                session=session,
+                incident=found,
+                outcome=outcome,
+                kinds=list(OutcomeKind),
+                may_give=may_give_outcome(session.user.role),
+                notice=request.query_params.get("notice"),
+            )
+
+        async def give(request: Request, session: Session) -> Response:
+            if wants_json(request) and "application/json" in request.headers.get("content-type", ""):
+                body = await request.json()
+                raw, note = str(body.get("outcome") or ""), str(body.get("note") or "")
+            else:
+                form = await request.form()
+                raw, note = str(form.get("outcome") or ""), str(form.get("note") or "")
+            source: Literal["console", "api"] = "api" if wants_json(request) else "console"
+            given = await desk.give(
+                session.user, request.path_params["ref"], parse_outcome(raw), note, source
+            )
+            if given.refused is not None:
+                if wants_json(request):
+                    return JSONResponse(
+                        {
+                            "error": given.refused,
+                            "detail": given.detail,
+                            "outcome": given.outcome.model_dump(mode="json") if given.outcome else None,
+                        },
+                        status_code=STATUS[given.refused],
+                    )
+                return refuse(request, session, given.refused)
+            assert given.outcome is not None
+            if wants_json(request):
+                return JSONResponse({"outcome": given.outcome.model_dump(mode="json")})
+            return RedirectResponse(
+                f"/incidents/{given.outcome.incident_id}?notice=outcome_given", status_code=303
+            )
+
+        def refuse(request: Request, session: Session, why: str) -> Response:
+            if wants_json(request):
+                return JSONResponse({"error": why}, status_code=STATUS[why])
+            key = {"forbidden": "forbidden", "not_found": "not_found", "invalid": "invalid"}.get(why)
+            if key is None:  # already given: back to the incident, which shows its outcome
+                return RedirectResponse(
+                    f"/incidents/{request.path_params['ref']}?notice=already_given", status_code=303
+                )
+            return kit.page(request, "error.html", STATUS[why], session=session, key=key, detail="")
+
+        return [
+            Route("/incidents", kit.logged_in(incidents), methods=["GET"]),
+            Route("/incidents/{ref}", kit.logged_in(incident), methods=["GET"]),
+            Route("/incidents/{ref}/outcome", kit.logged_in(give), methods=["POST"]),
+        ]
+
+    return routes
