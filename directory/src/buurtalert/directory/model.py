@@ -49,6 +49,9 @@ class District(Strict):
     name: str
     neighbours: tuple[Slug, ...] = ()
     geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON Polygon or MultiPolygon")
+    households: int | None = Field(
+        default=None, ge=0, description="Households in the district (CBS), for figures per 1,000 households"
+    )
 
 
 class GroupKind(StrEnum):

@@ -274,6 +274,7 @@ class Intake:
                 "raw_ref": message.raw_ref,
                 "group_id": message.group_id,
                 "flags": list(message.flags),
+                "author_role": message.author.role.value,
                 **({"command": "outcome"} if command else {}),
             },
             once=True,

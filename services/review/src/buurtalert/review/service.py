@@ -15,7 +15,7 @@ from faststream.asgi import AsgiFastStream
 
 from buurtalert.directory.store import Directories
 from buurtalert.review.effect.outcomes import OutcomeDesk
-from buurtalert.review.effect.stores import IncidentsView, Outcomes
+from buurtalert.review.effect.stores import IncidentsView, Outcomes, effect_report
 from buurtalert.review.effect.web import effect_routes
 from buurtalert.review.handlers import Access, Changes, Console, Queue
 from buurtalert.review.stores import Items, Sessions, Users
@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         secure_cookies=settings.environment == "production",
         closing=closing,
         probes=observability.routes(health=False),
-        extensions=[effect_routes(desk)],
+        extensions=[effect_routes(desk, lambda municipality, since: effect_report(db, municipality, since))],
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)

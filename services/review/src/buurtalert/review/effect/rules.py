@@ -13,6 +13,8 @@ OUTCOME_ROLES = frozenset({Role.WIJKAGENT, Role.COORDINATOR, Role.ADMIN})
 #: Members who may give one by a reply in their regiegroep.
 COMMAND_ROLES = frozenset({Role.WIJKAGENT, Role.COORDINATOR})
 MAX_NOTE = 500
+#: Who sees the figures per district: the municipality (its admins) and the wijkagent.
+EFFECT_ROLES = frozenset({Role.ADMIN, Role.WIJKAGENT})
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,17 @@ what it reads of routing's incidents (``incidents``, read only)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from buurtalert.directory.store import fetch_directory
+from buurtalert.review.effect.figures import Tally, disclosed
 from buurtalert.review.effect.rules import IncidentView
-from buurtalert.shared.collections import INCIDENT_OUTCOMES, INCIDENTS
-from buurtalert.shared.models import IncidentOutcome
+from buurtalert.shared.collections import AUDIT, INCIDENT_OUTCOMES, INCIDENTS, REVIEW_ITEMS
+from buurtalert.shared.models import IncidentOutcome, utcnow
 from buurtalert.shared.mongo import Database
 
 
@@ -81,3 +84,54 @@ def _outcome(doc: dict[str, Any]) -> IncidentOutcome:
     for name in ("decided_at", "reported_at"):
         fields[name] = _utc(fields.get(name))
     return IncidentOutcome.model_validate(fields)
+
+
+class EffectRecords:
+    """What the figures are made of, streamed into a :class:`Tally`: each query is bounded
+    by the period and, where the collection has it, the municipality; nothing is loaded at
+    once (cursors in batches). A report, not the message path."""
+
+    BATCH = 1000
+
+    def __init__(self, db: Database) -> None:
+        self._audit = db.read(AUDIT)
+        self._incidents = db.read(INCIDENTS)
+        self._outcomes = db.read(INCIDENT_OUTCOMES)
+        self._items = db.read(REVIEW_ITEMS)
+
+    async def tally(self, tally: Tally) -> Tally:
+        municipality, since = tally.municipality, tally.since
+        async for entry in self._audit.find({"at": {"$gte": since}}, batch_size=self.BATCH):
+            entry["at"] = _utc(entry["at"])
+            tally.audit(entry)
+        outcomes: dict[str, dict[str, Any]] = {}
+        query = {"municipality": municipality, "decided_at": {"$gte": since}}
+        async for doc in self._outcomes.find(query, {"outcome": 1, "decided_at": 1}, batch_size=self.BATCH):
+            outcomes[doc["_id"]] = {"outcome": doc["outcome"], "decided_at": _utc(doc["decided_at"])}
+        query = {"municipality": municipality, "opened_at": {"$gte": since}}
+        fields = {"district": 1, "opened_at": 1, "closed_at": 1, "fed_back_at": 1}
+        async for doc in self._incidents.find(query, fields, batch_size=self.BATCH):
+            for name in ("opened_at", "closed_at", "fed_back_at"):
+                doc[name] = _utc(doc.get(name))
+            tally.incident(doc, outcomes.get(doc["_id"]))
+        query = {"municipality": municipality, "received_at": {"$gte": since}, "kind": "message"}
+        fields = {"kind": 1, "group_id": 1, "urgent": 1, "received_at": 1, "decision": 1}
+        async for doc in self._items.find(query, fields, batch_size=self.BATCH):
+            decision = json.loads(doc["decision"]) if doc.get("decision") else None
+            tally.review_item(
+                {
+                    **doc,
+                    "received_at": _utc(doc["received_at"]),
+                    "decided_at": datetime.fromisoformat(decision["decided_at"]) if decision else None,
+                }
+            )
+        return tally
+
+
+async def effect_report(db: Database, municipality: str, since: datetime) -> dict[str, Any] | None:
+    """The disclosed figures of ``municipality`` since ``since`` (None: no such directory)."""
+    directory = await fetch_directory(db, municipality)
+    if directory is None:
+        return None
+    tally = await EffectRecords(db).tally(Tally(directory, since, utcnow()))
+    return disclosed(tally.report())

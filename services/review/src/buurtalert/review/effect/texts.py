@@ -36,6 +36,34 @@ STRINGS: dict[str, dict[str, str]] = {
         "arrest|police|nothing|false-alarm|found|municipality|unknown [note]",
     },
     "none": {"nl": "Geen incidenten.", "en": "No incidents."},
+    "effect": {"nl": "Effect per wijk", "en": "Effect per district"},
+    "since": {"nl": "Vanaf", "en": "Since"},
+    "show": {"nl": "Tonen", "en": "Show"},
+    "csv": {"nl": "Download als CSV", "en": "Download as CSV"},
+    "small_rule": {
+        "nl": 'Aantallen van 1 tot 4 staan er als "< 5": zo is niemand te herleiden. '
+        "Aandelen en cijfers die op zo'n klein aantal rusten worden niet getoond.",
+        "en": 'Counts from 1 to 4 are shown as "< 5", so no one can be singled out. '
+        "Shares and rates resting on such a small count are not shown.",
+    },
+    "definitions": {
+        "nl": "Meldingen per 1.000 huishoudens per week; SAAR: de melder belde eerst 112/101; "
+        "ruis: afgewezen als reactie, off-topic, grap of kettingbericht; reactie: de eerste afsluiting "
+        "of afloop van een incident; op tijd beoordeeld: urgent binnen 15 minuten, anders binnen 4 uur.",
+        "en": "Reports per 1,000 households per week; SAAR: the reporter called 112/101 first; "
+        "noise: rejected as a reaction, off topic, a joke or a chain message; reaction: an incident's "
+        "first closing or outcome; reviewed in time: urgent within 15 minutes, others within 4 hours.",
+    },
+    "chart.reports": {
+        "nl": "Meldingen per 1.000 huishoudens, per week",
+        "en": "Reports per 1,000 households, by week",
+    },
+    "chart.alerts": {
+        "nl": "Alerts per 1.000 huishoudens, per week",
+        "en": "Alerts per 1,000 households, by week",
+    },
+    "chart.outcomes": {"nl": "Afloop van incidenten per wijk", "en": "Outcomes of incidents per district"},
+    "chart.moderation": {"nl": "Moderatie per wijk", "en": "Moderation per district"},
     "outcome.arrest": {"nl": "aanhouding", "en": "arrest"},
     "outcome.police_on_site": {"nl": "politie ter plaatse", "en": "police on site"},
     "outcome.nothing_found": {"nl": "niets aangetroffen", "en": "nothing found"},

@@ -4,19 +4,27 @@ the municipality's incidents, an incident with its outcome form (also the web AP
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from buurtalert.review.effect.charts import mix_chart, weekly_chart
+from buurtalert.review.effect.figures import HEADINGS, as_csv, rows
 from buurtalert.review.effect.outcomes import OutcomeDesk
-from buurtalert.review.effect.rules import IncidentView, may_give_outcome, parse_outcome
+from buurtalert.review.effect.rules import EFFECT_ROLES, IncidentView, may_give_outcome, parse_outcome
 from buurtalert.review.effect.texts import effect_text
 from buurtalert.review.handlers import Session
 from buurtalert.review.web import Kit, language_of, wants_json
-from buurtalert.shared.models import IncidentOutcome, OutcomeKind
+from buurtalert.shared.models import IncidentOutcome, OutcomeKind, utcnow
+
+#: The figures of a municipality since a date (disclosed), or None without a directory.
+Figures = Callable[[str, datetime], Awaitable[dict[str, Any] | None]]
+#: The dashboard's period when none is asked for.
+DEFAULT_WEEKS = 12
 
 STATUS = {"forbidden": 403, "not_found": 404, "invalid": 422, "already_given": 409}
 
@@ -33,7 +41,15 @@ def incident_json(incident: IncidentView, outcome: IncidentOutcome | None) -> di
     }
 
 
-def effect_routes(desk: OutcomeDesk) -> Callable[[Kit], Sequence[Route]]:
+def since_of(request: Request) -> datetime:
+    raw = request.query_params.get("since", "")
+    try:
+        return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return utcnow() - timedelta(weeks=DEFAULT_WEEKS)
+
+
+def effect_routes(desk: OutcomeDesk, figures: Figures) -> Callable[[Kit], Sequence[Route]]:
     """The routes, given the console's :class:`Kit`."""
 
     def routes(kit: Kit) -> Sequence[Route]:
@@ -104,7 +120,51 @@ def effect_routes(desk: OutcomeDesk) -> Callable[[Kit], Sequence[Route]]:
                 )
             return kit.page(request, "error.html", STATUS[why], session=session, key=key, detail="")
 
+        async def shown_figures(request: Request, session: Session) -> dict[str, Any] | Response:
+            if session.user.role not in EFFECT_ROLES:
+                return kit.page(request, "error.html", 403, session=session, key="forbidden", detail="")
+            shown = await figures(session.user.municipality, since_of(request))
+            if shown is None:
+                return kit.page(request, "error.html", 404, session=session, key="not_found", detail="")
+            return shown
+
+        async def dashboard(request: Request, session: Session) -> Response:
+            shown = await shown_figures(request, session)
+            if isinstance(shown, Response):
+                return shown
+            if wants_json(request):
+                return JSONResponse(shown)
+            language = language_of(request)
+            return render(
+                request,
+                "effect/dashboard.html",
+                session=session,
+                shown=shown,
+                headings=HEADINGS,
+                rows=rows(shown),
+                since=shown["since"][:10],
+                charts=[
+                    weekly_chart(shown, "reports_per_1000", effect_text("chart.reports", language)),
+                    weekly_chart(shown, "alerts_per_1000", effect_text("chart.alerts", language)),
+                    mix_chart(shown, "outcomes", effect_text("chart.outcomes", language)),
+                    mix_chart(shown, "moderation", effect_text("chart.moderation", language)),
+                ],
+            )
+
+        async def dashboard_csv(request: Request, session: Session) -> Response:
+            shown = await shown_figures(request, session)
+            if isinstance(shown, Response):
+                return shown
+            name = f"effect-{shown['municipality']}-{shown['since'][:10]}.csv"
+            return Response(
+                as_csv(shown),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+
         return [
+            Route("/effect", kit.logged_in(dashboard), methods=["GET"]),
+            Route("/effect.csv", kit.logged_in(dashboard_csv), methods=["GET"]),
             Route("/incidents", kit.logged_in(incidents), methods=["GET"]),
             Route("/incidents/{ref}", kit.logged_in(incident), methods=["GET"]),
             Route("/incidents/{ref}/outcome", kit.logged_in(give), methods=["POST"]),
