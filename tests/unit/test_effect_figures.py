@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from buurtalert.review.effect.charts import grouped_bars
-from buurtalert.review.effect.figures import count, median, per_thousand, share
+from buurtalert.review.effect.figures import HEADINGS, count, median, per_thousand, share
+from buurtalert.review.effect.texts import STRINGS
 
 
 def test_counts_from_one_to_four_are_shown_as_under_five_and_zero_as_zero() -> None:
@@ -33,3 +34,8 @@ def test_a_chart_draws_hidden_values_as_a_labelled_gap_never_their_number() -> N
     assert "&lt;per&gt;" in svg  # text escaped
     assert svg.count("<rect") == 1 + 2  # one bar, two legend keys
     assert "&lt; 5" in svg
+
+
+def test_every_heading_of_the_dashboard_is_in_dutch_and_english() -> None:
+    for heading in HEADINGS:
+        assert set(STRINGS[f"col.{heading}"]) == {"nl", "en"}, heading
