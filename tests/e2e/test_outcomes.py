@@ -176,6 +176,10 @@ async def test_the_console_api_gives_an_outcome_once_and_only_for_allowed_roles(
     )
     assert refused.status_code == 403
     agent, csrf = await review.login("agent")
+    malformed = await agent.post(
+        f"/incidents/{incident_id}/outcome", json=["arrest"], headers={"X-CSRF-Token": csrf}
+    )
+    assert malformed.status_code == 422
     unauthenticated = await review.client().post(
         f"/incidents/{incident_id}/outcome", json={"outcome": "arrest"}
     )

@@ -126,7 +126,9 @@ class OutcomeFeedback:
                 if delivery.destination.channel not in self.channels:
                     raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
                 await self.publish(delivery)
-            await self.incidents.fed_back(incident.id, outcome.id, outcome.outcome.value, now)
+            await self.incidents.fed_back(
+                incident.id, outcome.id, outcome.outcome.value, now, told=bool(deliveries)
+            )
             await self.audit.record(
                 outcome.id,
                 ROUTING,

@@ -83,7 +83,12 @@ def effect_routes(desk: OutcomeDesk, figures: Figures) -> Callable[[Kit], Sequen
 
         async def give(request: Request, session: Session) -> Response:
             if wants_json(request) and "application/json" in request.headers.get("content-type", ""):
-                body = await request.json()
+                try:
+                    body = await request.json()
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    return JSONResponse({"error": "invalid", "detail": "a JSON object"}, status_code=422)
                 raw, note = str(body.get("outcome") or ""), str(body.get("note") or "")
             else:
                 form = await request.form()
