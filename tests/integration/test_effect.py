@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,52 @@ async def test_the_report_command_writes_json_csv_and_a_table(seeded: Settings) 
     by_district = {row[0]: row for row in table[1:]}
     assert by_district["boshoven"][2] == "26" and by_district["leuken"][2] == "< 5"
     assert "boshoven" in printed[2] and "< 5" in printed[2]
+
+
+CRIME = """district,month,count
+boshoven,2025-01,20
+boshoven,2025-02,22
+boshoven,2025-03,15
+boshoven,2025-04,13
+leuken,2025-08,3
+leuken,2025-09,0
+"""
+
+
+async def test_registered_crime_is_imported_and_compared_before_and_after_the_groups_started(
+    seeded: Settings, tmp_path: Path
+) -> None:
+    """A wrong line refuses the whole file with its reason; a good file gives the monthly
+    average before and from the month the district's first group started (directory)."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN), "effect", *args],
+            env={**os.environ, **settings_environment(seeded)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(CRIME + "nowhere,2025-01,4\nboshoven,2025-13,1\n", encoding="utf-8")
+    refused = await asyncio.to_thread(run, "crime", "import", "--municipality", "weert-demo", str(bad))
+    assert refused.returncode == 2
+    assert "line 8: unknown district 'nowhere'" in refused.stderr
+    assert "line 9: month '2025-13' is not YYYY-MM" in refused.stderr
+    good = tmp_path / "crime.csv"
+    good.write_text(CRIME, encoding="utf-8")
+    for _ in range(2):  # importing again replaces, never adds
+        done = await asyncio.to_thread(run, "crime", "import", "--municipality", "weert-demo", str(good))
+        assert done.returncode == 0, done.stderr
+    db = Database.connect(seeded, REVIEW)
+    try:
+        shown = await effect_report(db, "weert-demo", SINCE)
+    finally:
+        await db.close()
+    assert shown is not None
+    boshoven, leuken = shown["districts"]["boshoven"], shown["districts"]["leuken"]
+    assert boshoven["group_started"] == "2025-03-01"
+    assert (boshoven["crime_per_month_before"], boshoven["crime_per_month_after"]) == (21.0, 14.0)
+    assert (leuken["crime_per_month_before"], leuken["crime_per_month_after"]) == ("< 5", 0.0)
+    assert shown["districts"]["centrum"]["crime_per_month_before"] is None

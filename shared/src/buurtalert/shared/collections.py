@@ -193,6 +193,15 @@ INCIDENT_OUTCOMES = Collection(
     personal_data=True,
     dated_by="decided_at",
 )
+REGISTERED_CRIME = Collection(
+    "registered_crime",
+    REVIEW,
+    (),
+    "Registered crime per district and month (_id municipality:district:month), as the "
+    "municipality imports it (buurtalert effect crime import): counts only.",
+    Retention.CONFIGURATION,
+    personal_data=False,
+)
 DLQ_REPLAYS = Collection(
     "dlq_replays",
     OPERATOR,
@@ -254,5 +263,6 @@ COLLECTIONS: tuple[Collection, ...] = (
     REVIEW_USERS,
     REVIEW_SESSIONS,
     INCIDENT_OUTCOMES,
+    REGISTERED_CRIME,
     DLQ_REPLAYS,
 )

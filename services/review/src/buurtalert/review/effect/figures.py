@@ -15,7 +15,9 @@ Definitions (docs/effect.md):
   report; *time to outcome*: to its outcome; medians in minutes;
 - *fed back*: incidents whose outcome routing told the groups;
 - *review deadlines*: an urgent held message decided within 15 minutes, another within
-  4 hours.
+  4 hours;
+- *registered crime*: the monthly average the municipality imported, before and from the
+  month the district's first group started (``started`` in the directory).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import io
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from buurtalert.directory.model import Directory
@@ -68,6 +70,8 @@ class DistrictFigures:
     review_decided: int = 0
     review_in_time: int = 0
     deliveries: Counter[str] = field(default_factory=Counter)  # channel/state
+    started: date | None = None  # the district's first group started
+    crime: dict[bool, list[int]] = field(default_factory=lambda: {False: [], True: []})  # after start?
 
 
 @dataclass
@@ -99,7 +103,13 @@ class Tally:
         self.since, self.until = since, until
         self.municipality = directory.municipality.id
         self.districts: dict[str, DistrictFigures] = {
-            d.id: DistrictFigures(households=d.households) for d in directory.districts
+            d.id: DistrictFigures(
+                households=d.households,
+                started=min(
+                    (g.started for g in directory.groups if g.district == d.id and g.started), default=None
+                ),
+            )
+            for d in directory.districts
         }
         self._groups = {g.id: g.district for g in directory.groups}
         self._messages: dict[str, _Message] = defaultdict(_Message)
@@ -151,6 +161,15 @@ class Tally:
                 figures.to_reaction.append(max((min(reactions) - opened).total_seconds(), 0) / 60)
             if decided is not None:
                 figures.to_outcome.append(max((decided - opened).total_seconds(), 0) / 60)
+
+    def crime(self, row: dict[str, Any]) -> None:
+        """Registered crime of a district in a month (``YYYY-MM``), before or after the
+        district's first group started (the month it started counts as after)."""
+        figures = self.districts.get(row["district"])
+        if figures is None or figures.started is None:
+            return
+        after = row["month"] >= f"{figures.started:%Y-%m}"
+        figures.crime[after].append(int(row["count"]))
 
     def review_item(self, item: dict[str, Any]) -> None:
         """A held message of the review queue (kind, group, urgent, received, decided)."""
@@ -226,6 +245,16 @@ def median(values: list[float]) -> float | str | None:
     return round(statistics.median(values), 1)
 
 
+def monthly(counts_: list[int]) -> float | str | None:
+    """The average per month of registered crime; hidden when it rests on a total of 1 to 4."""
+    if not counts_:
+        return None
+    total = sum(counts_)
+    if 0 < total < SMALL:
+        return SMALL_TEXT
+    return round(total / len(counts_), 1)
+
+
 def counts(counter: Counter[str]) -> dict[str, int | str]:
     return {key: count(n) for key, n in sorted(counter.items())}
 
@@ -264,6 +293,9 @@ def disclosed(report: Report) -> dict[str, Any]:
             "review_items": count(f.review_items),
             "review_deadlines_met": share(f.review_in_time, f.review_decided),
             "deliveries": counts(f.deliveries),
+            "group_started": f.started.isoformat() if f.started else None,
+            "crime_per_month_before": monthly(f.crime[False]),
+            "crime_per_month_after": monthly(f.crime[True]),
         }
     return {
         "municipality": report.municipality,
@@ -291,6 +323,8 @@ COLUMNS = (
     ("min to outcome", "minutes_to_outcome"),
     ("review items", "review_items"),
     ("review in time", "review_deadlines_met"),
+    ("crime/month before", "crime_per_month_before"),
+    ("crime/month after", "crime_per_month_after"),
 )
 
 
@@ -324,7 +358,7 @@ def as_csv(shown: dict[str, Any]) -> str:
 
 
 def as_table(shown: dict[str, Any]) -> str:
-    table = [HEADINGS[:15], *(row[:15] for row in rows(shown))]
+    table = [HEADINGS[: len(COLUMNS)], *(row[: len(COLUMNS)] for row in rows(shown))]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = [
         f"{shown['municipality']}: {shown['since'][:10]} to {shown['until'][:10]}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,3 +76,30 @@ def parse_outcome(raw: str) -> OutcomeKind | None:
         return OutcomeKind(raw)
     except ValueError:
         return None
+
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def read_crime_csv(text: str, directory: Directory) -> tuple[list[tuple[str, str, int]], list[str]]:
+    """Rows ``(district, month, count)`` of a registered-crime CSV (header ``district,month,count``;
+    month ``YYYY-MM``), and the problems, each naming its line; a district must be the
+    directory's."""
+    known = {d.id for d in directory.districts}
+    found: list[tuple[str, str, int]] = []
+    problems: list[str] = []
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or not {"district", "month", "count"} <= set(reader.fieldnames):
+        return [], ["line 1: the header must name district, month and count"]
+    for row in reader:
+        where = f"line {reader.line_num}"
+        district, month, raw = ((row.get(k) or "").strip() for k in ("district", "month", "count"))
+        if district not in known:
+            problems.append(f"{where}: unknown district {district!r}")
+        elif not MONTH.match(month):
+            problems.append(f"{where}: month {month!r} is not YYYY-MM")
+        elif not raw.isdigit():
+            problems.append(f"{where}: count {raw!r} is not a whole number")
+        else:
+            found.append((district, month, int(raw)))
+    return found, problems

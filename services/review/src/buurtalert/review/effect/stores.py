@@ -12,7 +12,13 @@ from pymongo.errors import DuplicateKeyError
 from buurtalert.directory.store import fetch_directory
 from buurtalert.review.effect.figures import Tally, disclosed
 from buurtalert.review.effect.rules import IncidentView
-from buurtalert.shared.collections import AUDIT, INCIDENT_OUTCOMES, INCIDENTS, REVIEW_ITEMS
+from buurtalert.shared.collections import (
+    AUDIT,
+    INCIDENT_OUTCOMES,
+    INCIDENTS,
+    REGISTERED_CRIME,
+    REVIEW_ITEMS,
+)
 from buurtalert.shared.models import IncidentOutcome, utcnow
 from buurtalert.shared.mongo import Database
 
@@ -98,6 +104,7 @@ class EffectRecords:
         self._incidents = db.read(INCIDENTS)
         self._outcomes = db.read(INCIDENT_OUTCOMES)
         self._items = db.read(REVIEW_ITEMS)
+        self._crime = db.read(REGISTERED_CRIME)
 
     async def tally(self, tally: Tally) -> Tally:
         municipality, since = tally.municipality, tally.since
@@ -125,7 +132,25 @@ class EffectRecords:
                     "decided_at": datetime.fromisoformat(decision["decided_at"]) if decision else None,
                 }
             )
+        # the whole history of the municipality: before and after its groups started
+        async for doc in self._crime.find({"municipality": municipality}, batch_size=self.BATCH):
+            tally.crime(doc)
         return tally
+
+
+class RegisteredCrime:
+    """Registered crime per district and month, as the municipality imports it."""
+
+    def __init__(self, db: Database) -> None:
+        self._crime = db.write(REGISTERED_CRIME)
+
+    async def put(self, municipality: str, district: str, month: str, count: int) -> None:
+        """Store one month's count; importing the same file again changes nothing."""
+        await self._crime.replace_one(
+            {"_id": f"{municipality}:{district}:{month}"},
+            {"municipality": municipality, "district": district, "month": month, "count": count},
+            upsert=True,
+        )
 
 
 async def effect_report(db: Database, municipality: str, since: datetime) -> dict[str, Any] | None:

@@ -69,6 +69,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "col.min to outcome": {"nl": "min. tot afloop", "en": "min. to outcome"},
     "col.review items": {"nl": "beoordeeld", "en": "reviewed"},
     "col.review in time": {"nl": "op tijd beoordeeld", "en": "reviewed in time"},
+    "col.crime/month before": {"nl": "misdrijven/maand vóór", "en": "crime/month before"},
+    "col.crime/month after": {"nl": "misdrijven/maand na", "en": "crime/month after"},
     "col.outcome mix": {"nl": "afloop", "en": "outcome mix"},
     "col.moderation mix": {"nl": "moderatie", "en": "moderation mix"},
     "col.deliveries (channel/state)": {"nl": "bezorging (kanaal/status)", "en": "deliveries (channel/state)"},
