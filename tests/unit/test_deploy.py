@@ -97,7 +97,7 @@ def test_partition_bounds_leave_each_services_retry_topic_aside() -> None:
         assert topic.partitions == min(t.partitions for t in read)
     assert bounds["moderation"].name == "messages.inbound"
     assert (
-        f"routing: {{topic: messages.approved, partitions: {bounds['routing'].partitions}}}"
+        f"routing: {{topic: {bounds['routing'].name}, partitions: {bounds['routing'].partitions}}}"
         in strimzi_manifest()
     )
 

@@ -42,12 +42,18 @@ def test_each_service_consumes_what_another_owns() -> None:
         "ingest",
         "review",
     ]
-    # the review console queues what moderation held or proposed
+    # the review console queues what moderation held or proposed, and authorises the
+    # outcome commands ingest read in the regiegroepen
     assert [t.name for t in consumed_by("review") if not t.name.endswith(".retry")] == [
         "moderation.review",
         "moderation.proposals",
+        "ingest.outcome-commands",
     ]
-    assert [t.owner for t in consumed_by("routing") if not t.name.endswith(".retry")] == ["moderation"]
+    # routing routes moderation's messages and tells the groups the outcomes review recorded
+    assert [t.owner for t in consumed_by("routing") if not t.name.endswith(".retry")] == [
+        "moderation",
+        "review",
+    ]
     # channels delivers routing's deliveries, explains moderation's rejections to their
     # authors, and records what providers report (through ingest) against the deliveries
     assert {t.owner for t in consumed_by("channels") if not t.name.endswith(".retry")} == {

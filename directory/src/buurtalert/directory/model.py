@@ -9,7 +9,7 @@ opted in to one-to-one delivery, where the channel needs the address itself.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from datetime import time as clock
 from enum import StrEnum
 from pathlib import Path
@@ -49,6 +49,9 @@ class District(Strict):
     name: str
     neighbours: tuple[Slug, ...] = ()
     geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON Polygon or MultiPolygon")
+    households: int | None = Field(
+        default=None, ge=0, description="Households in the district (CBS), for figures per 1,000 households"
+    )
 
 
 class GroupKind(StrEnum):
@@ -102,6 +105,9 @@ class Group(Strict):
         default=None, description="The group's language, if not the municipality's"
     )
     quiet_hours: QuietHours | None = None
+    started: date | None = Field(
+        default=None, description="When the group started (registered crime before and after it)"
+    )
 
     @field_validator("join_code")
     @classmethod

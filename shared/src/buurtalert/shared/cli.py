@@ -133,6 +133,8 @@ PERSONAL_DATA_TOPICS = (
     "deliveries.*",
     "ingest.quarantine",
     "ingest.media",
+    "ingest.outcome-commands",
+    "incidents.outcomes",
     "*.retry",
     "*.deadletter",
 )

@@ -63,7 +63,7 @@ class Collection:
 DIRECTORIES = Collection(
     "directories",
     DIRECTORY,
-    (INGEST, ROUTING),
+    (INGEST, ROUTING, REVIEW),
     "One document per municipality (_id): its directory file, members pseudonymised except "
     "where they consented to one-to-one delivery; GeoJSON stored as JSON text.",
     Retention.CONFIGURATION,
@@ -72,7 +72,7 @@ DIRECTORIES = Collection(
 MEMBERSHIPS = Collection(
     "memberships",
     INGEST,
-    (ROUTING, CHANNELS),
+    (ROUTING, CHANNELS, REVIEW),
     "One document per member (_id municipality:pseudonym): its state (pending approval, active, "
     "left), the groups they joined by message (AANMELDEN) and those awaiting approval, their consent "
     "to one-to-one delivery (channels checks it again just before sending), the address while "
@@ -145,9 +145,10 @@ STRIKES = Collection(
 INCIDENTS = Collection(
     "incidents",
     ROUTING,
-    (),
+    (REVIEW,),
     "One document per incident (_id inc_...): reports of one event merged, the groups it "
-    "reached, whether and by which message it was closed; the first report's text and place.",
+    "reached, whether and by which message it was closed; the first report's text and place; "
+    "its outcome once routing told the groups (fed back).",
     Retention.RECORD,
     personal_data=True,
     dated_by="opened_at",
@@ -181,6 +182,26 @@ HELD_DELIVERIES = Collection(
     dated_by="due",
 )
 
+INCIDENT_OUTCOMES = Collection(
+    "incident_outcomes",
+    REVIEW,
+    (),
+    "One document per incident (_id the incident id): its outcome (arrest, nothing found, ...), "
+    "the short note, who gave it (console user or member id, role, source) and whether it was "
+    "published on incidents.outcomes.",
+    Retention.RECORD,
+    personal_data=True,
+    dated_by="decided_at",
+)
+REGISTERED_CRIME = Collection(
+    "registered_crime",
+    REVIEW,
+    (),
+    "Registered crime per district and month (_id municipality:district:month), as the "
+    "municipality imports it (buurtalert effect crime import): counts only.",
+    Retention.CONFIGURATION,
+    personal_data=False,
+)
 DLQ_REPLAYS = Collection(
     "dlq_replays",
     OPERATOR,
@@ -241,5 +262,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     REVIEW_ITEMS,
     REVIEW_USERS,
     REVIEW_SESSIONS,
+    INCIDENT_OUTCOMES,
+    REGISTERED_CRIME,
     DLQ_REPLAYS,
 )

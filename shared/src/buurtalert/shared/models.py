@@ -412,3 +412,53 @@ class DeadLetter(Record):
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
     retry_at: datetime | None = None
     failed_at: datetime = Field(default_factory=utcnow)
+
+
+class OutcomeKind(StrEnum):
+    """What came of an incident, as the wijkagent, a coordinator or the municipality says."""
+
+    ARREST = "arrest"
+    POLICE_ON_SITE = "police_on_site"
+    NOTHING_FOUND = "nothing_found"
+    FALSE_ALARM = "false_alarm"
+    PERSON_FOUND = "person_found"
+    MUNICIPALITY = "municipality"
+    UNKNOWN = "unknown"
+
+
+class OutcomeCommand(Record):
+    """A reply in a group that gives an incident its outcome (``UITKOMST <incident> <outcome>
+    [note]``), as ingest read it. Ingest only reads it; the review service decides whether the
+    sender may give it (the wijkagent or a coordinator of that regiegroep, verified) and keeps
+    a refused one with its reason."""
+
+    id: str = Field(description="The message's id (from the provider's)")
+    municipality: str
+    group_id: str | None = None
+    author: Author
+    channel: SourceChannel
+    incident_ref: str = Field(default="", description="The incident's id, or the id of one of its messages")
+    outcome: OutcomeKind | None = None
+    note: str = Field(default="", max_length=500)
+    problem: str | None = Field(default=None, description="Why the command could not be read, if so")
+    sent_at: datetime
+    raw_ref: str
+
+
+class IncidentOutcome(Record):
+    """An incident's outcome, recorded once per incident by the review service; routing
+    tells every group the incident reached. Its id comes from the incident, so the same
+    outcome handled twice is one outcome, and one delivery per group."""
+
+    id: str
+    incident_id: str
+    municipality: str
+    district: str | None = None
+    outcome: OutcomeKind
+    note: str = Field(default="", max_length=500)
+    actor: str = Field(description="The console user, or the member id of the sender of a command")
+    actor_role: Role
+    source: Literal["console", "api", "regiegroep"]
+    command_id: str | None = Field(default=None, description="The regiegroep reply that gave it")
+    reported_at: datetime | None = Field(default=None, description="When the incident's first report came")
+    decided_at: datetime = Field(default_factory=utcnow)

@@ -18,8 +18,10 @@ from buurtalert.shared.models import (
     Delivery,
     DeliveryStatus,
     InboundMessage,
+    IncidentOutcome,
     MediaFetch,
     ModeratedMessage,
+    OutcomeCommand,
     ProviderStatus,
     Quarantined,
     Reaction,
@@ -140,6 +142,24 @@ DELIVERIES_STATUS = Topic(
 )
 
 
+INGEST_OUTCOME_COMMANDS = Topic(
+    "ingest.outcome-commands",
+    OutcomeCommand,
+    INGEST,
+    (REVIEW,),
+    "group_id (else message id)",
+    "Replies in a group that give an incident its outcome (UITKOMST ...), as read; the review "
+    "service authorises them by the sender's role and keeps a refused one with its reason.",
+)
+INCIDENTS_OUTCOMES = Topic(
+    "incidents.outcomes",
+    IncidentOutcome,
+    REVIEW,
+    (ROUTING,),
+    "incident id",
+    "An incident's outcome (console, API or a regiegroep reply), once per incident; routing "
+    "tells every group the incident reached, in its language.",
+)
 #: The channel adapters that ship with buurtalert, each with its delivery topic.
 BUILTIN_CHANNELS: dict[str, str] = {
     "email": "Deliveries for the email adapter.",
@@ -205,6 +225,8 @@ TOPICS: tuple[Topic, ...] = (
     MESSAGES_REJECTED,
     MODERATION_PROPOSALS,
     MODERATION_DECISIONS,
+    INGEST_OUTCOME_COMMANDS,
+    INCIDENTS_OUTCOMES,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
     *(retry_topic(s) for s in SERVICES),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from buurtalert.ingest.parsers.commands import outcome_command
 from buurtalert.ingest.parsers.common import Batch, InvalidInput, MembershipRequest, Parse, Resolver
 from buurtalert.ingest.stores import IngestStores, MediaFile
 from buurtalert.shared.kafka import topic_publisher
@@ -32,6 +33,7 @@ from buurtalert.shared.settings import MunicipalityConfig, Settings
 from buurtalert.shared.topics import (
     INGEST,
     INGEST_MEDIA,
+    INGEST_OUTCOME_COMMANDS,
     INGEST_QUARANTINE,
     MESSAGES_INBOUND,
     MESSAGES_REACTIONS,
@@ -120,6 +122,7 @@ class Intake:
         self._quarantine = topic_publisher(broker, settings, INGEST_QUARANTINE)
         self._reactions = topic_publisher(broker, settings, MESSAGES_REACTIONS)
         self._media = topic_publisher(broker, settings, INGEST_MEDIA)
+        self._commands = topic_publisher(broker, settings, INGEST_OUTCOME_COMMANDS)
         self._statuses = topic_publisher(status_broker, settings, PROVIDER_STATUS)
 
     async def resolver(self) -> Resolver:
@@ -207,9 +210,19 @@ class Intake:
 
         done, _ = await asyncio.gather(self.handled(m.id for m in batch.messages), archive())
         fresh = [m for m in batch.messages if m.id not in done]
+        # A reply that gives an incident its outcome is a command for the review service, not a report.
+        commands = {m.id: c for m in fresh if (c := outcome_command(m)) is not None}
 
         confirms = [
-            *[await self._inbound.publish(m, key=m.partition_key, no_confirm=True) for m in fresh],
+            *[
+                await self._inbound.publish(m, key=m.partition_key, no_confirm=True)
+                for m in fresh
+                if m.id not in commands
+            ],
+            *[
+                await self._commands.publish(c, key=(c.group_id or c.id).encode(), no_confirm=True)
+                for c in commands.values()
+            ],
             *[
                 await self._media.publish(f, key=f.message_id.encode(), no_confirm=True)
                 for f in batch.media
@@ -230,7 +243,9 @@ class Intake:
                 INGEST,
                 {"channel": source, "ignored": ignored.reason, "raw_ref": batch.raw_ref},
             )
-        await asyncio.gather(*(self._record(message, batch.contacts) for message in fresh))
+        await asyncio.gather(
+            *(self._record(message, batch.contacts, command=message.id in commands) for message in fresh)
+        )
         outcome = Outcome(
             accepted=len(fresh),
             duplicates=len(batch.messages) - len(fresh),
@@ -243,9 +258,11 @@ class Intake:
             log.info("input_accepted", source=source, **outcome.as_json())
         return outcome
 
-    async def _record(self, message: InboundMessage, contacts: dict[str, tuple[str, str]]) -> None:
+    async def _record(
+        self, message: InboundMessage, contacts: dict[str, tuple[str, str]], *, command: bool = False
+    ) -> None:
         """The author's address (for feedback) and the ``ingest`` stage, which marks
-        the message as handled."""
+        the message as handled (``command``: an outcome command, on ingest.outcome-commands)."""
         contact = contacts.get(message.author.pseudonym)
         if contact:
             await self.stores.remember_contact(self.municipality.id, message.author.pseudonym, *contact)
@@ -257,6 +274,8 @@ class Intake:
                 "raw_ref": message.raw_ref,
                 "group_id": message.group_id,
                 "flags": list(message.flags),
+                "author_role": message.author.role.value,
+                **({"command": "outcome"} if command else {}),
             },
             once=True,
         )

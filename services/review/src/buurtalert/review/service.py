@@ -13,15 +13,27 @@ import contextlib
 
 from faststream.asgi import AsgiFastStream
 
+from buurtalert.directory.store import Directories
+from buurtalert.review.effect.outcomes import OutcomeDesk
+from buurtalert.review.effect.stores import IncidentsView, Outcomes, effect_report
+from buurtalert.review.effect.web import effect_routes
 from buurtalert.review.handlers import Access, Changes, Console, Queue
 from buurtalert.review.stores import Items, Sessions, Users
 from buurtalert.review.web import ConsoleApp, console_app
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
-from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision
+from buurtalert.shared.models import (
+    IncidentOutcome,
+    ModeratedMessage,
+    OutcomeCommand,
+    RemovalProposal,
+    ReviewDecision,
+)
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import (
+    INCIDENTS_OUTCOMES,
+    INGEST_OUTCOME_COMMANDS,
     MODERATION_DECISIONS,
     MODERATION_PROPOSALS,
     MODERATION_REVIEW,
@@ -54,6 +66,17 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def proposed(proposal: RemovalProposal) -> None:
         await queue.proposed(proposal)
 
+    outcomes = topic_publisher(broker, settings, INCIDENTS_OUTCOMES)
+
+    async def publish_outcome(outcome: IncidentOutcome) -> None:
+        await outcomes.publish(outcome, key=outcome.incident_id.encode())
+
+    desk = OutcomeDesk(Outcomes(db), IncidentsView(db), Directories(db), audit, publish_outcome)
+
+    @reliable.subscriber(INGEST_OUTCOME_COMMANDS)
+    async def outcome_command(command: OutcomeCommand) -> None:
+        await desk.command(command)
+
     closing = asyncio.Event()
     observability = Observability(settings, REVIEW, [broker])
     web = console_app(
@@ -63,6 +86,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         secure_cookies=settings.environment == "production",
         closing=closing,
         probes=observability.routes(health=False),
+        extensions=[effect_routes(desk, lambda municipality, since: effect_report(db, municipality, since))],
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)

@@ -10,6 +10,8 @@ DEFAULT = "nl"
 STRINGS: dict[str, dict[str, str]] = {
     "title": {"nl": "Beoordelen", "en": "Review"},
     "queue": {"nl": "Wachtrij", "en": "Queue"},
+    "incidents": {"nl": "Incidenten", "en": "Incidents"},
+    "effect": {"nl": "Effect per wijk", "en": "Effect per district"},
     "skip": {"nl": "Naar de inhoud", "en": "Skip to content"},
     "login": {"nl": "Inloggen", "en": "Log in"},
     "logout": {"nl": "Uitloggen", "en": "Log out"},

@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+Endpoint = Callable[[Request, Session], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Kit:
+    """What a module that adds pages to the console gets (see ``extensions``): the page
+    renderer (templates under ``templates/``) and the login guard (with the CSRF check)."""
+
+    page: Callable[..., HTMLResponse]
+    logged_in: Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]
+
+
 class ConsoleApp(AsgiFastStream):
     """FastStream's ASGI application (its lifespan starts the broker and runs the hooks)
     whose HTTP requests all go to the console's Starlette application: AsgiFastStream
@@ -154,8 +167,10 @@ def console_app(
     secure_cookies: bool,
     closing: asyncio.Event,
     probes: Sequence[tuple[str, Any]] = (),
+    extensions: Sequence[Callable[[Kit], Sequence[Route]]] = (),
 ) -> Starlette:
-    """The console's pages, and ``probes`` (``/ready``, ``/metrics``: path and ASGI app)."""
+    """The console's pages, ``probes`` (``/ready``, ``/metrics``: path and ASGI app), and the
+    routes each of ``extensions`` adds (effect's pages)."""
     env = templates()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -181,8 +196,6 @@ def console_app(
         if wants_json(request) or request.method != "GET":
             return JSONResponse({"error": "not logged in"}, status_code=401)
         return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", status_code=303)
-
-    Endpoint = Callable[[Request, Session], Awaitable[Response]]
 
     def logged_in(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         """The endpoint for a logged-in user; a POST must carry the session's CSRF token
@@ -435,6 +448,9 @@ def console_app(
     def post(path: str, endpoint: Endpoint) -> Route:
         return Route(path, logged_in(endpoint), methods=["POST"])
 
+    kit = Kit(page=page, logged_in=logged_in)
+    extra = [route for extension in extensions for route in extension(kit)]
+
     return Starlette(
         routes=[
             Route("/", home, methods=["GET"]),
@@ -454,6 +470,7 @@ def console_app(
             post("/items/{item_id}/reject", reject),
             post("/items/{item_id}/agree", agree),
             post("/items/{item_id}/dismiss", dismiss),
+            *extra,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],

@@ -7,14 +7,21 @@ from faststream.asgi import AsgiFastStream
 
 from buurtalert.directory.store import Directories
 from buurtalert.routing.handlers import Router
+from buurtalert.routing.outcomes import OutcomeFeedback
 from buurtalert.routing.stores import GroupRates, Incidents
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER
-from buurtalert.shared.models import Delivery, ModeratedMessage
+from buurtalert.shared.models import Delivery, IncidentOutcome, ModeratedMessage
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
-from buurtalert.shared.topics import BUILTIN_CHANNELS, MESSAGES_APPROVED, ROUTING, delivery_topic
+from buurtalert.shared.topics import (
+    BUILTIN_CHANNELS,
+    INCIDENTS_OUTCOMES,
+    MESSAGES_APPROVED,
+    ROUTING,
+    delivery_topic,
+)
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
@@ -36,6 +43,12 @@ def create_app(settings: Settings) -> AsgiFastStream:
     @reliable.subscriber(MESSAGES_APPROVED)
     async def route_message(item: ModeratedMessage) -> None:
         await router(item)
+
+    feedback = OutcomeFeedback(Directories(db), Incidents(db), Audit(db), publish, channels)
+
+    @reliable.subscriber(INCIDENTS_OUTCOMES)
+    async def feed_back_outcome(outcome: IncidentOutcome) -> None:
+        await feedback(outcome)
 
     observability = Observability(settings, ROUTING, [broker])
     app = AsgiFastStream(broker, asgi_routes=observability.routes(), logger=APP_LOGGER)

@@ -110,3 +110,17 @@ class Incidents:
         await self._incidents.update_one(
             {"_id": incident_id, "closed_at": None}, {"$set": {"closed_at": at, "closed_by": message_id}}
         )
+
+    async def fed_back(
+        self, incident_id: str, outcome_id: str, outcome: str, at: datetime, told: bool
+    ) -> None:
+        """The incident has its outcome, and ``told``: routing sent it to the groups it reached
+        (``fed_back_at``; not when it reached none). It is over: closed, if it was open.
+        Repeating it changes nothing."""
+        await self._incidents.update_one(
+            {"_id": incident_id, "outcome_id": None},
+            {"$set": {"outcome_id": outcome_id, "outcome": outcome, "fed_back_at": at if told else None}},
+        )
+        await self._incidents.update_one(
+            {"_id": incident_id, "closed_at": None}, {"$set": {"closed_at": at, "closed_by": outcome_id}}
+        )

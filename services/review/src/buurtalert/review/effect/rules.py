@@ -1,0 +1,105 @@
+"""Effect's pure rules: who may give an incident its outcome, and the outcome's id."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from buurtalert.directory.model import Directory, GroupKind
+from buurtalert.shared.models import OutcomeCommand, OutcomeKind, Role, stable_id
+
+#: Console users who may give an outcome: the wijkagent, a coordinator, the municipality.
+OUTCOME_ROLES = frozenset({Role.WIJKAGENT, Role.COORDINATOR, Role.ADMIN})
+#: Members who may give one by a reply in their regiegroep.
+COMMAND_ROLES = frozenset({Role.WIJKAGENT, Role.COORDINATOR})
+MAX_NOTE = 500
+#: Who sees the figures per district: the municipality (its admins) and the wijkagent.
+EFFECT_ROLES = frozenset({Role.ADMIN, Role.WIJKAGENT})
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """What effect reads of an incident (routing owns them)."""
+
+    id: str
+    municipality: str
+    district: str | None
+    opened_at: datetime | None
+    groups: tuple[tuple[str, str], ...]
+    category: str | None = None
+    reports: int = 1
+    outcome: str | None = None
+    fed_back_at: datetime | None = None
+
+
+def outcome_id(incident_id: str) -> str:
+    """One outcome per incident: the same incident always gives the same id."""
+    return stable_id("out", incident_id)
+
+
+def may_give_outcome(role: Role) -> bool:
+    return role in OUTCOME_ROLES
+
+
+def command_refusal(
+    command: OutcomeCommand, directory: Directory | None, incident: IncidentView | None
+) -> str | None:
+    """Why the sender of ``command`` may not give this outcome, or None if they may: the
+    wijkagent or a coordinator of the regiegroep the reply was posted in, verified by the
+    channel, about an incident of that regiegroep (it reached it, or it is in its district)."""
+    if command.problem is not None:
+        return command.problem
+    if command.outcome is None:
+        return "no outcome given"
+    if not command.author.verified:
+        return "the sender is not verified by the channel"
+    if directory is None:
+        return "no directory for the municipality"
+    group = directory.group(command.group_id) if command.group_id else None
+    if group is None or group.kind is not GroupKind.REGIEGROEP:
+        return "not posted in a regiegroep"
+    member = directory.member(command.author.pseudonym)
+    if member is None or member.role not in COMMAND_ROLES or group.id not in member.groups:
+        return "the sender is not the wijkagent or a coordinator of this regiegroep"
+    if incident is None or incident.municipality != command.municipality:
+        return "unknown incident"
+    if (command.municipality, group.id) not in incident.groups and incident.district != group.district:
+        return "the incident is not one of this regiegroep"
+    return None
+
+
+def parse_outcome(raw: str) -> OutcomeKind | None:
+    try:
+        return OutcomeKind(raw)
+    except ValueError:
+        return None
+
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def read_crime_csv(text: str, directory: Directory) -> tuple[list[tuple[str, str, int]], list[str]]:
+    """Rows ``(district, month, count)`` of a registered-crime CSV (header ``district,month,count``;
+    month ``YYYY-MM``), and the problems, each naming its line; a district must be the
+    directory's."""
+    known = {d.id for d in directory.districts}
+    found: list[tuple[str, str, int]] = []
+    problems: list[str] = []
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or not {"district", "month", "count"} <= set(reader.fieldnames):
+        return [], ["line 1: the header must name district, month and count"]
+    for row in reader:
+        where = f"line {reader.line_num}"
+        district, month, raw = ((row.get(k) or "").strip() for k in ("district", "month", "count"))
+        if district not in known:
+            problems.append(f"{where}: unknown district {district!r}")
+        elif not MONTH.match(month):
+            problems.append(f"{where}: month {month!r} is not YYYY-MM")
+        elif not raw.isdigit():
+            problems.append(f"{where}: count {raw!r} is not a whole number")
+        else:
+            found.append((district, month, int(raw)))
+    return found, problems
