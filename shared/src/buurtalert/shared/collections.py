@@ -83,9 +83,10 @@ MEMBERSHIPS = Collection(
 CONTACTS = Collection(
     "contacts",
     INGEST,
-    (CHANNELS,),
+    (CHANNELS, REVIEW),
     "One document per author (_id municipality:pseudonym): the channel and address that "
-    "reach them, to explain a rejection.",
+    "reach them, to explain a rejection (channels), to tell a verified reporter that a "
+    "moderator forwarded their report, or revealed to a role allowed to see it (review).",
     Retention.CONTACT,
     personal_data=True,
 )
@@ -221,6 +222,16 @@ REVIEW_SESSIONS = Collection(
     Retention.OPERATIONAL,
     personal_data=False,
 )
+REVIEW_DEADLINES = Collection(
+    "review_deadlines",
+    REVIEW,
+    (),
+    "One document per open urgent review item (_id the item's id): municipality, when it is "
+    "due, when its lateness was notified. Deleted once the item is decided, so the periodic "
+    "look for overdue items reads only the open urgent ones, never the whole queue.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+)
 
 #: Seconds a reader of ``media`` waits for a medium a message references (see MEDIA).
 MEDIA_WAIT = 5.0
@@ -241,5 +252,6 @@ COLLECTIONS: tuple[Collection, ...] = (
     REVIEW_ITEMS,
     REVIEW_USERS,
     REVIEW_SESSIONS,
+    REVIEW_DEADLINES,
     DLQ_REPLAYS,
 )

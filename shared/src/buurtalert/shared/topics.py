@@ -130,6 +130,16 @@ MODERATION_DECISIONS = Topic(
     "What a person decided in the review console: approve (possibly with an edited text), "
     "reject with an explanation, or remove a member (agreed by two); moderation applies them.",
 )
+REVIEW_NOTICES = Topic(
+    "review.notices",
+    Delivery,
+    REVIEW,
+    (CHANNELS,),
+    "destination key (group id, or group id/recipient)",
+    "What the review console tells people directly, as deliveries channels sends: the on-duty "
+    "moderator of an urgent item past its deadline, a reporter of the outcome of their held "
+    "report. Routing owns deliveries.<channel>; these are the console's own.",
+)
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
     DeliveryStatus,
@@ -205,6 +215,7 @@ TOPICS: tuple[Topic, ...] = (
     MESSAGES_REJECTED,
     MODERATION_PROPOSALS,
     MODERATION_DECISIONS,
+    REVIEW_NOTICES,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
     *(retry_topic(s) for s in SERVICES),

@@ -79,10 +79,17 @@ class Queue:
     """What moderation held (``moderation.review``) or proposed (``moderation.proposals``)
     goes into the queue once, however often it is delivered."""
 
-    def __init__(self, items: Items, audit: Audit, changes: Changes) -> None:
+    def __init__(
+        self,
+        items: Items,
+        audit: Audit,
+        changes: Changes,
+        on_queued: Callable[[Item], Awaitable[None]] | None = None,
+    ) -> None:
         self.items = items
         self.audit = audit
         self.changes = changes
+        self.on_queued = on_queued  # e.g. an urgent item's deadline
 
     async def held(self, held: ModeratedMessage) -> None:
         with bound(message_id=held.message.id):
@@ -98,6 +105,8 @@ class Queue:
             )
             self.changes.changed()
             log.info("queued", item=item.id, kind=item.kind, urgent=item.urgent)
+        if self.on_queued is not None:  # also when redelivered: a crash may have come between
+            await self.on_queued(item)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +135,14 @@ class Console:
         changes: Changes,
         publish: Callable[[ReviewDecision], Awaitable[None]],
         clock: Clock = utcnow,
+        on_decided: Callable[[Item, ReviewDecision], Awaitable[None]] | None = None,
     ) -> None:
         self.items = items
         self.audit = audit
         self.changes = changes
         self.publish = publish
         self.clock = clock
+        self.on_decided = on_decided  # e.g. an urgent item's deadline deleted
 
     async def queue(self, user: User) -> list[Item]:
         """The open items the user may see, urgent first, then oldest first."""
@@ -292,6 +303,8 @@ class Console:
             return Outcome(item=latest, refused=Refusal.STALE)
         await self._audit(item, user, action.value, decision_id=decision.id, **(audit or {}))
         self.changes.changed()
+        if self.on_decided is not None:
+            await self.on_decided(item, decision)
         await self.send(decision)
         log.info("decided", item=item.id, action=action, actor=user.name)
         return Outcome(item=await self.items.get(item.id), decision=decision)

@@ -14,18 +14,21 @@ import contextlib
 from faststream.asgi import AsgiFastStream
 
 from buurtalert.review.handlers import Access, Changes, Console, Queue
-from buurtalert.review.stores import Items, Sessions, Users
+from buurtalert.review.rules import Item
+from buurtalert.review.stores import Deadlines, Items, Sessions, Users
+from buurtalert.review.urgent import UrgentWatch
 from buurtalert.review.web import ConsoleApp, console_app
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
-from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision
+from buurtalert.shared.models import Delivery, ModeratedMessage, RemovalProposal, ReviewDecision
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.observability import Observability
-from buurtalert.shared.settings import Settings
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     MODERATION_DECISIONS,
     MODERATION_PROPOSALS,
     MODERATION_REVIEW,
     REVIEW,
+    REVIEW_NOTICES,
 )
 
 
@@ -42,8 +45,19 @@ def create_app(settings: Settings) -> AsgiFastStream:
         # Not a consumer's publish: wait for the broker's confirmation before answering.
         await decisions.publish(decision, key=decision.partition_key)
 
-    console = Console(items, audit, changes, publish)
-    queue = Queue(items, audit, changes)
+    municipality = load_municipality_config(settings.municipality_file)
+    notices = topic_publisher(broker, settings, REVIEW_NOTICES)
+
+    async def notify(notice: Delivery) -> None:
+        await notices.publish(notice, key=notice.destination.key.encode())
+
+    watch = UrgentWatch(items, Deadlines(db), audit, notify, {municipality.id: municipality.review})
+
+    async def decided(item: Item, decision: ReviewDecision) -> None:
+        await watch.decided(item.id)
+
+    console = Console(items, audit, changes, publish, on_decided=decided)
+    queue = Queue(items, audit, changes, on_queued=watch.queued)
     access = Access(Users(db), Sessions(db))
 
     @reliable.subscriber(MODERATION_REVIEW)
@@ -72,6 +86,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
     @app.after_startup
     async def start_resending() -> None:
         background.append(asyncio.create_task(console.keep_resending(), name="resend decisions"))
+        with contextlib.suppress(Exception):  # an index is an optimisation: never a reason not to start
+            await watch.deadlines.ensure_indexes()
+        every = municipality.review.deadline_check_seconds
+        background.append(asyncio.create_task(watch.keep_watching(every), name="urgent deadlines"))
 
     @app.on_shutdown
     async def stop() -> None:

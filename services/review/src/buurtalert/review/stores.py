@@ -16,7 +16,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.review.rules import Account, Claim, Item
-from buurtalert.shared.collections import REVIEW_ITEMS, REVIEW_SESSIONS, REVIEW_USERS
+from buurtalert.shared.collections import REVIEW_DEADLINES, REVIEW_ITEMS, REVIEW_SESSIONS, REVIEW_USERS
 from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision, Role
 from buurtalert.shared.mongo import Database, Document
 
@@ -65,6 +65,18 @@ class Items:
     async def open_items(self, municipality: str) -> list[Item]:
         cursor = self._items.find({"municipality": municipality, "state": "open"})
         return [from_document(d) async for d in cursor]
+
+    async def oldest_open(self, urgent: bool) -> dict[str, datetime]:
+        """Per municipality, when its oldest open item (urgent or not) was received."""
+        cursor = self._items.find(
+            {"state": "open", "urgent": urgent}, projection={"municipality": 1, "received_at": 1}
+        )
+        oldest: dict[str, datetime] = {}
+        async for doc in cursor:
+            municipality, received = doc["municipality"], doc["received_at"]
+            if municipality not in oldest or received < oldest[municipality]:
+                oldest[municipality] = received
+        return oldest
 
     async def fingerprint(self, municipality: str) -> tuple[Any, ...]:
         """What changes whenever the municipality's queue does: its open items' ids,
@@ -140,6 +152,41 @@ def _claimed_as(claim: Claim | None) -> Document:
 
 def _claim_doc(claim: Claim | None) -> Document | None:
     return claim.model_dump() if claim is not None else None
+
+
+class Deadlines:
+    """The deadlines of the open urgent items (``review_deadlines``): one document per item,
+    deleted once it is decided. The look for overdue items reads this small collection
+    (bounded by the urgent items waiting), never the queue."""
+
+    def __init__(self, db: Database) -> None:
+        self._deadlines = db.write(REVIEW_DEADLINES)
+
+    async def ensure_indexes(self) -> None:
+        """``due`` indexed, so the look for overdue items is a range read where the server
+        uses indexes (MongoDB; FerretDB v1 reads the small collection through)."""
+        await self._deadlines.create_index("due")
+
+    async def add(self, item_id: str, municipality: str, due: datetime) -> bool:
+        """The deadline of a newly queued urgent item; False if it was there (redelivery)."""
+        try:
+            await self._deadlines.insert_one(
+                {"_id": item_id, "municipality": municipality, "due": due, "notified_at": None}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def passed(self, now: datetime) -> list[Document]:
+        """The deadlines passed by ``now``, notified or not."""
+        return [d async for d in self._deadlines.find({"due": {"$lte": now}})]
+
+    async def notified(self, item_id: str, at: datetime) -> None:
+        await self._deadlines.update_one({"_id": item_id}, {"$set": {"notified_at": at}})
+
+    async def done(self, item_id: str) -> None:
+        """The item was decided: its deadline no longer matters."""
+        await self._deadlines.delete_one({"_id": item_id})
 
 
 class Users:
