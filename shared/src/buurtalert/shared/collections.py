@@ -72,11 +72,12 @@ DIRECTORIES = Collection(
 MEMBERSHIPS = Collection(
     "memberships",
     INGEST,
-    (ROUTING, CHANNELS),
+    (ROUTING, CHANNELS, REVIEW),
     "One document per member (_id municipality:pseudonym): its state (pending approval, active, "
     "left), the groups they joined by message (AANMELDEN) and those awaiting approval, their consent "
     "to one-to-one delivery (channels checks it again just before sending), the address while "
-    "consent lasts, and the provider's time of the last event applied.",
+    "consent lasts, and the provider's time of the last event applied (or of a coordinator's "
+    "vetting decision). The review console reads the pending joins.",
     Retention.CONTACT,
     personal_data=True,
 )
@@ -232,6 +233,17 @@ REVIEW_DEADLINES = Collection(
     Retention.OPERATIONAL,
     personal_data=False,
 )
+REVIEW_VETTINGS = Collection(
+    "review_vettings",
+    REVIEW,
+    (),
+    "One document per vetting decision on a pending join (_id the decision's id): municipality, "
+    "member pseudonym, group, approved or refused, who and why, when; inserted once, so a join is "
+    "decided once, and published on review.memberships until confirmed.",
+    Retention.RECORD,
+    personal_data=False,
+    dated_by="decided_at",
+)
 
 #: Seconds a reader of ``media`` waits for a medium a message references (see MEDIA).
 MEDIA_WAIT = 5.0
@@ -253,5 +265,6 @@ COLLECTIONS: tuple[Collection, ...] = (
     REVIEW_USERS,
     REVIEW_SESSIONS,
     REVIEW_DEADLINES,
+    REVIEW_VETTINGS,
     DLQ_REPLAYS,
 )

@@ -19,6 +19,7 @@ from buurtalert.shared.models import (
     DeliveryStatus,
     InboundMessage,
     MediaFetch,
+    MembershipDecision,
     ModeratedMessage,
     ProviderStatus,
     Quarantined,
@@ -140,6 +141,15 @@ REVIEW_NOTICES = Topic(
     "moderator of an urgent item past its deadline, a reporter of the outcome of their held "
     "report. Routing owns deliveries.<channel>; these are the console's own.",
 )
+REVIEW_MEMBERSHIPS = Topic(
+    "review.memberships",
+    MembershipDecision,
+    REVIEW,
+    (INGEST,),
+    "municipality:member",
+    "A coordinator's approval or refusal of a pending join, with who and why; ingest, the "
+    "membership register's owner, applies it.",
+)
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
     DeliveryStatus,
@@ -216,6 +226,7 @@ TOPICS: tuple[Topic, ...] = (
     MODERATION_PROPOSALS,
     MODERATION_DECISIONS,
     REVIEW_NOTICES,
+    REVIEW_MEMBERSHIPS,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
     *(retry_topic(s) for s in SERVICES),

@@ -27,7 +27,13 @@ from buurtalert.ingest.parsers.common import Batch, InvalidInput, MembershipRequ
 from buurtalert.ingest.stores import IngestStores, MediaFile
 from buurtalert.shared.kafka import topic_publisher
 from buurtalert.shared.logging import bound, get_logger
-from buurtalert.shared.models import InboundMessage, Quarantined, SourceChannel, stable_id
+from buurtalert.shared.models import (
+    InboundMessage,
+    MembershipDecision,
+    Quarantined,
+    SourceChannel,
+    stable_id,
+)
 from buurtalert.shared.settings import MunicipalityConfig, Settings
 from buurtalert.shared.topics import (
     INGEST,
@@ -289,6 +295,29 @@ class Intake:
             {"channel": "whatsapp", "membership": outcome, "member": request.pseudonym, "raw_ref": raw_ref},
         )
         log.info("membership_changed", outcome=outcome, member=request.pseudonym)
+
+
+async def apply_membership_decision(stores: IngestStores, decision: MembershipDecision) -> None:
+    """A coordinator's approval or refusal of a pending join (``review.memberships``),
+    applied to the membership register, which ingest owns; recorded in the audit trail
+    under the decision's id with who and why. Applying it again changes nothing."""
+    with bound(decision_id=decision.id):
+        applied = await stores.vet(decision)
+        await stores.record(
+            decision.id,
+            "membership_vetting",
+            {
+                "member": decision.member,
+                "group_id": decision.group_id,
+                "approved": decision.approved,
+                "actor": decision.actor,
+                "actor_role": decision.actor_role.value,
+                "reason": decision.reason,
+                "applied": applied,
+            },
+            once=True,
+        )
+        log.info("membership_vetted", approved=decision.approved, group=decision.group_id, applied=applied)
 
 
 class Attempts:

@@ -12,7 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from buurtalert.review.rules import Item, age_minutes
-from buurtalert.shared.models import AUTHORITIES, Delivery, Destination, ReviewAction, stable_id
+from buurtalert.shared.models import (
+    AUTHORITIES,
+    Delivery,
+    Destination,
+    MembershipDecision,
+    ReviewAction,
+    stable_id,
+)
 from buurtalert.shared.settings import OnDuty, ReviewConfig
 from buurtalert.shared.texts import line
 
@@ -20,6 +27,10 @@ from buurtalert.shared.texts import line
 OVERDUE_RULE = "review_urgent_overdue"
 FORWARDED_RULE = "review_forwarded_feedback"
 FORWARDED_SUBJECT = "forwarded_by_moderator_subject"
+MEMBERSHIP_RULE = "review_membership_vetting"
+#: Members ask to join by WhatsApp (AANMELDEN <code> to the municipality's number): the
+#: answer goes back there.
+JOIN_CHANNEL = "whatsapp"
 
 
 def deadline(item: Item, config: ReviewConfig) -> datetime:
@@ -100,4 +111,33 @@ def forwarded_notice(
         language=language,
         rules=(FORWARDED_RULE,),
         created_at=now,
+    )
+
+
+def membership_notice(decision: MembershipDecision, address: str, language: str | None = None) -> Delivery:
+    """The member's answer to their join: approved with the house rules (the code of
+    conduct: report what you see now, 112 first, no names or photos of people), or refused;
+    in their language when known, else Dutch, with English below. The coordinator's reason
+    stays in the audit trail: it is about the member, not for them to forward."""
+    key = "membership_approved" if decision.approved else "membership_refused"
+    language = language or "nl"
+    own, english = line(key, language, group=decision.group_id), line(key, "en", group=decision.group_id)
+    subject_own, subject_en = line(f"{key}_subject", language), line(f"{key}_subject", "en")
+    return Delivery(
+        id=stable_id("mbn", decision.id),
+        message_id=decision.id,
+        municipality=decision.municipality,
+        destination=Destination(
+            group_id=f"member-{decision.member}",
+            municipality=decision.municipality,
+            channel=JOIN_CHANNEL,
+            address=address,
+            recipient_type="individual",
+            label=subject_own,
+        ),
+        text=own if own == english else f"{own}\n\n--\n{english}",
+        subject=subject_own if subject_own == subject_en else f"{subject_own} / {subject_en}",
+        language=language,
+        rules=(MEMBERSHIP_RULE,),
+        created_at=decision.decided_at,
     )

@@ -13,13 +13,21 @@ import contextlib
 
 from faststream.asgi import AsgiFastStream
 
+from buurtalert.directory.store import Memberships
 from buurtalert.review.handlers import Access, Changes, Console, Queue
 from buurtalert.review.rules import Item
-from buurtalert.review.stores import Deadlines, Items, Sessions, Users
+from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
 from buurtalert.review.urgent import UrgentWatch
+from buurtalert.review.vetting import Vetting
 from buurtalert.review.web import ConsoleApp, console_app
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
-from buurtalert.shared.models import Delivery, ModeratedMessage, RemovalProposal, ReviewDecision
+from buurtalert.shared.models import (
+    Delivery,
+    MembershipDecision,
+    ModeratedMessage,
+    RemovalProposal,
+    ReviewDecision,
+)
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
@@ -28,6 +36,7 @@ from buurtalert.shared.topics import (
     MODERATION_PROPOSALS,
     MODERATION_REVIEW,
     REVIEW,
+    REVIEW_MEMBERSHIPS,
     REVIEW_NOTICES,
 )
 
@@ -56,6 +65,12 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def decided(item: Item, decision: ReviewDecision) -> None:
         await watch.decided(item.id)
 
+    memberships = topic_publisher(broker, settings, REVIEW_MEMBERSHIPS)
+
+    async def publish_vetting(decision: MembershipDecision) -> None:
+        await memberships.publish(decision, key=decision.partition_key)
+
+    vetting = Vetting(Memberships(db), Vettings(db), audit, publish_vetting, notify)
     console = Console(items, audit, changes, publish, on_decided=decided)
     queue = Queue(items, audit, changes, on_queued=watch.queued)
     access = Access(Users(db), Sessions(db))
@@ -77,6 +92,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         secure_cookies=settings.environment == "production",
         closing=closing,
         probes=observability.routes(health=False),
+        vetting=vetting,
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)
@@ -88,6 +104,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         background.append(asyncio.create_task(console.keep_resending(), name="resend decisions"))
         with contextlib.suppress(Exception):  # an index is an optimisation: never a reason not to start
             await watch.deadlines.ensure_indexes()
+        background.append(asyncio.create_task(vetting.keep_resending(), name="resend vettings"))
         every = municipality.review.deadline_check_seconds
         background.append(asyncio.create_task(watch.keep_watching(every), name="urgent deadlines"))
 

@@ -16,8 +16,20 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.review.rules import Account, Claim, Item
-from buurtalert.shared.collections import REVIEW_DEADLINES, REVIEW_ITEMS, REVIEW_SESSIONS, REVIEW_USERS
-from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision, Role
+from buurtalert.shared.collections import (
+    REVIEW_DEADLINES,
+    REVIEW_ITEMS,
+    REVIEW_SESSIONS,
+    REVIEW_USERS,
+    REVIEW_VETTINGS,
+)
+from buurtalert.shared.models import (
+    MembershipDecision,
+    ModeratedMessage,
+    RemovalProposal,
+    ReviewDecision,
+    Role,
+)
 from buurtalert.shared.mongo import Database, Document
 
 _RECORDS: dict[str, type[ModeratedMessage | RemovalProposal | ReviewDecision]] = {
@@ -187,6 +199,46 @@ class Deadlines:
     async def done(self, item_id: str) -> None:
         """The item was decided: its deadline no longer matters."""
         await self._deadlines.delete_one({"_id": item_id})
+
+
+class Vettings:
+    """Coordinators' decisions on pending joins (``review_vettings``), inserted once: a
+    join is decided once, and each decision is published until the broker confirmed it."""
+
+    def __init__(self, db: Database) -> None:
+        self._vettings = db.write(REVIEW_VETTINGS)
+
+    async def add(self, decision: MembershipDecision) -> bool:
+        """Record ``decision``; False if its join was decided before."""
+        try:
+            await self._vettings.insert_one(
+                {"_id": decision.id, **decision.model_dump(exclude={"id"}), "published": False}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, decision_id: str) -> MembershipDecision | None:
+        doc = await self._vettings.find_one({"_id": decision_id})
+        if doc is None:
+            return None
+        fields = {k: v for k, v in doc.items() if k not in ("_id", "published")}
+        return MembershipDecision.model_validate({"id": doc["_id"], **fields})
+
+    async def decided(self, decision_ids: list[str]) -> set[str]:
+        """Which of these joins were decided here (the register may not show it yet)."""
+        if not decision_ids:
+            return set()
+        cursor = self._vettings.find({"_id": {"$in": decision_ids}}, projection={"_id": 1})
+        return {d["_id"] async for d in cursor}
+
+    async def published(self, decision_id: str) -> None:
+        await self._vettings.update_one({"_id": decision_id}, {"$set": {"published": True}})
+
+    async def unpublished(self) -> list[MembershipDecision]:
+        cursor = self._vettings.find({"published": False}, projection={"_id": 1})
+        found = [await self.get(d["_id"]) async for d in cursor]
+        return [d for d in found if d is not None]
 
 
 class Users:

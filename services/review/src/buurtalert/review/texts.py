@@ -99,6 +99,22 @@ STRINGS: dict[str, dict[str, str]] = {
     "action.reject": {"nl": "afgewezen", "en": "rejected"},
     "action.remove_member": {"nl": "lid verwijderen", "en": "remove the member"},
     "action.keep_member": {"nl": "lid behouden", "en": "keep the member"},
+    # membership vetting
+    "sections": {"nl": "Onderdelen", "en": "Sections"},
+    "members": {"nl": "Aanmeldingen", "en": "Joins"},
+    "members_help": {
+        "nl": "Leden die zich met AANMELDEN hebben aangemeld. Keur goed (het lid krijgt de huisregels) "
+        "of wijs af met een reden (die blijft in het logboek).",
+        "en": "Members who asked to join with AANMELDEN. Approve (the member receives the house rules) "
+        "or refuse with a reason (kept in the audit trail).",
+    },
+    "no_pending_joins": {"nl": "Geen aanmeldingen die wachten.", "en": "No joins waiting."},
+    "requested": {"nl": "Aangevraagd", "en": "Requested"},
+    "vet_reason": {"nl": "Reden (verplicht bij afwijzen)", "en": "Reason (required to refuse)"},
+    "approve_join": {"nl": "Goedkeuren", "en": "Approve"},
+    "refuse_join": {"nl": "Afwijzen", "en": "Refuse"},
+    "join_approved": {"nl": "Aanmelding goedgekeurd.", "en": "Join approved."},
+    "join_refused": {"nl": "Aanmelding afgewezen.", "en": "Join refused."},
     # reason codes as moderators read them
     "reason.privacy": {"nl": "privacy", "en": "privacy"},
     "reason.discrimination": {"nl": "discriminatie", "en": "discrimination"},

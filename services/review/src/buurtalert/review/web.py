@@ -53,6 +53,7 @@ from buurtalert.review.rules import (
     rejection_explanation,
 )
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
+from buurtalert.review.vetting import Vetting, may_vet
 from buurtalert.shared.logging import APP_LOGGER, get_logger
 from buurtalert.shared.models import utcnow
 
@@ -84,7 +85,11 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(
-        highlight=highlight, age_minutes=age_minutes, holder=holder, REJECT_REASONS=REJECT_REASONS
+        highlight=highlight,
+        age_minutes=age_minutes,
+        holder=holder,
+        REJECT_REASONS=REJECT_REASONS,
+        may_vet=may_vet,
     )
     env.filters["hhmm"] = lambda d: d.strftime("%H:%M") if isinstance(d, datetime) else str(d)
     env.filters["iso"] = lambda d: d.isoformat() if isinstance(d, datetime) else str(d)
@@ -154,6 +159,7 @@ def console_app(
     secure_cookies: bool,
     closing: asyncio.Event,
     probes: Sequence[tuple[str, Any]] = (),
+    vetting: Vetting | None = None,
 ) -> Starlette:
     """The console's pages, and ``probes`` (``/ready``, ``/metrics``: path and ASGI app)."""
     env = templates()
@@ -429,6 +435,54 @@ def console_app(
         )
         return answer(request, session, outcome)
 
+    # --- membership vetting ----------------------------------------------------------
+
+    async def members(request: Request, session: Session) -> Response:
+        joins = await vetting.pending(session.user) if vetting is not None else None
+        if joins is None:
+            return refused(request, session, Refusal.FORBIDDEN)
+        if wants_json(request):
+            return JSONResponse(
+                {
+                    "pending": [
+                        {
+                            "id": j.id,
+                            "member": j.member,
+                            "group_id": j.group_id,
+                            "requested_at": j.requested_at.isoformat(),
+                        }
+                        for j in joins
+                    ]
+                }
+            )
+        return page(
+            request,
+            "members.html",
+            session=session,
+            joins=joins,
+            now=utcnow(),
+            notice=request.query_params.get("notice"),
+        )
+
+    async def vet(request: Request, session: Session) -> Response:
+        if vetting is None:
+            return refused(request, session, Refusal.NOT_FOUND)
+        form = await request.form()
+        choice = str(form.get("decision") or "")
+        if choice not in ("approve", "refuse"):
+            return refused(request, session, Refusal.INVALID, detail="decision: approve or refuse")
+        outcome = await vetting.decide(
+            session.user, str(form.get("join") or ""), choice == "approve", str(form.get("reason") or "")
+        )
+        if outcome.refused is not None:
+            return refused(request, session, outcome.refused, detail=outcome.detail)
+        assert outcome.decision is not None
+        if wants_json(request):
+            return JSONResponse(
+                {"decision": outcome.decision.model_dump(mode="json"), "repeated": outcome.repeated}
+            )
+        return RedirectResponse(f"/members?notice={'approved' if choice == 'approve' else 'refused'}", 303)
+
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -454,6 +508,8 @@ def console_app(
             post("/items/{item_id}/reject", reject),
             post("/items/{item_id}/agree", agree),
             post("/items/{item_id}/dismiss", dismiss),
+            Route("/members", logged_in(members), methods=["GET"]),
+            post("/members/decide", vet),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],
