@@ -136,6 +136,7 @@ class Console:
         publish: Callable[[ReviewDecision], Awaitable[None]],
         clock: Clock = utcnow,
         on_decided: Callable[[Item, ReviewDecision], Awaitable[None]] | None = None,
+        on_published: Callable[[ReviewDecision], Awaitable[None]] | None = None,
     ) -> None:
         self.items = items
         self.audit = audit
@@ -143,6 +144,7 @@ class Console:
         self.publish = publish
         self.clock = clock
         self.on_decided = on_decided  # e.g. an urgent item's deadline deleted
+        self.on_published = on_published  # e.g. the reporter told of a forward
 
     async def queue(self, user: User) -> list[Item]:
         """The open items the user may see, urgent first, then oldest first."""
@@ -318,6 +320,11 @@ class Console:
             log.exception("decision_not_published", item=decision.subject_id)
             return False
         await self.items.published(decision.subject_id)
+        if self.on_published is not None:
+            try:
+                await self.on_published(decision)
+            except Exception:  # feedback is not worth failing a decision for
+                log.exception("after_publish_failed", item=decision.subject_id)
         return True
 
     async def send_unpublished(self) -> int:

@@ -14,12 +14,14 @@ import contextlib
 from faststream.asgi import AsgiFastStream
 
 from buurtalert.directory.store import Memberships
+from buurtalert.review.feedback import ReporterFeedback
 from buurtalert.review.handlers import Access, Changes, Console, Queue
 from buurtalert.review.rules import Item
 from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
 from buurtalert.review.urgent import UrgentWatch
 from buurtalert.review.vetting import Vetting
 from buurtalert.review.web import ConsoleApp, console_app
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.models import (
     Delivery,
@@ -71,7 +73,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
         await memberships.publish(decision, key=decision.partition_key)
 
     vetting = Vetting(Memberships(db), Vettings(db), audit, publish_vetting, notify)
-    console = Console(items, audit, changes, publish, on_decided=decided)
+    feedback = ReporterFeedback(Contacts(db), audit, notify)
+    console = Console(items, audit, changes, publish, on_decided=decided, on_published=feedback)
     queue = Queue(items, audit, changes, on_queued=watch.queued)
     access = Access(Users(db), Sessions(db))
 
