@@ -78,3 +78,57 @@ async def test_a_forward_is_told_to_a_verified_reporter_only(review: ReviewServi
     audit = await eventually(stages, timeout=10, what="both feedback entries")
     assert audit["msg_fwd"]["sent"] is True
     assert audit["msg_unverified"] == {"sent": False, "why": "sender not verified or an authority"}
+
+
+async def test_revealing_a_reporters_address_is_role_limited_and_audited(review: ReviewService) -> None:
+    """The admin and the wijkagent may see the real address of a held message's author,
+    giving a reason; a moderator may not (403), another municipality's admin finds no item
+    (404), no reason is 422; each reveal is in the audit trail with who, when and why, but
+    never the address, and shows in the item's history."""
+    client = mongo_client(review.settings)
+    try:
+        await Contacts(Database(client[review.settings.database], INGEST)).remember(
+            "weert-demo", "p_author_1", "whatsapp", "31644444444"
+        )
+    finally:
+        await client.close()
+    await review.hold(held_message("msg_reveal"))
+    bob, bob_csrf = await review.login("bob")
+    agent, agent_csrf = await review.login("agent")
+    anna, anna_csrf = await review.login("anna")
+    eve, eve_csrf = await review.login("eve")
+
+    async def queued() -> bool:
+        return bool((await anna.get("/queue")).json()["items"])
+
+    await eventually(queued, timeout=30, what="the item queued")
+    moderator_page = await bob.get("/items/msg_reveal", headers={"Accept": "text/html"})
+    assert 'id="reveal-form"' not in moderator_page.text and "31644444444" not in moderator_page.text
+    denied = await bob.post("/items/msg_reveal/reveal", data={"why": "curious", "csrf": bob_csrf})
+    assert denied.status_code == 403
+    elsewhere = await eve.post("/items/msg_reveal/reveal", data={"why": "x", "csrf": eve_csrf})
+    assert elsewhere.status_code == 404
+    assert (
+        await agent.post("/items/msg_reveal/reveal", data={"why": " ", "csrf": agent_csrf})
+    ).status_code == 422
+    no_csrf = await agent.post("/items/msg_reveal/reveal", data={"why": "getuige bellen"})
+    assert no_csrf.status_code == 403
+
+    shown = await agent.post("/items/msg_reveal/reveal", data={"why": "getuige bellen", "csrf": agent_csrf})
+    assert shown.status_code == 200 and shown.json() == {"channel": "whatsapp", "address": "31644444444"}
+    html = await anna.post(
+        "/items/msg_reveal/reveal",
+        data={"why": "klacht afhandelen", "csrf": anna_csrf},
+        headers={"Accept": "text/html"},
+    )
+    assert html.status_code == 200 and '<code id="revealed-address">31644444444</code>' in html.text
+
+    entries = await review.db("audit", {"message_id": "msg_reveal", "stage": "review.reveal"})
+    assert sorted((e["data"]["actor"], e["data"]["why"]) for e in entries) == [
+        ("agent", "getuige bellen"),
+        ("anna", "klacht afhandelen"),
+    ]
+    assert all("31644444444" not in str(e) and e["data"]["at"] for e in entries)
+    history = await anna.get("/items/msg_reveal", headers={"Accept": "text/html"})
+    assert "review.reveal" in history.text and "getuige bellen" in history.text
+    assert 'id="reveal-form"' in history.text and "p_author_1" in history.text

@@ -66,6 +66,7 @@ class Action(StrEnum):
     EDIT = "edit"
     AGREE = "agree"
     DISMISS = "dismiss"
+    REVEAL = "reveal"
 
 
 #: Who may do what, per kind of item. Everyone sees the held messages of their own
@@ -79,6 +80,9 @@ PERMISSIONS: dict[Kind, dict[Action, frozenset[Role]]] = {
         Action.APPROVE: frozenset(USER_ROLES),
         Action.REJECT: frozenset(USER_ROLES),
         Action.EDIT: frozenset({Role.MODERATOR, Role.COORDINATOR, Role.ADMIN}),
+        # the reporter's real address, behind a pseudonym everywhere else: for the admin
+        # and the wijkagent (who may need to reach a witness), each time with a reason
+        Action.REVEAL: frozenset({Role.ADMIN, Role.WIJKAGENT}),
     },
     "proposal": {
         Action.VIEW: frozenset({Role.COORDINATOR, Role.ADMIN}),
@@ -234,7 +238,7 @@ def refusal(
         return Refusal.NOT_FOUND
     if not may(user.role, action, item.kind):
         return Refusal.FORBIDDEN
-    if action in (Action.VIEW, Action.RELEASE):
+    if action in (Action.VIEW, Action.RELEASE, Action.REVEAL):
         return None
     if action is Action.CLAIM:
         if item.state != "open":

@@ -16,6 +16,7 @@ from faststream.asgi import AsgiFastStream
 from buurtalert.directory.store import Memberships
 from buurtalert.review.feedback import ReporterFeedback
 from buurtalert.review.handlers import Access, Changes, Console, Queue
+from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import Item
 from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
 from buurtalert.review.urgent import UrgentWatch
@@ -73,7 +74,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
         await memberships.publish(decision, key=decision.partition_key)
 
     vetting = Vetting(Memberships(db), Vettings(db), audit, publish_vetting, notify)
-    feedback = ReporterFeedback(Contacts(db), audit, notify)
+    contacts = Contacts(db)
+    feedback = ReporterFeedback(contacts, audit, notify)
     console = Console(items, audit, changes, publish, on_decided=decided, on_published=feedback)
     queue = Queue(items, audit, changes, on_queued=watch.queued)
     access = Access(Users(db), Sessions(db))
@@ -96,6 +98,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         closing=closing,
         probes=observability.routes(health=False),
         vetting=vetting,
+        reveal=Reveal(items, contacts, audit),
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)

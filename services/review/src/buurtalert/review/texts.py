@@ -115,6 +115,17 @@ STRINGS: dict[str, dict[str, str]] = {
     "refuse_join": {"nl": "Afwijzen", "en": "Refuse"},
     "join_approved": {"nl": "Aanmelding goedgekeurd.", "en": "Join approved."},
     "join_refused": {"nl": "Aanmelding afgewezen.", "en": "Join refused."},
+    # revealing a contact address
+    "reveal_heading": {"nl": "Contactadres", "en": "Contact address"},
+    "author": {"nl": "Melder", "en": "Reporter"},
+    "reveal_help": {
+        "nl": "Het echte adres tonen wordt met je naam en reden vastgelegd.",
+        "en": "Showing the real address is recorded with your name and reason.",
+    },
+    "reveal_why": {"nl": "Waarom heb je het adres nodig?", "en": "Why do you need the address?"},
+    "reveal": {"nl": "Adres tonen", "en": "Show address"},
+    "revealed": {"nl": "Adres van de melder", "en": "The reporter's address"},
+    "no_address": {"nl": "Geen adres bekend voor deze melder.", "en": "No address known for this reporter."},
     # reason codes as moderators read them
     "reason.privacy": {"nl": "privacy", "en": "privacy"},
     "reason.discrimination": {"nl": "discriminatie", "en": "discrimination"},

@@ -39,6 +39,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buurtalert.review.handlers import Access, Changes, Console, Outcome, Session
+from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import (
     CLAIM_SECONDS,
     REJECT_REASONS,
@@ -160,6 +161,7 @@ def console_app(
     closing: asyncio.Event,
     probes: Sequence[tuple[str, Any]] = (),
     vetting: Vetting | None = None,
+    reveal: Reveal | None = None,
 ) -> Starlette:
     """The console's pages, and ``probes`` (``/ready``, ``/metrics``: path and ASGI app)."""
     env = templates()
@@ -435,6 +437,24 @@ def console_app(
         )
         return answer(request, session, outcome)
 
+    async def reveal_contact(request: Request, session: Session) -> Response:
+        item_id = request.path_params["item_id"]
+        if reveal is None:
+            return refused(request, session, Refusal.NOT_FOUND)
+        outcome = await reveal(session.user, item_id, str((await request.form()).get("why") or ""))
+        if outcome.refused is not None:
+            return refused(request, session, outcome.refused, detail=outcome.detail)
+        if wants_json(request):
+            return JSONResponse({"channel": outcome.channel, "address": outcome.address})
+        return page(
+            request,
+            "revealed.html",
+            session=session,
+            item_id=item_id,
+            channel=outcome.channel,
+            address=outcome.address,
+        )
+
     # --- membership vetting ----------------------------------------------------------
 
     async def members(request: Request, session: Session) -> Response:
@@ -508,6 +528,7 @@ def console_app(
             post("/items/{item_id}/reject", reject),
             post("/items/{item_id}/agree", agree),
             post("/items/{item_id}/dismiss", dismiss),
+            post("/items/{item_id}/reveal", reveal_contact),
             Route("/members", logged_in(members), methods=["GET"]),
             post("/members/decide", vet),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
