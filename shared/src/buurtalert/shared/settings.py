@@ -207,6 +207,9 @@ class ReviewConfig(BaseModel):
     console_url: str | None = Field(
         default=None, description="The console's public address, for links in notices (e.g. https://...)"
     )
+    undo_seconds: float = Field(
+        default=5.0, ge=0, le=120, description="A forward takes effect this long after it is decided"
+    )
     deadline_check_seconds: float = Field(
         default=30.0, gt=0, le=600, description="How often the review service looks for overdue items"
     )

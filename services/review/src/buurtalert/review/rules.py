@@ -67,6 +67,7 @@ class Action(StrEnum):
     AGREE = "agree"
     DISMISS = "dismiss"
     REVEAL = "reveal"
+    ESCALATE = "escalate"
 
 
 #: Who may do what, per kind of item. Everyone sees the held messages of their own
@@ -83,6 +84,8 @@ PERMISSIONS: dict[Kind, dict[Action, frozenset[Role]]] = {
         # the reporter's real address, behind a pseudonym everywhere else: for the admin
         # and the wijkagent (who may need to reach a witness), each time with a reason
         Action.REVEAL: frozenset({Role.ADMIN, Role.WIJKAGENT}),
+        # a moderator unsure of a report hands it to the wijkagent (on top of their queue)
+        Action.ESCALATE: frozenset({Role.MODERATOR, Role.COORDINATOR, Role.ADMIN}),
     },
     "proposal": {
         Action.VIEW: frozenset({Role.COORDINATOR, Role.ADMIN}),
@@ -125,6 +128,8 @@ class Item(BaseModel):
     proposal: RemovalProposal | None = None
     decision: ReviewDecision | None = None
     published: bool = False
+    escalated_by: str | None = None
+    escalation_note: str = ""
 
     @property
     def text(self) -> str:
@@ -171,6 +176,12 @@ def is_urgent(held: ModeratedMessage) -> bool:
 def queue_order(items: Iterable[Item]) -> list[Item]:
     """Urgent items first, then the oldest first."""
     return sorted(items, key=lambda i: (not i.urgent, i.received_at, i.id))
+
+
+def wijkagent_order(items: Iterable[Item]) -> list[Item]:
+    """The wijkagent's queue: what was escalated to them first, then as for everyone."""
+    ordered = queue_order(items)
+    return [i for i in ordered if i.escalated_by] + [i for i in ordered if not i.escalated_by]
 
 
 def filtered(items: Iterable[Item], *, reason: str | None, urgent_only: bool) -> list[Item]:
@@ -251,6 +262,11 @@ def refusal(
     if not may_claim(item.claim, user.name, now):
         return Refusal.CLAIMED
     return None
+
+
+def undoable(action: ReviewAction) -> bool:
+    """A forward waits out the undo window before it is published; other decisions go at once."""
+    return action in (ReviewAction.APPROVE, ReviewAction.APPROVE_EDITED)
 
 
 def decision_id(item_id: str, version: int) -> str:

@@ -76,7 +76,15 @@ def create_app(settings: Settings) -> AsgiFastStream:
     vetting = Vetting(Memberships(db), Vettings(db), audit, publish_vetting, notify)
     contacts = Contacts(db)
     feedback = ReporterFeedback(contacts, audit, notify)
-    console = Console(items, audit, changes, publish, on_decided=decided, on_published=feedback)
+    console = Console(
+        items,
+        audit,
+        changes,
+        publish,
+        on_decided=decided,
+        on_published=feedback,
+        undo_seconds=municipality.review.undo_seconds,
+    )
     queue = Queue(items, audit, changes, on_queued=watch.queued)
     access = Access(Users(db), Sessions(db))
 

@@ -10,7 +10,7 @@ arrays, and an authority alert's polygon is one)."""
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -32,6 +32,8 @@ from buurtalert.shared.models import (
 )
 from buurtalert.shared.mongo import Database, Document
 
+#: How long a publication taken by a sender may take before another sender takes it over.
+SENDING_TIMEOUT = timedelta(seconds=30)
 _RECORDS: dict[str, type[ModeratedMessage | RemovalProposal | ReviewDecision]] = {
     "held": ModeratedMessage,
     "proposal": RemovalProposal,
@@ -128,11 +130,20 @@ class Items:
     async def release(self, item_id: str, user: str) -> None:
         await self._items.update_one({"_id": item_id, "claim.by": user}, {"$set": {"claim": None}})
 
+    async def escalate(self, item: Item, by: str, note: str) -> bool:
+        """Hand the item to the wijkagent (a new version; the claim released)."""
+        return await self._swap(
+            item.id, item.version, {"$set": {"escalated_by": by, "escalation_note": note, "claim": None}}
+        )
+
     async def agree(self, item: Item, agreed_by: tuple[str, ...]) -> bool:
         return await self._swap(item.id, item.version, {"$set": {"agreed_by": list(agreed_by)}})
 
-    async def decide(self, item: Item, decision: ReviewDecision) -> bool:
-        """Record ``decision`` on ``item`` if it is still open at the version decided on."""
+    async def decide(
+        self, item: Item, decision: ReviewDecision, publish_after: datetime | None = None
+    ) -> bool:
+        """Record ``decision`` on ``item`` if it is still open at the version decided on; it
+        is published from ``publish_after`` on (until then it can be undone)."""
         return await self._swap(
             item.id,
             item.version,
@@ -140,19 +151,81 @@ class Items:
                 "$set": {
                     "state": "decided",
                     "decision": decision.model_dump_json(),
+                    "decision_id": decision.id,
                     "published": False,
+                    "sending": False,
+                    "publish_after": publish_after,
                     "claim": None,
                 }
             },
         )
 
+    async def sending(self, decision: ReviewDecision, now: datetime) -> bool:
+        """Take the publication of ``decision`` (it can no longer be undone): False if it was
+        undone (the item is open again), is published, or another sender took it less than
+        :data:`SENDING_TIMEOUT` ago (one that died with it leaves it to the next)."""
+        mine = {"$set": {"sending": True, "sending_at": now}}
+        taken = {
+            "_id": decision.subject_id,
+            "state": "decided",
+            "decision_id": decision.id,
+            "published": False,
+        }
+        result = await self._items.update_one({**taken, "sending": False}, mine)
+        if result.modified_count == 1:
+            return True
+        stale = await self._items.update_one({**taken, "sending_at": {"$lt": now - SENDING_TIMEOUT}}, mine)
+        return stale.modified_count == 1
+
+    async def undo(self, item: Item, claim: Claim) -> bool:
+        """Take back the decision on ``item`` if its publication has not begun: the item is
+        open again (at a new version), claimed by whoever undid it."""
+        assert item.decision is not None
+        return await self._swap_decided(
+            item,
+            {
+                "$set": {
+                    "state": "open",
+                    "decision": None,
+                    "decision_id": None,
+                    "published": False,
+                    "sending": False,
+                    "publish_after": None,
+                    "claim": _claim_doc(claim),
+                }
+            },
+        )
+
+    async def _swap_decided(self, item: Item, update: Document) -> bool:
+        assert item.decision is not None
+        result = await self._items.update_one(
+            {
+                "_id": item.id,
+                "version": item.version,
+                "state": "decided",
+                "decision_id": item.decision.id,
+                "published": False,
+                "sending": False,
+            },
+            {**update, "$inc": {"version": 1}},
+        )
+        return result.modified_count == 1
+
     async def published(self, item_id: str) -> None:
         await self._items.update_one({"_id": item_id}, {"$set": {"published": True}})
 
-    async def unpublished(self) -> list[ReviewDecision]:
-        """Decisions taken whose publication was not confirmed (the broker was away)."""
-        cursor = self._items.find({"state": "decided", "published": False}, projection={"decision": 1})
-        return [ReviewDecision.model_validate_json(d["decision"]) async for d in cursor if d.get("decision")]
+    async def unpublished(self, now: datetime | None = None) -> list[ReviewDecision]:
+        """Decisions taken whose publication was not confirmed (the broker was away), and
+        whose undo window (if any) has passed by ``now``."""
+        cursor = self._items.find(
+            {"state": "decided", "published": False}, projection={"decision": 1, "publish_after": 1}
+        )
+        return [
+            ReviewDecision.model_validate_json(d["decision"])
+            async for d in cursor
+            if d.get("decision")
+            and (now is None or d.get("publish_after") is None or d["publish_after"] <= now)
+        ]
 
 
 def _claimed_as(claim: Claim | None) -> Document:

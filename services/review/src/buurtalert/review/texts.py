@@ -84,9 +84,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "shortcuts": {"nl": "Sneltoetsen", "en": "Keyboard shortcuts"},
     "shortcut_help": {
         "nl": "j/k: volgende/vorige, o: openen, a: goedkeuren, r: reden kiezen (Enter: afwijzen), "
-        "e: bewerken, u: alleen spoed, Esc: terug",
+        "e: bewerken, u: alleen spoed, x: selecteren, z: ongedaan maken, Esc: terug",
         "en": "j/k: next/previous, o: open, a: approve, r: choose a reason (Enter: reject), "
-        "e: edit, u: urgent only, Esc: back",
+        "e: edit, u: urgent only, x: select, z: undo, Esc: back",
     },
     "done": {"nl": "Verwerkt.", "en": "Done."},
     "photo": {"nl": "foto", "en": "photo"},
@@ -115,6 +115,25 @@ STRINGS: dict[str, dict[str, str]] = {
     "refuse_join": {"nl": "Afwijzen", "en": "Refuse"},
     "join_approved": {"nl": "Aanmelding goedgekeurd.", "en": "Join approved."},
     "join_refused": {"nl": "Aanmelding afgewezen.", "en": "Join refused."},
+    # undo window
+    "undo": {"nl": "Ongedaan maken", "en": "Undo"},
+    "undo_help": {
+        "nl": "Wordt over enkele seconden doorgestuurd; tot dan kun je het terugdraaien.",
+        "en": "Goes out in a few seconds; until then you can take it back.",
+    },
+    # escalation and bulk reject
+    "escalate": {"nl": "Naar de wijkagent", "en": "Escalate to the wijkagent"},
+    "escalate_note": {"nl": "Toelichting voor de wijkagent", "en": "Note for the wijkagent"},
+    "escalated": {"nl": "bij wijkagent", "en": "with the wijkagent"},
+    "escalated_by": {"nl": "Doorgezet naar de wijkagent door", "en": "Escalated to the wijkagent by"},
+    "pick": {"nl": "Selecteren", "en": "Select"},
+    "bulk_reject": {"nl": "Geselecteerde afwijzen met reden", "en": "Reject the selected with reason"},
+    "reject_selected": {"nl": "Selectie afwijzen", "en": "Reject selection"},
+    "rejected_count": {"nl": "afgewezen", "en": "rejected"},
+    "refused_count": {
+        "nl": "niet gelukt (gewijzigd of in behandeling)",
+        "en": "not done (changed or claimed)",
+    },
     # revealing a contact address
     "reveal_heading": {"nl": "Contactadres", "en": "Contact address"},
     "author": {"nl": "Melder", "en": "Reporter"},

@@ -314,6 +314,7 @@ def console_app(
             "urgent_only": urgent_only,
             "now": utcnow(),
             "query": request.url.query,
+            "bulk": {k: request.query_params.get(k) for k in ("rejected", "refused")},
         }
 
     async def home(request: Request) -> Response:
@@ -407,13 +408,40 @@ def console_app(
     async def approve(request: Request, session: Session) -> Response:
         form = await request.form()
         edited = form.get("text")
+        item_id = request.path_params["item_id"]
         outcome = await console.approve(
-            session.user,
-            request.path_params["item_id"],
-            await version_of(request),
-            edited if isinstance(edited, str) else None,
+            session.user, item_id, await version_of(request), edited if isinstance(edited, str) else None
         )
+        # with an undo window, the item's page offers the undo until the forward goes out
+        waiting = outcome.item is not None and outcome.item.state == "decided" and not outcome.item.published
+        return answer(request, session, outcome, done=f"/items/{item_id}" if waiting else "/queue")
+
+    async def escalate(request: Request, session: Session) -> Response:
+        item_id = request.path_params["item_id"]
+        note = str((await request.form()).get("note") or "")
+        outcome = await console.escalate(session.user, item_id, await version_of(request), note)
         return answer(request, session, outcome)
+
+    async def reject_many(request: Request, session: Session) -> Response:
+        """Bulk reject: the rows ticked (``items``, each ``id:version``), one reason."""
+        form = await request.form()
+        chosen: list[tuple[str, int | None]] = []
+        for value in form.getlist("items"):
+            item_id, _, version = str(value).rpartition(":")
+            chosen.append((item_id, int(version) if version.isdigit() else None))
+        reason = str(form.get("reason") or "")
+        if not chosen or reason not in REJECT_REASONS:
+            return refused(request, session, Refusal.INVALID, detail="choose items and a reason")
+        outcomes = await console.reject_many(session.user, chosen, reason)
+        done = [i for i, o in outcomes.items() if o.ok]
+        failed = {i: (o.refused.value if o.refused else "") for i, o in outcomes.items() if not o.ok}
+        if wants_json(request):
+            return JSONResponse({"rejected": done, "refused": failed})
+        return RedirectResponse(f"/queue?{urlencode({'rejected': len(done), 'refused': len(failed)})}", 303)
+
+    async def undo(request: Request, session: Session) -> Response:
+        item_id = request.path_params["item_id"]
+        return answer(request, session, await console.undo(session.user, item_id), done=f"/items/{item_id}")
 
     async def reject(request: Request, session: Session) -> Response:
         form = await request.form()
@@ -529,6 +557,9 @@ def console_app(
             post("/items/{item_id}/agree", agree),
             post("/items/{item_id}/dismiss", dismiss),
             post("/items/{item_id}/reveal", reveal_contact),
+            post("/items/{item_id}/undo", undo),
+            post("/items/{item_id}/escalate", escalate),
+            post("/queue/reject", reject_many),
             Route("/members", logged_in(members), methods=["GET"]),
             post("/members/decide", vet),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
