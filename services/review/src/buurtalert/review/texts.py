@@ -127,6 +127,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "escalated": {"nl": "bij wijkagent", "en": "with the wijkagent"},
     "escalated_by": {"nl": "Doorgezet naar de wijkagent door", "en": "Escalated to the wijkagent by"},
     "pick": {"nl": "Selecteren", "en": "Select"},
+    "bulk": {"nl": "Meerdere tegelijk afwijzen", "en": "Reject several at once"},
     "bulk_reject": {"nl": "Geselecteerde afwijzen met reden", "en": "Reject the selected with reason"},
     "reject_selected": {"nl": "Selectie afwijzen", "en": "Reject selection"},
     "rejected_count": {"nl": "afgewezen", "en": "rejected"},
