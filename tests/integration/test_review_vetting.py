@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import INGEST, REVIEW_MEMBERSHIPS, REVIEW_NOTICES
 from tests.conftest import TEST_FAILED
-from tests.review_support import ReviewService, log_dir, running_review
+from tests.review_support import ReviewService, log_dir, removal_proposal, running_review
 from tests.support import ServiceProcess, eventually, read_topic, wait_http
 
 pytestmark = pytest.mark.timeout(300)
@@ -151,3 +152,69 @@ async def test_a_coordinator_approves_and_refuses_joins_with_who_and_why(
 
 async def _stage(review: ReviewService, entry: str, stage: str) -> bool:
     return bool(await review.db("audit", {"message_id": entry, "stage": stage}))
+
+
+async def test_a_removal_agreed_by_two_is_applied_to_the_register_and_the_member_told(
+    review: ReviewService, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two admins or coordinators agree to remove a member who joined by message: ingest
+    takes the group from the member's register entry (the member, with no group left,
+    leaves and their number is forgotten), and the member is told why on review.notices;
+    ingest records the removal in the audit trail."""
+    asked = datetime(2026, 5, 1, 9, tzinfo=UTC)
+    client = mongo_client(review.settings)
+    try:
+        memberships = Memberships(Database(client[review.settings.database], INGEST))
+        assert await memberships.join("weert-demo", "p_troublemaker", "31677777777", "boshoven-noord", asked)
+        assert await memberships.vet(
+            "weert-demo",
+            "p_troublemaker",
+            "boshoven-noord",
+            True,
+            asked,
+            datetime(2026, 5, 1, 10, tzinfo=UTC),
+        )
+    finally:
+        await client.close()
+    ingest = ServiceProcess(
+        "ingest", review.settings.model_copy(update={"http_port": free_port()}), log_dir(tmp_path)
+    )
+    ingest.start()
+    try:
+        await review.propose(removal_proposal("rmv_register"))
+        anna, anna_csrf = await review.login("anna")
+        carl, carl_csrf = await review.login("carl")
+
+        async def queued() -> bool:
+            return bool((await anna.get("/queue")).json()["items"])
+
+        await eventually(queued, timeout=30, what="the proposal queued")
+        first = await anna.post("/items/rmv_register/agree", data={"version": "0", "csrf": anna_csrf})
+        assert first.status_code == 200 and first.json()["decision"] is None
+        await anna.post("/items/rmv_register/release", data={"csrf": anna_csrf})
+        second = await carl.post("/items/rmv_register/agree", data={"version": "1", "csrf": carl_csrf})
+        assert second.status_code == 200 and second.json()["decision"]["action"] == "remove_member"
+
+        notices = await read_topic(review.settings, REVIEW_NOTICES.name, 1, timeout=30)
+        assert notices[0]["destination"]["address"] == "31677777777"
+        assert notices[0]["rules"] == ["review_membership_removal"]
+        assert "Je bent uit boshoven-noord verwijderd" in notices[0]["text"]
+        assert "past niet in de buurtpreventiegroep" in notices[0]["text"]  # why: the off_topic rule
+
+        async def removed() -> dict[str, Any] | None:
+            docs = await review.db("memberships", {"pseudonym": "p_troublemaker"})
+            return docs[0] if docs and docs[0].get("removed") else None
+
+        entry = await eventually(removed, timeout=90, what="ingest to apply the removal")
+        assert entry["groups"] == [] and entry["removed"] == ["boshoven-noord"]
+        assert entry["state"] == "left" and entry["address"] is None
+        audit = await eventually(
+            lambda: review.db("audit", {"message_id": "rmv_register", "stage": "membership_removal"}),
+            timeout=30,
+            what="ingest's audit entry",
+        )
+        assert audit[0]["data"]["applied"] is True and audit[0]["data"]["agreed_by"] == ["anna", "carl"]
+    finally:
+        ingest.stop()
+        if request.node.stash.get(TEST_FAILED, False):
+            print(ingest.log()[-6000:])

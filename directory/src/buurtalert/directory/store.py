@@ -161,6 +161,7 @@ class Memberships:
                 "state": state.value,
                 "groups": groups,
                 "requested": requested,
+                "removed": [g for g in doc.get("removed", []) if not (approved and g == group)],
                 "address": doc.get("address") if keep else None,
                 "consent_one_to_one": bool(doc.get("consent_one_to_one")) and keep,
             }
@@ -168,6 +169,45 @@ class Memberships:
         # after the request, however the clocks differ (the register keeps milliseconds)
         moment = max(_utc(at), _utc(requested_at) + timedelta(milliseconds=1))
         return await self._change(municipality, pseudonym, moment, vetted)
+
+    async def remove(self, municipality: str, pseudonym: str, group: str, at: datetime) -> bool | None:
+        """A removal agreed by two admins or coordinators: the member no longer belongs to
+        ``group`` (the file's groups included); with no group left they are LEFT and their
+        address forgotten. None when the member is not in the register (known only from the
+        directory file, which the operator edits); False when a newer event was applied or
+        the removal was applied already."""
+        current = await self._db.write(MEMBERSHIPS).find_one({"_id": self._id(municipality, pseudonym)})
+        if current is None:
+            return None
+        if group in current.get("removed", []) and group not in current.get("groups", []):
+            return False
+
+        def removed(doc: Document | None) -> Document:
+            assert doc is not None
+            groups = [g for g in doc.get("groups", []) if g != group]
+            requested = [g for g in doc.get("requested", []) if g != group]
+            state = MembershipState(doc.get("state", MembershipState.ACTIVE.value))
+            if state is not MembershipState.LEFT and not groups and not requested:
+                state = MembershipState.LEFT
+            keep = state is not MembershipState.LEFT
+            return {
+                "state": state.value,
+                "groups": groups,
+                "requested": requested,
+                "removed": [*[g for g in doc.get("removed", []) if g != group], group],
+                "address": doc.get("address") if keep else None,
+                "consent_one_to_one": bool(doc.get("consent_one_to_one")) and keep,
+            }
+
+        moment = max(_utc(at), _utc(current["changed_at"]) + timedelta(milliseconds=1))
+        return await self._change(municipality, pseudonym, moment, removed)
+
+    async def find(self, municipality: str, pseudonym: str) -> Membership | None:
+        """The member's entry in the register, if any."""
+        doc = await self._db.read(MEMBERSHIPS).find_one(
+            {"_id": self._id(municipality, pseudonym)}, projection={"_id": 0}
+        )
+        return Membership.model_validate(doc) if doc else None
 
     async def pending(self, municipality: str) -> list[Membership]:
         """The joins awaiting a coordinator's approval (for the review console)."""

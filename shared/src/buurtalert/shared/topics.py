@@ -126,10 +126,11 @@ MODERATION_DECISIONS = Topic(
     "moderation.decisions",
     ReviewDecision,
     REVIEW,
-    (MODERATION,),
+    (MODERATION, INGEST),
     "group_id (else the message or proposal id)",
     "What a person decided in the review console: approve (possibly with an edited text), "
-    "reject with an explanation, or remove a member (agreed by two); moderation applies them.",
+    "reject with an explanation, or remove a member (agreed by two); moderation applies them, "
+    "ingest applies removals to the membership register.",
 )
 REVIEW_NOTICES = Topic(
     "review.notices",

@@ -31,6 +31,8 @@ from buurtalert.shared.models import (
     InboundMessage,
     MembershipDecision,
     Quarantined,
+    ReviewAction,
+    ReviewDecision,
     SourceChannel,
     stable_id,
 )
@@ -318,6 +320,30 @@ async def apply_membership_decision(stores: IngestStores, decision: MembershipDe
             once=True,
         )
         log.info("membership_vetted", approved=decision.approved, group=decision.group_id, applied=applied)
+
+
+async def apply_removal(stores: IngestStores, decision: ReviewDecision) -> None:
+    """A removal two admins or coordinators agreed to (``moderation.decisions``,
+    ``remove_member``), applied to the membership register, which ingest owns; other
+    decisions are moderation's. A member known only from the directory file is left to the
+    operator (recorded as not applied)."""
+    proposal = decision.proposal
+    if decision.action is not ReviewAction.REMOVE_MEMBER or proposal is None or proposal.group_id is None:
+        return
+    with bound(decision_id=decision.id):
+        applied = await stores.remove_member(
+            decision.municipality, proposal.member, proposal.group_id, decision.decided_at
+        )
+        entry: dict[str, object] = {
+            "member": proposal.member,
+            "group_id": proposal.group_id,
+            "agreed_by": list(decision.agreed_by),
+            "applied": bool(applied),
+        }
+        if applied is None:
+            entry["why"] = "not in the membership register: remove the member from the directory file"
+        await stores.record(decision.subject_id, "membership_removal", entry, once=True)
+        log.info("member_removed" if applied else "member_removal_not_applied", applied=applied)
 
 
 class Attempts:

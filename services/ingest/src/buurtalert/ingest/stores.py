@@ -143,6 +143,11 @@ class IngestStores:
         of theirs was applied already."""
         return await self._memberships.leave(municipality, pseudonym, at)
 
+    async def remove_member(self, municipality: str, pseudonym: str, group: str, at: datetime) -> bool | None:
+        """A removal agreed by two (moderation.decisions), applied to the register; None for
+        a member the register does not know (only the directory file lists them)."""
+        return await self._memberships.remove(municipality, pseudonym, group, at)
+
     async def vet(self, decision: MembershipDecision) -> bool:
         """A coordinator's decision on a pending join (review.memberships), applied to the
         register; False if the join was decided already or changed since."""

@@ -18,16 +18,18 @@ from buurtalert.shared.models import (
     Destination,
     MembershipDecision,
     ReviewAction,
+    ReviewDecision,
     stable_id,
 )
 from buurtalert.shared.settings import OnDuty, ReviewConfig
-from buurtalert.shared.texts import line
+from buurtalert.shared.texts import line, texts
 
 #: The rule a notice's delivery names (in its ``rules``, and so in the audit trail).
 OVERDUE_RULE = "review_urgent_overdue"
 FORWARDED_RULE = "review_forwarded_feedback"
 FORWARDED_SUBJECT = "forwarded_by_moderator_subject"
 MEMBERSHIP_RULE = "review_membership_vetting"
+REMOVAL_RULE = "review_membership_removal"
 #: Members ask to join by WhatsApp (AANMELDEN <code> to the municipality's number): the
 #: answer goes back there.
 JOIN_CHANNEL = "whatsapp"
@@ -139,5 +141,43 @@ def membership_notice(decision: MembershipDecision, address: str, language: str 
         subject=subject_own if subject_own == subject_en else f"{subject_own} / {subject_en}",
         language=language,
         rules=(MEMBERSHIP_RULE,),
+        created_at=decision.decided_at,
+    )
+
+
+def removal_notice(decision: ReviewDecision, address: str, language: str | None = None) -> Delivery | None:
+    """The member's notice that two admins or coordinators removed them from the group, and
+    why: the rules their rejected messages broke (the explanations of the proposal's
+    reasons); None for a decision that is not a removal."""
+    proposal = decision.proposal
+    if proposal is None or proposal.group_id is None or decision.agreed_by == ():
+        return None
+    language, group, reasons = language or "nl", proposal.group_id, proposal.reasons
+
+    def body(lang: str) -> str:
+        why = [line(f"explanation.{r}", lang) for r in reasons if f"explanation.{r}" in texts()]
+        return "\n".join([line("membership_removed", lang, group=group), *why])
+
+    own, english = body(language), body("en")
+    subject_own, subject_en = (
+        line("membership_removed_subject", language),
+        line("membership_removed_subject", "en"),
+    )
+    return Delivery(
+        id=stable_id("rmn", decision.id),
+        message_id=decision.subject_id,
+        municipality=decision.municipality,
+        destination=Destination(
+            group_id=f"member-{proposal.member}",
+            municipality=decision.municipality,
+            channel=JOIN_CHANNEL,
+            address=address,
+            recipient_type="individual",
+            label=subject_own,
+        ),
+        text=own if own == english else f"{own}\n\n--\n{english}",
+        subject=subject_own if subject_own == subject_en else f"{subject_own} / {subject_en}",
+        language=language,
+        rules=(REMOVAL_RULE,),
         created_at=decision.decided_at,
     )

@@ -20,7 +20,7 @@ from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import Item
 from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
 from buurtalert.review.urgent import UrgentWatch
-from buurtalert.review.vetting import Vetting
+from buurtalert.review.vetting import RemovalNotice, Vetting
 from buurtalert.review.web import ConsoleApp, console_app
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
@@ -76,13 +76,19 @@ def create_app(settings: Settings) -> AsgiFastStream:
     vetting = Vetting(Memberships(db), Vettings(db), audit, publish_vetting, notify)
     contacts = Contacts(db)
     feedback = ReporterFeedback(contacts, audit, notify)
+    removal_notice = RemovalNotice(Memberships(db), audit, notify)
+
+    async def published(decision: ReviewDecision) -> None:
+        await feedback(decision)
+        await removal_notice(decision)
+
     console = Console(
         items,
         audit,
         changes,
         publish,
         on_decided=decided,
-        on_published=feedback,
+        on_published=published,
         undo_seconds=municipality.review.undo_seconds,
     )
     queue = Queue(items, audit, changes, on_queued=watch.queued)

@@ -16,11 +16,19 @@ from datetime import datetime
 
 from buurtalert.directory.model import Membership
 from buurtalert.directory.store import Memberships
-from buurtalert.review.notices import membership_notice
+from buurtalert.review.notices import membership_notice, removal_notice
 from buurtalert.review.rules import Refusal, User
 from buurtalert.review.stores import Vettings
 from buurtalert.shared.logging import bound, get_logger
-from buurtalert.shared.models import Delivery, MembershipDecision, Role, stable_id, utcnow
+from buurtalert.shared.models import (
+    Delivery,
+    MembershipDecision,
+    ReviewAction,
+    ReviewDecision,
+    Role,
+    stable_id,
+    utcnow,
+)
 from buurtalert.shared.mongo import Audit
 
 log = get_logger(__name__)
@@ -169,3 +177,36 @@ class Vetting:
             except Exception:
                 log.exception("membership_resend_failed")
             await asyncio.sleep(every)
+
+
+class RemovalNotice:
+    """Tells a member two admins or coordinators removed from a group why, through
+    ``review.notices``, once the removal is published; a member the register has no address
+    for (only the directory file lists them) is recorded as not told."""
+
+    def __init__(
+        self, memberships: Memberships, audit: Audit, notify: Callable[[Delivery], Awaitable[None]]
+    ) -> None:
+        self.memberships = memberships
+        self.audit = audit
+        self.notify = notify
+
+    async def __call__(self, decision: ReviewDecision) -> None:
+        if decision.action is not ReviewAction.REMOVE_MEMBER or decision.proposal is None:
+            return
+        member = await self.memberships.find(decision.municipality, decision.proposal.member)
+        notice = removal_notice(decision, member.address) if member is not None and member.address else None
+        with bound(decision_id=decision.id):
+            if notice is None:
+                await self.audit.record(
+                    decision.subject_id,
+                    "review.removal_notice",
+                    {"sent": False, "why": "no address"},
+                    once=True,
+                )
+                log.info("removal_notice_not_sent")
+                return
+            await self.notify(notice)
+            await self.audit.record(
+                decision.subject_id, "review.removal_notice", {"sent": True, "id": notice.id}, once=True
+            )
