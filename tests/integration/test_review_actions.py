@@ -52,10 +52,11 @@ async def queued(client: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:
 
 async def test_a_forward_can_be_undone_until_its_window_has_passed(review: ReviewService) -> None:
     """Approving waits out the undo window: nothing is published meanwhile; only the person
-    who decided can undo it, which opens the item again (a new version, claimed by them);
+    who decided can undo it, which opens the item again (a new version, claimed by them,
+    an urgent one with its deadline back);
     the next decision goes out after its window, once; a forward already out cannot be
     undone (409); a rejection is published at once."""
-    await review.hold(held_message("msg_undo"))
+    await review.hold(held_message("msg_undo", "Vermist: jongen van 8", urgent=True))
     await review.hold(held_message("msg_reject_now"))
     alice, csrf = await review.login("alice")
     bob, bob_csrf = await review.login("bob")
@@ -63,6 +64,7 @@ async def test_a_forward_can_be_undone_until_its_window_has_passed(review: Revie
 
     first = await alice.post("/items/msg_undo/approve", data={"version": "0", "csrf": csrf})
     assert first.status_code == 200 and first.json()["state"] == "decided"
+    assert await review.db("review_deadlines", {}) == []
     page = await alice.get("/items/msg_undo", headers={"Accept": "text/html"})
     assert 'id="undo-button"' in page.text
     assert (await bob.post("/items/msg_undo/undo", data={"csrf": bob_csrf})).status_code == 409
@@ -70,6 +72,8 @@ async def test_a_forward_can_be_undone_until_its_window_has_passed(review: Revie
     assert undone.status_code == 200, undone.text
     assert undone.json()["state"] == "open" and undone.json()["version"] == 2
     assert undone.json()["claim"]["by"] == "alice"
+    # an urgent item undone has its deadline again (deciding it had ended it)
+    assert [d["_id"] for d in await review.db("review_deadlines", {})] == ["msg_undo"]
     rejected = await alice.post(
         "/items/msg_reject_now/reject", data={"version": "0", "reason": "off_topic", "csrf": csrf}
     )

@@ -241,7 +241,7 @@ REVIEW_VETTINGS = Collection(
     "member pseudonym, group, approved or refused, who and why, when; inserted once, so a join is "
     "decided once, and published on review.memberships until confirmed.",
     Retention.RECORD,
-    personal_data=False,
+    personal_data=True,  # the reason is free text about a person
     dated_by="decided_at",
 )
 

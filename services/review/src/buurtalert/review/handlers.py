@@ -142,6 +142,7 @@ class Console:
         on_decided: Callable[[Item, ReviewDecision], Awaitable[None]] | None = None,
         on_published: Callable[[ReviewDecision], Awaitable[None]] | None = None,
         undo_seconds: float = 0.0,
+        on_reopened: Callable[[Item], Awaitable[None]] | None = None,
     ) -> None:
         self.items = items
         self.audit = audit
@@ -152,6 +153,7 @@ class Console:
         self.on_published = on_published  # e.g. the reporter told of a forward
         self.undo_seconds = undo_seconds  # a forward takes effect this long after it is decided
         self._timers: set[asyncio.Task[bool]] = set()
+        self.on_reopened = on_reopened  # e.g. an urgent item undone gets its deadline back
 
     async def queue(self, user: User) -> list[Item]:
         """The open items the user may see, urgent first, then oldest first."""
@@ -384,7 +386,10 @@ class Console:
         await self._audit(item, user, "undo", decision_id=decision.id)
         self.changes.changed()
         log.info("undone", item=item.id, actor=user.name)
-        return Outcome(item=await self.items.get(item_id))
+        reopened = await self.items.get(item_id)
+        if reopened is not None and self.on_reopened is not None:
+            await self.on_reopened(reopened)
+        return Outcome(item=reopened)
 
     async def send(self, decision: ReviewDecision) -> bool:
         """Publish a decision taken; if the broker is away, it stays unpublished and

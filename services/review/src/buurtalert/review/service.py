@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         on_decided=decided,
         on_published=published,
         undo_seconds=municipality.review.undo_seconds,
+        on_reopened=watch.queued,
     )
     queue = Queue(items, audit, changes, on_queued=watch.queued)
     access = Access(Users(db), Sessions(db))
