@@ -1,6 +1,6 @@
 """The review console in a real browser: Playwright driving Debian's Chromium
 (``/usr/bin/chromium``; ``make test`` installs it when missing) against the services as
-processes. Writes docs/review-queue.png and docs/review-item.png."""
+processes. Writes docs/review-queue.png, docs/review-item.png and docs/review-members.png."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from buurtalert.devkit.testing import free_port
 from buurtalert.directory.model import load_directory
-from buurtalert.directory.store import store_directory
+from buurtalert.directory.store import Memberships, store_directory
+from buurtalert.shared.models import utcnow
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
-from buurtalert.shared.topics import MESSAGES_APPROVED
+from buurtalert.shared.topics import INGEST, MESSAGES_APPROVED, REVIEW_MEMBERSHIPS
 from tests.conftest import DEMO, ROOT, TEST_FAILED
 from tests.review_support import PASSWORD, ReviewService, held_message, log_dir, running_review
 from tests.support import ServiceProcess, read_topic, wait_http
@@ -137,7 +138,10 @@ async def test_a_held_message_appears_live_and_an_approval_reaches_messages_appr
 
         await page.locator("h1").click()  # leave the select: shortcuts work on the page
         await page.keyboard.press("a")
-        await expect(page).to_have_url(re.compile(r"/queue$"))
+        # the forward waits out its undo window on the item's page, then goes
+        await expect(page).to_have_url(re.compile(f"/items/{message_id}$"))
+        await expect(page.locator("#undo-button")).to_be_visible()
+        await page.goto("/queue")
         await expect(page.locator(f'li.item[data-id="{message_id}"]')).to_have_count(0)
 
         approved = await read_topic(settings, MESSAGES_APPROVED.name, 1, timeout=60)
@@ -173,7 +177,7 @@ async def test_a_second_moderator_sees_the_claim_and_a_stale_action_gets_409(
     second = await alice.context.new_page()
     await second.goto("/items/msg_claimed")
     await alice.get_by_role("button", name="Goedkeuren").click()
-    await expect(alice).to_have_url(re.compile(r"/queue$"))
+    await expect(alice).to_have_url(re.compile(r"/items/msg_claimed$"))
     async with second.expect_response(re.compile(r"/items/msg_claimed/reject$")) as answer:
         await second.get_by_role("button", name="Afwijzen").click()
     assert (await answer.value).status == 409
@@ -222,3 +226,41 @@ async def test_wrong_password_lockout_missing_csrf_and_another_municipalitys_ite
     response = await eve.goto("/items/msg_weert")
     assert response is not None and response.status == 404
     await expect(eve.locator("h1")).to_have_text("Niet gevonden.")
+
+
+async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(
+    browser: Browser, review: ReviewService
+) -> None:
+    """A pending join shows on the coordinator's vetting screen (writes
+    docs/review-members.png) and is approved with a click, published for ingest; a
+    moderator ticks two noise rows and rejects them with one reason."""
+    client = mongo_client(review.settings)
+    try:
+        memberships = Memberships(Database(client[review.settings.database], INGEST))
+        assert await memberships.join("weert-demo", "p_joiner", "31655555555", "boshoven-noord", utcnow())
+    finally:
+        await client.close()
+    for name in ("msg_noise_a", "msg_noise_b"):
+        await review.hold(held_message(name, "Wie heeft mijn kat gezien? Bel 06-12345678"))
+
+    carl = await logged_in(browser, review, "carl")
+    await carl.get_by_role("link", name="Aanmeldingen").click()
+    await expect(carl.locator("li.join")).to_have_count(1)
+    await expect(carl.locator("li.join")).to_contain_text("boshoven-noord")
+    await carl.screenshot(path=str(DOCS / "review-members.png"), full_page=True)
+    await carl.get_by_role("button", name="Goedkeuren").click()
+    await expect(carl.locator("#vet-notice")).to_contain_text("goedgekeurd")
+    await expect(carl.locator("#no-joins")).to_be_visible()
+    decisions = await read_topic(review.settings, REVIEW_MEMBERSHIPS.name, 1)
+    assert decisions[0]["member"] == "p_joiner" and decisions[0]["approved"] is True
+    assert decisions[0]["actor"] == "carl"
+
+    alice = await logged_in(browser, review, "alice")
+    for name in ("msg_noise_a", "msg_noise_b"):
+        row = alice.locator(f'li.item[data-id="{name}"]')
+        await expect(row).to_be_visible(timeout=30_000)
+        await row.locator("input.pick").check()
+    await alice.get_by_label("Geselecteerde afwijzen met reden").select_option("off_topic")
+    await alice.get_by_role("button", name="Selectie afwijzen").click()
+    await expect(alice.locator("#bulk-notice")).to_contain_text("2 afgewezen")
+    await expect(alice.locator("li.item")).to_have_count(0)

@@ -68,7 +68,7 @@ class MemoryItems:
         doc.update(agreed_by=list(agreed_by), version=doc["version"] + 1)
         return True
 
-    async def decide(self, item: Item, decision: ReviewDecision) -> bool:
+    async def decide(self, item: Item, decision: ReviewDecision, publish_after: Any = None) -> bool:
         doc = self._current(item)
         if doc is None:
             return False
@@ -84,7 +84,10 @@ class MemoryItems:
     async def published(self, item_id: str) -> None:
         self.docs[item_id]["published"] = True
 
-    async def unpublished(self) -> list[ReviewDecision]:
+    async def sending(self, decision: ReviewDecision, now: Any) -> bool:
+        return self.docs[decision.subject_id]["state"] == "decided"
+
+    async def unpublished(self, now: Any = None) -> list[ReviewDecision]:
         return [
             ReviewDecision.model_validate_json(d["decision"])
             for d in self.docs.values()

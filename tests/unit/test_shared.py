@@ -55,11 +55,13 @@ def test_each_service_consumes_what_another_owns() -> None:
         "review",
     ]
     # channels delivers routing's deliveries, explains moderation's rejections to their
-    # authors, and records what providers report (through ingest) against the deliveries
+    # authors, sends the review console's notices, and records what providers report
+    # (through ingest) against the deliveries
     assert {t.owner for t in consumed_by("channels") if not t.name.endswith(".retry")} == {
         "ingest",
         "moderation",
         "routing",
+        "review",
     }
     assert {t.name for t in owned_by("channels")} >= {"deliveries.status", "channels.deadletter"}
 

@@ -271,6 +271,9 @@ class Membership(Strict):
     state: MembershipState = MembershipState.ACTIVE
     groups: tuple[Slug, ...] = Field(default=(), description="Approved groups")
     requested: tuple[Slug, ...] = Field(default=(), description="Groups asked for, awaiting approval")
+    removed: tuple[Slug, ...] = Field(
+        default=(), description="Groups two admins or coordinators removed the member from (four eyes)"
+    )
     address: str | None = Field(default=None, description="Kept only while consent is given")
     consent_one_to_one: bool
     changed_at: datetime
@@ -284,7 +287,7 @@ def apply_memberships(directory: Directory, memberships: list[Membership]) -> Di
     members = {m.pseudonym: m for m in directory.members if m.pseudonym}
     others = [m for m in directory.members if not m.pseudonym]
     for choice in memberships:
-        if choice.state is MembershipState.PENDING:
+        if choice.state is MembershipState.PENDING and not choice.removed:
             continue  # nothing changes until a coordinator approves
         known = members.get(choice.pseudonym)
         if known is None:
@@ -292,9 +295,10 @@ def apply_memberships(directory: Directory, memberships: list[Membership]) -> Di
                 continue
             known = Member(id=f"m-{choice.pseudonym[2:14]}", groups=choice.groups, pseudonym=choice.pseudonym)
         consent = choice.consent_one_to_one and choice.state is MembershipState.ACTIVE
+        groups = (g for g in dict.fromkeys((*known.groups, *choice.groups)) if g not in choice.removed)
         members[choice.pseudonym] = known.model_copy(
             update={
-                "groups": tuple(dict.fromkeys((*known.groups, *choice.groups))),
+                "groups": tuple(groups),
                 "address": choice.address if consent else None,
                 "consent_one_to_one": consent,
             }

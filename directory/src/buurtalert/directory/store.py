@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -120,6 +120,94 @@ class Memberships:
             }
 
         return await self._change(municipality, pseudonym, at, left)
+
+    async def vet(
+        self,
+        municipality: str,
+        pseudonym: str,
+        group: str,
+        approved: bool,
+        requested_at: datetime,
+        at: datetime,
+    ) -> bool:
+        """A coordinator's decision on the member's request to join ``group`` (asked at
+        ``requested_at``): approved, the group becomes theirs and they are active; refused,
+        the request is dropped, and a member left with no group and no request is LEFT (their
+        address forgotten). False, nothing done, when the request is no longer there as it was
+        decided on (a newer event of the member's, or this decision applied already)."""
+        key = self._id(municipality, pseudonym)
+        current = await self._db.write(MEMBERSHIPS).find_one({"_id": key})
+        if (
+            current is None
+            or group not in current.get("requested", [])
+            or _utc(current["changed_at"]) != _utc(requested_at)
+        ):
+            return False
+
+        def vetted(doc: Document | None) -> Document:
+            assert doc is not None
+            groups = list(doc.get("groups", []))
+            requested = [g for g in doc.get("requested", []) if g != group]
+            if approved and group not in groups:
+                groups.append(group)
+            if groups:
+                state = MembershipState.ACTIVE
+            elif requested:
+                state = MembershipState.PENDING
+            else:
+                state = MembershipState.LEFT
+            keep = state is not MembershipState.LEFT
+            return {
+                "state": state.value,
+                "groups": groups,
+                "requested": requested,
+                "removed": [g for g in doc.get("removed", []) if not (approved and g == group)],
+                "address": doc.get("address") if keep else None,
+                "consent_one_to_one": bool(doc.get("consent_one_to_one")) and keep,
+            }
+
+        # after the request, however the clocks differ (the register keeps milliseconds)
+        moment = max(_utc(at), _utc(requested_at) + timedelta(milliseconds=1))
+        return await self._change(municipality, pseudonym, moment, vetted)
+
+    async def remove(self, municipality: str, pseudonym: str, group: str, at: datetime) -> bool | None:
+        """A removal agreed by two admins or coordinators: the member no longer belongs to
+        ``group`` (the file's groups included); with no group left they are LEFT and their
+        address forgotten. None when the member is not in the register (known only from the
+        directory file, which the operator edits); False when a newer event was applied or
+        the removal was applied already."""
+        current = await self._db.write(MEMBERSHIPS).find_one({"_id": self._id(municipality, pseudonym)})
+        if current is None:
+            return None
+        if group in current.get("removed", []) and group not in current.get("groups", []):
+            return False
+
+        def removed(doc: Document | None) -> Document:
+            assert doc is not None
+            groups = [g for g in doc.get("groups", []) if g != group]
+            requested = [g for g in doc.get("requested", []) if g != group]
+            state = MembershipState(doc.get("state", MembershipState.ACTIVE.value))
+            if state is not MembershipState.LEFT and not groups and not requested:
+                state = MembershipState.LEFT
+            keep = state is not MembershipState.LEFT
+            return {
+                "state": state.value,
+                "groups": groups,
+                "requested": requested,
+                "removed": [*[g for g in doc.get("removed", []) if g != group], group],
+                "address": doc.get("address") if keep else None,
+                "consent_one_to_one": bool(doc.get("consent_one_to_one")) and keep,
+            }
+
+        moment = max(_utc(at), _utc(current["changed_at"]) + timedelta(milliseconds=1))
+        return await self._change(municipality, pseudonym, moment, removed)
+
+    async def find(self, municipality: str, pseudonym: str) -> Membership | None:
+        """The member's entry in the register, if any."""
+        doc = await self._db.read(MEMBERSHIPS).find_one(
+            {"_id": self._id(municipality, pseudonym)}, projection={"_id": 0}
+        )
+        return Membership.model_validate(doc) if doc else None
 
     async def pending(self, municipality: str) -> list[Membership]:
         """The joins awaiting a coordinator's approval (for the review console)."""

@@ -76,16 +76,18 @@ MEMBERSHIPS = Collection(
     "One document per member (_id municipality:pseudonym): its state (pending approval, active, "
     "left), the groups they joined by message (AANMELDEN) and those awaiting approval, their consent "
     "to one-to-one delivery (channels checks it again just before sending), the address while "
-    "consent lasts, and the provider's time of the last event applied.",
+    "consent lasts, and the provider's time of the last event applied (or of a coordinator's "
+    "vetting decision). The review console reads the pending joins.",
     Retention.CONTACT,
     personal_data=True,
 )
 CONTACTS = Collection(
     "contacts",
     INGEST,
-    (CHANNELS,),
+    (CHANNELS, REVIEW),
     "One document per author (_id municipality:pseudonym): the channel and address that "
-    "reach them, to explain a rejection.",
+    "reach them, to explain a rejection (channels), to tell a verified reporter that a "
+    "moderator forwarded their report, or revealed to a role allowed to see it (review).",
     Retention.CONTACT,
     personal_data=True,
 )
@@ -242,6 +244,27 @@ REVIEW_SESSIONS = Collection(
     Retention.OPERATIONAL,
     personal_data=False,
 )
+REVIEW_DEADLINES = Collection(
+    "review_deadlines",
+    REVIEW,
+    (),
+    "One document per open urgent review item (_id the item's id): municipality, when it is "
+    "due, when its lateness was notified. Deleted once the item is decided, so the periodic "
+    "look for overdue items reads only the open urgent ones, never the whole queue.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+)
+REVIEW_VETTINGS = Collection(
+    "review_vettings",
+    REVIEW,
+    (),
+    "One document per vetting decision on a pending join (_id the decision's id): municipality, "
+    "member pseudonym, group, approved or refused, who and why, when; inserted once, so a join is "
+    "decided once, and published on review.memberships until confirmed.",
+    Retention.RECORD,
+    personal_data=True,  # the reason is free text about a person
+    dated_by="decided_at",
+)
 
 #: Seconds a reader of ``media`` waits for a medium a message references (see MEDIA).
 MEDIA_WAIT = 5.0
@@ -264,5 +287,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     REVIEW_SESSIONS,
     INCIDENT_OUTCOMES,
     REGISTERED_CRIME,
+    REVIEW_DEADLINES,
+    REVIEW_VETTINGS,
     DLQ_REPLAYS,
 )

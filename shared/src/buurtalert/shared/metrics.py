@@ -1,7 +1,6 @@
 """Our Prometheus metrics (``buurtalert_*``), counted where things happen; served
-at ``/metrics`` by :mod:`buurtalert.shared.observability`. A metric the review
-service will expose, ``review_urgent_overdue``, is named in the alert rules
-(``deploy/observability/alerts.yaml``)."""
+at ``/metrics`` by :mod:`buurtalert.shared.observability`. The review service's
+``review_urgent_overdue`` is named in the alert rules (``deploy/observability/alerts.yaml``)."""
 
 from __future__ import annotations
 
@@ -37,5 +36,17 @@ CONSUMER_LAG = Gauge(
     "buurtalert_consumer_lag",
     "Records not yet committed, per consumer group and partition (end offset - committed offset)",
     ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+REVIEW_URGENT_OVERDUE = Gauge(
+    "review_urgent_overdue",
+    "Urgent review items still undecided past their deadline, per municipality",
+    ["municipality"],
+    registry=REGISTRY,
+)
+REVIEW_QUEUE_AGE = Gauge(
+    "review_queue_oldest_seconds",
+    "Age of the oldest undecided item in the review queue, per municipality and urgency (0: empty)",
+    ["municipality", "urgency"],
     registry=REGISTRY,
 )

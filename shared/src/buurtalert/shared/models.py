@@ -256,6 +256,29 @@ class ReviewDecision(Record):
         return (self.group_id or self.subject_id).encode()
 
 
+class MembershipDecision(Record):
+    """A coordinator's decision on a pending join (AANMELDEN <code>), taken in the review
+    console and applied to the membership register by ingest, its owner. Its id comes from
+    the join it decides (member, group and when they asked), so deciding it twice is one
+    decision."""
+
+    id: str
+    municipality: str
+    member: str = Field(description="The member's pseudonym")
+    group_id: str
+    approved: bool
+    actor: str = Field(description="The user name of the coordinator or admin who decided")
+    actor_role: Role
+    reason: str = Field(default="", max_length=500, description="Why (required for a refusal)")
+    requested_at: datetime = Field(description="When the member asked (the register's changed_at)")
+    decided_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def partition_key(self) -> bytes:
+        """One member's decisions in order."""
+        return f"{self.municipality}:{self.member}".encode()
+
+
 class Destination(Record):
     group_id: str
     municipality: str | None = Field(default=None, description="The group's municipality (cross-border)")

@@ -181,6 +181,40 @@ class RetentionPeriods(BaseModel):
     operational: int | None = Field(default=30, ge=1)
 
 
+class OnDuty(BaseModel):
+    """A moderator on duty: told through a channel when an urgent review item waits past
+    its deadline. The address is the one the channel needs (an email address, a WhatsApp
+    number); it is configuration, not a reporter's address."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, description="Who this is (a console user's name)")
+    channel: ChannelName
+    address: str = Field(min_length=1)
+    language: Literal["nl", "fr", "de", "en"] = "nl"
+
+
+class ReviewConfig(BaseModel):
+    """The review console's settings per municipality: the deadline of urgent items and
+    who is on duty when one passes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urgent_deadline_minutes: int = Field(
+        default=10, ge=1, le=1440, description="An urgent item undecided this long notifies the on-duty"
+    )
+    on_duty: tuple[OnDuty, ...] = Field(default=(), description="Told when an urgent item is overdue")
+    console_url: str | None = Field(
+        default=None, description="The console's public address, for links in notices (e.g. https://...)"
+    )
+    undo_seconds: float = Field(
+        default=5.0, ge=0, le=120, description="A forward takes effect this long after it is decided"
+    )
+    deadline_check_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="How often the review service looks for overdue items"
+    )
+
+
 class MunicipalityConfig(BaseModel):
     """The per-municipality file (``municipality_file``). Secrets stay ``SecretStr``."""
 
@@ -199,6 +233,7 @@ class MunicipalityConfig(BaseModel):
     )
     ingest: IngestChannels = Field(default_factory=IngestChannels, description="Where messages come in")
     retention: RetentionPeriods = Field(default_factory=RetentionPeriods, description="Days kept per class")
+    review: ReviewConfig = Field(default_factory=ReviewConfig, description="The review console's deadlines")
 
 
 #: The secrets of the demo files (deploy/demo): refused when BUURTALERT_ENVIRONMENT=production.

@@ -20,6 +20,7 @@ from buurtalert.shared.models import (
     InboundMessage,
     IncidentOutcome,
     MediaFetch,
+    MembershipDecision,
     ModeratedMessage,
     OutcomeCommand,
     ProviderStatus,
@@ -127,10 +128,30 @@ MODERATION_DECISIONS = Topic(
     "moderation.decisions",
     ReviewDecision,
     REVIEW,
-    (MODERATION,),
+    (MODERATION, INGEST),
     "group_id (else the message or proposal id)",
     "What a person decided in the review console: approve (possibly with an edited text), "
-    "reject with an explanation, or remove a member (agreed by two); moderation applies them.",
+    "reject with an explanation, or remove a member (agreed by two); moderation applies them, "
+    "ingest applies removals to the membership register.",
+)
+REVIEW_NOTICES = Topic(
+    "review.notices",
+    Delivery,
+    REVIEW,
+    (CHANNELS,),
+    "destination key (group id, or group id/recipient)",
+    "What the review console tells people directly, as deliveries channels sends: the on-duty "
+    "moderator of an urgent item past its deadline, a reporter of the outcome of their held "
+    "report. Routing owns deliveries.<channel>; these are the console's own.",
+)
+REVIEW_MEMBERSHIPS = Topic(
+    "review.memberships",
+    MembershipDecision,
+    REVIEW,
+    (INGEST,),
+    "municipality:member",
+    "A coordinator's approval or refusal of a pending join, with who and why; ingest, the "
+    "membership register's owner, applies it.",
 )
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
@@ -227,6 +248,8 @@ TOPICS: tuple[Topic, ...] = (
     MODERATION_DECISIONS,
     INGEST_OUTCOME_COMMANDS,
     INCIDENTS_OUTCOMES,
+    REVIEW_NOTICES,
+    REVIEW_MEMBERSHIPS,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
     *(retry_topic(s) for s in SERVICES),

@@ -195,6 +195,20 @@ class AuthorFeedback:
             await self.deliverers[channel](feedback)
 
 
+async def send_notice(notice: Delivery, deliverers: dict[str, Deliver], audit: Audit) -> None:
+    """A notice of the review console (``review.notices``) through the adapter its
+    destination names; one for an adapter this deployment lacks is recorded, not sent."""
+    with bound(message_id=notice.message_id, delivery_id=notice.id):
+        deliver = deliverers.get(notice.destination.channel)
+        if deliver is None:
+            why = f"no {notice.destination.channel} adapter"
+            entry = {"sent": False, "why": why, "id": notice.id}
+            await audit.record(notice.message_id, "review_notice", entry)
+            log.warning("review_notice_not_sent", why=why)
+            return
+        await deliver(notice)
+
+
 class ProviderStatuses:
     """What the provider says became of a message we sent, recorded against its delivery."""
 

@@ -13,6 +13,7 @@ from buurtalert.channels.handlers import (
     Deliverer,
     ProviderStatuses,
     release_due,
+    send_notice,
 )
 from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore
 from buurtalert.directory.store import Memberships
@@ -30,6 +31,7 @@ from buurtalert.shared.topics import (
     DELIVERIES_STATUS,
     MESSAGES_REJECTED,
     PROVIDER_STATUS,
+    REVIEW_NOTICES,
     delivery_topic,
 )
 
@@ -73,6 +75,12 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def explain_rejection(item: ModeratedMessage) -> None:
         """Tell the author which rule kept their message back, through the channel that reaches them."""
         await feedback(item)
+
+    @reliable.subscriber(REVIEW_NOTICES)
+    async def send_review_notice(notice: Delivery) -> None:
+        """What the review console tells a person (the on-duty moderator, a reporter),
+        through the adapter its destination names: sent once, like any delivery."""
+        await send_notice(notice, deliverers, audit)
 
     @reliable.subscriber(PROVIDER_STATUS)
     async def record_provider_status(status: ProviderStatus) -> None:

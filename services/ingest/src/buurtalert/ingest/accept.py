@@ -28,7 +28,15 @@ from buurtalert.ingest.parsers.common import Batch, InvalidInput, MembershipRequ
 from buurtalert.ingest.stores import IngestStores, MediaFile
 from buurtalert.shared.kafka import topic_publisher
 from buurtalert.shared.logging import bound, get_logger
-from buurtalert.shared.models import InboundMessage, Quarantined, SourceChannel, stable_id
+from buurtalert.shared.models import (
+    InboundMessage,
+    MembershipDecision,
+    Quarantined,
+    ReviewAction,
+    ReviewDecision,
+    SourceChannel,
+    stable_id,
+)
 from buurtalert.shared.settings import MunicipalityConfig, Settings
 from buurtalert.shared.topics import (
     INGEST,
@@ -308,6 +316,53 @@ class Intake:
             {"channel": "whatsapp", "membership": outcome, "member": request.pseudonym, "raw_ref": raw_ref},
         )
         log.info("membership_changed", outcome=outcome, member=request.pseudonym)
+
+
+async def apply_membership_decision(stores: IngestStores, decision: MembershipDecision) -> None:
+    """A coordinator's approval or refusal of a pending join (``review.memberships``),
+    applied to the membership register, which ingest owns; recorded in the audit trail
+    under the decision's id with who and why. Applying it again changes nothing."""
+    with bound(decision_id=decision.id):
+        applied = await stores.vet(decision)
+        await stores.record(
+            decision.id,
+            "membership_vetting",
+            {
+                "member": decision.member,
+                "group_id": decision.group_id,
+                "approved": decision.approved,
+                "actor": decision.actor,
+                "actor_role": decision.actor_role.value,
+                "reason": decision.reason,
+                "applied": applied,
+            },
+            once=True,
+        )
+        log.info("membership_vetted", approved=decision.approved, group=decision.group_id, applied=applied)
+
+
+async def apply_removal(stores: IngestStores, decision: ReviewDecision) -> None:
+    """A removal two admins or coordinators agreed to (``moderation.decisions``,
+    ``remove_member``), applied to the membership register, which ingest owns; other
+    decisions are moderation's. A member known only from the directory file is left to the
+    operator (recorded as not applied)."""
+    proposal = decision.proposal
+    if decision.action is not ReviewAction.REMOVE_MEMBER or proposal is None or proposal.group_id is None:
+        return
+    with bound(decision_id=decision.id):
+        applied = await stores.remove_member(
+            decision.municipality, proposal.member, proposal.group_id, decision.decided_at
+        )
+        entry: dict[str, object] = {
+            "member": proposal.member,
+            "group_id": proposal.group_id,
+            "agreed_by": list(decision.agreed_by),
+            "applied": bool(applied),
+        }
+        if applied is None:
+            entry["why"] = "not in the membership register: remove the member from the directory file"
+        await stores.record(decision.subject_id, "membership_removal", entry, once=True)
+        log.info("member_removed" if applied else "member_removal_not_applied", applied=applied)
 
 
 class Attempts:

@@ -15,7 +15,7 @@ import httpx
 from faststream.asgi import AsgiFastStream
 from starlette.routing import Route
 
-from buurtalert.ingest.accept import Intake
+from buurtalert.ingest.accept import Intake, apply_membership_decision, apply_removal
 from buurtalert.ingest.lanes.http import routes
 from buurtalert.ingest.lanes.imap import MailboxReader
 from buurtalert.ingest.lanes.media import MediaFetcher
@@ -24,10 +24,10 @@ from buurtalert.ingest.parsers.language import warm_up
 from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound
-from buurtalert.shared.models import MediaFetch
+from buurtalert.shared.models import MediaFetch, MembershipDecision, ReviewDecision
 from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
-from buurtalert.shared.topics import INGEST, INGEST_MEDIA
+from buurtalert.shared.topics import INGEST, INGEST_MEDIA, MODERATION_DECISIONS, REVIEW_MEMBERSHIPS
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
@@ -46,6 +46,16 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def fetch_media(job: MediaFetch) -> None:
         with bound(message_id=job.message_id):
             await media.handle(job)
+
+    @reliable.subscriber(REVIEW_MEMBERSHIPS)
+    async def apply_vetting(decision: MembershipDecision) -> None:
+        """A coordinator approved or refused a pending join: the register (ours) follows."""
+        await apply_membership_decision(stores, decision)
+
+    @reliable.subscriber(MODERATION_DECISIONS)
+    async def apply_removals(decision: ReviewDecision) -> None:
+        """A removal agreed by two: the member leaves the group in the register (ours)."""
+        await apply_removal(stores, decision)
 
     http = routes(intake, municipality)
     paths = dict.fromkeys(route.path for route in http.routes if isinstance(route, Route))

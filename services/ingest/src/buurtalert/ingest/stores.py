@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from buurtalert.directory.store import Directories, Memberships
 from buurtalert.shared.collections import INGEST_CLAIMS, MEDIA, RAW_INPUTS
 from buurtalert.shared.contacts import Contacts
-from buurtalert.shared.models import utcnow
+from buurtalert.shared.models import MembershipDecision, utcnow
 from buurtalert.shared.mongo import Audit, Database, Document, GroupInserts
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import INGEST
@@ -142,6 +142,23 @@ class IngestStores:
         """A member opts out everywhere; the number is forgotten. False if a newer event
         of theirs was applied already."""
         return await self._memberships.leave(municipality, pseudonym, at)
+
+    async def remove_member(self, municipality: str, pseudonym: str, group: str, at: datetime) -> bool | None:
+        """A removal agreed by two (moderation.decisions), applied to the register; None for
+        a member the register does not know (only the directory file lists them)."""
+        return await self._memberships.remove(municipality, pseudonym, group, at)
+
+    async def vet(self, decision: MembershipDecision) -> bool:
+        """A coordinator's decision on a pending join (review.memberships), applied to the
+        register; False if the join was decided already or changed since."""
+        return await self._memberships.vet(
+            decision.municipality,
+            decision.member,
+            decision.group_id,
+            decision.approved,
+            decision.requested_at,
+            decision.decided_at,
+        )
 
     # --- media ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -40,6 +40,8 @@ from buurtalert.review.rules import (
     refusal,
     same_decision,
     token_hash,
+    undoable,
+    wijkagent_order,
 )
 from buurtalert.review.stores import Items, Sessions, Users
 from buurtalert.shared.logging import bound, get_logger
@@ -57,6 +59,8 @@ log = get_logger(__name__)
 Clock = Callable[[], datetime]
 #: How often decisions whose publication failed are sent again.
 RESEND_SECONDS = 10.0
+#: The longest note an escalation carries.
+MAX_NOTE = 500
 
 
 class Changes:
@@ -79,10 +83,17 @@ class Queue:
     """What moderation held (``moderation.review``) or proposed (``moderation.proposals``)
     goes into the queue once, however often it is delivered."""
 
-    def __init__(self, items: Items, audit: Audit, changes: Changes) -> None:
+    def __init__(
+        self,
+        items: Items,
+        audit: Audit,
+        changes: Changes,
+        on_queued: Callable[[Item], Awaitable[None]] | None = None,
+    ) -> None:
         self.items = items
         self.audit = audit
         self.changes = changes
+        self.on_queued = on_queued  # e.g. an urgent item's deadline
 
     async def held(self, held: ModeratedMessage) -> None:
         with bound(message_id=held.message.id):
@@ -98,6 +109,8 @@ class Queue:
             )
             self.changes.changed()
             log.info("queued", item=item.id, kind=item.kind, urgent=item.urgent)
+        if self.on_queued is not None:  # also when redelivered: a crash may have come between
+            await self.on_queued(item)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +139,28 @@ class Console:
         changes: Changes,
         publish: Callable[[ReviewDecision], Awaitable[None]],
         clock: Clock = utcnow,
+        on_decided: Callable[[Item, ReviewDecision], Awaitable[None]] | None = None,
+        on_published: Callable[[ReviewDecision], Awaitable[None]] | None = None,
+        undo_seconds: float = 0.0,
+        on_reopened: Callable[[Item], Awaitable[None]] | None = None,
     ) -> None:
         self.items = items
         self.audit = audit
         self.changes = changes
         self.publish = publish
         self.clock = clock
+        self.on_decided = on_decided  # e.g. an urgent item's deadline deleted
+        self.on_published = on_published  # e.g. the reporter told of a forward
+        self.undo_seconds = undo_seconds  # a forward takes effect this long after it is decided
+        self._timers: set[asyncio.Task[bool]] = set()
+        self.on_reopened = on_reopened  # e.g. an urgent item undone gets its deadline back
 
     async def queue(self, user: User) -> list[Item]:
         """The open items the user may see, urgent first, then oldest first."""
         found = await self.items.open_items(user.municipality)
         now = self.clock()
-        return queue_order(i for i in found if refusal(i, user, Action.VIEW, None, now) is None)
+        order = wijkagent_order if user.role is Role.WIJKAGENT else queue_order
+        return order(i for i in found if refusal(i, user, Action.VIEW, None, now) is None)
 
     async def _audit(self, item: Item, user: User, action: str, **data: Any) -> None:
         await self.audit.record(
@@ -223,6 +246,32 @@ class Console:
             user, item, version, (Action.REJECT,), ReviewAction.REJECT, decision, audit={"reason": reason}
         )
 
+    async def reject_many(
+        self, user: User, chosen: list[tuple[str, int | None]], reason: str
+    ) -> dict[str, Outcome]:
+        """Bulk reject of noise: several held messages (id and the version seen), one reason
+        template; each is decided as :meth:`reject` would, and refused on its own."""
+        return {item_id: await self.reject(user, item_id, version, reason) for item_id, version in chosen}
+
+    async def escalate(self, user: User, item_id: str, version: int | None, note: str) -> Outcome:
+        """Hand a held message to the wijkagent (it goes on top of their queue), with a note;
+        anyone may still decide it. Escalating again is answered as done."""
+        item = await self.items.get(item_id)
+        now = self.clock()
+        note = note.strip()[:MAX_NOTE]
+        if item is not None and item.escalated_by and version == item.version - 1:
+            hidden = refusal(item, user, Action.VIEW, None, now)
+            return Outcome(item=item, refused=hidden, repeated=hidden is None)
+        if (why := refusal(item, user, Action.ESCALATE, version, now)) is not None:
+            return Outcome(item=item, refused=why, detail=_holder(item))
+        assert item is not None
+        if not await self.items.escalate(item, user.name, note):
+            return Outcome(item=await self.items.get(item_id), refused=Refusal.STALE)
+        await self._audit(item, user, Action.ESCALATE, note=note)
+        self.changes.changed()
+        log.info("escalated", item=item.id, actor=user.name)
+        return Outcome(item=await self.items.get(item_id))
+
     async def dismiss(self, user: User, item_id: str, version: int | None) -> Outcome:
         """Keep the member a removal proposal is about: one admin or coordinator suffices."""
         item = await self.items.get(item_id)
@@ -284,7 +333,9 @@ class Console:
                 return Outcome(item=item, refused=why, detail=_holder(item))
         assert item is not None
         decision = make(item)
-        if not await self.items.decide(item, decision):
+        delay = self.undo_seconds if undoable(action) else 0.0
+        publish_after = now + timedelta(seconds=delay) if delay else None
+        if not await self.items.decide(item, decision, publish_after):
             # someone else changed it between reading and writing: the same as stale
             latest = await self.items.get(item.id)
             if latest is not None and same_decision(latest, user, version, action):
@@ -292,24 +343,77 @@ class Console:
             return Outcome(item=latest, refused=Refusal.STALE)
         await self._audit(item, user, action.value, decision_id=decision.id, **(audit or {}))
         self.changes.changed()
-        await self.send(decision)
-        log.info("decided", item=item.id, action=action, actor=user.name)
+        if self.on_decided is not None:
+            await self.on_decided(item, decision)
+        if delay:
+            self._send_later(decision, delay)
+        else:
+            await self.send(decision)
+        log.info("decided", item=item.id, action=action, actor=user.name, undo_seconds=delay)
         return Outcome(item=await self.items.get(item.id), decision=decision)
+
+    def _send_later(self, decision: ReviewDecision, delay: float) -> None:
+        """Publish ``decision`` once its undo window has passed (unless undone by then);
+        after a restart, :meth:`keep_resending` does it."""
+
+        async def later() -> bool:
+            await asyncio.sleep(delay)
+            return await self.send(decision)
+
+        task = asyncio.create_task(later(), name=f"publish {decision.id}")
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def undo(self, user: User, item_id: str) -> Outcome:
+        """Take back one's own forward within its undo window: the item is open again (a new
+        version), claimed by the user. Too late once its publication has begun (409)."""
+        item = await self.items.get(item_id)
+        now = self.clock()
+        if (why := refusal(item, user, Action.VIEW, None, now)) is not None:
+            return Outcome(refused=why)
+        assert item is not None
+        decision = item.decision
+        if (
+            item.state != "decided"
+            or decision is None
+            or decision.actor != user.name
+            or not undoable(decision.action)
+            or item.published
+        ):
+            return Outcome(item=item, refused=Refusal.DECIDED, detail="not undoable")
+        if not await self.items.undo(item, new_claim(user.name, now)):
+            return Outcome(item=await self.items.get(item_id), refused=Refusal.DECIDED, detail="too late")
+        await self._audit(item, user, "undo", decision_id=decision.id)
+        self.changes.changed()
+        log.info("undone", item=item.id, actor=user.name)
+        reopened = await self.items.get(item_id)
+        if reopened is not None and self.on_reopened is not None:
+            await self.on_reopened(reopened)
+        return Outcome(item=reopened)
 
     async def send(self, decision: ReviewDecision) -> bool:
         """Publish a decision taken; if the broker is away, it stays unpublished and
-        :meth:`send_unpublished` tries again (its id makes a repeat harmless)."""
+        :meth:`send_unpublished` tries again (its id makes a repeat harmless). A decision
+        undone meanwhile is not published."""
+        if not await self.items.sending(decision, self.clock()):
+            log.info("decision_undone_not_published", item=decision.subject_id)
+            return False
         try:
             await self.publish(decision)
         except Exception:
             log.exception("decision_not_published", item=decision.subject_id)
             return False
         await self.items.published(decision.subject_id)
+        if self.on_published is not None:
+            try:
+                await self.on_published(decision)
+            except Exception:  # feedback is not worth failing a decision for
+                log.exception("after_publish_failed", item=decision.subject_id)
         return True
 
     async def send_unpublished(self) -> int:
         sent = 0
-        for decision in await self.items.unpublished():
+        for decision in await self.items.unpublished(self.clock()):
             sent += await self.send(decision)
         return sent
 

@@ -66,6 +66,8 @@ class Action(StrEnum):
     EDIT = "edit"
     AGREE = "agree"
     DISMISS = "dismiss"
+    REVEAL = "reveal"
+    ESCALATE = "escalate"
 
 
 #: Who may do what, per kind of item. Everyone sees the held messages of their own
@@ -79,6 +81,11 @@ PERMISSIONS: dict[Kind, dict[Action, frozenset[Role]]] = {
         Action.APPROVE: frozenset(USER_ROLES),
         Action.REJECT: frozenset(USER_ROLES),
         Action.EDIT: frozenset({Role.MODERATOR, Role.COORDINATOR, Role.ADMIN}),
+        # the reporter's real address, behind a pseudonym everywhere else: for the admin
+        # and the wijkagent (who may need to reach a witness), each time with a reason
+        Action.REVEAL: frozenset({Role.ADMIN, Role.WIJKAGENT}),
+        # a moderator unsure of a report hands it to the wijkagent (on top of their queue)
+        Action.ESCALATE: frozenset({Role.MODERATOR, Role.COORDINATOR, Role.ADMIN}),
     },
     "proposal": {
         Action.VIEW: frozenset({Role.COORDINATOR, Role.ADMIN}),
@@ -121,6 +128,8 @@ class Item(BaseModel):
     proposal: RemovalProposal | None = None
     decision: ReviewDecision | None = None
     published: bool = False
+    escalated_by: str | None = None
+    escalation_note: str = ""
 
     @property
     def text(self) -> str:
@@ -167,6 +176,12 @@ def is_urgent(held: ModeratedMessage) -> bool:
 def queue_order(items: Iterable[Item]) -> list[Item]:
     """Urgent items first, then the oldest first."""
     return sorted(items, key=lambda i: (not i.urgent, i.received_at, i.id))
+
+
+def wijkagent_order(items: Iterable[Item]) -> list[Item]:
+    """The wijkagent's queue: what was escalated to them first, then as for everyone."""
+    ordered = queue_order(items)
+    return [i for i in ordered if i.escalated_by] + [i for i in ordered if not i.escalated_by]
 
 
 def filtered(items: Iterable[Item], *, reason: str | None, urgent_only: bool) -> list[Item]:
@@ -234,7 +249,7 @@ def refusal(
         return Refusal.NOT_FOUND
     if not may(user.role, action, item.kind):
         return Refusal.FORBIDDEN
-    if action in (Action.VIEW, Action.RELEASE):
+    if action in (Action.VIEW, Action.RELEASE, Action.REVEAL):
         return None
     if action is Action.CLAIM:
         if item.state != "open":
@@ -247,6 +262,11 @@ def refusal(
     if not may_claim(item.claim, user.name, now):
         return Refusal.CLAIMED
     return None
+
+
+def undoable(action: ReviewAction) -> bool:
+    """A forward waits out the undo window before it is published; other decisions go at once."""
+    return action in (ReviewAction.APPROVE, ReviewAction.APPROVE_EDITED)
 
 
 def decision_id(item_id: str, version: int) -> str:

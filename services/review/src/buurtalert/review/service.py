@@ -13,16 +13,24 @@ import contextlib
 
 from faststream.asgi import AsgiFastStream
 
-from buurtalert.directory.store import Directories
+from buurtalert.directory.store import Directories, Memberships
 from buurtalert.review.effect.outcomes import OutcomeDesk
 from buurtalert.review.effect.stores import IncidentsView, Outcomes, effect_report
 from buurtalert.review.effect.web import effect_routes
+from buurtalert.review.feedback import ReporterFeedback
 from buurtalert.review.handlers import Access, Changes, Console, Queue
-from buurtalert.review.stores import Items, Sessions, Users
+from buurtalert.review.reveal import Reveal
+from buurtalert.review.rules import Item
+from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
+from buurtalert.review.urgent import UrgentWatch
+from buurtalert.review.vetting import RemovalNotice, Vetting
 from buurtalert.review.web import ConsoleApp, console_app
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.models import (
+    Delivery,
     IncidentOutcome,
+    MembershipDecision,
     ModeratedMessage,
     OutcomeCommand,
     RemovalProposal,
@@ -30,7 +38,7 @@ from buurtalert.shared.models import (
 )
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.observability import Observability
-from buurtalert.shared.settings import Settings
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     INCIDENTS_OUTCOMES,
     INGEST_OUTCOME_COMMANDS,
@@ -38,6 +46,8 @@ from buurtalert.shared.topics import (
     MODERATION_PROPOSALS,
     MODERATION_REVIEW,
     REVIEW,
+    REVIEW_MEMBERSHIPS,
+    REVIEW_NOTICES,
 )
 
 
@@ -54,8 +64,42 @@ def create_app(settings: Settings) -> AsgiFastStream:
         # Not a consumer's publish: wait for the broker's confirmation before answering.
         await decisions.publish(decision, key=decision.partition_key)
 
-    console = Console(items, audit, changes, publish)
-    queue = Queue(items, audit, changes)
+    municipality = load_municipality_config(settings.municipality_file)
+    notices = topic_publisher(broker, settings, REVIEW_NOTICES)
+
+    async def notify(notice: Delivery) -> None:
+        await notices.publish(notice, key=notice.destination.key.encode())
+
+    watch = UrgentWatch(items, Deadlines(db), audit, notify, {municipality.id: municipality.review})
+
+    async def decided(item: Item, decision: ReviewDecision) -> None:
+        await watch.decided(item.id)
+
+    memberships = topic_publisher(broker, settings, REVIEW_MEMBERSHIPS)
+
+    async def publish_vetting(decision: MembershipDecision) -> None:
+        await memberships.publish(decision, key=decision.partition_key)
+
+    vetting = Vetting(Memberships(db), Vettings(db), audit, publish_vetting, notify)
+    contacts = Contacts(db)
+    feedback = ReporterFeedback(contacts, audit, notify)
+    removal_notice = RemovalNotice(Memberships(db), audit, notify)
+
+    async def published(decision: ReviewDecision) -> None:
+        await feedback(decision)
+        await removal_notice(decision)
+
+    console = Console(
+        items,
+        audit,
+        changes,
+        publish,
+        on_decided=decided,
+        on_published=published,
+        undo_seconds=municipality.review.undo_seconds,
+        on_reopened=watch.queued,
+    )
+    queue = Queue(items, audit, changes, on_queued=watch.queued)
     access = Access(Users(db), Sessions(db))
 
     @reliable.subscriber(MODERATION_REVIEW)
@@ -87,6 +131,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
         closing=closing,
         probes=observability.routes(health=False),
         extensions=[effect_routes(desk, lambda municipality, since: effect_report(db, municipality, since))],
+        vetting=vetting,
+        reveal=Reveal(items, contacts, audit),
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)
@@ -96,6 +142,11 @@ def create_app(settings: Settings) -> AsgiFastStream:
     @app.after_startup
     async def start_resending() -> None:
         background.append(asyncio.create_task(console.keep_resending(), name="resend decisions"))
+        with contextlib.suppress(Exception):  # an index is an optimisation: never a reason not to start
+            await watch.deadlines.ensure_indexes()
+        background.append(asyncio.create_task(vetting.keep_resending(), name="resend vettings"))
+        every = municipality.review.deadline_check_seconds
+        background.append(asyncio.create_task(watch.keep_watching(every), name="urgent deadlines"))
 
     @app.on_shutdown
     async def stop() -> None:

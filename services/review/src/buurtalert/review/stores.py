@@ -10,16 +10,30 @@ arrays, and an authority alert's polygon is one)."""
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.review.rules import Account, Claim, Item
-from buurtalert.shared.collections import REVIEW_ITEMS, REVIEW_SESSIONS, REVIEW_USERS
-from buurtalert.shared.models import ModeratedMessage, RemovalProposal, ReviewDecision, Role
+from buurtalert.shared.collections import (
+    REVIEW_DEADLINES,
+    REVIEW_ITEMS,
+    REVIEW_SESSIONS,
+    REVIEW_USERS,
+    REVIEW_VETTINGS,
+)
+from buurtalert.shared.models import (
+    MembershipDecision,
+    ModeratedMessage,
+    RemovalProposal,
+    ReviewDecision,
+    Role,
+)
 from buurtalert.shared.mongo import Database, Document
 
+#: How long a publication taken by a sender may take before another sender takes it over.
+SENDING_TIMEOUT = timedelta(seconds=30)
 _RECORDS: dict[str, type[ModeratedMessage | RemovalProposal | ReviewDecision]] = {
     "held": ModeratedMessage,
     "proposal": RemovalProposal,
@@ -66,6 +80,18 @@ class Items:
         cursor = self._items.find({"municipality": municipality, "state": "open"})
         return [from_document(d) async for d in cursor]
 
+    async def oldest_open(self, urgent: bool) -> dict[str, datetime]:
+        """Per municipality, when its oldest open item (urgent or not) was received."""
+        cursor = self._items.find(
+            {"state": "open", "urgent": urgent}, projection={"municipality": 1, "received_at": 1}
+        )
+        oldest: dict[str, datetime] = {}
+        async for doc in cursor:
+            municipality, received = doc["municipality"], doc["received_at"]
+            if municipality not in oldest or received < oldest[municipality]:
+                oldest[municipality] = received
+        return oldest
+
     async def fingerprint(self, municipality: str) -> tuple[Any, ...]:
         """What changes whenever the municipality's queue does: its open items' ids,
         versions and claims (for the live view of a process that did not make the change)."""
@@ -104,11 +130,20 @@ class Items:
     async def release(self, item_id: str, user: str) -> None:
         await self._items.update_one({"_id": item_id, "claim.by": user}, {"$set": {"claim": None}})
 
+    async def escalate(self, item: Item, by: str, note: str) -> bool:
+        """Hand the item to the wijkagent (a new version; the claim released)."""
+        return await self._swap(
+            item.id, item.version, {"$set": {"escalated_by": by, "escalation_note": note, "claim": None}}
+        )
+
     async def agree(self, item: Item, agreed_by: tuple[str, ...]) -> bool:
         return await self._swap(item.id, item.version, {"$set": {"agreed_by": list(agreed_by)}})
 
-    async def decide(self, item: Item, decision: ReviewDecision) -> bool:
-        """Record ``decision`` on ``item`` if it is still open at the version decided on."""
+    async def decide(
+        self, item: Item, decision: ReviewDecision, publish_after: datetime | None = None
+    ) -> bool:
+        """Record ``decision`` on ``item`` if it is still open at the version decided on; it
+        is published from ``publish_after`` on (until then it can be undone)."""
         return await self._swap(
             item.id,
             item.version,
@@ -116,19 +151,81 @@ class Items:
                 "$set": {
                     "state": "decided",
                     "decision": decision.model_dump_json(),
+                    "decision_id": decision.id,
                     "published": False,
+                    "sending": False,
+                    "publish_after": publish_after,
                     "claim": None,
                 }
             },
         )
 
+    async def sending(self, decision: ReviewDecision, now: datetime) -> bool:
+        """Take the publication of ``decision`` (it can no longer be undone): False if it was
+        undone (the item is open again), is published, or another sender took it less than
+        :data:`SENDING_TIMEOUT` ago (one that died with it leaves it to the next)."""
+        mine = {"$set": {"sending": True, "sending_at": now}}
+        taken = {
+            "_id": decision.subject_id,
+            "state": "decided",
+            "decision_id": decision.id,
+            "published": False,
+        }
+        result = await self._items.update_one({**taken, "sending": False}, mine)
+        if result.modified_count == 1:
+            return True
+        stale = await self._items.update_one({**taken, "sending_at": {"$lt": now - SENDING_TIMEOUT}}, mine)
+        return stale.modified_count == 1
+
+    async def undo(self, item: Item, claim: Claim) -> bool:
+        """Take back the decision on ``item`` if its publication has not begun: the item is
+        open again (at a new version), claimed by whoever undid it."""
+        assert item.decision is not None
+        return await self._swap_decided(
+            item,
+            {
+                "$set": {
+                    "state": "open",
+                    "decision": None,
+                    "decision_id": None,
+                    "published": False,
+                    "sending": False,
+                    "publish_after": None,
+                    "claim": _claim_doc(claim),
+                }
+            },
+        )
+
+    async def _swap_decided(self, item: Item, update: Document) -> bool:
+        assert item.decision is not None
+        result = await self._items.update_one(
+            {
+                "_id": item.id,
+                "version": item.version,
+                "state": "decided",
+                "decision_id": item.decision.id,
+                "published": False,
+                "sending": False,
+            },
+            {**update, "$inc": {"version": 1}},
+        )
+        return result.modified_count == 1
+
     async def published(self, item_id: str) -> None:
         await self._items.update_one({"_id": item_id}, {"$set": {"published": True}})
 
-    async def unpublished(self) -> list[ReviewDecision]:
-        """Decisions taken whose publication was not confirmed (the broker was away)."""
-        cursor = self._items.find({"state": "decided", "published": False}, projection={"decision": 1})
-        return [ReviewDecision.model_validate_json(d["decision"]) async for d in cursor if d.get("decision")]
+    async def unpublished(self, now: datetime | None = None) -> list[ReviewDecision]:
+        """Decisions taken whose publication was not confirmed (the broker was away), and
+        whose undo window (if any) has passed by ``now``."""
+        cursor = self._items.find(
+            {"state": "decided", "published": False}, projection={"decision": 1, "publish_after": 1}
+        )
+        return [
+            ReviewDecision.model_validate_json(d["decision"])
+            async for d in cursor
+            if d.get("decision")
+            and (now is None or d.get("publish_after") is None or d["publish_after"] <= now)
+        ]
 
 
 def _claimed_as(claim: Claim | None) -> Document:
@@ -140,6 +237,81 @@ def _claimed_as(claim: Claim | None) -> Document:
 
 def _claim_doc(claim: Claim | None) -> Document | None:
     return claim.model_dump() if claim is not None else None
+
+
+class Deadlines:
+    """The deadlines of the open urgent items (``review_deadlines``): one document per item,
+    deleted once it is decided. The look for overdue items reads this small collection
+    (bounded by the urgent items waiting), never the queue."""
+
+    def __init__(self, db: Database) -> None:
+        self._deadlines = db.write(REVIEW_DEADLINES)
+
+    async def ensure_indexes(self) -> None:
+        """``due`` indexed, so the look for overdue items is a range read where the server
+        uses indexes (MongoDB; FerretDB v1 reads the small collection through)."""
+        await self._deadlines.create_index("due")
+
+    async def add(self, item_id: str, municipality: str, due: datetime) -> bool:
+        """The deadline of a newly queued urgent item; False if it was there (redelivery)."""
+        try:
+            await self._deadlines.insert_one(
+                {"_id": item_id, "municipality": municipality, "due": due, "notified_at": None}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def passed(self, now: datetime) -> list[Document]:
+        """The deadlines passed by ``now``, notified or not."""
+        return [d async for d in self._deadlines.find({"due": {"$lte": now}})]
+
+    async def notified(self, item_id: str, at: datetime) -> None:
+        await self._deadlines.update_one({"_id": item_id}, {"$set": {"notified_at": at}})
+
+    async def done(self, item_id: str) -> None:
+        """The item was decided: its deadline no longer matters."""
+        await self._deadlines.delete_one({"_id": item_id})
+
+
+class Vettings:
+    """Coordinators' decisions on pending joins (``review_vettings``), inserted once: a
+    join is decided once, and each decision is published until the broker confirmed it."""
+
+    def __init__(self, db: Database) -> None:
+        self._vettings = db.write(REVIEW_VETTINGS)
+
+    async def add(self, decision: MembershipDecision) -> bool:
+        """Record ``decision``; False if its join was decided before."""
+        try:
+            await self._vettings.insert_one(
+                {"_id": decision.id, **decision.model_dump(exclude={"id"}), "published": False}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, decision_id: str) -> MembershipDecision | None:
+        doc = await self._vettings.find_one({"_id": decision_id})
+        if doc is None:
+            return None
+        fields = {k: v for k, v in doc.items() if k not in ("_id", "published")}
+        return MembershipDecision.model_validate({"id": doc["_id"], **fields})
+
+    async def decided(self, decision_ids: list[str]) -> set[str]:
+        """Which of these joins were decided here (the register may not show it yet)."""
+        if not decision_ids:
+            return set()
+        cursor = self._vettings.find({"_id": {"$in": decision_ids}}, projection={"_id": 1})
+        return {d["_id"] async for d in cursor}
+
+    async def published(self, decision_id: str) -> None:
+        await self._vettings.update_one({"_id": decision_id}, {"$set": {"published": True}})
+
+    async def unpublished(self) -> list[MembershipDecision]:
+        cursor = self._vettings.find({"published": False}, projection={"_id": 1})
+        found = [await self.get(d["_id"]) async for d in cursor]
+        return [d for d in found if d is not None]
 
 
 class Users:

@@ -86,9 +86,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "shortcuts": {"nl": "Sneltoetsen", "en": "Keyboard shortcuts"},
     "shortcut_help": {
         "nl": "j/k: volgende/vorige, o: openen, a: goedkeuren, r: reden kiezen (Enter: afwijzen), "
-        "e: bewerken, u: alleen spoed, Esc: terug",
+        "e: bewerken, u: alleen spoed, x: selecteren, z: ongedaan maken, Esc: terug",
         "en": "j/k: next/previous, o: open, a: approve, r: choose a reason (Enter: reject), "
-        "e: edit, u: urgent only, Esc: back",
+        "e: edit, u: urgent only, x: select, z: undo, Esc: back",
     },
     "done": {"nl": "Verwerkt.", "en": "Done."},
     "photo": {"nl": "foto", "en": "photo"},
@@ -101,6 +101,53 @@ STRINGS: dict[str, dict[str, str]] = {
     "action.reject": {"nl": "afgewezen", "en": "rejected"},
     "action.remove_member": {"nl": "lid verwijderen", "en": "remove the member"},
     "action.keep_member": {"nl": "lid behouden", "en": "keep the member"},
+    # membership vetting
+    "sections": {"nl": "Onderdelen", "en": "Sections"},
+    "members": {"nl": "Aanmeldingen", "en": "Joins"},
+    "members_help": {
+        "nl": "Leden die zich met AANMELDEN hebben aangemeld. Keur goed (het lid krijgt de huisregels) "
+        "of wijs af met een reden (die blijft in het logboek).",
+        "en": "Members who asked to join with AANMELDEN. Approve (the member receives the house rules) "
+        "or refuse with a reason (kept in the audit trail).",
+    },
+    "no_pending_joins": {"nl": "Geen aanmeldingen die wachten.", "en": "No joins waiting."},
+    "requested": {"nl": "Aangevraagd", "en": "Requested"},
+    "vet_reason": {"nl": "Reden (verplicht bij afwijzen)", "en": "Reason (required to refuse)"},
+    "approve_join": {"nl": "Goedkeuren", "en": "Approve"},
+    "refuse_join": {"nl": "Afwijzen", "en": "Refuse"},
+    "join_approved": {"nl": "Aanmelding goedgekeurd.", "en": "Join approved."},
+    "join_refused": {"nl": "Aanmelding afgewezen.", "en": "Join refused."},
+    # undo window
+    "undo": {"nl": "Ongedaan maken", "en": "Undo"},
+    "undo_help": {
+        "nl": "Wordt over enkele seconden doorgestuurd; tot dan kun je het terugdraaien.",
+        "en": "Goes out in a few seconds; until then you can take it back.",
+    },
+    # escalation and bulk reject
+    "escalate": {"nl": "Naar de wijkagent", "en": "Escalate to the wijkagent"},
+    "escalate_note": {"nl": "Toelichting voor de wijkagent", "en": "Note for the wijkagent"},
+    "escalated": {"nl": "bij wijkagent", "en": "with the wijkagent"},
+    "escalated_by": {"nl": "Doorgezet naar de wijkagent door", "en": "Escalated to the wijkagent by"},
+    "pick": {"nl": "Selecteren", "en": "Select"},
+    "bulk": {"nl": "Meerdere tegelijk afwijzen", "en": "Reject several at once"},
+    "bulk_reject": {"nl": "Geselecteerde afwijzen met reden", "en": "Reject the selected with reason"},
+    "reject_selected": {"nl": "Selectie afwijzen", "en": "Reject selection"},
+    "rejected_count": {"nl": "afgewezen", "en": "rejected"},
+    "refused_count": {
+        "nl": "niet gelukt (gewijzigd of in behandeling)",
+        "en": "not done (changed or claimed)",
+    },
+    # revealing a contact address
+    "reveal_heading": {"nl": "Contactadres", "en": "Contact address"},
+    "author": {"nl": "Melder", "en": "Reporter"},
+    "reveal_help": {
+        "nl": "Het echte adres tonen wordt met je naam en reden vastgelegd.",
+        "en": "Showing the real address is recorded with your name and reason.",
+    },
+    "reveal_why": {"nl": "Waarom heb je het adres nodig?", "en": "Why do you need the address?"},
+    "reveal": {"nl": "Adres tonen", "en": "Show address"},
+    "revealed": {"nl": "Adres van de melder", "en": "The reporter's address"},
+    "no_address": {"nl": "Geen adres bekend voor deze melder.", "en": "No address known for this reporter."},
     # reason codes as moderators read them
     "reason.privacy": {"nl": "privacy", "en": "privacy"},
     "reason.discrimination": {"nl": "discriminatie", "en": "discrimination"},

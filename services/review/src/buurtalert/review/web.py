@@ -40,6 +40,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buurtalert.review.handlers import Access, Changes, Console, Outcome, Session
+from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import (
     CLAIM_SECONDS,
     REJECT_REASONS,
@@ -54,6 +55,7 @@ from buurtalert.review.rules import (
     rejection_explanation,
 )
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
+from buurtalert.review.vetting import Vetting, may_vet
 from buurtalert.shared.logging import APP_LOGGER, get_logger
 from buurtalert.shared.models import utcnow
 
@@ -85,7 +87,11 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(
-        highlight=highlight, age_minutes=age_minutes, holder=holder, REJECT_REASONS=REJECT_REASONS
+        highlight=highlight,
+        age_minutes=age_minutes,
+        holder=holder,
+        REJECT_REASONS=REJECT_REASONS,
+        may_vet=may_vet,
     )
     env.filters["hhmm"] = lambda d: d.strftime("%H:%M") if isinstance(d, datetime) else str(d)
     env.filters["iso"] = lambda d: d.isoformat() if isinstance(d, datetime) else str(d)
@@ -168,6 +174,8 @@ def console_app(
     closing: asyncio.Event,
     probes: Sequence[tuple[str, Any]] = (),
     extensions: Sequence[Callable[[Kit], Sequence[Route]]] = (),
+    vetting: Vetting | None = None,
+    reveal: Reveal | None = None,
 ) -> Starlette:
     """The console's pages, ``probes`` (``/ready``, ``/metrics``: path and ASGI app), and the
     routes each of ``extensions`` adds (effect's pages)."""
@@ -319,6 +327,7 @@ def console_app(
             "urgent_only": urgent_only,
             "now": utcnow(),
             "query": request.url.query,
+            "bulk": {k: request.query_params.get(k) for k in ("rejected", "refused")},
         }
 
     async def home(request: Request) -> Response:
@@ -412,13 +421,40 @@ def console_app(
     async def approve(request: Request, session: Session) -> Response:
         form = await request.form()
         edited = form.get("text")
+        item_id = request.path_params["item_id"]
         outcome = await console.approve(
-            session.user,
-            request.path_params["item_id"],
-            await version_of(request),
-            edited if isinstance(edited, str) else None,
+            session.user, item_id, await version_of(request), edited if isinstance(edited, str) else None
         )
+        # with an undo window, the item's page offers the undo until the forward goes out
+        waiting = outcome.item is not None and outcome.item.state == "decided" and not outcome.item.published
+        return answer(request, session, outcome, done=f"/items/{item_id}" if waiting else "/queue")
+
+    async def escalate(request: Request, session: Session) -> Response:
+        item_id = request.path_params["item_id"]
+        note = str((await request.form()).get("note") or "")
+        outcome = await console.escalate(session.user, item_id, await version_of(request), note)
         return answer(request, session, outcome)
+
+    async def reject_many(request: Request, session: Session) -> Response:
+        """Bulk reject: the rows ticked (``items``, each ``id:version``), one reason."""
+        form = await request.form()
+        chosen: list[tuple[str, int | None]] = []
+        for value in form.getlist("items"):
+            item_id, _, version = str(value).rpartition(":")
+            chosen.append((item_id, int(version) if version.isdigit() else None))
+        reason = str(form.get("reason") or "")
+        if not chosen or reason not in REJECT_REASONS:
+            return refused(request, session, Refusal.INVALID, detail="choose items and a reason")
+        outcomes = await console.reject_many(session.user, chosen, reason)
+        done = [i for i, o in outcomes.items() if o.ok]
+        failed = {i: (o.refused.value if o.refused else "") for i, o in outcomes.items() if not o.ok}
+        if wants_json(request):
+            return JSONResponse({"rejected": done, "refused": failed})
+        return RedirectResponse(f"/queue?{urlencode({'rejected': len(done), 'refused': len(failed)})}", 303)
+
+    async def undo(request: Request, session: Session) -> Response:
+        item_id = request.path_params["item_id"]
+        return answer(request, session, await console.undo(session.user, item_id), done=f"/items/{item_id}")
 
     async def reject(request: Request, session: Session) -> Response:
         form = await request.form()
@@ -441,6 +477,72 @@ def console_app(
             session.user, request.path_params["item_id"], await version_of(request)
         )
         return answer(request, session, outcome)
+
+    async def reveal_contact(request: Request, session: Session) -> Response:
+        item_id = request.path_params["item_id"]
+        if reveal is None:
+            return refused(request, session, Refusal.NOT_FOUND)
+        outcome = await reveal(session.user, item_id, str((await request.form()).get("why") or ""))
+        if outcome.refused is not None:
+            return refused(request, session, outcome.refused, detail=outcome.detail)
+        if wants_json(request):
+            return JSONResponse({"channel": outcome.channel, "address": outcome.address})
+        return page(
+            request,
+            "revealed.html",
+            session=session,
+            item_id=item_id,
+            channel=outcome.channel,
+            address=outcome.address,
+        )
+
+    # --- membership vetting ----------------------------------------------------------
+
+    async def members(request: Request, session: Session) -> Response:
+        joins = await vetting.pending(session.user) if vetting is not None else None
+        if joins is None:
+            return refused(request, session, Refusal.FORBIDDEN)
+        if wants_json(request):
+            return JSONResponse(
+                {
+                    "pending": [
+                        {
+                            "id": j.id,
+                            "member": j.member,
+                            "group_id": j.group_id,
+                            "requested_at": j.requested_at.isoformat(),
+                        }
+                        for j in joins
+                    ]
+                }
+            )
+        return page(
+            request,
+            "members.html",
+            session=session,
+            joins=joins,
+            now=utcnow(),
+            notice=request.query_params.get("notice"),
+        )
+
+    async def vet(request: Request, session: Session) -> Response:
+        if vetting is None:
+            return refused(request, session, Refusal.NOT_FOUND)
+        form = await request.form()
+        choice = str(form.get("decision") or "")
+        if choice not in ("approve", "refuse"):
+            return refused(request, session, Refusal.INVALID, detail="decision: approve or refuse")
+        outcome = await vetting.decide(
+            session.user, str(form.get("join") or ""), choice == "approve", str(form.get("reason") or "")
+        )
+        if outcome.refused is not None:
+            return refused(request, session, outcome.refused, detail=outcome.detail)
+        assert outcome.decision is not None
+        if wants_json(request):
+            return JSONResponse(
+                {"decision": outcome.decision.model_dump(mode="json"), "repeated": outcome.repeated}
+            )
+        return RedirectResponse(f"/members?notice={'approved' if choice == 'approve' else 'refused'}", 303)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -471,6 +573,12 @@ def console_app(
             post("/items/{item_id}/agree", agree),
             post("/items/{item_id}/dismiss", dismiss),
             *extra,
+            post("/items/{item_id}/reveal", reveal_contact),
+            post("/items/{item_id}/undo", undo),
+            post("/items/{item_id}/escalate", escalate),
+            post("/queue/reject", reject_many),
+            Route("/members", logged_in(members), methods=["GET"]),
+            post("/members/decide", vet),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],

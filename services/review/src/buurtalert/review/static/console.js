@@ -33,10 +33,13 @@
     async function refresh() {
       queue.setAttribute("aria-busy", "true");
       const keep = selected >= 0 && rows()[selected] ? rows()[selected].dataset.id : null;
+      // rows ticked for a bulk reject stay ticked (by id: a new version is a new choice)
+      const picked = Array.from(queue.querySelectorAll("input.pick:checked")).map(function (box) { return box.value; });
       try {
         const response = await fetch(queue.dataset.rows, { credentials: "same-origin" });
         if (response.ok) {
           queue.innerHTML = await response.text();
+          queue.querySelectorAll("input.pick").forEach(function (box) { box.checked = picked.includes(box.value); });
           if (keep) {
             const index = rows().findIndex(function (row) { return row.dataset.id === keep; });
             if (index >= 0) { selected = index; rows()[index].classList.add("selected"); } else { selected = -1; }
@@ -117,6 +120,12 @@
       case "a": if (item) click("approve-button"); break;
       case "r": if (item) focus("reject-reason"); break;
       case "e": if (item) focus("edit-text"); break;
+      case "z": if (item) click("undo-button"); break;
+      case "x": {
+        const box = selected >= 0 && rows()[selected] ? rows()[selected].querySelector("input.pick") : null;
+        if (box) box.checked = !box.checked;
+        break;
+      }
       case "Escape": if (item) window.location.assign("/queue"); break;
     }
   });

@@ -1,0 +1,212 @@
+"""Membership vetting (as Assen-Alert vets its members): the joins members asked for by
+message (``AANMELDEN <code>``) wait as PENDING in the membership register until a
+coordinator or admin of the municipality approves or refuses each, with a reason.
+
+The register belongs to ingest, so the console records the decision (``review_vettings``,
+once per join, with who and why), puts it in the audit trail and publishes it on
+``review.memberships``, which ingest applies; the member is told through channels
+(``review.notices``): welcome with the house rules, or why not."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from buurtalert.directory.model import Membership
+from buurtalert.directory.store import Memberships
+from buurtalert.review.notices import membership_notice, removal_notice
+from buurtalert.review.rules import Refusal, User
+from buurtalert.review.stores import Vettings
+from buurtalert.shared.logging import bound, get_logger
+from buurtalert.shared.models import (
+    Delivery,
+    MembershipDecision,
+    ReviewAction,
+    ReviewDecision,
+    Role,
+    stable_id,
+    utcnow,
+)
+from buurtalert.shared.mongo import Audit
+
+log = get_logger(__name__)
+#: Who vets joins: the coordinators and admins of the municipality.
+VETTERS = frozenset({Role.COORDINATOR, Role.ADMIN})
+MAX_REASON = 500
+
+
+def may_vet(user: User) -> bool:
+    return user.role in VETTERS
+
+
+def join_id(municipality: str, member: str, group: str, requested_at: datetime) -> str:
+    """One decision per join: the member, the group and when they asked (a new request
+    after a refusal is a new join)."""
+    return stable_id("mbd", municipality, member, group, requested_at.isoformat(timespec="milliseconds"))
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """One group a pending member asked for, as the vetting screen lists it."""
+
+    id: str
+    member: str
+    group_id: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Vetted:
+    decision: MembershipDecision | None = None
+    refused: Refusal | None = None
+    repeated: bool = False
+    detail: str = ""
+
+
+class Vetting:
+    def __init__(
+        self,
+        memberships: Memberships,
+        vettings: Vettings,
+        audit: Audit,
+        publish: Callable[[MembershipDecision], Awaitable[None]],
+        notify: Callable[[Delivery], Awaitable[None]],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.memberships = memberships
+        self.vettings = vettings
+        self.audit = audit
+        self.publish = publish
+        self.notify = notify
+        self.clock = clock
+
+    async def _pending(self, municipality: str) -> list[tuple[Membership, Join]]:
+        found = [
+            (m, Join(join_id(municipality, m.pseudonym, g, m.changed_at), m.pseudonym, g, m.changed_at))
+            for m in await self.memberships.pending(municipality)
+            for g in m.requested
+        ]
+        decided = await self.vettings.decided([j.id for _, j in found])
+        return sorted(
+            ((m, j) for m, j in found if j.id not in decided), key=lambda mj: (mj[1].requested_at, mj[1].id)
+        )
+
+    async def pending(self, user: User) -> list[Join] | None:
+        """The joins waiting in the user's municipality, oldest first; None for a role
+        that does not vet."""
+        if not may_vet(user):
+            return None
+        return [j for _, j in await self._pending(user.municipality)]
+
+    async def decide(self, user: User, join: str, approved: bool, reason: str) -> Vetted:
+        """Approve or refuse the join ``join`` (its id); a refusal needs a reason. Deciding
+        the same join the same way again is answered as done, with no second effect."""
+        if not may_vet(user):
+            return Vetted(refused=Refusal.FORBIDDEN)
+        reason = reason.strip()
+        if len(reason) > MAX_REASON or (not approved and not reason):
+            return Vetted(refused=Refusal.INVALID, detail="a refusal needs a reason")
+        earlier = await self.vettings.get(join)
+        if earlier is not None:
+            if earlier.municipality != user.municipality:
+                return Vetted(refused=Refusal.NOT_FOUND)
+            if earlier.approved == approved and earlier.actor == user.name:
+                return Vetted(decision=earlier, repeated=True)
+            return Vetted(refused=Refusal.DECIDED, detail=earlier.actor)
+        waiting = {j.id: (m, j) for m, j in await self._pending(user.municipality)}
+        if join not in waiting:
+            return Vetted(refused=Refusal.NOT_FOUND)
+        member, found = waiting[join]
+        decision = MembershipDecision(
+            id=join,
+            municipality=user.municipality,
+            member=found.member,
+            group_id=found.group_id,
+            approved=approved,
+            actor=user.name,
+            actor_role=user.role,
+            reason=reason,
+            requested_at=found.requested_at,
+            decided_at=self.clock(),
+        )
+        if not await self.vettings.add(decision):  # another coordinator, a moment earlier
+            return await self.decide(user, join, approved, reason)
+        with bound(decision_id=decision.id):
+            await self.audit.record(
+                decision.id,
+                "review.vet",
+                {
+                    "actor": user.name,
+                    "role": user.role.value,
+                    "at": decision.decided_at.isoformat(),
+                    "member": decision.member,
+                    "group_id": decision.group_id,
+                    "approved": approved,
+                    "reason": reason,
+                },
+            )
+            await self.send(decision)
+            if member.address:
+                await self._tell(membership_notice(decision, member.address))
+            log.info("join_vetted", approved=approved, group=decision.group_id, actor=user.name)
+        return Vetted(decision=decision)
+
+    async def _tell(self, notice: Delivery) -> None:
+        try:
+            await self.notify(notice)
+        except Exception:  # the member's answer is not worth failing the decision for
+            log.exception("membership_notice_not_published")
+
+    async def send(self, decision: MembershipDecision) -> bool:
+        try:
+            await self.publish(decision)
+        except Exception:
+            log.exception("membership_decision_not_published", decision_id=decision.id)
+            return False
+        await self.vettings.published(decision.id)
+        return True
+
+    async def keep_resending(self, every: float = 10.0) -> None:
+        """Publish the decisions whose publication was not confirmed, until cancelled."""
+        while True:
+            try:
+                for decision in await self.vettings.unpublished():
+                    await self.send(decision)
+            except Exception:
+                log.exception("membership_resend_failed")
+            await asyncio.sleep(every)
+
+
+class RemovalNotice:
+    """Tells a member two admins or coordinators removed from a group why, through
+    ``review.notices``, once the removal is published; a member the register has no address
+    for (only the directory file lists them) is recorded as not told."""
+
+    def __init__(
+        self, memberships: Memberships, audit: Audit, notify: Callable[[Delivery], Awaitable[None]]
+    ) -> None:
+        self.memberships = memberships
+        self.audit = audit
+        self.notify = notify
+
+    async def __call__(self, decision: ReviewDecision) -> None:
+        if decision.action is not ReviewAction.REMOVE_MEMBER or decision.proposal is None:
+            return
+        member = await self.memberships.find(decision.municipality, decision.proposal.member)
+        notice = removal_notice(decision, member.address) if member is not None and member.address else None
+        with bound(decision_id=decision.id):
+            if notice is None:
+                await self.audit.record(
+                    decision.subject_id,
+                    "review.removal_notice",
+                    {"sent": False, "why": "no address"},
+                    once=True,
+                )
+                log.info("removal_notice_not_sent")
+                return
+            await self.notify(notice)
+            await self.audit.record(
+                decision.subject_id, "review.removal_notice", {"sent": True, "id": notice.id}, once=True
+            )
