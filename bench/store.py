@@ -508,7 +508,7 @@ def write_section(results: dict[str, Any], page: Path) -> None:
     body = f"{BEGIN}\n\n{markdown(results)}\n{END}\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + body + rest.split(END, 1)[1].lstrip("\n")
+        text = head + body + "\n" + rest.split(END, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + body
     page.write_text(text)
