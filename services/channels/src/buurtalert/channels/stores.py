@@ -90,12 +90,13 @@ class HeldDeliveries:
     The due ones are found by the hour they are due (``due_hour``, an indexed equality;
     a range on ``due`` would scan the collection on FerretDB v1): each round asks for the
     hours not yet known to be empty, from the oldest to this one, oldest first. At
-    start-up that is the hours of the last :data:`HELD_LOOKBACK`, after that the previous
-    hour (another process may still hold into it) and this one, so the cost does not grow
-    with the deliveries held for later."""
+    start-up that is the hours of the last ``lookback`` (:data:`HELD_LOOKBACK`), after
+    that the previous hour (another process may still hold into it) and this one, so the
+    cost does not grow with the deliveries held for later."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lookback: timedelta = HELD_LOOKBACK) -> None:
         self._held = db.write(HELD_DELIVERIES)
+        self._lookback = lookback
         self._empty_before: datetime | None = None  # hours before this one held nothing due
         self._adopted = False
 
@@ -126,7 +127,7 @@ class HeldDeliveries:
         if not self._adopted:
             await self._adopt()
         current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        hour = min(self._empty_before or current - HELD_LOOKBACK, current - _HOUR)
+        hour = min(self._empty_before or current - self._lookback, current - _HOUR)
         found: list[Document] = []
         first_held: datetime | None = None
         while hour <= current and len(found) < limit:
