@@ -233,6 +233,14 @@ def operations() -> list[Operation]:
         assert found is not None
         return found
 
+    async def audit_records(db: Db, scale: int, rep: int) -> object:
+        audit = Audit(db_as(db, INGEST))
+        written = await asyncio.gather(
+            *(audit.record(f"new-{rep}-{k}", "ingest", {"k": k}, once=True) for k in range(50))
+        )
+        assert all(written)
+        return written
+
     async def incident_by_id(db: Db, scale: int, rep: int) -> object:
         found = await db[INCIDENTS.name].find_one({"_id": f"inc_{_pick(scale, rep) // 10}"})
         assert found is not None
@@ -322,6 +330,7 @@ def operations() -> list[Operation]:
     return [
         Operation("audit: find_one of a missing _id", audit_missing),
         Operation("audit: find_one of a present _id", audit_present),
+        Operation("audit: 50 entries recorded at once (one insert_many)", audit_records),
         Operation("incident by id", incident_by_id),
         Operation(
             "incident by member message: $or of _id and message_ids", incident_by_message_or, today=True
