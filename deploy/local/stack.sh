@@ -16,7 +16,7 @@
 # demo-imap-password) on 127.0.0.1 only, without TLS: a development server.
 #
 # FerretDB's backend is $BUURTALERT_DB_BACKEND: postgresql (the default, chosen by the
-# figures of `python -m bench store`, docs/benchmarks.md) or sqlite. PostgreSQL runs
+# figures of `python -m bench.store`, docs/benchmarks.md) or sqlite. PostgreSQL runs
 # as an unprivileged user (`postgres` when we are root), listens on 127.0.0.1 only
 # ($BUURTALERT_POSTGRES_PORT, default 5433) and trusts local connections: a
 # development server. Its data lives in $BUURTALERT_LOCAL_DIR/postgres.
