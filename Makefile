@@ -14,7 +14,7 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 INGEST_PORT ?= 8080
 # FerretDB's backend for deploy/local/stack.sh: postgresql (the default, chosen by the figures of
-# `python -m bench store` in docs/benchmarks.md) or sqlite.
+# `python -m bench.store` in docs/benchmarks.md) or sqlite.
 BUURTALERT_DB_BACKEND ?= postgresql
 export BUURTALERT_DB_BACKEND
 REVIEW_PORT ?= 8084
