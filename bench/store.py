@@ -102,6 +102,10 @@ def _delivery(n: int, due: datetime) -> Document:
 
 
 async def _insert(db: Db, name: str, docs: list[Document]) -> None:
+    """Insert ``docs``, given newest first, oldest first: as in a database that grew, the
+    recent documents come last in a table's order (which a scan that stops at the first
+    match would otherwise flatter)."""
+    docs = docs[::-1]
     for start in range(0, len(docs), 2_000):
         await db[name].insert_many(docs[start : start + 2_000], ordered=False)
 
