@@ -13,6 +13,10 @@ UV := $(TOOLS)/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 INGEST_PORT ?= 8080
+# FerretDB's backend for deploy/local/stack.sh: postgresql (the default, chosen by the figures of
+# `python -m bench.store` in docs/benchmarks.md) or sqlite.
+BUURTALERT_DB_BACKEND ?= postgresql
+export BUURTALERT_DB_BACKEND
 REVIEW_PORT ?= 8084
 # Development only: the demo moderator `make run` creates for the review console.
 DEMO_REVIEW_PASSWORD := demo-review-password
@@ -55,7 +59,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproj
 
 env: $(VENV)/.synced ## Create the Python environment (.venv) from uv.lock
 
-infra: ## Install and start Kafka and FerretDB (deploy/local/stack.sh up)
+infra: ## Install and start Kafka, FerretDB (on PostgreSQL or SQLite: BUURTALERT_DB_BACKEND) and Dovecot (deploy/local/stack.sh up)
 	deploy/local/stack.sh up
 
 run: env infra ## Run the whole system locally: infrastructure, topics, demo data, services

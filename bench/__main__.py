@@ -1,6 +1,7 @@
 """``python -m bench``: Kafka throughput, raw aiokafka against one FastStream hop of ours;
 ingest's webhook throughput and response times (:mod:`bench.ingest`); WhatsApp fan-out
-against the throughput cap (:mod:`bench.fanout`); moderation.
+against the throughput cap (:mod:`bench.fanout`); moderation; the database operations of the
+message path as the data grows, on both FerretDB backends (:mod:`bench.store`).
 
 * baseline: raw aiokafka, an idempotent producer (acks=all) sending N messages and
   a consumer reading them back: produce→consume messages per second.
@@ -33,6 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.fanout import fan_out_benchmark, kafka_fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
 from bench.report import missed, write
+from bench.store import store_benchmark, write_section
 from buurtalert.devkit.testing import delete_prefixed_topics, isolated_settings, provide_infrastructure
 from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
@@ -200,6 +202,7 @@ async def main(count: int) -> dict[str, object]:
     results["fanout_through_kafka"] = await kafka_fan_out_benchmark(infra, Path(".local/bench/fanout"))
     infra.stop()
     results["moderation"] = moderation_throughput()
+    results["store"] = await store_benchmark()
     return results
 
 
@@ -215,6 +218,8 @@ def run(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"results written to {args.output}")
     checked = write(figures, args.report)
+    if "store" in figures:
+        write_section(figures["store"], args.report)  # type: ignore[arg-type]
     print(f"report written to {args.report} (chart {args.report.with_suffix('.svg')})")
     for goal in checked:
         print(

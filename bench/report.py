@@ -128,6 +128,22 @@ def goals(results: dict[str, Any]) -> list[Goal]:
                 unit="msg/s",
             )
         )
+    store = results.get("store")
+    if store:
+        chosen = store["backends"].get(store["chosen"], {}).get("operations", {})
+        for name, f in chosen.items():
+            if f["today"]:
+                continue
+            out.append(
+                Goal(
+                    f"Store ({store['chosen']}): {name}, 100× / 1× documents",
+                    f"{f['100x_ms']:.2f} ms at 100×",
+                    f"{f['1x_ms']:.2f} ms at 1×",
+                    f["growth"],
+                    store["goal"],
+                    at_least=False,
+                )
+            )
     return out
 
 

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Local infrastructure without Docker: Apache Kafka (KRaft, one node) from Maven
-# Central jars, FerretDB v1 (SQLite backend) built from the Go module proxy, and
-# Dovecot (Debian's package) as the IMAP server whose mailboxes ingest reads.
+# Central jars, FerretDB v1 built from the Go module proxy, on PostgreSQL (Debian's
+# package) or SQLite, and Dovecot (Debian's package) as the IMAP server whose
+# mailboxes ingest reads.
 #
-#   deploy/local/stack.sh install   fetch the Kafka jars, build FerretDB, install Dovecot
-#   deploy/local/stack.sh up        install if needed, start all three, wait until ready
+#   deploy/local/stack.sh install   fetch the Kafka jars, build FerretDB, install Dovecot (and PostgreSQL)
+#   deploy/local/stack.sh up        install if needed, start them all, wait until ready
 #   deploy/local/stack.sh imap      install and start Dovecot only
+#   deploy/local/stack.sh postgres  install and start PostgreSQL only (whatever the backend)
 #   deploy/local/stack.sh down      stop them (data is kept)
 #   deploy/local/stack.sh status    say what runs
 #   deploy/local/stack.sh reset     stop them and delete their data
 #
 # Dovecot accepts any user name with the password $BUURTALERT_IMAP_PASSWORD (default
 # demo-imap-password) on 127.0.0.1 only, without TLS: a development server.
+#
+# FerretDB's backend is $BUURTALERT_DB_BACKEND: postgresql (the default, chosen by the
+# figures of `python -m bench.store`, docs/benchmarks.md) or sqlite. PostgreSQL runs
+# as an unprivileged user (`postgres` when we are root), listens on 127.0.0.1 only
+# ($BUURTALERT_POSTGRES_PORT, default 5433) and trusts local connections: a
+# development server. Its data lives in $BUURTALERT_LOCAL_DIR/postgres.
 #
 # Every command can be run twice without harm. Data, logs and pid files live in
 # $BUURTALERT_LOCAL_DIR (default: .local/ at the repository root, git-ignored).
@@ -26,10 +34,13 @@ mongo_port=${BUURTALERT_MONGO_PORT:-27017}
 kafka_heap=${BUURTALERT_KAFKA_HEAP:-768m}
 imap_port=${BUURTALERT_IMAP_PORT:-10143}
 imap_password=${BUURTALERT_IMAP_PASSWORD:-demo-imap-password}
+backend=${BUURTALERT_DB_BACKEND:-postgresql}
+pg_port=${BUURTALERT_POSTGRES_PORT:-5433}
 
 kdir=$state/kafka
 fdir=$state/ferretdb
 ddir=$state/dovecot
+pdir=$state/postgres
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
@@ -106,12 +117,78 @@ PROPS
   wait_for kafka "$kafka_port" "$kdir/kafka.pid" "$kdir/logs/kafka.log" 120
 }
 
+pg_bin() { # the newest installed PostgreSQL's bin directory
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$d" ] && [ -x "$d/postgres" ] && echo "$d"
+}
+
+install_postgres() {
+  if [ -n "$(pg_bin)" ]; then return; fi
+  if [ "$(id -u)" != 0 ]; then log "PostgreSQL is missing: install Debian's postgresql (needs root)"; return 1; fi
+  log "installing PostgreSQL (Debian's postgresql)"
+  (export DEBIAN_FRONTEND=noninteractive
+   apt-get install -y -qq --no-install-recommends postgresql > /dev/null 2>&1 \
+     || { apt-get update -qq > /dev/null && apt-get install -y -qq --no-install-recommends postgresql > /dev/null; })
+}
+
+as_pg_user() { # run a command as the unprivileged user that owns the cluster
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local bin; bin=$(pg_bin)
+  if [ -f "$pdir/data/postmaster.pid" ] && as_pg_user "$bin/pg_ctl" -D "$pdir/data" status > /dev/null 2>&1 \
+    && port_open "$pg_port"; then
+    log "postgresql already running on 127.0.0.1:$pg_port"; prepare_postgres "$bin"; return
+  fi
+  if port_open "$pg_port"; then log "port $pg_port is taken by another process; set BUURTALERT_POSTGRES_PORT"; return 1; fi
+  mkdir -p "$pdir/data" "$pdir/run" "$pdir/logs"
+  if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$pdir"; fi
+  if [ ! -f "$pdir/data/PG_VERSION" ]; then
+    as_pg_user "$bin/initdb" -D "$pdir/data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+      > "$pdir/logs/initdb.log" 2>&1 || { cat "$pdir/logs/initdb.log" >&2; return 1; }
+  fi
+  log "starting postgresql on 127.0.0.1:$pg_port"
+  # A development server: no fsync (a crash of the machine may lose recent commits; the
+  # same trade as FerretDB's SQLite with synchronous=NORMAL).
+  as_pg_user "$bin/pg_ctl" -D "$pdir/data" -l "$pdir/logs/postgres.log" -w -t 60 start -o \
+    "-c listen_addresses=127.0.0.1 -p $pg_port -c unix_socket_directories=$pdir/run -c fsync=off \
+     -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c max_connections=200" \
+    > /dev/null || { tail -n 30 "$pdir/logs/postgres.log" >&2; return 1; }
+  prepare_postgres "$bin"
+}
+
+prepare_postgres() { # bin: FerretDB's database, and the GIN twins of its indexes (see the SQL file)
+  local bin=$1
+  if ! as_pg_user "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1; then
+    as_pg_user "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres ferretdb
+  fi
+  as_pg_user "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d ferretdb -q -v ON_ERROR_STOP=1 \
+    -c "SET client_min_messages = warning" -f - < "$here/postgres/gin-twins.sql" > /dev/null
+}
+
+stop_postgres() {
+  local bin; bin=$(pg_bin) || return 0
+  if [ -f "$pdir/data/postmaster.pid" ]; then
+    log "stopping postgresql"
+    as_pg_user "$bin/pg_ctl" -D "$pdir/data" -m fast -w stop > /dev/null 2>&1 || true
+  fi
+}
+
 start_ferretdb() {
   if alive "$fdir/ferretdb.pid" && port_open "$mongo_port"; then log "ferretdb already running on 127.0.0.1:$mongo_port"; return; fi
   if port_open "$mongo_port"; then log "port $mongo_port is taken by another process; set BUURTALERT_MONGO_PORT"; return 1; fi
   mkdir -p "$fdir/data" "$fdir/logs"
-  log "starting ferretdb on 127.0.0.1:$mongo_port"
-  nohup "$fdir/bin/ferretdb" -listen-addr "127.0.0.1:$mongo_port" -sqlite-dir "$fdir/data/" \
+  local args=(-handler sqlite -sqlite-dir "$fdir/data/")
+  case "$backend" in
+    sqlite) ;;
+    postgresql) start_postgres; args=(-handler postgresql -postgresql-url "postgres://postgres@127.0.0.1:$pg_port/ferretdb") ;;
+    *) log "BUURTALERT_DB_BACKEND must be postgresql or sqlite, not $backend"; return 1 ;;
+  esac
+  log "starting ferretdb ($backend) on 127.0.0.1:$mongo_port"
+  nohup "$fdir/bin/ferretdb" -listen-addr "127.0.0.1:$mongo_port" "${args[@]}" \
     > "$fdir/logs/ferretdb.log" 2>&1 < /dev/null &
   echo $! > "$fdir/ferretdb.pid"
   wait_for ferretdb "$mongo_port" "$fdir/ferretdb.pid" "$fdir/logs/ferretdb.log" 30
@@ -199,17 +276,20 @@ stop_one() { # name pidfile
 }
 
 case "${1:-up}" in
-  install) install_kafka; install_ferretdb; install_dovecot ;;
+  install) install_kafka; install_ferretdb; install_dovecot; [ "$backend" = sqlite ] || install_postgres ;;
   up)
-    install_kafka; install_ferretdb; install_dovecot
+    install_kafka; install_ferretdb; install_dovecot; [ "$backend" = sqlite ] || install_postgres
     start_ferretdb; start_kafka; start_dovecot
     echo "KAFKA=127.0.0.1:$kafka_port MONGO=mongodb://127.0.0.1:$mongo_port/ IMAP=127.0.0.1:$imap_port" ;;
   imap) install_dovecot; start_dovecot ;;
-  down) stop_one kafka "$kdir/kafka.pid"; stop_one ferretdb "$fdir/ferretdb.pid"; stop_dovecot ;;
+  postgres) install_postgres; start_postgres; echo "POSTGRES=postgres://postgres@127.0.0.1:$pg_port/" ;;
+  down) stop_one kafka "$kdir/kafka.pid"; stop_one ferretdb "$fdir/ferretdb.pid"; stop_postgres; stop_dovecot ;;
   status)
     alive "$kdir/kafka.pid" && echo "kafka: running on 127.0.0.1:$kafka_port" || echo "kafka: stopped"
     alive "$fdir/ferretdb.pid" && echo "ferretdb: running on 127.0.0.1:$mongo_port" || echo "ferretdb: stopped"
+    [ -f "$pdir/data/postmaster.pid" ] && as_pg_user "$(pg_bin)/pg_ctl" -D "$pdir/data" status > /dev/null 2>&1 \
+      && echo "postgresql: running on 127.0.0.1:$pg_port" || echo "postgresql: stopped"
     alive "$ddir/run/master.pid" && echo "dovecot: running on 127.0.0.1:$imap_port" || echo "dovecot: stopped" ;;
-  reset) "$0" down; rm -rf "$kdir/data" "$kdir/logs" "$fdir/data" "$fdir/logs" "$ddir" ;;
-  *) echo "usage: $0 install|up|imap|down|status|reset" >&2; exit 64 ;;
+  reset) "$0" down; rm -rf "$kdir/data" "$kdir/logs" "$fdir/data" "$fdir/logs" "$ddir" "$pdir" ;;
+  *) echo "usage: $0 install|up|imap|postgres|down|status|reset" >&2; exit 64 ;;
 esac

@@ -3,7 +3,8 @@
 :func:`provide_infrastructure` finds a Kafka broker and a MongoDB-wire server, in
 this order: the environment (``BUURTALERT_TEST_KAFKA`` and ``BUURTALERT_TEST_MONGO``),
 containers through testcontainers where a Docker engine answers, and the local
-stack of ``deploy/local/stack.sh`` (Kafka from jars, FerretDB), started if needed.
+stack of ``deploy/local/stack.sh`` (Kafka from jars, FerretDB on the backend
+``BUURTALERT_DB_BACKEND`` names: PostgreSQL by default, or SQLite), started if needed.
 :func:`isolated_settings` gives each test its own topic prefix and database.
 """
 
@@ -78,7 +79,9 @@ def _from_local_stack() -> Infrastructure:
     )
     kafka_port = os.environ.get("BUURTALERT_KAFKA_PORT", "9092")
     mongo_port = os.environ.get("BUURTALERT_MONGO_PORT", "27017")
-    return Infrastructure(f"127.0.0.1:{kafka_port}", f"mongodb://127.0.0.1:{mongo_port}/", "local stack")
+    backend = os.environ.get("BUURTALERT_DB_BACKEND", "postgresql")
+    origin = f"local stack (FerretDB on {backend})"
+    return Infrastructure(f"127.0.0.1:{kafka_port}", f"mongodb://127.0.0.1:{mongo_port}/", origin)
 
 
 def provide_infrastructure() -> Infrastructure:

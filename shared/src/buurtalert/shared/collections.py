@@ -6,6 +6,18 @@ same rule: one owner writes, declared readers read. Services reach a collection 
 through :class:`buurtalert.shared.mongo.Database`, which refuses an undeclared
 collection, a write by anyone but the owner and a read by anyone not declared;
 ``tests/unit/test_collections.py`` checks every call site in the code as well.
+
+Each collection also declares its indexes (``indexes``): the top-level fields that the
+queries of the message path match by equality, besides ``_id`` (always indexed, unique).
+The owner's process creates them when it starts (:meth:`buurtalert.shared.mongo.Database.
+ensure_indexes`, run by every service's start-up hook in :mod:`.observability`), which is
+idempotent. Flat cost rests on them: FerretDB v1 pushes down to SQL only top-level
+equalities on scalars (PostgreSQL backend), served by the GIN twins of these indexes
+(``deploy/local/postgres/gin-twins.sql``); ranges, ``$in``, ``$or``, ``None`` and dotted
+paths are filtered in FerretDB's memory after the pushed part. So every message-path
+filter has an equality on ``_id`` or on a declared index that matches few documents
+(``tests/unit/test_collections.py`` checks the filters in the code; docs/benchmarks.md has
+the figures).
 """
 
 from __future__ import annotations
@@ -52,6 +64,8 @@ class Collection:
     personal_data: bool
     dated_by: str | None = None
     """The field holding the document's date, by which retention purges it (none: kept)."""
+    indexes: tuple[str, ...] = ()
+    """Top-level fields matched by equality on the message path (``_id`` is always indexed)."""
 
     def readable_by(self, who: str) -> bool:
         return who in (self.owner, OPERATOR) or who in self.readers or self.owner == EVERY_SERVICE
@@ -80,6 +94,7 @@ MEMBERSHIPS = Collection(
     "vetting decision). The review console reads the pending joins.",
     Retention.CONTACT,
     personal_data=True,
+    indexes=("municipality",),
 )
 CONTACTS = Collection(
     "contacts",
@@ -143,6 +158,7 @@ STRIKES = Collection(
     Retention.STRIKE,
     personal_data=False,
     dated_by="at",
+    indexes=("member",),
 )
 INCIDENTS = Collection(
     "incidents",
@@ -178,10 +194,12 @@ HELD_DELIVERIES = Collection(
     CHANNELS,
     (),
     "Deliveries held by quiet hours or a rate limit until due: the delivery (with its "
-    "destination address) and when it is due.",
+    "destination address), when it is due, and the hour it is due (due_hour YYYYMMDDHH, "
+    "by which the due ones are found).",
     Retention.OPERATIONAL,
     personal_data=True,
     dated_by="due",
+    indexes=("due_hour",),
 )
 
 INCIDENT_OUTCOMES = Collection(
@@ -225,6 +243,7 @@ REVIEW_ITEMS = Collection(
     "taken and whether it was published.",
     Retention.RECORD,
     personal_data=True,
+    indexes=("state", "published"),
 )
 REVIEW_USERS = Collection(
     "review_users",

@@ -103,6 +103,17 @@ class Database:
             raise CollectionNotAllowed(f"only the operator deletes for retention and erasure, not {self.who}")
         return Erasable(self._db[self._declared(collection).name])
 
+    async def ensure_indexes(self) -> list[str]:
+        """Create the declared indexes (``Collection.indexes``) of every collection this
+        party owns; idempotent (an index that exists is left alone). Their names."""
+        created = []
+        for collection in COLLECTIONS:
+            if collection.owner != self.who:
+                continue
+            for field in collection.indexes:
+                created.append(await self._db[collection.name].create_index(field))
+        return created
+
     async def ping(self) -> bool:
         """Whether the database answers (within the client's server-selection timeout)."""
         try:
@@ -165,9 +176,10 @@ class Audit:
     content). Writing the same entry twice leaves one, so handlers stay idempotent;
     a stage that changes (a delivery sent, then failed) keeps its history.
 
-    Only inserts and lookups by ``_id``: on FerretDB v1 (SQLite) those take constant
-    time, while updates and queries on other fields scan the collection, so their
-    cost grows with the data (docs/benchmarks.md)."""
+    Only inserts and lookups by ``_id`` on the message path: those take constant time
+    on FerretDB v1 on PostgreSQL (with the GIN twins of deploy/local/postgres), while
+    queries on other fields scan the collection, so their cost grows with the data
+    (docs/benchmarks.md); :meth:`history` and :meth:`trail` do, for people and tests."""
 
     def __init__(self, db: Database) -> None:
         self._audit = db.read(AUDIT)

@@ -159,8 +159,18 @@ class Observability:
                 log.warning("consumer_lag_refresh_failed", exc_info=True)
             await asyncio.sleep(LAG_INTERVAL)
 
+    async def ensure_indexes(self) -> None:
+        """The indexes declared for the collections this service owns, before its first
+        message (:meth:`Database.ensure_indexes`). Without them the service still works,
+        only slower, so a database that does not answer yet is logged, not fatal."""
+        try:
+            await self.db.ensure_indexes()
+        except Exception:  # unreachable or refused: handled messages stay correct
+            log.warning("indexes_not_ensured", service=self.service, exc_info=True)
+
     def attach(self, app: Any) -> None:
-        """Refresh the lag while ``app`` runs; close the probe's database client after."""
+        """Create the declared indexes before the consumers start; refresh the lag while
+        ``app`` runs; close the probe's database client after."""
 
         async def start() -> None:
             self._lag_task = asyncio.create_task(self._refresh_periodically())
@@ -172,5 +182,6 @@ class Observability:
                     await self._lag_task
             await self.db.close()
 
+        app.on_startup(self.ensure_indexes)
         app.after_startup(start)
         app.on_shutdown(stop)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from buurtalert.shared.channels import Attachment
 from buurtalert.shared.collections import DELIVERIES, HELD_DELIVERIES, MEDIA, MEDIA_WAIT
@@ -72,25 +72,75 @@ class Ledger:
         )
 
 
+#: How far back a channels process that starts looks for held deliveries still due.
+HELD_LOOKBACK = timedelta(days=8)
+_HOUR = timedelta(hours=1)
+
+
+def due_hour(at: datetime) -> str:
+    """The hour (UTC, ``YYYYMMDDHH``) by which a held delivery due at ``at`` is found."""
+    return f"{at.astimezone(UTC):%Y%m%d%H}"
+
+
 class HeldDeliveries:
     """Deliveries routing held (quiet hours, a group's rate limit), kept in
     ``held_deliveries`` until due. Once stored, the Kafka message is committed: the
-    delivery is safe in the database, not lost."""
+    delivery is safe in the database, not lost.
 
-    def __init__(self, db: Database) -> None:
+    The due ones are found by the hour they are due (``due_hour``, an indexed equality;
+    a range on ``due`` would scan the collection on FerretDB v1): each round asks for the
+    hours not yet known to be empty, from the oldest to this one, oldest first. At
+    start-up that is the hours of the last ``lookback`` (:data:`HELD_LOOKBACK`), after
+    that the previous hour (another process may still hold into it) and this one, so the
+    cost does not grow with the deliveries held for later."""
+
+    def __init__(self, db: Database, lookback: timedelta = HELD_LOOKBACK) -> None:
         self._held = db.write(HELD_DELIVERIES)
+        self._lookback = lookback
+        self._empty_before: datetime | None = None  # hours before this one held nothing due
+        self._adopted = False
 
     async def hold(self, delivery: Delivery) -> None:
         """Keep ``delivery`` until its ``deliver_after``; holding it twice changes nothing."""
+        due = delivery.deliver_after or utcnow()
         await self._held.update_one(
             {"_id": delivery.id},
-            {"$setOnInsert": {"due": delivery.deliver_after, "delivery": delivery.model_dump(mode="json")}},
+            {
+                "$setOnInsert": {
+                    "due": due,
+                    "due_hour": due_hour(due),
+                    "delivery": delivery.model_dump(mode="json"),
+                }
+            },
             upsert=True,
         )
 
+    async def _adopt(self) -> None:
+        """Once per process: give deliveries held before ``due_hour`` existed their hour
+        (the one scan, at start-up, off the message path)."""
+        async for doc in self._held.find({"due_hour": {"$exists": False}}, projection={"due": 1}):
+            await self._held.update_one({"_id": doc["_id"]}, {"$set": {"due_hour": due_hour(doc["due"])}})
+        self._adopted = True
+
     async def due(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        cursor = self._held.find({"due": {"$lte": now}}).sort("due", 1).limit(limit)
-        return [Delivery.model_validate(doc["delivery"]) async for doc in cursor]
+        """Up to ``limit`` held deliveries due at ``now``, the oldest hours first."""
+        if not self._adopted:
+            await self._adopt()
+        current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        hour = min(self._empty_before or current - self._lookback, current - _HOUR)
+        found: list[Document] = []
+        first_held: datetime | None = None
+        while hour <= current and len(found) < limit:
+            query = {"due_hour": due_hour(hour), "due": {"$lte": now}}
+            cursor = self._held.find(query).limit(limit - len(found))
+            docs = [doc async for doc in cursor]
+            if docs and first_held is None:
+                first_held = hour
+            found += docs
+            hour += _HOUR
+        self._empty_before = min(first_held or current, current - _HOUR)
+        found.sort(key=lambda doc: doc["due"])
+        return [Delivery.model_validate(doc["delivery"]) for doc in found]
 
     async def release(self, delivery_id: str) -> None:
         await self._held.delete_one({"_id": delivery_id})
