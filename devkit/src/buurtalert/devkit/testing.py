@@ -4,7 +4,7 @@
 this order: the environment (``BUURTALERT_TEST_KAFKA`` and ``BUURTALERT_TEST_MONGO``),
 containers through testcontainers where a Docker engine answers, and the local
 stack of ``deploy/local/stack.sh`` (Kafka from jars, FerretDB on the backend
-``BUURTALERT_DB_BACKEND`` names: PostgreSQL by default, or SQLite), started if needed.
+``BUURTALERT_DB_BACKEND`` names: SQLite by default, or PostgreSQL), started if needed.
 :func:`isolated_settings` gives each test its own topic prefix and database.
 """
 
@@ -79,7 +79,7 @@ def _from_local_stack() -> Infrastructure:
     )
     kafka_port = os.environ.get("BUURTALERT_KAFKA_PORT", "9092")
     mongo_port = os.environ.get("BUURTALERT_MONGO_PORT", "27017")
-    backend = os.environ.get("BUURTALERT_DB_BACKEND", "postgresql")
+    backend = os.environ.get("BUURTALERT_DB_BACKEND", "sqlite")
     origin = f"local stack (FerretDB on {backend})"
     return Infrastructure(f"127.0.0.1:{kafka_port}", f"mongodb://127.0.0.1:{mongo_port}/", origin)
 
