@@ -310,9 +310,7 @@ class AdapterConformance(ABC):
         await self._send("accept", 2, text)
         received = self.texts_received()
         assert len(received) == 1, f"the stand-in accepted {len(received)} sends, not 1"
-        assert len(received[0]) == len(text), (
-            f"{len(text)} characters were sent, {len(received[0])} arrived"
-        )
+        assert len(received[0]) == len(text), f"{len(text)} characters were sent, {len(received[0])} arrived"
         assert received[0] == text, "the text arrived changed"
 
     @pytest.mark.parametrize("behaviour", ["transient", "permanent"])

@@ -45,6 +45,7 @@ log = get_logger(__name__)
 #: Seconds between two refreshes of the consumer-lag gauge.
 LAG_INTERVAL = 15.0
 
+
 @dataclass(frozen=True, slots=True)
 class Lag:
     group: str

@@ -172,7 +172,7 @@ class Person:
             person.needles |= {f"+{normal}", f"00{normal}"}
             for country in ("31", "32", "49"):
                 if normal.startswith(country):
-                    person.needles.add(f"0{normal[len(country):]}")
+                    person.needles.add(f"0{normal[len(country) :]}")
         return person
 
     def in_text(self, text: str) -> bool:

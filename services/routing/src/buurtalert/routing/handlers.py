@@ -4,10 +4,11 @@ stores in, deliveries handed to ``publish``. The service wires it to its topics.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from buurtalert.directory.store import Directories
-from buurtalert.routing.rules import Context, Route, UnknownGroup, is_urgent, route
+from buurtalert.routing.rules import Context, Route, UnknownGroup, already_told, is_urgent, route
 from buurtalert.routing.stores import GroupRates, Incidents
 from buurtalert.shared.kafka import PermanentError
 from buurtalert.shared.logging import bound, get_logger
@@ -78,46 +79,53 @@ class Router:
             district = sender.district if sender else None
             now = utcnow()
             closing = await self.incidents.containing(message.closes) if message.closes else None
-            incident = closing or await self.incidents.attach(message, district, directory)
-            limited = [g.id for g in directory.groups if g.max_per_hour]
+            attached = None if closing else await self.incidents.attach(message, district, directory)
+            incident = closing or attached.incident  # type: ignore[union-attr]
             context = Context(
                 directory=directory,
                 partners=partners,
                 now=now,
-                recent=await self.rates.counts(limited, now) if limited else {},
                 incident_groups=closing.groups if closing else (),
                 incident_id=incident.id,
             )
             try:
                 decision = route(item, context)
+                # The rate limits of the groups this message goes to, then the route with them.
+                limited = sorted(
+                    {d.destination.group_id for d in decision.deliveries}
+                    & {g.id for g in directory.groups if g.max_per_hour}
+                )
+                if limited:
+                    counts = await self.rates.counts(limited, now)
+                    decision = route(item, replace(context, recent=counts))
             except UnknownGroup as exc:
                 raise PermanentError(str(exc)) from exc
-            urgent = is_urgent(item)
-            counted: set[str] = set()
+            if attached is not None and attached.joined:
+                decision = already_told(decision, attached.incident, message.id)
             for delivery in decision.deliveries:
                 if delivery.destination.channel not in self.channels:
                     raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
+            for delivery in decision.deliveries:
                 await self.publish(delivery)
-                group_id = delivery.destination.group_id
-                if (
-                    not urgent
-                    and delivery.deliver_after is None
-                    and group_id in limited
-                    and group_id not in counted
-                ):
-                    await self.rates.count(group_id, message.id, now)
-                    counted.add(group_id)
+            if not is_urgent(item):
+                counted = {
+                    d.destination.group_id
+                    for d in decision.deliveries
+                    if d.deliver_after is None and d.destination.group_id in limited
+                }
+                await self.rates.count(sorted(counted), message.id, now)
             reached = {
                 (d.destination.municipality or message.municipality, d.destination.group_id)
                 for d in decision.deliveries
             }
-            await self.incidents.reached(incident.id, sorted(reached))
+            await self.incidents.reached(incident.id, sorted(reached), message.id)
             if closing is not None:
-                await self.incidents.close(closing.id, message.id, now)
+                await self.incidents.close(closing, message.id, now)
             await self.audit.record(message.id, ROUTING, routing_record(decision, incident.id))
             log.info(
                 "routed",
                 deliveries=len(decision.deliveries),
                 rules=list(decision.rules),
                 incident_id=incident.id,
+                joined=bool(attached and attached.joined),
             )

@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     router = Router(Directories(db), Incidents(db), GroupRates(db), Audit(db), publish, channels)
 
-    @reliable.subscriber(MESSAGES_APPROVED)
+    @reliable.batch_subscriber(MESSAGES_APPROVED)
     async def route_message(item: ModeratedMessage) -> None:
         await router(item)
 
