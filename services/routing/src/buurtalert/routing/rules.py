@@ -10,6 +10,7 @@ consented, each with the group's rules.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -309,10 +310,12 @@ _STREET_ENGLISH = re.compile(r"\b(\w{3,})\s+(?:street|road|lane|avenue|drive|clo
 NOT_STREETS = frozenset({"onderweg", "halfweg", "achterweg", "hardlopersbaan", "loopbaan", "snelweg"})
 
 
+@functools.lru_cache(maxsize=4096)
 def words(text: str) -> frozenset[str]:
     return frozenset(w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS)
 
 
+@functools.lru_cache(maxsize=4096)
 def streets(text: str) -> frozenset[str]:
     """The street names a text mentions, lower case (``Dorpstraat``, ``rue de la Station``)."""
     found = {m.group(1).lower() for m in _STREET_SUFFIXED.finditer(text)}

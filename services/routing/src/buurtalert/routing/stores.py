@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pymongo import UpdateOne
@@ -190,32 +190,33 @@ class Incidents:
         entries.setdefault(own, [])
         changed: set[str] = set()
         chosen: dict[str, tuple[str, str]] = {}  # message id -> (slot, incident id)
+        candidates = {e["id"]: _incident(e, closed=False) for key in sorted(entries) for e in entries[key]}
         for w in batch:
             message = w.message
             if message.id in known:
                 continue
-            candidates = [_incident(e, closed=False) for key in sorted(entries) for e in entries[key]]
-            match = matching_incident(message, district, candidates, directory)
+            match = matching_incident(message, district, list(candidates.values()), directory)
             if match is not None:
                 key = _slot(municipality, match.district)
                 for e in entries[key]:
                     if e["id"] == match.id and e["last_seen"] < message.sent_at:
                         e["last_seen"] = message.sent_at
+                        candidates[match.id] = replace(match, last_seen=message.sent_at)
                 chosen[message.id] = (key, match.id)
             else:
                 incident_id = stable_id("inc", message.id)
-                entries[own].append(
-                    {
-                        "id": incident_id,
-                        "municipality": municipality,
-                        "district": district,
-                        "category": message.category,
-                        "text": message.text[:2000],
-                        "location": message.location.model_dump() if message.location else None,
-                        "opened_at": message.sent_at,
-                        "last_seen": message.sent_at,
-                    }
-                )
+                entry = {
+                    "id": incident_id,
+                    "municipality": municipality,
+                    "district": district,
+                    "category": message.category,
+                    "text": message.text[:2000],
+                    "location": message.location.model_dump() if message.location else None,
+                    "opened_at": message.sent_at,
+                    "last_seen": message.sent_at,
+                }
+                entries[own].append(entry)
+                candidates[incident_id] = _incident(entry, closed=False)
                 chosen[message.id] = (own, incident_id)
             changed.add(chosen[message.id][0])
         for key in sorted(changed):
