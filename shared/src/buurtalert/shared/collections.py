@@ -80,6 +80,15 @@ MEMBERSHIPS = Collection(
     Retention.CONTACT,
     personal_data=True,
 )
+MEMBERSHIP_VERSIONS = Collection(
+    "membership_versions",
+    INGEST,
+    (ROUTING, CHANNELS),
+    "One counter per municipality (_id the municipality), raised after each change to its "
+    "memberships: a cached directory reloads the register only when it changed.",
+    Retention.CONFIGURATION,
+    personal_data=False,
+)
 CONTACTS = Collection(
     "contacts",
     INGEST,
@@ -250,6 +259,7 @@ MEDIA_WAIT = 5.0
 COLLECTIONS: tuple[Collection, ...] = (
     DIRECTORIES,
     MEMBERSHIPS,
+    MEMBERSHIP_VERSIONS,
     CONTACTS,
     RAW_INPUTS,
     INGEST_CLAIMS,
