@@ -33,9 +33,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     router = Router(Directories(db), Incidents(db), GroupRates(db), Audit(db), publish, channels)
 
-    @reliable.batch_subscriber(MESSAGES_APPROVED)
-    async def route_message(item: ModeratedMessage) -> None:
-        await router(item)
+    @reliable.key_batch_subscriber(MESSAGES_APPROVED)
+    async def route_messages(items: list[ModeratedMessage]) -> list[BaseException | None]:
+        return await router.route_many(items)
 
     observability = Observability(settings, ROUTING, [broker])
     app = AsgiFastStream(broker, asgi_routes=observability.routes(), logger=APP_LOGGER)
