@@ -6,9 +6,10 @@ message path as the data grows, on both FerretDB backends (:mod:`bench.store`).
 * baseline: raw aiokafka, an idempotent producer (acks=all) sending N messages and
   a consumer reading them back: produce→consume messages per second.
 * ours: the same N messages produced the same way, then one hop through a
-  FastStream subscriber of ours (``Reliable``: batched commits after confirmed
-  publishes, the retry guard, pydantic validation of an ``InboundMessage``) that
-  publishes each to the next topic, read back by a raw consumer.
+  FastStream batch subscriber of ours, as the services consume (``Reliable``: many
+  keys at once, in order per key, batched commits after confirmed publishes, the
+  retry guard, pydantic validation of an ``InboundMessage``) that publishes each to
+  the next topic, read back by a raw consumer.
 
 Consumers join their groups before the clock starts, in both cases.
 
@@ -127,7 +128,7 @@ async def faststream_hop(settings: Settings, payloads: list[bytes]) -> float:
     reliable = Reliable(broker, settings, "bench")
     out = broker.publisher(settings.topic("bench.out"))
 
-    @reliable.subscriber(MESSAGES_INBOUND)
+    @reliable.batch_subscriber(MESSAGES_INBOUND)
     async def hop(message: InboundMessage) -> None:
         await reliable.publish(out, message, key=message.partition_key)
 

@@ -122,8 +122,8 @@ def history() -> dict[str, list[dict[str, Any]]]:
             "district": "boshoven",
             "opened_at": opened,
             "closed_at": None,
-            "groups": [],
-            "message_ids": [f"m{n}"],
+            "told": {},
+            "reports": 1,
         }
         if n < 10:
             decided = opened + timedelta(minutes=10 * (n + 1))

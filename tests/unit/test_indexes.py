@@ -33,11 +33,6 @@ EXEMPT = {
     ("shared/src/buurtalert/shared/mongo.py", "history"): "for people and tests, not the message path",
     ("shared/src/buurtalert/shared/mongo.py", "trail"): "for people and tests, not the message path",
     ("services/channels/src/buurtalert/channels/stores.py", "_adopt"): "once per process, at start-up",
-    # Issue 16: routing's incidents and group rates are restructured by the lead (membership
-    # documents, counters by _id); these are today's shapes, which FerretDB cannot push down.
-    ("services/routing/src/buurtalert/routing/stores.py", "counts"): "issue 16, being restructured",
-    ("services/routing/src/buurtalert/routing/stores.py", "containing"): "issue 16, being restructured",
-    ("services/routing/src/buurtalert/routing/stores.py", "attach"): "issue 16, being restructured",
 }
 
 

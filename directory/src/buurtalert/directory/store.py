@@ -12,7 +12,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.model import Directory, Membership, MembershipState, apply_memberships
-from buurtalert.shared.collections import DIRECTORIES, MEMBERSHIPS
+from buurtalert.shared.collections import DIRECTORIES, MEMBERSHIP_VERSIONS, MEMBERSHIPS
 from buurtalert.shared.mongo import Database
 
 
@@ -32,6 +32,13 @@ async def store_directory(db: Database, directory: Directory) -> int:
 
 async def fetch_directory(db: Database, municipality: str) -> Directory | None:
     """The stored directory with the membership register applied (see :class:`Memberships`)."""
+    directory = await _stored_directory(db, municipality)
+    if directory is None:
+        return None
+    return apply_memberships(directory, await Memberships(db).of(municipality))
+
+
+async def _stored_directory(db: Database, municipality: str) -> Directory | None:
     doc = await db.read(DIRECTORIES).find_one({"_id": municipality})
     if doc is None:
         return None
@@ -39,8 +46,7 @@ async def fetch_directory(db: Database, municipality: str) -> Directory | None:
     for district in doc["districts"]:
         if isinstance(district.get("geometry"), str):
             district["geometry"] = json.loads(district["geometry"])
-    directory = Directory.model_validate(doc)
-    return apply_memberships(directory, await Memberships(db).of(municipality))
+    return Directory.model_validate(doc)
 
 
 Document = dict[str, Any]
@@ -82,9 +88,22 @@ class Memberships:
                 await register.insert_one(new)
             except DuplicateKeyError:
                 return False
+            await self._changed(municipality)
             return True
         replaced = await register.replace_one({"_id": key, "changed_at": current["changed_at"]}, new)
+        if replaced.matched_count == 1:
+            await self._changed(municipality)
         return replaced.matched_count == 1
+
+    async def _changed(self, municipality: str) -> None:
+        """Raise the municipality's version, so cached directories reload the register."""
+        await self._db.write(MEMBERSHIP_VERSIONS).update_one(
+            {"_id": municipality}, {"$inc": {"version": 1}}, upsert=True
+        )
+
+    async def version(self, municipality: str) -> int:
+        doc = await self._db.read(MEMBERSHIP_VERSIONS).find_one({"_id": municipality})
+        return int(doc["version"]) if doc else 0
 
     async def join(self, municipality: str, pseudonym: str, address: str, group: str, at: datetime) -> bool:
         """Ask to join ``group``: PENDING until a coordinator approves (an approved
@@ -230,19 +249,38 @@ class Memberships:
 
 
 class Directories:
-    """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that)."""
+    """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that).
 
-    def __init__(self, db: Database, ttl: float = 10.0) -> None:
-        self._db, self._ttl = db, ttl
+    A reload reads the directory (one document) and the register's version; the register
+    itself, which grows with the members, is read again only when its version changed,
+    or every ``full_reload`` seconds in case a raise of the version was lost in a crash."""
+
+    def __init__(self, db: Database, ttl: float = 10.0, full_reload: float = 600.0) -> None:
+        self._db, self._ttl, self._full = db, ttl, full_reload
+        self._memberships = Memberships(db)
         self._cache: dict[str, tuple[float, Directory | None]] = {}
+        #: Per municipality: when read, the version read, the register.
+        self._registers: dict[str, tuple[float, int, list[Membership]]] = {}
 
     async def get(self, municipality: str) -> Directory | None:
         cached = self._cache.get(municipality)
         if cached is None or time.monotonic() - cached[0] > self._ttl:
-            cached = (time.monotonic(), await fetch_directory(self._db, municipality))
+            cached = (time.monotonic(), await self._load(municipality))
             self._cache[municipality] = cached
         return cached[1]
+
+    async def _load(self, municipality: str) -> Directory | None:
+        directory = await _stored_directory(self._db, municipality)
+        if directory is None:
+            return None
+        version = await self._memberships.version(municipality)
+        known = self._registers.get(municipality)
+        if known is None or known[1] != version or time.monotonic() - known[0] > self._full:
+            known = (time.monotonic(), version, await self._memberships.of(municipality))
+            self._registers[municipality] = known
+        return apply_memberships(directory, known[2])
 
     def forget(self, municipality: str) -> None:
         """Drop the cached copy, after the membership register changed."""
         self._cache.pop(municipality, None)
+        self._registers.pop(municipality, None)

@@ -96,6 +96,15 @@ MEMBERSHIPS = Collection(
     personal_data=True,
     indexes=("municipality",),
 )
+MEMBERSHIP_VERSIONS = Collection(
+    "membership_versions",
+    INGEST,
+    (ROUTING, CHANNELS, REVIEW),
+    "One counter per municipality (_id the municipality), raised after each change to its "
+    "memberships: a cached directory reloads the register only when it changed.",
+    Retention.CONFIGURATION,
+    personal_data=False,
+)
 CONTACTS = Collection(
     "contacts",
     INGEST,
@@ -164,12 +173,34 @@ INCIDENTS = Collection(
     "incidents",
     ROUTING,
     (REVIEW,),
-    "One document per incident (_id inc_...): reports of one event merged, the groups it "
-    "reached, whether and by which message it was closed; the first report's text and place; "
-    "its outcome once routing told the groups (fed back).",
+    "One document per incident (_id inc_...): the first report's text, place and category, "
+    "the number of reports merged, the groups it reached (each with the report that told it "
+    "first), whether and by which message it was closed; its outcome once routing told the "
+    "groups (fed back).",
     Retention.RECORD,
     personal_data=True,
     dated_by="opened_at",
+)
+INCIDENT_REPORTS = Collection(
+    "incident_reports",
+    ROUTING,
+    (REVIEW,),
+    "A report's membership of an incident (_id the message id, incident, at): one small "
+    "document per report instead of an ever-growing array in the incident.",
+    Retention.RECORD,
+    personal_data=False,
+    dated_by="at",
+)
+OPEN_INCIDENTS = Collection(
+    "open_incidents",
+    ROUTING,
+    (),
+    "The incidents a new report may join, per municipality and district (_id "
+    "open:<municipality>:<district>): a short list pruned to the time window, with a version "
+    "for conditional updates, so matching a report is one lookup whatever the history.",
+    Retention.OPERATIONAL,
+    personal_data=True,
+    dated_by="updated_at",
 )
 GROUP_RATES = Collection(
     "group_rates",
@@ -291,6 +322,7 @@ MEDIA_WAIT = 5.0
 COLLECTIONS: tuple[Collection, ...] = (
     DIRECTORIES,
     MEMBERSHIPS,
+    MEMBERSHIP_VERSIONS,
     CONTACTS,
     RAW_INPUTS,
     INGEST_CLAIMS,
@@ -298,6 +330,8 @@ COLLECTIONS: tuple[Collection, ...] = (
     AUDIT,
     STRIKES,
     INCIDENTS,
+    INCIDENT_REPORTS,
+    OPEN_INCIDENTS,
     GROUP_RATES,
     DELIVERIES,
     HELD_DELIVERIES,

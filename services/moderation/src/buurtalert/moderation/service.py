@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     decisions = Decisions(moderator, Audit(db), publish)
 
-    @reliable.subscriber(MESSAGES_INBOUND)
+    @reliable.batch_subscriber(MESSAGES_INBOUND)
     async def moderate(message: InboundMessage) -> None:
         await moderator(message)
 

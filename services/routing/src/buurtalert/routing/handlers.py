@@ -3,11 +3,22 @@ stores in, deliveries handed to ``publish``. The service wires it to its topics.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from buurtalert.directory.store import Directories
-from buurtalert.routing.rules import Context, Route, UnknownGroup, is_urgent, route
+from buurtalert.routing.rules import (
+    Context,
+    Incident,
+    Route,
+    UnknownGroup,
+    already_told,
+    is_urgent,
+    route,
+)
 from buurtalert.routing.stores import GroupRates, Incidents
 from buurtalert.shared.kafka import PermanentError
 from buurtalert.shared.logging import bound, get_logger
@@ -64,60 +75,129 @@ class Router:
         self.channels = channels
 
     async def __call__(self, item: ModeratedMessage) -> None:
-        message = item.message
-        with bound(message_id=message.id):
-            directory = await self.directories.get(message.municipality)
-            if directory is None:
-                raise PermanentError(f"no directory for municipality {message.municipality!r}")
-            partners = {
-                a.partner: found
-                for a in directory.agreements
-                if (found := await self.directories.get(a.partner))
-            }
-            sender = directory.group(message.group_id) if message.group_id else None
-            district = sender.district if sender else None
-            now = utcnow()
-            closing = await self.incidents.containing(message.closes) if message.closes else None
-            incident = closing or await self.incidents.attach(message, district, directory)
-            limited = [g.id for g in directory.groups if g.max_per_hour]
-            context = Context(
-                directory=directory,
-                partners=partners,
-                now=now,
-                recent=await self.rates.counts(limited, now) if limited else {},
-                incident_groups=closing.groups if closing else (),
-                incident_id=incident.id,
-            )
+        """Route one message (a retry comes back alone)."""
+        [failure] = await self.route_many([item])
+        if failure is not None:
+            raise failure
+
+    async def route_many(self, items: list[ModeratedMessage]) -> list[BaseException | None]:
+        """Route the messages of one key, in order: their directories and incidents looked
+        up together, then each routed and published in turn, then what each leaves behind
+        (rate counts, groups told, closings, audit entries) written together. Answers,
+        per message, None or why it failed (that message alone is retried)."""
+        now = utcnow()
+        prepared = await asyncio.gather(*(self._prepare(item, now) for item in items), return_exceptions=True)
+        ready = [p for p in prepared if isinstance(p, _Prepared)]
+        counts = await self._counts(ready, now)
+        failures: dict[int, BaseException] = {
+            n: p for n, p in enumerate(prepared) if isinstance(p, BaseException)
+        }
+        routed: list[tuple[int, _Prepared, Route]] = []
+        for n, p in enumerate(prepared):
+            if not isinstance(p, _Prepared):
+                continue
             try:
-                decision = route(item, context)
-            except UnknownGroup as exc:
-                raise PermanentError(str(exc)) from exc
-            urgent = is_urgent(item)
-            counted: set[str] = set()
-            for delivery in decision.deliveries:
-                if delivery.destination.channel not in self.channels:
-                    raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
-                await self.publish(delivery)
-                group_id = delivery.destination.group_id
-                if (
-                    not urgent
-                    and delivery.deliver_after is None
-                    and group_id in limited
-                    and group_id not in counted
-                ):
-                    await self.rates.count(group_id, message.id, now)
-                    counted.add(group_id)
+                decision = self._decide(p, counts)
+                for delivery in decision.deliveries:
+                    await self.publish(delivery)
+            except Exception as exc:  # this message alone takes the retry path
+                failures[n] = exc
+                continue
+            routed.append((n, p, decision))
+        done = await asyncio.gather(*(self._record(p, d, now) for _, p, d in routed), return_exceptions=True)
+        for (n, _, _), outcome in zip(routed, done, strict=True):
+            if isinstance(outcome, BaseException):
+                failures[n] = outcome
+        return [failures.get(n) for n in range(len(items))]
+
+    async def _prepare(self, item: ModeratedMessage, now: datetime) -> _Prepared:
+        message = item.message
+        directory = await self.directories.get(message.municipality)
+        if directory is None:
+            raise PermanentError(f"no directory for municipality {message.municipality!r}")
+        partners = {
+            a.partner: found for a in directory.agreements if (found := await self.directories.get(a.partner))
+        }
+        sender = directory.group(message.group_id) if message.group_id else None
+        district = sender.district if sender else None
+        closing = await self.incidents.containing(message.closes) if message.closes else None
+        attached = None if closing else await self.incidents.attach(message, district, directory)
+        incident = closing or attached.incident  # type: ignore[union-attr]
+        context = Context(
+            directory=directory,
+            partners=partners,
+            now=now,
+            incident_groups=closing.groups if closing else (),
+            incident_id=incident.id,
+        )
+        try:
+            decision = route(item, context)
+        except UnknownGroup as exc:
+            raise PermanentError(str(exc)) from exc
+        limited = frozenset(
+            {d.destination.group_id for d in decision.deliveries}
+            & {g.id for g in directory.groups if g.max_per_hour}
+        )
+        joined = bool(attached and attached.joined)
+        return _Prepared(item, context, incident, closing is not None, joined, limited)
+
+    async def _counts(self, ready: list[_Prepared], now: datetime) -> dict[str, int]:
+        """This hour's deliveries to the rate-limited groups these messages go to."""
+        limited = sorted(set().union(*(p.limited for p in ready)))
+        return await self.rates.counts(limited, now) if limited else {}
+
+    def _decide(self, p: _Prepared, counts: dict[str, int]) -> Route:
+        """The route with the rate limits as they stand after the messages before it;
+        counts what it delivers now to a rate-limited group."""
+        decision = route(p.item, replace(p.context, recent=counts)) if p.limited else route(p.item, p.context)
+        if p.joined:
+            decision = already_told(decision, p.incident, p.item.message.id)
+        for delivery in decision.deliveries:
+            if delivery.destination.channel not in self.channels:
+                raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
+        if not is_urgent(p.item):
+            for group_id in sorted(p.counted(decision)):
+                counts[group_id] = counts.get(group_id, 0) + 1
+        return decision
+
+    async def _record(self, p: _Prepared, decision: Route, now: datetime) -> None:
+        message = p.item.message
+        with bound(message_id=message.id):
+            if not is_urgent(p.item):
+                await self.rates.count(sorted(p.counted(decision)), message.id, now)
             reached = {
                 (d.destination.municipality or message.municipality, d.destination.group_id)
                 for d in decision.deliveries
             }
-            await self.incidents.reached(incident.id, sorted(reached))
-            if closing is not None:
-                await self.incidents.close(closing.id, message.id, now)
-            await self.audit.record(message.id, ROUTING, routing_record(decision, incident.id))
+            await self.incidents.reached(p.incident.id, sorted(reached), message.id)
+            if p.closing:
+                await self.incidents.close(p.incident, message.id, now)
+            await self.audit.record(message.id, ROUTING, routing_record(decision, p.incident.id))
             log.info(
                 "routed",
                 deliveries=len(decision.deliveries),
                 rules=list(decision.rules),
-                incident_id=incident.id,
+                incident_id=p.incident.id,
+                joined=p.joined,
             )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A message with what routing looked up for it: its context and incident."""
+
+    item: ModeratedMessage
+    context: Context
+    incident: Incident
+    closing: bool
+    joined: bool
+    #: The rate-limited groups its route goes to.
+    limited: frozenset[str]
+
+    def counted(self, decision: Route) -> set[str]:
+        """The rate-limited groups ``decision`` delivers to now (not held)."""
+        return {
+            d.destination.group_id
+            for d in decision.deliveries
+            if d.deliver_after is None and d.destination.group_id in self.limited
+        }

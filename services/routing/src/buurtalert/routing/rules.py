@@ -10,6 +10,7 @@ consented, each with the group's rules.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -270,6 +271,19 @@ def _held_until(group: Group, ctx: Context, rules: list[str], directory: Directo
 
 
 # --- incidents: reports of the same event, merged -----------------------------------
+#
+# The rule. A report joins an open incident when all of these hold:
+#   1. the same municipality, and the report's district is the incident's or adjacent to it;
+#   2. the report was sent within WINDOW of the incident's latest report;
+#   3. neither names a category the other contradicts (both given and different);
+#   4. the place agrees: both located within NEAR_METRES of each other joins whatever the
+#      words; both located and farther apart never joins, except for a travelling
+#      category (a suspect fleeing, a missing person); otherwise, when both name streets
+#      and no street is shared, they are different events;
+#   5. else, the words agree: Jaccard similarity of the content words >= SIMILAR_TEXT.
+# Of the incidents a report may join, it joins the one in its own district first, then
+# the most recently seen. A report joining an incident is not delivered again to the
+# groups that incident already told (routing's "incident_already_told").
 
 WINDOW = timedelta(hours=2)
 SIMILAR_TEXT = 0.3
@@ -279,10 +293,35 @@ STOPWORDS = frozenset(
     "een het van dat die met voor aan bij ook nog maar naar wel niet zijn "
     "was wordt door heeft hebben zojuist net gezien gebeld zag zien deze dit daar hier".split()
 )
+#: Street names: a word ending in a Dutch, Flemish or German street suffix ...
+_STREET_SUFFIXED = re.compile(
+    r"\b(\w{2,}(?:straat|steenweg|weg|laan|plein|dijk|singel|kade|steeg|dreef|baan|gracht|"
+    r"strasse|straße|allee|gasse))\b",
+    re.IGNORECASE,
+)
+#: ... a French one after its kind ("rue de la Station"), an English one before it.
+_STREET_FRENCH = re.compile(
+    r"\b(?:rue|avenue|chauss[ée]e|place|boulevard|chemin|all[ée]e)\s+"
+    r"(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?(\w{3,})",
+    re.IGNORECASE,
+)
+_STREET_ENGLISH = re.compile(r"\b(\w{3,})\s+(?:street|road|lane|avenue|drive|close)\b", re.IGNORECASE)
+#: Words with a street suffix that are not streets.
+NOT_STREETS = frozenset({"onderweg", "halfweg", "achterweg", "hardlopersbaan", "loopbaan", "snelweg"})
 
 
+@functools.lru_cache(maxsize=4096)
 def words(text: str) -> frozenset[str]:
     return frozenset(w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS)
+
+
+@functools.lru_cache(maxsize=4096)
+def streets(text: str) -> frozenset[str]:
+    """The street names a text mentions, lower case (``Dorpstraat``, ``rue de la Station``)."""
+    found = {m.group(1).lower() for m in _STREET_SUFFIXED.finditer(text)}
+    found |= {f"rue:{m.group(1).lower()}" for m in _STREET_FRENCH.finditer(text)}
+    found |= {f"street:{m.group(1).lower()}" for m in _STREET_ENGLISH.finditer(text)}
+    return frozenset(found - NOT_STREETS)
 
 
 def similarity(a: str, b: str) -> float:
@@ -307,15 +346,21 @@ class Incident:
     text: str
     location: Location | None
     last_seen: datetime
-    groups: tuple[tuple[str, str], ...] = ()
+    category: str | None = None
+    #: The groups the incident reached, each with the reports that told it (one, unless
+    #: two reports told it at the same moment): (municipality, group id) -> message ids.
+    told: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     closed: bool = False
+
+    @property
+    def groups(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(self.told))
 
 
 def same_event(
     message: InboundMessage, district: str | None, incident: Incident, directory: Directory
 ) -> bool:
-    """Whether ``message`` reports the event of ``incident``: the same or an adjacent
-    district, within the time window, and similar words or a nearby place."""
+    """Whether ``message`` reports the event of ``incident`` (the rule above)."""
     if incident.closed or message.municipality != incident.municipality:
         return False
     if message.sent_at - incident.last_seen > WINDOW or incident.last_seen - message.sent_at > WINDOW:
@@ -324,10 +369,45 @@ def same_event(
         found = directory.district(district)
         if found is None or incident.district not in found.neighbours:
             return False
-    if (
-        message.location
-        and incident.location
-        and distance_m(message.location, incident.location) <= NEAR_METRES
-    ):
-        return True
+    if message.category and incident.category and message.category != incident.category:
+        return False
+    if message.location and incident.location:
+        if distance_m(message.location, incident.location) <= NEAR_METRES:
+            return True
+        if (message.category or incident.category) not in TRAVELLING_CATEGORIES:
+            return False
+    mine, theirs = streets(message.text), streets(incident.text)
+    if mine and theirs and not mine & theirs:
+        return False
     return similarity(message.text, incident.text) >= SIMILAR_TEXT
+
+
+def matching_incident(
+    message: InboundMessage, district: str | None, candidates: list[Incident], directory: Directory
+) -> Incident | None:
+    """The open incident ``message`` joins, if any: its own district's first, then the
+    most recently seen."""
+    matches = [i for i in candidates if same_event(message, district, i, directory)]
+    if not matches:
+        return None
+    return max(matches, key=lambda i: (i.district == district, i.last_seen, i.id))
+
+
+def already_told(decision: Route, incident: Incident, message_id: str) -> Route:
+    """``decision`` without the deliveries to groups ``incident`` already told through
+    another report; a closing and an authority's alert always go."""
+    kept: list[Delivery] = []
+    skipped: list[str] = []
+    for delivery in decision.deliveries:
+        d = delivery.destination
+        tellers = incident.told.get((d.municipality or incident.municipality, d.group_id), frozenset())
+        always = {"incident_closing", "authority_alert_area", "municipal_escalation"} & set(delivery.rules)
+        if tellers and message_id not in tellers and not always:
+            if d.group_id not in skipped:
+                skipped.append(d.group_id)
+        else:
+            kept.append(delivery)
+    if not skipped:
+        return decision
+    rules = (*decision.rules, *(f"incident_already_told:{g}" for g in skipped))
+    return Route(tuple(kept), rules)

@@ -1,22 +1,44 @@
-"""Routing's stores: incidents (``incidents``) and group rates (``group_rates``)."""
+"""Routing's stores: incidents (``incidents``, ``incident_reports``, ``open_incidents``)
+and group rates (``group_rates``).
+
+Every operation is a lookup or an update by ``_id``, so its cost does not grow with the
+history: a report's incident is found through its own small document in
+``incident_reports``, and the incidents a new report may join are one short document per
+district in ``open_incidents``, pruned to the time window.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from buurtalert.directory.model import Directory
-from buurtalert.routing.rules import WINDOW, Incident, same_event
-from buurtalert.shared.collections import GROUP_RATES, INCIDENTS
-from buurtalert.shared.models import InboundMessage, Location, stable_id
-from buurtalert.shared.mongo import Database
+from buurtalert.routing.rules import WINDOW, Incident, matching_incident
+from buurtalert.shared.collections import GROUP_RATES, INCIDENT_REPORTS, INCIDENTS, OPEN_INCIDENTS
+from buurtalert.shared.models import InboundMessage, Location, stable_id, utcnow
+from buurtalert.shared.mongo import Database, Document
+
+#: At most this many incidents per district are open to new reports at once.
+OPEN_PER_DISTRICT = 200
+
+
+async def by_ids(collection: AsyncCollection[Document], ids: Iterable[str]) -> dict[str, Document]:
+    """The documents with these ``_id`` values, one lookup by ``_id`` each, at once: the
+    one query shape every backend answers from its primary key."""
+    wanted = sorted(set(ids))
+    found = await asyncio.gather(*(collection.find_one({"_id": i}) for i in wanted))
+    return {doc["_id"]: doc for doc in found if doc is not None}
 
 
 class GroupRates:
-    """Non-urgent messages delivered per group and hour, counted idempotently by message id."""
+    """Non-urgent messages delivered per group and hour, counted idempotently by message
+    id (``$addToSet``; a group's list is bounded by its ``max_per_hour``)."""
 
     def __init__(self, db: Database) -> None:
         self._rates = db.write(GROUP_RATES)
@@ -25,98 +47,299 @@ class GroupRates:
     def _key(group_id: str, at: datetime) -> str:
         return f"{group_id}:{at:%Y%m%d%H}"
 
-    async def counts(self, group_ids: list[str], at: datetime) -> dict[str, int]:
+    async def counts(self, group_ids: Iterable[str], at: datetime) -> dict[str, int]:
         keys = {self._key(g, at): g for g in group_ids}
-        cursor = self._rates.find({"_id": {"$in": list(keys)}})
-        return {keys[doc["_id"]]: len(doc["messages"]) async for doc in cursor}
+        found = await by_ids(self._rates, keys)
+        return {keys[key]: len(doc["messages"]) for key, doc in found.items()}
 
-    async def count(self, group_id: str, message_id: str, at: datetime) -> None:
-        await self._rates.update_one(
-            {"_id": self._key(group_id, at)}, {"$addToSet": {"messages": message_id}}, upsert=True
+    async def count(self, group_ids: Iterable[str], message_id: str, at: datetime) -> None:
+        await asyncio.gather(
+            *(
+                self._rates.update_one(
+                    {"_id": self._key(g, at)}, {"$addToSet": {"messages": message_id}}, upsert=True
+                )
+                for g in group_ids
+            )
         )
 
 
-def _incident(doc: dict[str, Any]) -> Incident:
+def _latest(batch: list[_Waiting], chosen: dict[str, tuple[str, str]]) -> dict[str, datetime]:
+    """The latest report of the batch per incident it joined or opened."""
+    latest: dict[str, datetime] = {}
+    for w in batch:
+        if w.message.id in chosen:
+            incident_id = chosen[w.message.id][1]
+            latest[incident_id] = max(latest.get(incident_id, w.message.sent_at), w.message.sent_at)
+    return latest
+
+
+def _slot(municipality: str, district: str | None) -> str:
+    return f"open:{municipality}:{district or '-'}"
+
+
+def _told_key(municipality: str, group_id: str) -> str:
+    return f"{municipality}/{group_id}"
+
+
+def _incident(doc: Document, *, closed: bool | None = None) -> Incident:
     location = Location.model_validate(doc["location"]) if doc.get("location") else None
+    told: dict[tuple[str, str], frozenset[str]] = {}
+    for key, tellers in (doc.get("told") or {}).items():
+        municipality, group_id = key.split("/", 1)
+        told[(municipality, group_id)] = frozenset(tellers)
     return Incident(
-        id=doc["_id"],
+        id=doc.get("_id") or doc["id"],
         municipality=doc["municipality"],
         district=doc.get("district"),
         text=doc["text"],
         location=location,
         last_seen=doc["last_seen"],
-        groups=tuple((g["municipality"], g["group"]) for g in doc.get("groups", [])),
-        closed=doc.get("closed_at") is not None,
+        category=doc.get("category"),
+        told=told,
+        closed=doc.get("closed_at") is not None if closed is None else closed,
     )
 
 
+@dataclass(frozen=True)
+class Attached:
+    """A report's incident, and whether it joined one that another report opened."""
+
+    incident: Incident
+    joined: bool
+
+
+@dataclass
+class _Waiting:
+    message: InboundMessage
+    district: str | None
+    directory: Directory
+    done: asyncio.Future[Attached]
+
+
+class SlotWriter:
+    """Attaches reports of one district one batch at a time: the reports that arrive while
+    a batch is written wait and go together in the next (one read and one conditional
+    write of the district's open incidents per batch, not per report)."""
+
+    def __init__(self, write: Callable[[list[_Waiting]], Awaitable[None]]) -> None:
+        self._write = write
+        self._pending: dict[str, list[_Waiting]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+
+    async def submit(self, slot: str, waiting: _Waiting) -> Attached:
+        self._pending.setdefault(slot, []).append(waiting)
+        writer = self._writers.get(slot)
+        if writer is None or writer.done():
+            self._writers[slot] = asyncio.create_task(self._drain(slot))
+        return await waiting.done
+
+    async def _drain(self, slot: str) -> None:
+        await asyncio.sleep(0)  # let the reports of this moment join
+        while batch := self._pending.pop(slot, []):
+            try:
+                await self._write(batch)
+            except Exception as exc:  # every waiting report fails alike and is retried
+                for w in batch:
+                    if not w.done.done():
+                        w.done.set_exception(exc)
+        self._writers.pop(slot, None)
+
+
 class Incidents:
-    """Incidents (``incidents``): each message attached to the event it reports, the
-    groups each incident reached, and its closing."""
+    """Incidents: each report attached to the event it reports, the groups each incident
+    reached (and which report told them), and its closing. Two routing processes may
+    attach to one district at once: the district's open incidents carry a version, and a
+    write that finds another version reads again and retries."""
 
     def __init__(self, db: Database) -> None:
         self._incidents = db.write(INCIDENTS)
+        self._reports = db.write(INCIDENT_REPORTS)
+        self._open = db.write(OPEN_INCIDENTS)
+        self._writer = SlotWriter(self._attach_batch)
 
     async def containing(self, ref: str) -> Incident | None:
-        """The incident with id ``ref`` or holding the message ``ref``."""
-        doc = await self._incidents.find_one({"$or": [{"_id": ref}, {"message_ids": ref}]})
+        """The incident with id ``ref`` or holding the report ``ref``."""
+        doc = await self._incidents.find_one({"_id": ref})
+        if doc is None:
+            report = await self._reports.find_one({"_id": ref})
+            doc = await self._incidents.find_one({"_id": report["incident"]}) if report else None
         return _incident(doc) if doc else None
 
-    async def attach(self, message: InboundMessage, district: str | None, directory: Directory) -> Incident:
-        """The incident ``message`` belongs to: one it already joined (a redelivery),
-        an open one reporting the same event, or a new one."""
-        existing = await self.containing(message.id)
-        if existing is not None:
-            return existing
-        since = message.sent_at - WINDOW
-        cursor = self._incidents.find(
-            {"municipality": message.municipality, "closed_at": None, "last_seen": {"$gte": since}}
-        ).limit(100)
-        candidates = [_incident(doc) async for doc in cursor]
-        match = next((i for i in candidates if same_event(message, district, i, directory)), None)
-        if match is not None:
-            await self._incidents.update_one(
-                {"_id": match.id},
-                {"$addToSet": {"message_ids": message.id}, "$max": {"last_seen": message.sent_at}},
-            )
-            return match
-        incident_id = stable_id("inc", message.id)
-        doc = {
-            "_id": incident_id,
-            "municipality": message.municipality,
-            "district": district,
-            "category": message.category,
-            "text": message.text,
-            "location": message.location.model_dump() if message.location else None,
-            "opened_at": message.sent_at,
-            "last_seen": message.sent_at,
-            "closed_at": None,
-            "message_ids": [message.id],
-            "groups": [],
-        }
-        with contextlib.suppress(DuplicateKeyError):  # opened by an earlier attempt at this message
-            await self._incidents.insert_one(doc)
-        return _incident(doc)
+    async def attach(self, message: InboundMessage, district: str | None, directory: Directory) -> Attached:
+        """The incident ``message`` belongs to: the one it already joined (a redelivery), an
+        open one reporting the same event, or a new one."""
+        waiting = _Waiting(message, district, directory, asyncio.get_running_loop().create_future())
+        return await self._writer.submit(_slot(message.municipality, district), waiting)
 
-    async def reached(self, incident_id: str, groups: list[tuple[str, str]]) -> None:
+    async def _attach_batch(self, batch: list[_Waiting]) -> None:
+        for attempt in range(20):
+            if await self._try_attach(batch):
+                return
+            await asyncio.sleep(0.005 * (attempt + 1))  # another process wrote the district first
+        raise RuntimeError("open incidents changed under every attempt")
+
+    async def _try_attach(self, batch: list[_Waiting]) -> bool:
+        first = batch[0]
+        municipality, district, directory = first.message.municipality, first.district, first.directory
+        own = _slot(municipality, district)
+        found = directory.district(district) if district else None
+        neighbours = [_slot(municipality, n) for n in (found.neighbours if found else ())]
+        slots = await by_ids(self._open, [own, *neighbours])
+        known = await by_ids(self._reports, [w.message.id for w in batch])
+        entries = {key: list(doc.get("entries", [])) for key, doc in slots.items()}
+        entries.setdefault(own, [])
+        changed: set[str] = set()
+        chosen: dict[str, tuple[str, str]] = {}  # message id -> (slot, incident id)
+        candidates = {e["id"]: _incident(e, closed=False) for key in sorted(entries) for e in entries[key]}
+        for w in batch:
+            message = w.message
+            if message.id in known:
+                continue
+            match = matching_incident(message, district, list(candidates.values()), directory)
+            if match is not None:
+                key = _slot(municipality, match.district)
+                for e in entries[key]:
+                    if e["id"] == match.id and e["last_seen"] < message.sent_at:
+                        e["last_seen"] = message.sent_at
+                        candidates[match.id] = replace(match, last_seen=message.sent_at)
+                chosen[message.id] = (key, match.id)
+            else:
+                incident_id = stable_id("inc", message.id)
+                entry = {
+                    "id": incident_id,
+                    "municipality": municipality,
+                    "district": district,
+                    "category": message.category,
+                    "text": message.text[:2000],
+                    "location": message.location.model_dump() if message.location else None,
+                    "opened_at": message.sent_at,
+                    "last_seen": message.sent_at,
+                }
+                entries[own].append(entry)
+                candidates[incident_id] = _incident(entry, closed=False)
+                chosen[message.id] = (own, incident_id)
+            changed.add(chosen[message.id][0])
+        for key in sorted(changed):
+            if not await self._write_slot(key, slots.get(key), entries[key]):
+                return False
+        # The district is written: now each incident (created if new), then each report's
+        # own document, then the count of the reports that were new. A crash in between
+        # leaves at most one report uncounted, never a report without its incident.
+        entry_of = {e["id"]: e for key in changed for e in entries[key]}
+        first_fields = ("municipality", "district", "category", "text", "location", "opened_at")
+        if chosen:
+            await self._incidents.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": incident_id},
+                        {
+                            "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
+                            | {"closed_at": None, "told": {}, "reports": 0},
+                            "$max": {"last_seen": sent_at},
+                        },
+                        upsert=True,
+                    )
+                    for incident_id, sent_at in _latest(batch, chosen).items()
+                ],
+                ordered=False,
+            )
+        fresh = await self._insert_reports(
+            [(message_id, incident_id) for message_id, (_, incident_id) in chosen.items()]
+        )
+        counted: dict[str, int] = {}
+        for message_id in fresh:
+            incident_id = chosen[message_id][1]
+            counted[incident_id] = counted.get(incident_id, 0) + 1
+        if counted:
+            await self._incidents.bulk_write(
+                [UpdateOne({"_id": i}, {"$inc": {"reports": n}}) for i, n in sorted(counted.items())],
+                ordered=False,
+            )
+        ids = {incident_id for _, incident_id in chosen.values()} | {
+            doc["incident"] for doc in known.values()
+        }
+        docs = await by_ids(self._incidents, ids)
+        for w in batch:
+            report = known.get(w.message.id)
+            incident_id = report["incident"] if report else chosen[w.message.id][1]
+            doc = docs[incident_id]
+            w.done.set_result(Attached(_incident(doc), joined=incident_id != stable_id("inc", w.message.id)))
+        return True
+
+    async def _write_slot(self, key: str, before: Document | None, entries: list[Document]) -> bool:
+        """Write a district's open incidents if no one else did since ``before`` was read."""
+        newest = max(e["last_seen"] for e in entries)
+        kept = sorted((e for e in entries if newest - e["last_seen"] <= WINDOW), key=lambda e: e["last_seen"])
+        kept = kept[-OPEN_PER_DISTRICT:]
+        version = before["version"] if before else 0
+        if before is None:
+            try:
+                await self._open.insert_one(
+                    {"_id": key, "version": 1, "entries": kept, "updated_at": utcnow()}
+                )
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self._open.update_one(
+            {"_id": key, "version": version},
+            {"$set": {"entries": kept, "updated_at": utcnow()}, "$inc": {"version": 1}},
+        )
+        return result.matched_count == 1
+
+    async def _insert_reports(self, pairs: list[tuple[str, str]]) -> set[str]:
+        """Insert each report's membership; the ids inserted now (not by an earlier attempt)."""
+        if not pairs:
+            return set()
+        at = utcnow()
+        docs = [{"_id": m, "incident": i, "at": at} for m, i in pairs]
+        try:
+            await self._reports.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            duplicates = {docs[e["index"]]["_id"] for e in errors}
+            return {m for m, _ in pairs} - duplicates
+        return {m for m, _ in pairs}
+
+    async def reached(self, incident_id: str, groups: list[tuple[str, str]], message_id: str) -> None:
+        """Record that ``message_id`` told these groups about the incident."""
         if groups:
             await self._incidents.update_one(
                 {"_id": incident_id},
-                # Documents, not pairs: FerretDB v1 cannot store nested arrays.
-                {"$addToSet": {"groups": {"$each": [{"municipality": m, "group": g} for m, g in groups]}}},
+                {"$addToSet": {f"told.{_told_key(m, g)}": message_id for m, g in groups}},
             )
 
-    async def close(self, incident_id: str, message_id: str, at: datetime) -> None:
+    async def close(self, incident: Incident, message_id: str, at: datetime) -> None:
         await self._incidents.update_one(
-            {"_id": incident_id, "closed_at": None}, {"$set": {"closed_at": at, "closed_by": message_id}}
+            {"_id": incident.id, "closed_at": None}, {"$set": {"closed_at": at, "closed_by": message_id}}
         )
+        await self._leave_open(incident.municipality, incident.district, incident.id)
+
+    async def _leave_open(self, municipality: str, district: str | None, incident_id: str) -> None:
+        """Take the incident out of its district's open incidents: it takes no new reports."""
+        key = _slot(municipality, district)
+        for attempt in range(20):  # FerretDB v1's $pull does not match by a field: read, then write
+            slot = await self._open.find_one({"_id": key})
+            if slot is None or all(e["id"] != incident_id for e in slot["entries"]):
+                return
+            result = await self._open.update_one(
+                {"_id": key, "version": slot["version"]},
+                {
+                    "$set": {"entries": [e for e in slot["entries"] if e["id"] != incident_id]},
+                    "$inc": {"version": 1},
+                },
+            )
+            if result.matched_count == 1:
+                return
+            await asyncio.sleep(0.005 * (attempt + 1))
 
     async def fed_back(
         self, incident_id: str, outcome_id: str, outcome: str, at: datetime, told: bool
     ) -> None:
         """The incident has its outcome, and ``told``: routing sent it to the groups it reached
-        (``fed_back_at``; not when it reached none). It is over: closed, if it was open.
-        Repeating it changes nothing."""
+        (``fed_back_at``; not when it reached none). It is over: closed, if it was open, and
+        no longer open to new reports. Repeating it changes nothing."""
         await self._incidents.update_one(
             {"_id": incident_id, "outcome_id": None},
             {"$set": {"outcome_id": outcome_id, "outcome": outcome, "fed_back_at": at if told else None}},
@@ -124,3 +347,6 @@ class Incidents:
         await self._incidents.update_one(
             {"_id": incident_id, "closed_at": None}, {"$set": {"closed_at": at, "closed_by": outcome_id}}
         )
+        doc = await self._incidents.find_one({"_id": incident_id})
+        if doc is not None:
+            await self._leave_open(doc["municipality"], doc.get("district"), incident_id)

@@ -15,6 +15,7 @@ from buurtalert.review.effect.rules import IncidentView
 from buurtalert.shared.collections import (
     AUDIT,
     INCIDENT_OUTCOMES,
+    INCIDENT_REPORTS,
     INCIDENTS,
     REGISTERED_CRIME,
     REVIEW_ITEMS,
@@ -35,9 +36,9 @@ def incident_view(doc: dict[str, Any]) -> IncidentView:
         municipality=doc["municipality"],
         district=doc.get("district"),
         opened_at=_utc(doc.get("opened_at")),
-        groups=tuple((g["municipality"], g["group"]) for g in doc.get("groups", [])),
+        groups=tuple(sorted(tuple(key.split("/", 1)) for key in doc.get("told") or {})),
         category=doc.get("category"),
-        reports=len(doc.get("message_ids", [])),
+        reports=int(doc.get("reports", 0)),
         outcome=doc.get("outcome"),
         fed_back_at=_utc(doc.get("fed_back_at")),
     )
@@ -48,12 +49,15 @@ class IncidentsView:
 
     def __init__(self, db: Database) -> None:
         self._incidents = db.read(INCIDENTS)
+        self._reports = db.read(INCIDENT_REPORTS)
 
     async def containing(self, ref: str) -> IncidentView | None:
-        """The incident with id ``ref`` or holding the message ``ref`` (as routing finds it)."""
+        """The incident with id ``ref`` or holding the message ``ref`` (as routing finds it:
+        through the report's own document in ``incident_reports``)."""
         doc = await self._incidents.find_one({"_id": ref})
         if doc is None and not ref.startswith("inc_"):
-            doc = await self._incidents.find_one({"message_ids": ref})
+            report = await self._reports.find_one({"_id": ref})
+            doc = await self._incidents.find_one({"_id": report["incident"]}) if report else None
         return incident_view(doc) if doc else None
 
     async def recent(self, municipality: str, limit: int = 50) -> list[IncidentView]:

@@ -1,0 +1,545 @@
+"""The whole pipeline against a raw relay chain with the same number of hops, on the
+same broker, in the same run.
+
+* ours: ingest, moderation, routing and channels as processes of their own (as
+  ``make run`` starts them); web reports posted to ingest's ``/reports`` by
+  ``CLIENTS`` concurrent clients; each counted when its email reaches an SMTP sink
+  (the regiegroep of the report's district). Each report is a distinct event (its own
+  street), so none is merged into another's incident.
+* baseline: the same number of Kafka hops (``HOPS``: messages.inbound → approved →
+  deliveries.email, each consumed by a process of its own) relayed by raw aiokafka
+  processes (:mod:`bench.relay`), messages produced by this process and counted by a
+  consumer in it. Nothing validated, stored or sent: the floor of any pipeline here.
+
+Figures: throughput (messages/s, ratio ours / baseline; goal ≥ 0.5); latency from the
+scheduled post to delivery under open-loop load at 10% and 50% of our measured
+capacity (p50, p99, max) against the relay chain's latency at the same rate plus one
+HTTP request to a bare endpoint (goal p50 ≤ 2×, p99 ≤ 3×); cost growth: time per
+message with 10× and 100× more documents already in the database (goal ≤ 1.2× the
+empty run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiosmtpd.controller import Controller
+
+from bench.ingest import _listening, _start_floor
+from buurtalert.devkit.testing import (
+    Infrastructure,
+    delete_prefixed_topics,
+    free_port,
+    isolated_settings,
+    settings_environment,
+)
+from buurtalert.directory.model import load_directory
+from buurtalert.directory.store import store_directory
+from buurtalert.shared.admin import create_topics
+from buurtalert.shared.models import stable_id, utcnow
+from buurtalert.shared.mongo import Database, mongo_client
+from buurtalert.shared.settings import Settings, load_municipality_config
+from buurtalert.shared.topics import deployment_topics
+
+ROOT = Path(__file__).parents[1]
+BIN = Path(sys.executable).parent / "buurtalert"
+SERVICES = ("ingest", "moderation", "routing", "channels")
+HOPS = 3
+CLIENTS = 16
+TOKEN = "demo-token-buurtpreventie"
+#: Buurtgroepen whose reports go to their district's regiegroep by email.
+GROUPS = ("boshoven-noord", "leuken-west", "centrum-oost")
+STREETS = ("Kerk", "Molen", "School", "Dorps", "Beuken", "Eiken", "Linden", "Akker", "Veld", "Hoeve")
+PARTITIONS = 3
+
+
+def report(n: int, tag: str) -> dict[str, Any]:
+    """Report ``n``: a distinct event (its own street) that moderation forwards."""
+    street = f"{STREETS[n % len(STREETS)]}{tag}{n}straat"  # tags are letters and digits
+    return {
+        "report_id": f"{tag}-{n}",
+        "group": GROUPS[n % len(GROUPS)],
+        "reporter": f"+31 6 {10_000_000 + n % 90_000_000}",
+        "text": f"Verdachte man met rode jas probeert autodeuren bij de {street}, 112 gebeld. [{tag}-{n}]",
+    }
+
+
+# --- the SMTP sink: when each report's email arrived ---------------------------------
+
+
+@dataclass
+class Arrivals:
+    at: dict[str, float] = field(default_factory=dict)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        body = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        text = str(body.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
+        start = text.rfind("[")
+        if start >= 0:
+            self.at.setdefault(text[start + 1 : text.index("]", start)], time.perf_counter())
+        return "250 OK"
+
+
+# --- our pipeline, as processes ------------------------------------------------------
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    processes: list[subprocess.Popen[bytes]]
+    sink: Controller
+    arrivals: Arrivals
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            proc.terminate()
+        for proc in self.processes:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.sink.stop()
+
+
+async def start_pipeline(infra: Infrastructure, workdir: Path, *, copies: int = 1) -> Pipeline:
+    """The four services (``copies`` processes of each, sharing their consumer groups)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    arrivals = Arrivals()
+    sink = Controller(arrivals, hostname="127.0.0.1", port=free_port())
+    sink.start()
+    data = yaml.safe_load((ROOT / "deploy/demo/weert/municipality.yaml").read_text())
+    data["channels"]["email"]["port"] = sink.port
+    data["ingest"]["email"] = {"smtp_port": None, "imap": []}
+    for client in data["api_clients"]:
+        client["rate_per_minute"] = 100_000
+    path = workdir / "municipality.yaml"
+    path.write_text(yaml.safe_dump(data))
+    settings = isolated_settings(infra, municipality_file=path, http_port=free_port(), log_level="WARNING")
+    await create_topics(settings, deployment_topics(load_municipality_config(path).channels))
+    client = mongo_client(settings)
+    key = load_municipality_config(path).pseudonym_key
+    for municipality in ("weert", "bocholt"):
+        directory = load_directory(ROOT / "deploy/demo" / municipality / "directory.yaml")
+        await store_directory(Database(client[settings.database], "directory"), directory.pseudonymised(key))
+    await client.close()
+    processes = []
+    for copy in range(copies):
+        for name in SERVICES:
+            port = settings.http_port if name == "ingest" and copy == 0 else free_port()
+            env = {**os.environ, **settings_environment(settings.model_copy(update={"http_port": port}))}
+            log = (workdir / f"{name}-{copy}.log").open("wb")
+            processes.append(subprocess.Popen([str(BIN), "run", name], env=env, stdout=log, stderr=log))
+    pipeline = Pipeline(settings, processes, sink, arrivals)
+    try:
+        await _listening(settings.http_port, within=120)
+        await warm_up(pipeline, workdir)
+    except BaseException:
+        pipeline.stop()
+        raise
+    return pipeline
+
+
+async def warm_up(pipeline: Pipeline, workdir: Path) -> None:
+    """Every service consuming: a few reports through, end to end."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        await post_all(http, pipeline.settings.http_port, [report(n, "warm") for n in range(6)])
+    deadline = time.monotonic() + 180
+    while sum(k.startswith("warm-") for k in pipeline.arrivals.at) < 6:
+        if time.monotonic() > deadline:
+            logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(workdir.glob("*.log")))
+            raise RuntimeError(f"the pipeline did not deliver the warm-up reports\n{logs}")
+        await asyncio.sleep(0.2)
+
+
+#: Posts ingest answered 503 ("temporarily unavailable, please retry"), retried as a client would.
+UNAVAILABLE = {"answers": 0}
+
+
+async def post(http: httpx.AsyncClient, port: int, body: dict[str, Any]) -> None:
+    for _ in range(20):
+        response = await http.post(
+            f"http://127.0.0.1:{port}/reports", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        if response.status_code in (200, 202):
+            return
+        if response.status_code != 503:
+            raise RuntimeError(f"ingest answered {response.status_code}: {response.text}")
+        UNAVAILABLE["answers"] += 1
+        await asyncio.sleep(0.5)
+    raise RuntimeError("ingest answered 503 twenty times in a row")
+
+
+async def post_all(http: httpx.AsyncClient, port: int, reports: list[dict[str, Any]]) -> None:
+    queue = list(reversed(reports))
+
+    async def client() -> None:
+        while queue:
+            await post(http, port, queue.pop())
+
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+
+
+async def wait_for(arrivals: dict[str, float], keys: set[str], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not keys <= arrivals.keys():
+        if time.monotonic() > deadline:
+            missing = len(keys - arrivals.keys())
+            raise RuntimeError(f"{missing} of {len(keys)} messages not delivered within {within:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def pipeline_throughput(pipeline: Pipeline, count: int, tag: str) -> float:
+    """Messages per second from the first post to the last delivery."""
+    reports = [report(n, tag) for n in range(count)]
+    start = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CLIENTS)) as http:
+        await post_all(http, pipeline.settings.http_port, reports)
+    keys = {r["report_id"] for r in reports}
+    await wait_for(pipeline.arrivals.at, keys, within=120 + count / 5)
+    return count / (max(pipeline.arrivals.at[k] for k in keys) - start)
+
+
+async def pipeline_latency(pipeline: Pipeline, rate: float, seconds: float, tag: str) -> list[float]:
+    """Open loop: report n posted at start + n / rate whatever happened before; its
+    latency from that scheduled moment to its delivery, in milliseconds."""
+    count = max(20, int(rate * seconds))
+    scheduled: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as http:
+        start = time.perf_counter() + 0.2
+        tasks = []
+        for n in range(count):
+            body = report(n, tag)
+            at = start + n / rate
+            scheduled[body["report_id"]] = at
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(http, pipeline.settings.http_port, body)))
+        await asyncio.gather(*tasks)
+    await wait_for(pipeline.arrivals.at, set(scheduled), within=120 + count / 5)
+    return [(pipeline.arrivals.at[k] - at) * 1000 for k, at in scheduled.items()]
+
+
+# --- the baseline: a raw relay chain --------------------------------------------------
+
+
+@dataclass
+class Chain:
+    settings: Settings
+    topics: list[str]
+    relays: list[subprocess.Popen[bytes]]
+    producer: AIOKafkaProducer
+    consumer: AIOKafkaConsumer
+    arrivals: dict[str, float] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+
+    async def read(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    self.arrivals.setdefault(json.loads(record.value)["report_id"], now)
+
+    async def send(self, body: dict[str, Any]) -> None:
+        await self.producer.send(self.topics[0], json.dumps(body).encode(), key=body["group"].encode())
+
+    async def stop(self) -> None:
+        if self.reader:
+            self.reader.cancel()
+        for relay in self.relays:
+            relay.terminate()
+        for relay in self.relays:
+            relay.wait(30)
+        await self.producer.stop()
+        await self.consumer.stop()
+        await delete_prefixed_topics(self.settings)
+
+
+async def start_chain(infra: Infrastructure) -> Chain:
+    settings = isolated_settings(infra)
+    topics = [settings.topic(f"bench.relay.{n}") for n in range(HOPS + 1)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
+    finally:
+        await admin.close()
+    relays = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.relay",
+                settings.kafka_bootstrap,
+                topics[n],
+                topics[n + 1],
+                f"relay-{n}-{uuid.uuid4().hex[:6]}",
+            ],
+            cwd=ROOT,
+        )
+        for n in range(HOPS)
+    ]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    consumer = AIOKafkaConsumer(
+        topics[-1],
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+    )
+    await producer.start()
+    await consumer.start()
+    chain = Chain(settings, topics, relays, producer, consumer)
+    chain.reader = asyncio.create_task(chain.read())
+    for n in range(20):  # every relay has joined its group and holds its partitions
+        await chain.send(report(n, "warm"))
+    deadline = time.monotonic() + 120
+    while sum(k.startswith("warm-") for k in chain.arrivals) < 20:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the relay chain did not pass the warm-up messages")
+        await asyncio.sleep(0.1)
+    return chain
+
+
+async def chain_throughput(chain: Chain, count: int, tag: str) -> float:
+    reports = [report(n, tag) for n in range(count)]
+    start = time.perf_counter()
+    for body in reports:
+        await chain.send(body)
+    keys = {r["report_id"] for r in reports}
+    await wait_for(chain.arrivals, keys, within=120)
+    return count / (max(chain.arrivals[k] for k in keys) - start)
+
+
+async def chain_latency(chain: Chain, rate: float, seconds: float, tag: str) -> list[float]:
+    count = max(20, int(rate * seconds))
+    scheduled = {}
+    start = time.perf_counter() + 0.2
+    for n in range(count):
+        body = report(n, tag)
+        at = start + n / rate
+        scheduled[body["report_id"]] = at
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await chain.send(body)
+    await wait_for(chain.arrivals, set(scheduled), within=120)
+    return [(chain.arrivals[k] - at) * 1000 for k, at in scheduled.items()]
+
+
+async def http_request_ms(requests: int = 300) -> list[float]:
+    """One HTTP request to a bare endpoint in a process of its own (:mod:`bench.floor`)."""
+    port = free_port()
+    floor = _start_floor(port)
+    try:
+        await _listening(port)
+        times = []
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(requests):
+                start = time.perf_counter()
+                await http.post(f"http://127.0.0.1:{port}/webhooks/whatsapp", content=b"{}")
+                times.append((time.perf_counter() - start) * 1000)
+        return times
+    finally:
+        floor.terminate()
+        floor.wait(10)
+
+
+# --- the data already there: 10x and 100x -------------------------------------------
+
+
+def _history(messages: int, start: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """What ``messages`` earlier messages left behind, in batches per collection, in the
+    shapes the services write: raw inputs and claims, audit entries (four stages each),
+    incidents and their reports, delivery claims, memberships (members who left)."""
+    now = utcnow() - timedelta(days=3)
+    step = 2000
+    for first in range(start, start + messages, step):
+        ids = [f"msg_hist_{n:09d}" for n in range(first, min(first + step, start + messages))]
+        yield (
+            "raw_inputs",
+            [
+                {
+                    "_id": f"raw_{m}",
+                    "source": "web",
+                    "body": b"x" * 200,
+                    "content_type": "application/json",
+                    "received_at": now,
+                }
+                for m in ids
+            ],
+        )
+        yield "claims.ingest", [{"_id": m, "at": now} for m in ids]
+        yield (
+            "audit",
+            [
+                {
+                    "_id": stable_id("aud", m, stage, ""),
+                    "message_id": m,
+                    "stage": stage,
+                    "data": {"n": 1},
+                    "at": now,
+                }
+                for m in ids
+                for stage in ("ingest", "moderation", "routing", "deliveries.x")
+            ],
+        )
+        yield (
+            "incidents",
+            [
+                {
+                    "_id": f"inc_{m}",
+                    "municipality": "weert-demo",
+                    "district": "boshoven",
+                    "category": None,
+                    "text": "oud",
+                    "location": None,
+                    "opened_at": now,
+                    "last_seen": now,
+                    "closed_at": now,
+                    "told": {},
+                    "reports": 1,
+                }
+                for m in ids
+            ],
+        )
+        yield "incident_reports", [{"_id": m, "incident": f"inc_{m}", "at": now} for m in ids]
+        yield (
+            "deliveries",
+            [
+                {
+                    "_id": f"dlv_{m}",
+                    "message_id": m,
+                    "channel": "email",
+                    "group_id": "boshoven-regie",
+                    "created_at": now,
+                }
+                for m in ids
+            ],
+        )
+        # Members who left: the municipality's register grows with them.
+        yield (
+            "memberships",
+            [
+                {
+                    "_id": f"weert-demo:p_{m}",
+                    "municipality": "weert-demo",
+                    "pseudonym": f"p_{m}",
+                    "state": "left",
+                    "groups": [],
+                    "requested": [],
+                    "address": None,
+                    "consent_one_to_one": False,
+                    "changed_at": now,
+                }
+                for m in ids
+            ],
+        )
+
+
+async def seed(settings: Settings, messages: int, start: int) -> int:
+    """Insert the history of ``messages`` earlier messages; the documents inserted."""
+    client = mongo_client(settings)
+    db = client[settings.database]
+    inserted = 0
+    try:
+        for name, docs in _history(messages, start):
+            await db[name].insert_many(docs, ordered=False)
+            inserted += len(docs)
+    finally:
+        await client.close()
+    return inserted
+
+
+# --- the benchmark ---------------------------------------------------------------------
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
+        "max_ms": round(ordered[-1], 1),
+    }
+
+
+async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 1000) -> dict[str, Any]:
+    results: dict[str, Any] = {"hops": HOPS, "messages": count}
+    pipeline = await start_pipeline(infra, workdir)
+    try:
+        ours = await pipeline_throughput(pipeline, count, "run")
+        print(f"  whole pipeline ({HOPS} hops + HTTP, SMTP) : {ours:10.1f} msg/s")
+        latencies = {}
+        for share in (0.1, 0.5):
+            rate = max(1.0, ours * share)
+            latencies[share] = (
+                rate,
+                _percentiles(await pipeline_latency(pipeline, rate, 20, f"lat{share:.0%}"[:-1])),
+            )
+            print(f"  latency at {rate:.1f}/s: {latencies[share][1]}")
+        # Cost growth: the same run with 10x and 100x the data a run leaves behind.
+        growth: dict[str, Any] = {"empty_ms_per_message": round(1000 / ours, 3)}
+        seeded = history = 0
+        for factor in (10, 100):
+            seeded += await seed(pipeline.settings, factor * count - history, history)
+            history = factor * count
+            per_s = await pipeline_throughput(pipeline, count, f"x{factor}")
+            growth[f"x{factor}_documents"] = seeded
+            growth[f"x{factor}_ms_per_message"] = round(1000 / per_s, 3)
+            growth[f"x{factor}_ratio"] = round(ours / per_s, 3)
+            print(
+                f"  with {seeded:,} documents already there: {per_s:.1f} msg/s ({ours / per_s:.2f}x the time)"
+            )
+        results["cost_growth"] = growth
+    finally:
+        pipeline.stop()
+        client = mongo_client(pipeline.settings)
+        await client.drop_database(pipeline.settings.database)
+        await client.close()
+        await delete_prefixed_topics(pipeline.settings)
+    # The baseline, alone on the machine as the pipeline was.
+    chain = await start_chain(infra)
+    try:
+        raw = await chain_throughput(chain, count, "raw")
+        print(f"  raw relay chain ({HOPS} hops)            : {raw:10.1f} msg/s")
+        results["throughput"] = {
+            "raw_chain_per_s": round(raw, 1),
+            "pipeline_per_s": round(ours, 1),
+            "ratio": round(ours / raw, 3),
+        }
+        http = _percentiles(await http_request_ms())
+        results["latency"] = {"http_request": http}
+        for share, (rate, mine) in latencies.items():
+            base = _percentiles(await chain_latency(chain, rate, 20, f"rlat{share:.0%}"[:-1]))
+            baseline = {k: round(base[k] + http[k], 1) for k in ("p50_ms", "p99_ms", "max_ms")}
+            results["latency"][f"at_{share:.0%}"[:-1] + "pct"] = {
+                "rate_per_s": round(rate, 1),
+                "pipeline": mine,
+                "baseline": baseline,
+                "ratio_p50": round(mine["p50_ms"] / baseline["p50_ms"], 2),
+                "ratio_p99": round(mine["p99_ms"] / baseline["p99_ms"], 2),
+            }
+            print(f"  latency at {rate:.1f}/s: pipeline {mine}, baseline {baseline}")
+    finally:
+        await chain.stop()
+    results["unavailable_answers"] = UNAVAILABLE["answers"]
+    return results

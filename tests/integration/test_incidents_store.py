@@ -1,0 +1,86 @@
+"""Incidents in the database under a burst: one event reported many times at once is
+one incident, also when two routing processes attach at the same moment; look-alike
+reports from different streets are not merged; a redelivered report joins nothing new."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from buurtalert.directory.model import load_directory
+from buurtalert.routing.stores import Incidents
+from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel
+from buurtalert.shared.mongo import Database, mongo_client
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import ROUTING
+
+WEERT = load_directory(Path(__file__).parents[2] / "deploy" / "demo" / "weert" / "directory.yaml")
+T0 = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+
+
+def _report(n: int, text: str, at: datetime = T0) -> InboundMessage:
+    return InboundMessage(
+        id=f"msg_{n}",
+        provider=ProviderRef(channel=SourceChannel.WEB, message_id=f"r{n}"),
+        municipality="weert-demo",
+        group_id="boshoven-noord",
+        author=Author(pseudonym=f"p{n}"),
+        text=text,
+        sent_at=at + timedelta(seconds=n % 60),
+        raw_ref="raw",
+    )
+
+
+FIRE = "Brand in een schuur aan de Dorpstraat, veel rook, 112 gebeld"
+
+
+async def test_a_burst_of_one_event_from_two_processes_is_one_incident(settings: Settings) -> None:
+    """300 reports of one fire, attached concurrently by two routing processes (two
+    stores on one database): one incident counting 300 reports; a redelivery changes nothing."""
+    client = mongo_client(settings)
+    try:
+        db = Database(client[settings.database], ROUTING)
+        first, second = Incidents(db), Incidents(db)
+        reports = [_report(n, FIRE) for n in range(300)]
+        attached = await asyncio.gather(
+            *((first if n % 2 else second).attach(r, "boshoven", WEERT) for n, r in enumerate(reports))
+        )
+        assert len({a.incident.id for a in attached}) == 1
+        assert sum(not a.joined for a in attached) == 1
+        again = await first.attach(reports[7], "boshoven", WEERT)
+        assert again.incident.id == attached[0].incident.id
+        doc = await client[settings.database].incidents.find_one({"_id": again.incident.id})
+        assert doc is not None and doc["reports"] == 300
+    finally:
+        await client.close()
+
+
+async def test_look_alike_reports_from_two_streets_are_two_incidents(settings: Settings) -> None:
+    client = mongo_client(settings)
+    try:
+        incidents = Incidents(Database(client[settings.database], ROUTING))
+        here = [_report(n, FIRE) for n in range(20)]
+        there = [_report(100 + n, FIRE.replace("Dorpstraat", "Molenweg")) for n in range(20)]
+        attached = await asyncio.gather(*(incidents.attach(r, "boshoven", WEERT) for r in here + there))
+        assert len({a.incident.id for a in attached[:20]}) == 1
+        assert len({a.incident.id for a in attached[20:]}) == 1
+        assert attached[0].incident.id != attached[20].incident.id
+        later = await incidents.attach(_report(500, FIRE, at=T0 + timedelta(hours=3)), "boshoven", WEERT)
+        assert later.incident.id not in {attached[0].incident.id, attached[20].incident.id}
+    finally:
+        await client.close()
+
+
+async def test_a_closed_incident_takes_no_new_reports(settings: Settings) -> None:
+    client = mongo_client(settings)
+    try:
+        incidents = Incidents(Database(client[settings.database], ROUTING))
+        opened = await incidents.attach(_report(1, FIRE), "boshoven", WEERT)
+        found = await incidents.containing("msg_1")
+        assert found is not None and found.id == opened.incident.id
+        await incidents.close(opened.incident, "msg_close", T0)
+        after = await incidents.attach(_report(2, FIRE), "boshoven", WEERT)
+        assert after.incident.id != opened.incident.id and not after.joined
+    finally:
+        await client.close()
