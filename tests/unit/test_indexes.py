@@ -33,6 +33,13 @@ EXEMPT = {
     ("shared/src/buurtalert/shared/mongo.py", "history"): "for people and tests, not the message path",
     ("shared/src/buurtalert/shared/mongo.py", "trail"): "for people and tests, not the message path",
     ("services/channels/src/buurtalert/channels/stores.py", "_adopt"): "once per process, at start-up",
+    ("services/review/src/buurtalert/review/stores.py", "passed"): (
+        "a periodic check, off the message path; review_deadlines holds only open urgent items"
+    ),
+    ("services/review/src/buurtalert/review/effect/stores.py", "*"): (
+        "the effect report and dashboard, asked for by people, off the message path; bounded by "
+        "the period and streamed"
+    ),
 }
 
 

@@ -314,6 +314,7 @@ REVIEW_VETTINGS = Collection(
     Retention.RECORD,
     personal_data=True,  # the reason is free text about a person
     dated_by="decided_at",
+    indexes=("published",),
 )
 
 #: Seconds a reader of ``media`` waits for a medium a message references (see MEDIA).

@@ -9,6 +9,7 @@ arrays, and an authority alert's polygon is one)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime, timedelta
 from typing import Any
@@ -165,16 +166,13 @@ class Items:
         undone (the item is open again), is published, or another sender took it less than
         :data:`SENDING_TIMEOUT` ago (one that died with it leaves it to the next)."""
         mine = {"$set": {"sending": True, "sending_at": now}}
-        taken = {
-            "_id": decision.subject_id,
-            "state": "decided",
-            "decision_id": decision.id,
-            "published": False,
-        }
-        result = await self._items.update_one({**taken, "sending": False}, mine)
+        taken = {"state": "decided", "decision_id": decision.id, "published": False}
+        result = await self._items.update_one({"_id": decision.subject_id, **taken, "sending": False}, mine)
         if result.modified_count == 1:
             return True
-        stale = await self._items.update_one({**taken, "sending_at": {"$lt": now - SENDING_TIMEOUT}}, mine)
+        stale = await self._items.update_one(
+            {"_id": decision.subject_id, **taken, "sending_at": {"$lt": now - SENDING_TIMEOUT}}, mine
+        )
         return stale.modified_count == 1
 
     async def undo(self, item: Item, claim: Claim) -> bool:
@@ -302,8 +300,10 @@ class Vettings:
         """Which of these joins were decided here (the register may not show it yet)."""
         if not decision_ids:
             return set()
-        cursor = self._vettings.find({"_id": {"$in": decision_ids}}, projection={"_id": 1})
-        return {d["_id"] async for d in cursor}
+        found = await asyncio.gather(
+            *(self._vettings.find_one({"_id": i}, projection={"_id": 1}) for i in sorted(set(decision_ids)))
+        )
+        return {d["_id"] for d in found if d is not None}
 
     async def published(self, decision_id: str) -> None:
         await self._vettings.update_one({"_id": decision_id}, {"$set": {"published": True}})
