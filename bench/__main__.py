@@ -34,6 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.fanout import fan_out_benchmark, kafka_fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
+from bench.pipeline import pipeline_benchmark
 from bench.report import missed, write
 from bench.store import store_benchmark, write_section
 from buurtalert.devkit.testing import delete_prefixed_topics, isolated_settings, provide_infrastructure
@@ -198,6 +199,8 @@ async def main(count: int) -> dict[str, object]:
     await delete_prefixed_topics(settings)
     results["ingest"] = await webhook_benchmark(infra, Path(".local/bench/ingest"))
     report(results["ingest"])  # type: ignore[arg-type]
+    print(f"the whole pipeline, four services as processes, against a raw relay chain ({infra.origin})")
+    results["pipeline"] = await pipeline_benchmark(infra, Path(".local/bench/pipeline"))
     print("channels: one alert fanned out to the Graph API emulator")
     results["fanout"] = await fan_out_benchmark()
     results["fanout_through_kafka"] = await kafka_fan_out_benchmark(infra, Path(".local/bench/fanout"))

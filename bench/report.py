@@ -128,6 +128,9 @@ def goals(results: dict[str, Any]) -> list[Goal]:
                 unit="msg/s",
             )
         )
+    pipeline = results.get("pipeline")
+    if pipeline:
+        out.extend(pipeline_goals(pipeline))
     store = results.get("store")
     if store:
         chosen = store["backends"].get(store["chosen"], {}).get("operations", {})
@@ -144,6 +147,50 @@ def goals(results: dict[str, Any]) -> list[Goal]:
                     at_least=False,
                 )
             )
+    return out
+
+
+def pipeline_goals(pipeline: dict[str, Any]) -> list[Goal]:
+    """The whole pipeline's goals (:mod:`bench.pipeline`): throughput against the raw relay
+    chain, latency under open-loop load, time per message as the data grows."""
+    out = []
+    t = pipeline["throughput"]
+    out.append(
+        Goal(
+            f"Whole pipeline ({pipeline['hops']} hops, four services), throughput",
+            f"{t['pipeline_per_s']:,} msg/s",
+            f"raw aiokafka relay chain, same hops, own processes: {t['raw_chain_per_s']:,} msg/s",
+            t["ratio"],
+            0.5,
+        )
+    )
+    for name, at in sorted((k, v) for k, v in pipeline["latency"].items() if k.startswith("at_")):
+        share = name.removeprefix("at_").removesuffix("pct")
+        mine, base = at["pipeline"], at["baseline"]
+        for p, goal in (("p50", 2.0), ("p99", 3.0)):
+            out.append(
+                Goal(
+                    f"Whole pipeline, latency {p} at {share}% of capacity ({at['rate_per_s']}/s)",
+                    f"{mine[f'{p}_ms']} ms (max {mine['max_ms']} ms)",
+                    f"relay chain + one HTTP request: {base[f'{p}_ms']} ms",
+                    at[f"ratio_{p}"],
+                    goal,
+                    at_least=False,
+                )
+            )
+    growth = pipeline["cost_growth"]
+    for factor in (10, 100):
+        out.append(
+            Goal(
+                f"Whole pipeline, time per message with {factor}× the data",
+                f"{growth[f'x{factor}_ms_per_message']} ms "
+                f"({growth[f'x{factor}_documents']:,} documents there)",
+                f"the same run on an empty database: {growth['empty_ms_per_message']} ms",
+                growth[f"x{factor}_ratio"],
+                1.2,
+                at_least=False,
+            )
+        )
     return out
 
 

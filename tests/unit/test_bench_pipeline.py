@@ -1,0 +1,48 @@
+"""The pipeline benchmark's goals are checked: a figure on the wrong side of its goal is
+reported missed (so `make bench` exits non-zero)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import missed, pipeline_goals
+
+
+def _figures(ratio: float, p50: float, p99: float, growth: float) -> dict[str, Any]:
+    return {
+        "hops": 3,
+        "throughput": {"raw_chain_per_s": 1000.0, "pipeline_per_s": 1000.0 * ratio, "ratio": ratio},
+        "latency": {
+            "http_request": {"p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0},
+            "at_10pct": {
+                "rate_per_s": 10.0,
+                "pipeline": {"p50_ms": 10.0 * p50, "p99_ms": 20.0 * p99, "max_ms": 99.0},
+                "baseline": {"p50_ms": 10.0, "p99_ms": 20.0, "max_ms": 30.0},
+                "ratio_p50": p50,
+                "ratio_p99": p99,
+            },
+        },
+        "cost_growth": {
+            "empty_ms_per_message": 1.0,
+            "x10_documents": 90,
+            "x10_ms_per_message": growth,
+            "x10_ratio": growth,
+            "x100_documents": 900,
+            "x100_ms_per_message": growth,
+            "x100_ratio": growth,
+        },
+    }
+
+
+def test_a_pipeline_within_every_goal_misses_none() -> None:
+    assert missed(pipeline_goals(_figures(0.6, 1.5, 2.5, 1.1))) == []
+
+
+def test_each_pipeline_goal_can_be_missed() -> None:
+    """Slow throughput, slow p50, slow p99 and growing cost: each one goal missed."""
+    assert [g.benchmark for g in missed(pipeline_goals(_figures(0.4, 1.5, 2.5, 1.1)))] == [
+        "Whole pipeline (3 hops, four services), throughput"
+    ]
+    assert len(missed(pipeline_goals(_figures(0.6, 2.5, 2.5, 1.1)))) == 1
+    assert len(missed(pipeline_goals(_figures(0.6, 1.5, 3.5, 1.1)))) == 1
+    assert len(missed(pipeline_goals(_figures(0.6, 1.5, 2.5, 1.3)))) == 2
