@@ -60,8 +60,8 @@ done
 
 # The guards, on the first municipality's values.
 base=(-f "$chart/values-weert.yaml" --set-file "directory.content=$root/deploy/demo/weert/directory.yaml")
-refused "more routing replicas than messages.approved has partitions" \
-  "services.routing.replicas is 4, but routing reads the topic messages.approved, which has 3 partitions" \
+refused "more routing replicas than its topics have partitions" \
+  "services.routing.replicas is 4, but routing reads the topic" \
   "${base[@]}" --set services.routing.replicas=4
 refused "a misspelt key (values.schema.json)" "additional properties 'replica' not allowed" \
   "${base[@]}" --set services.routing.replica=2
