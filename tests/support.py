@@ -68,6 +68,17 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def street(n: int) -> str:
+    """A street of its own for report ``n`` (letters only: a number in a report can make
+    moderation unsure): reports naming different streets are different events to
+    routing, so a stream of look-alike reports is not merged into one incident."""
+    letters = ""
+    for _ in range(3):
+        letters = "abcdefghijklmnopqrstuvwxyz"[n % 26] + letters
+        n //= 26
+    return f"{('Akker', 'Beuken', 'Linden', 'Molen', 'Kerk')[n % 5]}{letters}straat"
+
+
 async def eventually(
     probe: Callable[[], Awaitable[T] | T],
     *,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import System
-from tests.support import eventually
+from tests.support import eventually, street
 
 TOKEN = {"authorization": "Bearer demo-token-buurtpreventie"}
 COUNT = 60
@@ -27,7 +27,7 @@ async def _post_stream(system: System) -> list[str]:
                     "report_id": f"stream-{n}",
                     "group": ("boshoven-noord", "leuken-west")[n % 2],
                     "reporter": f"0612345{n:03d}",
-                    "text": f"Verdachte auto {n} rijdt langzaam rond, 112 gebeld.",
+                    "text": f"Verdachte auto {n} rijdt langzaam rond in de {street(n)}, 112 gebeld.",
                 },
             )
             assert response.status_code == 202, response.text

@@ -24,7 +24,7 @@ from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import deployment_topics
 from tests.conftest import DEMO, TEST_FAILED
 from tests.faults.infra import CuttableLink, OwnFerretDB, OwnKafka
-from tests.support import ServiceProcess, wait_http
+from tests.support import ServiceProcess, street, wait_http
 
 SERVICES = ("ingest", "moderation", "routing", "channels")
 TOKEN = {"authorization": "Bearer demo-token-buurtpreventie"}
@@ -66,6 +66,8 @@ class Run:
     mailbox: DevMailbox
     services: dict[str, ServiceProcess]
     posted: list[str] = field(default_factory=list)
+    #: Reports started so far: each gets a street of its own (see ``street``).
+    started: int = 0
 
     @property
     def reports_url(self) -> str:
@@ -90,12 +92,16 @@ class Run:
             async with httpx.AsyncClient(timeout=10) as http:
                 while queue:
                     n = queue.pop()
+                    self.started += 1
                     body = {
                         "report_id": f"{tag}-{n}",
                         "group": GROUPS[n % 2],
                         "reporter": f"06{n % 100_000_000:08d}",
-                        # one text for all: a number in it can make the model unsure (review)
-                        "text": "Verdachte man met rode jas en rugzak probeert deuren, 112 gebeld.",
+                        # one text but the street (a number in it can make the model unsure):
+                        # each report its own event, not merged into one incident
+                        "text": f"Verdachte man met rode jas en rugzak probeert deuren bij de "
+                        f"{street(self.started)}, "
+                        "112 gebeld.",
                     }
                     while True:
                         try:
