@@ -45,5 +45,5 @@ def test_the_section_is_replaced_not_appended(tmp_path: Path) -> None:
     write_section(results(1.0), page)
     text = page.read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
-    assert "prose kept" in text and "FerretDB v1 on postgresql (the default)" in text
+    assert "prose kept" in text and "FerretDB v1 on postgresql (the one checked)" in text
     assert "$or *(today's shape)*" in text
