@@ -233,19 +233,24 @@ def _build_context(target: Path) -> None:
         for line in (line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines())
         if line and not line.startswith("#")
     ]
-    for path in ROOT.rglob("*"):
-        if not path.is_file() or ".git" in path.parts:
-            continue
-        relative = path.relative_to(ROOT).as_posix()
-        parts = relative.split("/")
-        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-        keep = True
-        for negate, pattern in rules:
-            if any(pattern.fullmatch(prefix) for prefix in prefixes):
-                keep = negate
-        if keep:
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target / relative)
+    # os.walk, not rglob: it passes over directories that vanish while it walks (the test
+    # broker deletes its topics' directories under .local while other tests run).
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            _copy_if_kept(Path(folder, name).relative_to(ROOT).as_posix(), rules, target)
+
+
+def _copy_if_kept(relative: str, rules: list[tuple[bool, re.Pattern[str]]], target: Path) -> None:
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    keep = True
+    for negate, pattern in rules:
+        if any(pattern.fullmatch(prefix) for prefix in prefixes):
+            keep = negate
+    if keep:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target / relative)
 
 
 def _dockerfile_check() -> str:
