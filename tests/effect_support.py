@@ -157,4 +157,43 @@ def history() -> dict[str, list[dict[str, Any]]]:
                 "decision": json.dumps({"decided_at": (received + wait).isoformat()}),
             }
         )
-    return {"audit": audit, "incidents": incidents, "incident_outcomes": outcomes, "review_items": items}
+    return {
+        "audit": audit,
+        "incidents": incidents,
+        "incident_outcomes": outcomes,
+        "review_items": items,
+        **poll_history(),
+    }
+
+
+POLL_ID = "pl-0000000000a1"
+
+
+def poll_history() -> dict[str, list[dict[str, Any]]]:
+    """A poll of Boshoven and Leuken: 40 and 10 members invited; Boshoven answered 12 times
+    (7 yes, 5 no), Leuken 3 times (all yes)."""
+    poll = {
+        "_id": POLL_ID,
+        "municipality": "weert-demo",
+        "districts": ["boshoven", "leuken"],
+        "question": "Voelt u zich veiliger in uw straat dan een jaar geleden?",
+        "options": ["Ja", "Nee", "Weet niet"],
+        "language": "nl",
+        "created_at": W45,
+        "closes_at": W45 + timedelta(days=14),
+        "invited": {"boshoven": 40, "leuken": 10},
+        "created_by": "admin",
+    }
+    given = [("boshoven", 0)] * 7 + [("boshoven", 1)] * 5 + [("leuken", 0)] * 3
+    answers = [
+        {
+            "_id": stable_id("pan", POLL_ID, f"respondent-{n}"),
+            "poll_id": POLL_ID,
+            "district": district,
+            "option": option,
+            "channel": "whatsapp",
+            "answered_at": W45 + timedelta(hours=1, minutes=n),
+        }
+        for n, (district, option) in enumerate(given)
+    ]
+    return {"polls": [poll], "poll_answers": answers}

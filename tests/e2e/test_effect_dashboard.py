@@ -19,7 +19,7 @@ from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
 from tests.e2e.test_review_console import DOCS, browser, logged_in
-from tests.effect_support import history
+from tests.effect_support import POLL_ID, history
 from tests.review_support import ReviewService, running_review
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -60,6 +60,13 @@ async def test_the_wijkagent_reads_the_figures_per_district_and_exports_them(
     await expect(leuken.locator("td").nth(1)).to_have_text("< 5")
     await expect(page.locator("svg.chart")).to_have_count(4)
     await expect(page.locator("#small-rule")).to_contain_text("< 5")
+    poll = page.locator(f"#poll-{POLL_ID}")
+    await expect(poll.locator("h3")).to_have_text("Voelt u zich veiliger in uw straat dan een jaar geleden?")
+    rows = poll.locator("tbody tr")
+    await expect(rows.nth(0).locator("td").nth(1)).to_have_text("12 / 40")  # Boshoven answered / invited
+    await expect(rows.nth(1).locator("td")).to_have_text(["Ja", "7", "0.583"])
+    await expect(rows.nth(2).locator("td")).to_have_text(["Nee", "5", "0.417"])
+    await expect(rows.nth(4).locator("td").nth(1)).to_have_text("< 5 / 10")  # Leuken: 3 answers
     await page.screenshot(path=str(DOCS / "effect-dashboard.png"), full_page=True)
 
     async with page.expect_download() as download_info:

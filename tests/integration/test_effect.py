@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,15 @@ import pytest
 from buurtalert.devkit.testing import settings_environment
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import store_directory
-from buurtalert.review.effect.stores import effect_report
-from buurtalert.shared.mongo import Database, mongo_client
+from buurtalert.review.effect.polling import REFUSED_STAGE, PollBox
+from buurtalert.review.effect.polls import results
+from buurtalert.review.effect.stores import Polls, effect_report
+from buurtalert.shared.models import PollAnswer, stable_id
+from buurtalert.shared.mongo import Audit, Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import REVIEW
 from tests.conftest import DEMO
-from tests.effect_support import SINCE, history
+from tests.effect_support import POLL_ID, SINCE, history
 from tests.support import BIN
 
 pytestmark = pytest.mark.timeout(120)
@@ -156,3 +160,61 @@ async def test_registered_crime_is_imported_and_compared_before_and_after_the_gr
     assert (boshoven["crime_per_month_before"], boshoven["crime_per_month_after"]) == (21.0, 14.0)
     assert (leuken["crime_per_month_before"], leuken["crime_per_month_after"]) == ("< 5", 0.0)
     assert shown["districts"]["centrum"]["crime_per_month_before"] is None
+
+
+async def test_a_members_later_answer_replaces_theirs_and_an_earlier_or_repeated_one_does_not(
+    seeded: Settings,
+) -> None:
+    db = Database.connect(seeded, REVIEW)
+    try:
+        polls = Polls(db)
+        poll = await polls.get(POLL_ID)
+        assert poll is not None and poll.invited == {"boshoven": 40, "leuken": 10}
+        box = PollBox(polls, Audit(db))
+        first = PollAnswer(
+            id=stable_id("pan", POLL_ID, "late-respondent"),
+            poll_id=POLL_ID,
+            municipality="weert-demo",
+            district="leuken",
+            respondent="b" * 24,
+            option=2,
+            channel="web",
+            answered_at=poll.created_at + timedelta(days=1),
+        )
+        changed = first.model_copy(
+            update={"option": 1, "answered_at": first.answered_at + timedelta(hours=1)}
+        )
+        assert await polls.answer(first) and await polls.answer(changed)
+        assert not await polls.answer(first)  # older: a redelivery of the first answer
+        assert not await polls.answer(changed)  # the same answer again
+        await box(changed.model_copy(update={"id": "pan_closed", "answered_at": poll.closes_at}))
+        await box(changed.model_copy(update={"id": "pan_other", "district": "centrum"}))
+        answers = await polls.answers(POLL_ID)
+        assert sorted(answers) == sorted(
+            [("boshoven", 0)] * 7 + [("boshoven", 1)] * 5 + [("leuken", 0)] * 3 + [("leuken", 1)]
+        )
+        refused = await Audit(db).trail("pan_closed")
+        assert (
+            refused[REFUSED_STAGE.split(".")[0]][REFUSED_STAGE.split(".", 1)[1]]["why"]
+            == "the poll was closed"
+        )
+        shown = results(poll, answers)
+        assert [d["answered"] for d in shown["districts"]] == [12, "< 5"]
+    finally:
+        await db.close()
+
+
+def test_poll_results_as_the_command_prints_them(seeded: Settings) -> None:
+    env = {**os.environ, **settings_environment(seeded)}
+    done = subprocess.run(
+        [str(BIN), "effect", "poll", "results", POLL_ID, "--format", "csv"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows = list(csv.reader(io.StringIO(done.stdout)))
+    assert rows[0] == ["poll", "district", "answer", "count", "share", "answered", "invited"]
+    assert [POLL_ID, "boshoven", "Ja", "7", "0.583", "12", "40"] in rows
+    assert [POLL_ID, "leuken", "Ja", "< 5", "", "< 5", "10"] in rows

@@ -43,11 +43,12 @@ def test_each_service_consumes_what_another_owns() -> None:
         "review",
     ]
     # the review console queues what moderation held or proposed, and authorises the
-    # outcome commands ingest read in the regiegroepen
+    # outcome commands ingest read in the regiegroepen, and counts the answers to polls
     assert [t.name for t in consumed_by("review") if not t.name.endswith(".retry")] == [
         "moderation.review",
         "moderation.proposals",
         "ingest.outcome-commands",
+        "ingest.poll-answers",
     ]
     # routing routes moderation's messages and tells the groups the outcomes review recorded
     assert [t.owner for t in consumed_by("routing") if not t.name.endswith(".retry")] == [

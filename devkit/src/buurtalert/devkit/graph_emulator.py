@@ -6,7 +6,9 @@ It speaks the documented protocol, errors included: a bearer token on every call
 bytes), and sending (``POST /<version>/<phone-number-id>/messages``) under the
 documented limits: ``messages_per_second`` per business number in any one-second
 window (error 130429), one message per ``pair_interval`` seconds to the same
-recipient (error 131056), 4,096 characters of text (error 100); uploading media
+recipient (error 131056), 4,096 characters of text (error 100), interactive reply
+buttons and lists within their limits (error 131009; :func:`tapped` makes the webhook
+of a recipient's answer); uploading media
 (``POST /<version>/<phone-number-id>/media``, multipart, WhatsApp's types and size
 limits) for messages that name them by id. For a Facebook Page
 (``page_ids``): a post on its feed (``POST /<version>/<page-id>/feed``) and a
@@ -67,6 +69,64 @@ class Medium:
     @property
     def sha256(self) -> str:
         return base64.b64encode(hashlib.sha256(self.data).digest()).decode()
+
+
+def interactive_problem(interactive: Any) -> str | None:
+    """What the Cloud API refuses in an interactive message (its reference, "interactive
+    object"): a body of up to 1,024 characters; 1 to 3 reply buttons with unique ids of up to
+    256 characters and unique titles of up to 20; or a list whose button label has up to 20
+    characters and whose sections hold 1 to 10 rows in all, titles up to 24, ids up to 200."""
+    if not isinstance(interactive, dict):
+        return "interactive is required"
+    text = (interactive.get("body") or {}).get("text")
+    if not isinstance(text, str) or not text or len(text) > 1024:
+        return "body.text must have 1 to 1024 characters"
+    action = interactive.get("action") or {}
+    if interactive.get("type") == "button":
+        buttons = action.get("buttons") or []
+        replies = [b.get("reply") or {} for b in buttons if isinstance(b, dict)]
+        if not 1 <= len(replies) <= 3 or len(replies) != len(buttons):
+            return "action.buttons must hold 1 to 3 reply buttons"
+        ids, titles = [r.get("id") or "" for r in replies], [r.get("title") or "" for r in replies]
+        if any(not i or len(i) > 256 for i in ids) or len(set(ids)) != len(ids):
+            return "button ids must be unique, 1 to 256 characters"
+        if any(not t or len(t) > 20 for t in titles) or len(set(titles)) != len(titles):
+            return "button titles must be unique, 1 to 20 characters"
+        return None
+    if interactive.get("type") == "list":
+        label = action.get("button") or ""
+        if not label or len(label) > 20:
+            return "action.button must have 1 to 20 characters"
+        rows = [row for section in action.get("sections") or [] for row in section.get("rows") or []]
+        if not 1 <= len(rows) <= 10:
+            return "a list holds 1 to 10 rows"
+        if any(
+            not r.get("id") or len(r["id"]) > 200 or not r.get("title") or len(r["title"]) > 24 for r in rows
+        ):
+            return "row ids have 1 to 200 characters, titles 1 to 24"
+        return None
+    return f"interactive type {interactive.get('type')!r} is not supported here"
+
+
+def tapped(sent: dict[str, Any], choice: int, at: float | None = None) -> dict[str, Any]:
+    """The message the Cloud API's webhook brings when the recipient of ``sent`` (an
+    interactive message the emulator accepted) taps its ``choice``-th button or list row:
+    a ``button_reply`` or ``list_reply`` with the id and title we gave it."""
+    interactive = sent["interactive"]
+    if interactive["type"] == "button":
+        reply = interactive["action"]["buttons"][choice]["reply"]
+        kind = "button_reply"
+    else:
+        reply = [r for s in interactive["action"]["sections"] for r in s["rows"]][choice]
+        kind = "list_reply"
+    return {
+        "context": {"from": sent["from"], "id": sent["id"]},
+        "from": sent["to"],
+        "id": "wamid." + secrets.token_urlsafe(24),
+        "timestamp": str(int(at if at is not None else time.time())),
+        "type": "interactive",
+        "interactive": {"type": kind, kind: {"id": reply["id"], "title": reply["title"]}},
+    }
 
 
 @dataclass
@@ -325,6 +385,9 @@ class GraphEmulator:
                 return self._refuse(
                     100, f"(#100) Param {kind}['caption'] must be at most 1024 characters", to
                 )
+        elif kind == "interactive":
+            if (problem := interactive_problem(body.get("interactive"))) is not None:
+                return self._refuse(131009, f"(#131009) Parameter value is not valid: {problem}", to)
         else:
             return self._refuse(100, f"(#100) Unsupported message type {kind}", to)
         individual = body.get("recipient_type", "individual") == "individual"

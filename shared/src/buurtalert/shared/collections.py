@@ -253,6 +253,30 @@ REGISTERED_CRIME = Collection(
     Retention.CONFIGURATION,
     personal_data=False,
 )
+POLLS = Collection(
+    "polls",
+    REVIEW,
+    (INGEST,),
+    "One document per district poll (_id the poll id): municipality, districts, question, "
+    "options, language, when it closes, how many members were invited per district; ingest "
+    "reads it to show the answer form.",
+    Retention.RECORD,
+    personal_data=False,
+    dated_by="created_at",
+    indexes=("municipality",),
+)
+POLL_ANSWERS = Collection(
+    "poll_answers",
+    REVIEW,
+    (),
+    "One document per poll and member (_id from both): the district, the option, when; the "
+    "member only as the poll's own pseudonym (links no other poll or message). Shown as counts "
+    "per district, under 5 as \"< 5\".",
+    Retention.RECORD,
+    personal_data=True,
+    dated_by="answered_at",
+    indexes=("poll_id",),
+)
 DLQ_REPLAYS = Collection(
     "dlq_replays",
     OPERATOR,
@@ -341,6 +365,8 @@ COLLECTIONS: tuple[Collection, ...] = (
     REVIEW_SESSIONS,
     INCIDENT_OUTCOMES,
     REGISTERED_CRIME,
+    POLLS,
+    POLL_ANSWERS,
     REVIEW_DEADLINES,
     REVIEW_VETTINGS,
     DLQ_REPLAYS,

@@ -299,6 +299,14 @@ class Destination(Record):
         return f"{self.group_id}/{self.recipient}" if self.recipient else self.group_id
 
 
+class Choice(Record):
+    """An answer the recipient can tap, where the channel has buttons (WhatsApp's reply
+    buttons or list); elsewhere the text itself lists the answers."""
+
+    id: str = Field(min_length=1, max_length=200, description="What the channel echoes when it is tapped")
+    title: str = Field(min_length=1, max_length=20)
+
+
 class Delivery(Record):
     """One message to one destination. Its id is derived from both, so routing the
     same message twice yields the same delivery, which channels sends once."""
@@ -318,6 +326,9 @@ class Delivery(Record):
         default=(), description="Photos or documents to send along, where the channel can (authority alerts)"
     )
     deliver_after: datetime | None = Field(default=None, description="Quiet hours or a rate limit hold it")
+    choices: tuple[Choice, ...] = Field(
+        default=(), max_length=10, description="Answers to tap (a poll), where the channel can show them"
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
     @classmethod
@@ -485,3 +496,19 @@ class IncidentOutcome(Record):
     command_id: str | None = Field(default=None, description="The regiegroep reply that gave it")
     reported_at: datetime | None = Field(default=None, description="When the incident's first report came")
     decided_at: datetime = Field(default_factory=utcnow)
+
+
+class PollAnswer(Record):
+    """A member's answer to a poll, as ingest read it: a tapped WhatsApp button or the
+    form behind an emailed link, both carrying the poll's signed token. ``respondent`` is
+    the member's pseudonym for this poll only (it links no two polls and no message), so
+    one member has one answer per poll: a later one replaces it."""
+
+    id: str = Field(description="From the poll and the respondent: the same member's answers share it")
+    poll_id: str
+    municipality: str
+    district: str
+    respondent: str
+    option: int = Field(ge=0, lt=10)
+    channel: Literal["whatsapp", "web"]
+    answered_at: datetime

@@ -160,6 +160,11 @@ class IngestChannels(BaseModel):
     whatsapp: WhatsAppIngest | None = None
     facebook: FacebookIngest | None = None
     email: EmailIngest | None = None
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Ingest's public address, for links members open (the answer form of a poll)",
+    )
 
 
 #: A channel adapter's name, also its delivery topic's (``deliveries.<name>``).

@@ -23,6 +23,7 @@ from buurtalert.shared.models import (
     MembershipDecision,
     ModeratedMessage,
     OutcomeCommand,
+    PollAnswer,
     ProviderStatus,
     Quarantined,
     Reaction,
@@ -172,6 +173,15 @@ INGEST_OUTCOME_COMMANDS = Topic(
     "Replies in a group that give an incident its outcome (UITKOMST ...), as read; the review "
     "service authorises them by the sender's role and keeps a refused one with its reason.",
 )
+INGEST_POLL_ANSWERS = Topic(
+    "ingest.poll-answers",
+    PollAnswer,
+    INGEST,
+    (REVIEW,),
+    "poll id",
+    "Members' answers to a district poll (a tapped button, a form behind an emailed link), "
+    "checked against the poll's signed token; the review service counts one per member.",
+)
 INCIDENTS_OUTCOMES = Topic(
     "incidents.outcomes",
     IncidentOutcome,
@@ -247,6 +257,7 @@ TOPICS: tuple[Topic, ...] = (
     MODERATION_PROPOSALS,
     MODERATION_DECISIONS,
     INGEST_OUTCOME_COMMANDS,
+    INGEST_POLL_ANSWERS,
     INCIDENTS_OUTCOMES,
     REVIEW_NOTICES,
     REVIEW_MEMBERSHIPS,

@@ -42,6 +42,7 @@ from buurtalert.shared.topics import (
     INGEST,
     INGEST_MEDIA,
     INGEST_OUTCOME_COMMANDS,
+    INGEST_POLL_ANSWERS,
     INGEST_QUARANTINE,
     MESSAGES_INBOUND,
     MESSAGES_REACTIONS,
@@ -80,6 +81,7 @@ class Outcome:
     reactions: int
     memberships: int
     ignored: int
+    poll_answers: int = 0
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -89,6 +91,7 @@ class Outcome:
             "reactions": self.reactions,
             "memberships": self.memberships,
             "ignored": self.ignored,
+            "poll_answers": self.poll_answers,
         }
 
 
@@ -131,6 +134,7 @@ class Intake:
         self._reactions = topic_publisher(broker, settings, MESSAGES_REACTIONS)
         self._media = topic_publisher(broker, settings, INGEST_MEDIA)
         self._commands = topic_publisher(broker, settings, INGEST_OUTCOME_COMMANDS)
+        self._poll_answers = topic_publisher(broker, settings, INGEST_POLL_ANSWERS)
         self._statuses = topic_publisher(status_broker, settings, PROVIDER_STATUS)
 
     async def resolver(self) -> Resolver:
@@ -201,7 +205,7 @@ class Intake:
         status_confirms = await asyncio.gather(*statuses)
 
         async def archive() -> None:
-            if batch.messages or batch.reactions or batch.memberships or batch.ignored:
+            if batch.messages or batch.reactions or batch.memberships or batch.ignored or batch.poll_answers:
                 await self.stores.archive_raw(batch.raw_ref, source, body, content_type)
             for file in batch.attachments:
                 await self.stores.store_media(
@@ -240,6 +244,10 @@ class Intake:
                 await self._reactions.publish(r, key=(r.group_id or r.id).encode(), no_confirm=True)
                 for r in batch.reactions
             ],
+            *[
+                await self._poll_answers.publish(a, key=a.poll_id.encode(), no_confirm=True)
+                for a in batch.poll_answers
+            ],
         ]
         await asyncio.gather(*confirms, *status_confirms)
 
@@ -261,8 +269,9 @@ class Intake:
             reactions=len(batch.reactions),
             memberships=len(batch.memberships),
             ignored=len(batch.ignored),
+            poll_answers=len(batch.poll_answers),
         )
-        if fresh or outcome.duplicates or batch.memberships or batch.ignored:
+        if fresh or outcome.duplicates or batch.memberships or batch.ignored or batch.poll_answers:
             log.info("input_accepted", source=source, **outcome.as_json())
         return outcome
 

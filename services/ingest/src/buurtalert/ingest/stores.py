@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.store import Directories, Memberships
-from buurtalert.shared.collections import INGEST_CLAIMS, MEDIA, RAW_INPUTS
+from buurtalert.ingest.parsers.polls import PollView
+from buurtalert.shared.collections import INGEST_CLAIMS, MEDIA, POLLS, RAW_INPUTS
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.models import MembershipDecision, utcnow
 from buurtalert.shared.mongo import Audit, Database, Document, GroupInserts
@@ -79,11 +80,29 @@ class IngestStores:
         self._contacts = Contacts(db)
         self._known_contacts: dict[tuple[str, str], tuple[str, str]] = {}
         self._memberships = Memberships(db)
+        self._polls = db.read(POLLS)
 
     @classmethod
     def connect(cls, settings: Settings) -> IngestStores:
         """The stores in the deployment's database."""
         return cls(Database.connect(settings, INGEST))
+
+    # --- polls (the review service's) ----------------------------------------------------
+
+    async def poll(self, poll_id: str) -> PollView | None:
+        """The poll a form's link names, for its page and its answers."""
+        doc = await self._polls.find_one({"_id": poll_id})
+        if doc is None:
+            return None
+        closes_at = doc["closes_at"]
+        return PollView(
+            id=doc["_id"],
+            question=doc["question"],
+            options=tuple(doc["options"]),
+            districts=tuple(doc["districts"]),
+            language=doc.get("language", "nl"),
+            closes_at=closes_at if closes_at.tzinfo else closes_at.replace(tzinfo=UTC),
+        )
 
     # --- deduplication ----------------------------------------------------------------
 

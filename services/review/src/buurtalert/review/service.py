@@ -15,7 +15,8 @@ from faststream.asgi import AsgiFastStream
 
 from buurtalert.directory.store import Directories, Memberships
 from buurtalert.review.effect.outcomes import OutcomeDesk
-from buurtalert.review.effect.stores import IncidentsView, Outcomes, effect_report
+from buurtalert.review.effect.polling import PollBox
+from buurtalert.review.effect.stores import IncidentsView, Outcomes, Polls, effect_report
 from buurtalert.review.effect.web import effect_routes
 from buurtalert.review.feedback import ReporterFeedback
 from buurtalert.review.handlers import Access, Changes, Console, Queue
@@ -33,6 +34,7 @@ from buurtalert.shared.models import (
     MembershipDecision,
     ModeratedMessage,
     OutcomeCommand,
+    PollAnswer,
     RemovalProposal,
     ReviewDecision,
 )
@@ -42,6 +44,7 @@ from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import (
     INCIDENTS_OUTCOMES,
     INGEST_OUTCOME_COMMANDS,
+    INGEST_POLL_ANSWERS,
     MODERATION_DECISIONS,
     MODERATION_PROPOSALS,
     MODERATION_REVIEW,
@@ -121,6 +124,14 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def outcome_command(command: OutcomeCommand) -> None:
         await desk.command(command)
 
+    polls = Polls(db)
+    poll_box = PollBox(polls, audit)
+
+    @reliable.subscriber(INGEST_POLL_ANSWERS)
+    async def poll_answer(answer: PollAnswer) -> None:
+        """A member's answer to a district poll: one per member counts, the latest."""
+        await poll_box(answer)
+
     closing = asyncio.Event()
     observability = Observability(settings, REVIEW, [broker])
     web = console_app(
@@ -130,7 +141,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         secure_cookies=settings.environment == "production",
         closing=closing,
         probes=observability.routes(health=False),
-        extensions=[effect_routes(desk, lambda municipality, since: effect_report(db, municipality, since))],
+        extensions=[
+            effect_routes(desk, lambda municipality, since: effect_report(db, municipality, since), polls)
+        ],
         vetting=vetting,
         reveal=Reveal(items, contacts, audit),
     )

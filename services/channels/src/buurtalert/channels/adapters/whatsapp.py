@@ -9,7 +9,9 @@ and Graph's 4 and 80007) are transient: the delivery takes the retry path. The
 delivery id travels as ``biz_opaque_callback_data``, which WhatsApp echoes in its
 status webhooks. A delivery with a photo, video or PDF sends it with the text as
 its caption; the medium is uploaded (``/<phone-number-id>/media``) once, however
-many members a fan-out reaches."""
+many members a fan-out reaches. A delivery with choices (a poll) shows them as reply
+buttons or a list; outside the window the template carries the text, whose link answers
+as well."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from buurtalert.shared.channels import (
     TransientDeliveryError,
 )
 from buurtalert.shared.models import Delivery
+from buurtalert.shared.texts import line
 
 RATE_LIMITED = {4, 80007, 130429, 131048, 131056}
 CAPTION_LIMIT = 1024
@@ -46,6 +49,9 @@ MEDIA_KINDS = {
     "application/pdf": "document",
 }
 OUTSIDE_WINDOW = 131047
+#: An interactive message's body and its reply buttons (Cloud API reference, interactive object).
+INTERACTIVE_BODY_LIMIT = 1024
+MAX_BUTTONS = 3
 
 
 def wa_id(phone: str) -> str:
@@ -53,6 +59,21 @@ def wa_id(phone: str) -> str:
     (``+31 6 1234 5678`` is ``31612345678``)."""
     digits = re.sub(r"\D", "", phone)
     return digits[2:] if digits.startswith("00") else digits
+
+
+def interactive(delivery: Delivery, text: str) -> dict[str, Any]:
+    """The answers of a poll as reply buttons (up to 3) or a list (up to 10), below the text."""
+    choices = delivery.choices
+    if len(choices) <= MAX_BUTTONS:
+        buttons = [{"type": "reply", "reply": {"id": c.id, "title": c.title}} for c in choices]
+        return {"type": "button", "body": {"text": text}, "action": {"buttons": buttons}}
+    label = line("poll_list_button", delivery.language)[:20]
+    rows = [{"id": c.id, "title": c.title} for c in choices]
+    return {
+        "type": "list",
+        "body": {"text": text},
+        "action": {"button": label, "sections": [{"title": label[:24], "rows": rows}]},
+    }
 
 
 class WhatsAppConfig(AdapterConfig):
@@ -121,6 +142,8 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
         elif medium is not None:
             kind, media_id = medium
             body |= {"type": kind, kind: {"id": media_id, "caption": text}}
+        elif delivery.choices and len(text) <= INTERACTIVE_BODY_LIMIT:
+            body |= {"type": "interactive", "interactive": interactive(delivery, text)}
         else:
             body |= {"type": "text", "text": {"body": text, "preview_url": False}}
         return body

@@ -18,14 +18,62 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from buurtalert.ingest.accept import Intake, Refused
-from buurtalert.ingest.parsers import facebook, web, whatsapp
+from buurtalert.ingest.parsers import facebook, polls, web, whatsapp
 from buurtalert.ingest.parsers.common import Batch, InvalidInput, Parse, Resolver, raw_id, refuse
+from buurtalert.ingest.parsers.polls import PollView
 from buurtalert.shared.logging import get_logger
+from buurtalert.shared.models import utcnow
+from buurtalert.shared.polls import FORM_PATH, read_token
 from buurtalert.shared.settings import MetaWebhook, MunicipalityConfig
+from buurtalert.shared.texts import line
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 
 log = get_logger(__name__)
 FORM_PAGE = (Path(__file__).parent / "report_form.html").read_text(encoding="utf-8")
+
+
+POLL_PAGE = (Path(__file__).parent / "poll_form.html").read_text(encoding="utf-8")
+
+
+def both(key: str, language: str, **fields: str) -> str:
+    """A line in the poll's language, with English after it when that differs."""
+    own, english = line(key, language, **fields), line(key, "en", **fields)
+    return own if own == english else f"{own} / {english}"
+
+
+def poll_page(poll: PollView | None, token: str, notice: str | None = None, refused: bool = False) -> str:
+    """A poll's answer form (every value escaped), with a notice above it; without a poll
+    (a link that is not valid) only the notice."""
+    language = poll.language if poll else "nl"
+    shown = ""
+    if notice:
+        shown = f'<p class="message{" refused" if refused else ""}" role="status">{escape(notice)}</p>'
+    if poll is None:
+        title = both("poll_form_title", "nl")
+        return (
+            f'<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>{title}</title></head>'
+            f"<body><h1>{title}</h1>{shown}</body></html>"
+        )
+    options = "\n".join(
+        f'<label><input type="radio" name="option" value="{i}" required> {escape(option)}</label>'
+        for i, option in enumerate(poll.options)
+    )
+    closes = poll.closes_at.strftime("%Y-%m-%d %H:%M UTC")
+    fields = {
+        "lang": language,
+        "title": escape(both("poll_form_title", language)),
+        "message": shown,
+        "question": escape(poll.question),
+        "options": options,
+        "token": escape(token, quote=True),
+        "closes": escape(both("poll_form_closes", language, closes=closes)),
+        "anonymous": escape(both("poll_form_anonymous", language)),
+        "send": escape(both("poll_form_send", language)),
+    }
+    page = POLL_PAGE
+    for name, value in fields.items():
+        page = page.replace("{{" + name + "}}", value)
+    return page
 
 
 def form_page(notice: str | None) -> str:
@@ -196,6 +244,42 @@ def routes(
     async def report_form(_: Request) -> HTMLResponse:
         return HTMLResponse(form_page(None))
 
+    async def poll_of(token: str) -> PollView | None:
+        invitation = read_token(municipality.pseudonym_key, token)
+        return await intake.stores.poll(invitation.poll_id) if invitation else None
+
+    async def poll_form(request: Request) -> HTMLResponse:
+        """The answer form behind an invitation's link (the token in the query string)."""
+        token = request.query_params.get("t", "")
+        poll = await poll_of(token)
+        if poll is None:
+            notice = both("poll_form_refused", "nl", reason=polls.NOT_VALID)
+            return HTMLResponse(poll_page(None, "", notice, refused=True), 404)
+        return HTMLResponse(poll_page(poll, token))
+
+    async def post_poll_answer(request: Request) -> Response:
+        """An answer from the form: through the intake like any input (a refused one is
+        quarantined with its reason, without the token)."""
+        try:
+            body = await read_body(request, polls.MAX_FORM_BYTES)
+        except TooLarge:
+            return HTMLResponse(poll_page(None, "", "too large"), 413)
+        token = polls.form_fields(body).get("t", "")
+        poll = await poll_of(token)
+        now = utcnow()
+
+        def parse_answer(raw: bytes, resolver: Resolver) -> Batch:
+            return polls.parse_form(raw, resolver, poll, now)
+
+        stored = polls.without_token(body)
+        taken = await intake.take("poll", body, parse_answer, content_type="form", stored=stored)
+        language = poll.language if poll else "nl"
+        if isinstance(taken, Refused):
+            notice = both("poll_form_refused", language, reason=taken.reason)
+            shown = poll if taken.status not in (404, 410) else None
+            return HTMLResponse(poll_page(shown, token, notice, refused=True), taken.status)
+        return HTMLResponse(poll_page(poll, token, both("poll_form_thanks", language)))
+
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -205,6 +289,8 @@ def routes(
             *meta_webhook("facebook", fb_config, parse_facebook),
             Route("/reports", guarded("web", post_report), methods=["POST"]),
             Route("/report", report_form, methods=["GET"]),
+            Route(FORM_PATH, poll_form, methods=["GET"]),
+            Route(FORM_PATH, guarded("poll", post_poll_answer), methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]
     )

@@ -19,6 +19,7 @@ from buurtalert.shared.models import (
     Author,
     InboundMessage,
     MediaFetch,
+    PollAnswer,
     ProviderStatus,
     Reaction,
     Role,
@@ -84,6 +85,7 @@ class Batch:
     statuses: list[ProviderStatus] = field(default_factory=list)
     media: list[MediaFetch] = field(default_factory=list)
     memberships: list[MembershipRequest] = field(default_factory=list)
+    poll_answers: list[PollAnswer] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
     #: pseudonym → (channel, address): how to answer the author (rejection feedback only)
     contacts: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
@@ -108,6 +110,7 @@ class Batch:
                 }
                 for m in self.memberships
             ],
+            "poll_answers": [a.model_dump(mode="json") for a in self.poll_answers],
             "ignored": [{"provider_id": i.provider_id, "reason": i.reason} for i in self.ignored],
         }
 

@@ -27,6 +27,7 @@ from buurtalert.ingest.parsers.common import (
 )
 from buurtalert.ingest.parsers.language import detect
 from buurtalert.ingest.parsers.mediafiles import safe_filename
+from buurtalert.ingest.parsers.polls import from_choice
 from buurtalert.shared.models import (
     DeliveryState,
     InboundMessage,
@@ -39,6 +40,7 @@ from buurtalert.shared.models import (
     SourceChannel,
     stable_id,
 )
+from buurtalert.shared.polls import is_poll_choice
 from buurtalert.shared.pseudonym import redact
 from buurtalert.shared.settings import WhatsAppIngest
 
@@ -95,6 +97,7 @@ class _Button(_Loose):
 
 
 class _Reply(_Loose):
+    id: str = Field(default="", max_length=256)
     title: str = Field(default="", max_length=1024)
 
 
@@ -233,6 +236,11 @@ def _message(batch: Batch, message: _Message, account: str, resolver: Resolver) 
             )
         )
         return
+    reply = message.interactive and (message.interactive.button_reply or message.interactive.list_reply)
+    if message.type == "interactive" and reply and is_poll_choice(reply.id):
+        # an answer to a poll: counted by the review service, never a message to the groups
+        from_choice(batch, reply.id, message.sender, message.id, sent_at, resolver)
+        return
     text = message.text.body if message.text else ""
     if (
         message.group_id is None
@@ -275,7 +283,6 @@ def _message(batch: Batch, message: _Message, account: str, resolver: Resolver) 
     elif message.type == "button" and message.button:
         text = message.button.text
     elif message.type == "interactive" and message.interactive:
-        reply = message.interactive.button_reply or message.interactive.list_reply
         text = reply.title if reply else ""
     elif message.type == "contacts":
         flags.append("contacts_shared")  # third parties' numbers: kept in the raw archive only

@@ -1,5 +1,6 @@
-"""Effect's stores: the outcomes it records (``incident_outcomes``, owned by review) and
-what it reads of routing's incidents (``incidents``, read only)."""
+"""Effect's stores: the outcomes it records (``incident_outcomes``, owned by review), the
+polls and their answers (``polls``, ``poll_answers``) and what it reads of routing's
+incidents (``incidents``, read only)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.store import fetch_directory
 from buurtalert.review.effect.figures import Tally, disclosed
+from buurtalert.review.effect.polls import Invitee, Poll
 from buurtalert.review.effect.rules import IncidentView
 from buurtalert.shared.collections import (
     AUDIT,
     INCIDENT_OUTCOMES,
     INCIDENT_REPORTS,
     INCIDENTS,
+    POLL_ANSWERS,
+    POLLS,
     REGISTERED_CRIME,
     REVIEW_ITEMS,
 )
-from buurtalert.shared.models import IncidentOutcome, utcnow
+from buurtalert.shared.models import IncidentOutcome, PollAnswer, utcnow
 from buurtalert.shared.mongo import Database
 
 
@@ -140,6 +144,81 @@ class EffectRecords:
         async for doc in self._crime.find({"municipality": municipality}, batch_size=self.BATCH):
             tally.crime(doc)
         return tally
+
+
+def _poll(doc: dict[str, Any]) -> Poll:
+    return Poll(
+        id=doc["_id"],
+        municipality=doc["municipality"],
+        districts=tuple(doc["districts"]),
+        question=doc["question"],
+        options=tuple(doc["options"]),
+        language=doc.get("language", "nl"),
+        created_at=_utc(doc["created_at"]) or utcnow(),
+        closes_at=_utc(doc["closes_at"]) or utcnow(),
+        invited={str(k): int(v) for k, v in (doc.get("invited") or {}).items()},
+        created_by=doc.get("created_by", ""),
+    )
+
+
+class Polls:
+    """The polls (``_id`` the poll id) and their answers, one per poll and member (``_id``
+    the answer's, from both): a later answer of the member replaces theirs."""
+
+    def __init__(self, db: Database) -> None:
+        self._polls = db.write(POLLS)
+        self._answers = db.write(POLL_ANSWERS)
+
+    async def add(self, poll: Poll) -> None:
+        await self._polls.insert_one(poll.document())
+
+    async def invited(self, poll_id: str, invited: list[Invitee]) -> None:
+        """The members invited per district, after the invitations were sent again."""
+        counts: dict[str, int] = {}
+        for invitee in invited:
+            counts[invitee.district] = counts.get(invitee.district, 0) + 1
+        await self._polls.update_one({"_id": poll_id}, {"$set": {"invited": counts}})
+
+    async def get(self, poll_id: str) -> Poll | None:
+        doc = await self._polls.find_one({"_id": poll_id})
+        return _poll(doc) if doc else None
+
+    async def of(self, municipality: str, limit: int = 20) -> list[Poll]:
+        """The municipality's latest polls (a page of the console: bounded)."""
+        cursor = self._polls.find({"municipality": municipality}).sort("created_at", -1).limit(limit)
+        return [_poll(doc) async for doc in cursor]
+
+    async def answer(self, answer: PollAnswer) -> bool:
+        """Keep ``answer`` unless the member's kept answer is as new or newer (the same
+        answer again, or one overtaken): True when it was kept."""
+        doc = {
+            "_id": answer.id,
+            "poll_id": answer.poll_id,
+            "district": answer.district,
+            "option": answer.option,
+            "channel": answer.channel,
+            "answered_at": answer.answered_at,
+        }
+        for _ in range(2):  # a concurrent first answer of the same member: look again once
+            kept = await self._answers.find_one({"_id": answer.id}, {"answered_at": 1})
+            if kept is not None:
+                if (_utc(kept["answered_at"]) or answer.answered_at) >= answer.answered_at:
+                    return False
+                replaced = await self._answers.replace_one(
+                    {"_id": answer.id, "answered_at": kept["answered_at"]}, doc
+                )
+                return replaced.matched_count == 1
+            try:
+                await self._answers.insert_one(doc)
+                return True
+            except DuplicateKeyError:
+                continue
+        return False
+
+    async def answers(self, poll_id: str) -> list[tuple[str, int]]:
+        """(district, option) of every answer kept (a report: by the poll's index)."""
+        cursor = self._answers.find({"poll_id": poll_id}, {"district": 1, "option": 1}, batch_size=1000)
+        return [(doc["district"], int(doc["option"])) async for doc in cursor]
 
 
 class RegisteredCrime:

@@ -15,7 +15,9 @@ from starlette.routing import Route
 from buurtalert.review.effect.charts import mix_chart, weekly_chart
 from buurtalert.review.effect.figures import HEADINGS, as_csv, rows
 from buurtalert.review.effect.outcomes import OutcomeDesk
+from buurtalert.review.effect.polls import results
 from buurtalert.review.effect.rules import EFFECT_ROLES, IncidentView, may_give_outcome, parse_outcome
+from buurtalert.review.effect.stores import Polls
 from buurtalert.review.effect.texts import effect_text
 from buurtalert.review.handlers import Session
 from buurtalert.review.web import Kit, language_of, wants_json
@@ -49,7 +51,7 @@ def since_of(request: Request) -> datetime:
         return utcnow() - timedelta(weeks=DEFAULT_WEEKS)
 
 
-def effect_routes(desk: OutcomeDesk, figures: Figures) -> Callable[[Kit], Sequence[Route]]:
+def effect_routes(desk: OutcomeDesk, figures: Figures, polls: Polls) -> Callable[[Kit], Sequence[Route]]:
     """The routes, given the console's :class:`Kit`."""
 
     def routes(kit: Kit) -> Sequence[Route]:
@@ -133,12 +135,17 @@ def effect_routes(desk: OutcomeDesk, figures: Figures) -> Callable[[Kit], Sequen
                 return kit.page(request, "error.html", 404, session=session, key="not_found", detail="")
             return shown
 
+        async def poll_results(municipality: str) -> list[dict[str, Any]]:
+            found = await polls.of(municipality)
+            return [results(poll, await polls.answers(poll.id)) for poll in found]
+
         async def dashboard(request: Request, session: Session) -> Response:
             shown = await shown_figures(request, session)
             if isinstance(shown, Response):
                 return shown
+            polled = await poll_results(session.user.municipality)
             if wants_json(request):
-                return JSONResponse(shown)
+                return JSONResponse({**shown, "polls": polled})
             language = language_of(request)
             return render(
                 request,
@@ -147,6 +154,7 @@ def effect_routes(desk: OutcomeDesk, figures: Figures) -> Callable[[Kit], Sequen
                 shown=shown,
                 headings=HEADINGS,
                 rows=rows(shown),
+                polls=polled,
                 since=shown["since"][:10],
                 charts=[
                     weekly_chart(shown, "reports_per_1000", effect_text("chart.reports", language)),
