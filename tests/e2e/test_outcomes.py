@@ -6,6 +6,7 @@ nothing; the console's web API gives an outcome to another incident."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -104,9 +105,13 @@ async def test_a_reply_in_the_regiegroep_closes_the_incident_and_every_reached_g
 
     # Someone who is not the wijkagent or a coordinator: kept with the reason, never applied.
     await whatsapp_reply(system, STRANGER, "wamid.stranger", f"UITKOMST {incident_id} loos")
-    # The wijkagent of the regiegroep.
+    # The wijkagent of the regiegroep, with the short reference its message showed.
+    [regie] = [body for to, _, body in inbox(system) if to == f"regie-boshoven@{LISTS}"]
+    reference = re.search(r"Incident ([0-9A-F]{6}) · afloop doorgeven: UITKOMST \1", regie)
+    assert reference is not None and incident_id.startswith(f"inc_{reference.group(1).lower()}"), regie
+    assert all("UITKOMST" not in body for to, _, body in inbox(system) if "regie" not in to)
     await whatsapp_reply(
-        system, WIJKAGENT, "wamid.wijkagent", f"UITKOMST {incident_id} gevonden Meneer is veilig thuis"
+        system, WIJKAGENT, "wamid.wijkagent", f"UITKOMST {reference.group(1)} gevonden Meneer is veilig thuis"
     )
 
     def outcomes() -> list[tuple[str, str, str]]:

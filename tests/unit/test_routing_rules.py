@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from buurtalert.channels.render import render
 from buurtalert.directory.model import Directory, load_directory
 from buurtalert.routing.rules import Context, UnknownGroup, route
 from buurtalert.shared.models import (
@@ -24,7 +25,9 @@ from buurtalert.shared.models import (
     Role,
     SourceChannel,
     TargetArea,
+    short_reference,
 )
+from buurtalert.shared.texts import line
 
 DEMO = Path(__file__).parents[2] / "deploy" / "demo"
 WEERT = load_directory(DEMO / "weert" / "directory.yaml")
@@ -75,6 +78,20 @@ def test_buurtgroep_message_goes_to_its_regiegroep_only() -> None:
     result = route(item(), ctx())
     assert targets(result) == ["boshoven-regie"]
     assert result.deliveries[0].rules == ("buurtgroep_to_regiegroep",)
+
+
+def test_a_regiegroep_gets_the_incidents_short_reference_and_a_buurtgroep_does_not() -> None:
+    """The reference lets the wijkagent give the outcome by a reply (UITKOMST 3FA9C1 ...)."""
+    incident = "inc_3fa9c1d2e4b5a6978877665544"
+    alert = item(None, role=Role.WIJKAGENT, target=TargetArea(districts=("leuken",)))
+    references = {
+        d.destination.group_id: d.reference for d in route(alert, ctx(incident_id=incident)).deliveries
+    }
+    assert references == {"leuken-regie": "3FA9C1", "leuken-west": None}
+    assert short_reference(incident) == "3FA9C1"
+    shown = render(route(item(), ctx(incident_id=incident)).deliveries[0], 4096)
+    assert shown.endswith(line("delivery_incident_reference", "nl", ref="3FA9C1"))
+    assert "UITKOMST 3FA9C1 aanhouding|politie" in shown
 
 
 def test_delivery_ids_are_stable_across_redelivery() -> None:

@@ -173,13 +173,14 @@ INCIDENTS = Collection(
     "incidents",
     ROUTING,
     (REVIEW,),
-    "One document per incident (_id inc_...): the first report's text, place and category, "
-    "the number of reports merged, the groups it reached (each with the report that told it "
-    "first), whether and by which message it was closed; its outcome once routing told the "
-    "groups (fed back).",
+    "One document per incident (_id inc_..., ref its short reference): the first report's "
+    "text, place and category, the number of reports merged, the groups it reached (each with "
+    "the report that told it first), whether and by which message it was closed; its outcome "
+    "once routing told the groups (fed back).",
     Retention.RECORD,
     personal_data=True,
     dated_by="opened_at",
+    indexes=("ref",),
 )
 INCIDENT_REPORTS = Collection(
     "incident_reports",

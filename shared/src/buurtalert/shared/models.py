@@ -9,6 +9,7 @@ the only raw address that travels is a destination's, because a channel needs it
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -25,6 +26,16 @@ def stable_id(prefix: str, *parts: str) -> str:
     makes redelivered input harmless downstream."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
     return f"{prefix}_{digest}"
+
+
+#: An incident's short reference: what groups see and a reply names ("UITKOMST 3FA9C1 ...").
+SHORT_REFERENCE = re.compile(r"^[0-9A-Fa-f]{6}$")
+
+
+def short_reference(incident_id: str) -> str:
+    """The short reference of ``incident_id`` (``inc_<hex>``): its first six hex digits,
+    upper case. Unique enough within one municipality's open incidents; resolved there."""
+    return incident_id.removeprefix("inc_")[:6].upper()
 
 
 class Record(BaseModel):
@@ -326,6 +337,9 @@ class Delivery(Record):
         default=(), description="Photos or documents to send along, where the channel can (authority alerts)"
     )
     deliver_after: datetime | None = Field(default=None, description="Quiet hours or a rate limit hold it")
+    reference: str | None = Field(
+        default=None, description="The incident's short reference, where outcomes are given (regiegroepen)"
+    )
     choices: tuple[Choice, ...] = Field(
         default=(), max_length=10, description="Answers to tap (a poll), where the channel can show them"
     )

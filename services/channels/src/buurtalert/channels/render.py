@@ -12,13 +12,16 @@ ELLIPSIS = "…"
 
 def render(delivery: Delivery, max_length: int) -> str:
     """The text to send: the message, routing's notice if any (origin, emergency
-    numbers), and the SAAR reminder where moderation asked for it, in the delivery's
+    numbers), the SAAR reminder where moderation asked for it and the incident's short
+    reference for a regiegroep (to give its outcome by a reply), in the delivery's
     language; cut to ``max_length`` characters, never mid-notice."""
     footer = []
     if delivery.notice:
         footer.append(delivery.notice)
     if delivery.saar_reminder:
         footer.append(line("delivery_saar_reminder", delivery.language))
+    if delivery.reference:
+        footer.append(line("delivery_incident_reference", delivery.language, ref=delivery.reference))
     tail = ("\n\n" + "\n".join(footer)) if footer else ""
     room = max_length - len(tail)
     body = delivery.text

@@ -30,6 +30,7 @@ from buurtalert.shared.models import (
     MediaRef,
     ModeratedMessage,
     Role,
+    short_reference,
 )
 from buurtalert.shared.texts import line
 
@@ -205,6 +206,11 @@ def route(item: ModeratedMessage, ctx: Context) -> Route:
                     notice=target.notice,
                     language=target.language,
                     incident_id=ctx.incident_id,
+                    reference=(
+                        short_reference(ctx.incident_id)
+                        if ctx.incident_id and target.group.kind is GroupKind.REGIEGROEP
+                        else None
+                    ),
                     deliver_after=deliver_after,
                     media=media,
                 )

@@ -21,7 +21,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from buurtalert.directory.model import Directory
 from buurtalert.routing.rules import WINDOW, Incident, matching_incident
 from buurtalert.shared.collections import GROUP_RATES, INCIDENT_REPORTS, INCIDENTS, OPEN_INCIDENTS
-from buurtalert.shared.models import InboundMessage, Location, stable_id, utcnow
+from buurtalert.shared.models import InboundMessage, Location, short_reference, stable_id, utcnow
 from buurtalert.shared.mongo import Database, Document
 
 #: At most this many incidents per district are open to new reports at once.
@@ -234,7 +234,12 @@ class Incidents:
                         {"_id": incident_id},
                         {
                             "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
-                            | {"closed_at": None, "told": {}, "reports": 0},
+                            | {
+                                "ref": short_reference(incident_id),
+                                "closed_at": None,
+                                "told": {},
+                                "reports": 0,
+                            },
                             "$max": {"last_seen": sent_at},
                         },
                         upsert=True,

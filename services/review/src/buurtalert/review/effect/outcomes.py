@@ -59,7 +59,7 @@ class OutcomeDesk:
 
     async def incident(self, user: User, ref: str) -> IncidentView | None:
         """The incident ``ref`` if it is of the user's municipality (else None, as missing)."""
-        found = await self.incidents.containing(ref)
+        found = await self.incidents.containing(ref, user.municipality)
         return found if found is not None and found.municipality == user.municipality else None
 
     async def give(
@@ -96,7 +96,11 @@ class OutcomeDesk:
 
     async def command(self, command: OutcomeCommand) -> Given:
         """A reply in a regiegroep: applied if its sender may give it, else kept with the reason."""
-        incident = await self.incidents.containing(command.incident_ref) if command.incident_ref else None
+        incident = (
+            await self.incidents.containing(command.incident_ref, command.municipality)
+            if command.incident_ref
+            else None
+        )
         directory = await self.directories.get(command.municipality)
         refusal = command_refusal(command, directory, incident)
         if refusal is not None or incident is None or command.outcome is None:

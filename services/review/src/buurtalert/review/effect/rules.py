@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from buurtalert.directory.model import Directory, GroupKind
-from buurtalert.shared.models import OutcomeCommand, OutcomeKind, Role, stable_id
+from buurtalert.shared.models import OutcomeCommand, OutcomeKind, Role, short_reference, stable_id
 
 #: Console users who may give an outcome: the wijkagent, a coordinator, the municipality.
 OUTCOME_ROLES = frozenset({Role.WIJKAGENT, Role.COORDINATOR, Role.ADMIN})
@@ -33,6 +33,11 @@ class IncidentView:
     reports: int = 1
     outcome: str | None = None
     fed_back_at: datetime | None = None
+
+    @property
+    def reference(self) -> str:
+        """The short reference the regiegroep saw (and a reply may name)."""
+        return short_reference(self.id)
 
 
 def outcome_id(incident_id: str) -> str:

@@ -24,7 +24,7 @@ from buurtalert.shared.collections import (
     REGISTERED_CRIME,
     REVIEW_ITEMS,
 )
-from buurtalert.shared.models import IncidentOutcome, PollAnswer, utcnow
+from buurtalert.shared.models import SHORT_REFERENCE, IncidentOutcome, PollAnswer, utcnow
 from buurtalert.shared.mongo import Database
 
 
@@ -55,9 +55,13 @@ class IncidentsView:
         self._incidents = db.read(INCIDENTS)
         self._reports = db.read(INCIDENT_REPORTS)
 
-    async def containing(self, ref: str) -> IncidentView | None:
-        """The incident with id ``ref`` or holding the message ``ref`` (as routing finds it:
-        through the report's own document in ``incident_reports``)."""
+    async def containing(self, ref: str, municipality: str) -> IncidentView | None:
+        """The incident with id ``ref``, or short reference ``ref`` (as the regiegroep saw it)
+        in ``municipality``, or holding the message ``ref`` (as routing finds it: through the
+        report's own document in ``incident_reports``)."""
+        if SHORT_REFERENCE.match(ref):
+            found = await self._incidents.find_one({"ref": ref.upper(), "municipality": municipality})
+            return incident_view(found) if found else None
         doc = await self._incidents.find_one({"_id": ref})
         if doc is None and not ref.startswith("inc_"):
             report = await self._reports.find_one({"_id": ref})

@@ -34,6 +34,7 @@ STATUS = {"forbidden": 403, "not_found": 404, "invalid": 422, "already_given": 4
 def incident_json(incident: IncidentView, outcome: IncidentOutcome | None) -> dict[str, Any]:
     return {
         "id": incident.id,
+        "reference": incident.reference,
         "district": incident.district,
         "opened_at": incident.opened_at.isoformat() if incident.opened_at else None,
         "reports": incident.reports,
