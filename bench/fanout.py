@@ -135,10 +135,13 @@ async def fan_out(cap: int, count: int) -> dict[str, Any]:
     }
 
 
-async def fan_out_through_kafka(infra: Infrastructure, cap: int, count: int, workdir: Path) -> dict[str, Any]:
+async def fan_out_through_kafka(
+    infra: Infrastructure, cap: int, count: int, workdir: Path, processes: int = 1
+) -> dict[str, Any]:
     """The deliveries wait on ``deliveries.whatsapp`` (as routing left them); the
-    channels service starts and sends them. The rate is the emulator's: messages
-    accepted over the time from the first to the last."""
+    channels service starts (``processes`` of it, sharing one business number) and
+    sends them. The rate is the emulator's: messages accepted over the time from the
+    first to the last."""
     emulator, base = _start_emulator(cap)
     workdir.mkdir(parents=True, exist_ok=True)
     data = yaml.safe_load((ROOT / "deploy/demo/weert/municipality.yaml").read_text())
@@ -162,11 +165,20 @@ async def fan_out_through_kafka(infra: Infrastructure, cap: int, count: int, wor
         await producer.flush()
     finally:
         await producer.stop()
-    env = {**os.environ, **settings_environment(settings), "BUURTALERT_ENVIRONMENT": "production"}
-    log = (workdir / f"channels-{cap}.log").open("wb")
-    channels = subprocess.Popen(
-        [str(Path(sys.executable).parent / "buurtalert"), "run", "channels"], env=env, stdout=log, stderr=log
-    )
+    # the demo file's secrets: refused under BUURTALERT_ENVIRONMENT=production, so "local" here
+    env = {**os.environ, **settings_environment(settings), "BUURTALERT_ENVIRONMENT": "local"}
+    channels = []
+    for n in range(processes):
+        log = (workdir / f"channels-{cap}-{processes}-{n}.log").open("wb")
+        own = {**env, "BUURTALERT_HTTP_PORT": str(free_port())}  # /health, /metrics: a port each
+        channels.append(
+            subprocess.Popen(
+                [str(Path(sys.executable).parent / "buurtalert"), "run", "channels"],
+                env=own,
+                stdout=log,
+                stderr=log,
+            )
+        )
     started = time.monotonic()
     try:
         async with httpx.AsyncClient(timeout=30) as client:
@@ -177,8 +189,14 @@ async def fan_out_through_kafka(infra: Infrastructure, cap: int, count: int, wor
                 stats = await _stats(client, base)
             elapsed = time.monotonic() - started
     finally:
-        channels.terminate()
-        channels.wait(30)
+        for process in channels:
+            process.terminate()
+        for process in channels:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:  # a slow shutdown must not lose the figures
+                process.kill()
+                process.wait(10)
         emulator.terminate()
         emulator.wait(10)
         client_db = mongo_client(settings)
@@ -189,6 +207,7 @@ async def fan_out_through_kafka(infra: Infrastructure, cap: int, count: int, wor
     achieved = (stats["sent"] - 1) / span if span else 0.0
     return {
         "cap_per_s": cap,
+        "processes": processes,
         "recipients": count,
         "sent": stats["sent"],
         "seconds_from_start_to_last": round(elapsed, 2),
@@ -224,6 +243,10 @@ async def kafka_fan_out_benchmark(
         figures = await fan_out_through_kafka(infra, cap, count, workdir)
         results[f"cap_{cap}"] = figures
         _report("through Kafka and the channels service", count, cap, figures)
+    # Scale-out: two channels processes share the number's tier by their partitions.
+    figures = await fan_out_through_kafka(infra, 80, count, workdir, processes=2)
+    results["cap_80_two_processes"] = figures
+    _report("through Kafka, two channels processes", count, 80, figures)
     return results
 
 

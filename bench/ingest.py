@@ -163,7 +163,8 @@ async def _start_ingest(infra: Infrastructure, workdir: Path) -> tuple[Settings,
         load_directory(ROOT / "deploy/demo/weert/directory.yaml").pseudonymised(key),
     )
     await client.close()
-    env = {**os.environ, **settings_environment(settings), "BUURTALERT_ENVIRONMENT": "production"}
+    # the demo file's secrets: refused under BUURTALERT_ENVIRONMENT=production, so "local" here
+    env = {**os.environ, **settings_environment(settings), "BUURTALERT_ENVIRONMENT": "local"}
     log = (workdir / "ingest.log").open("wb")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "buurtalert"), "run", "ingest"], env=env, stdout=log, stderr=log

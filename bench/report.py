@@ -93,8 +93,12 @@ def goals(results: dict[str, Any]) -> list[Goal]:
         failures = m["failures"] + s["failures"] + ingest["messages_during_status_burst"]["failures"]
         out.append(Goal("Ingest: failed calls", f"{failures}", "", failures, 0, unit="calls", at_least=False))
     for key, where in (("fanout", "adapter alone"), ("fanout_through_kafka", "through Kafka and channels")):
-        for figures in sorted(results.get(key, {}).values(), key=lambda f: f["cap_per_s"]):
+        for figures in sorted(
+            results.get(key, {}).values(), key=lambda f: (f.get("processes", 1), f["cap_per_s"])
+        ):
             cap = figures["cap_per_s"]
+            if figures.get("processes", 1) > 1:
+                where = f"through Kafka and {figures['processes']} channels processes"
             out.append(
                 Goal(
                     f"Fan-out to {figures['recipients']:,}, {where}, cap {cap:,}/s",

@@ -86,3 +86,35 @@ async def test_unparseable_and_permanent_failures_skip_the_retries(settings: Set
     assert errors[0].startswith("PermanentError: unknown group")
     assert "ValidationError" in errors[1]
     assert all(letter["attempts"] == 1 for letter in letters)
+
+
+async def test_two_processes_of_a_batch_subscriber_hear_their_shares_of_the_partitions(
+    settings: Settings,
+) -> None:
+    """Two consumers of one topic in one group (two channels processes) are told the share of
+    the partitions each holds after the rebalance: together all of them, each some (the
+    WhatsApp adapter paces itself at its share of the business number's tier)."""
+    shares: dict[str, list[float]] = {"first": [], "second": []}
+    brokers = []
+    for name in shares:
+        broker = create_broker(settings, "channels")
+
+        async def handle(delivery: Delivery) -> None:
+            return None
+
+        Reliable(broker, settings, "channels").batch_subscriber(
+            DELIVERY_TOPICS["whatsapp"], on_share=shares[name].append
+        )(handle)
+        brokers.append(broker)
+    async with brokers[0], brokers[1]:
+        await brokers[0].start()
+        await eventually(lambda: shares["first"][-1:] == [1.0], what="the first holding every partition")
+        await brokers[1].start()
+
+        def settled() -> bool:
+            if not (shares["first"] and shares["second"]):
+                return False
+            return shares["first"][-1] + shares["second"][-1] == 1.0 and 0 < shares["second"][-1] < 1
+
+        await eventually(settled, timeout=90, what="the partitions shared by the two")
+    assert sorted([shares["first"][-1], shares["second"][-1]]) == [1 / 3, 2 / 3]

@@ -6,7 +6,9 @@ import asyncio
 import random
 
 import pytest
+from pydantic import SecretStr
 
+from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
 from buurtalert.channels.pacing import Paced, RecipientPacing, Throttle
 
 
@@ -111,3 +113,27 @@ async def test_recipient_pacing_refuses_to_hold_up_the_sender_for_long() -> None
     clock.now = 5.5
     await pacing.acquire("a")  # half a second to wait: waited for
     assert clock.now == 6.0
+
+
+async def test_two_processes_at_their_shares_of_the_tier_stay_under_it_together() -> None:
+    """Two channels processes hold 2 and 1 of the 3 partitions: each paces at its share of
+    the business number's tier, so their sends together (two schedules on one wall clock)
+    never exceed it in any second and come close to it; a process holding no partition
+    keeps a sixth of the tier (it still sends review notices)."""
+    config = WhatsAppConfig(phone_number_id="1", access_token=SecretStr("t"), messages_per_second=80)
+    sent: list[float] = []
+    for share in (2 / 3, 1 / 3):
+        clock = Clock()  # each process's own schedule, from the same moment
+        adapter = WhatsAppAdapter(config)
+        adapter.throttle = Throttle(80, clock=clock, sleep=clock.sleep)
+        adapter.share(share)
+        for _ in range(round(80 * 5 * share)):
+            await adapter.throttle.acquire()
+            sent.append(clock.now)
+    assert max_in_window(sent) <= 80
+    assert (len(sent) - 1) / (max(sent) - min(sent)) / 80 >= 0.95
+    unshared = Throttle(80, clock=Clock(), sleep=Clock().sleep)
+    assert unshared.rate == 80  # without a share, one process alone takes the whole tier
+    idle = WhatsAppAdapter(config)
+    idle.share(0.0)
+    assert idle.throttle.rate == pytest.approx(80 / 6)

@@ -97,6 +97,12 @@ class ChannelAdapter(ABC, Generic[C]):
         on failure; must use ``delivery.id`` as the provider-side idempotency key or
         message id where the provider has one, so a resend can be recognised."""
 
+    def share(self, fraction: float) -> None:
+        """This process now sends ``fraction`` (0 to 1) of the channel's deliveries: the
+        share of the delivery topic's partitions it was assigned. An adapter whose provider
+        caps a whole account (a business number's tier) scales its own pace by it, so that
+        the processes of one deployment stay under the cap together; by default nothing."""
+
     async def send_with_media(
         self, delivery: Delivery, text: str, attachments: Sequence[Attachment]
     ) -> SendResult:

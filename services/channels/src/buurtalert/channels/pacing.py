@@ -32,18 +32,25 @@ class Throttle:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / (rate * margin)
-        if burst is None:
-            # Half the room the margin leaves (at least one send where there is room),
-            # the other half for requests that arrive closer together than they left.
-            room = int(rate * (1 - margin)) - 1
-            burst = max(0, min(room, max(1, room // 2)))
-        self.tolerance = burst * self.interval
+        self._margin, self._burst = margin, burst
         self._clock, self._sleep = clock, sleep
         self._theoretical = 0.0  # when the next send is due on schedule
         self._lock = asyncio.Lock()
+        self.pace(rate)
+
+    def pace(self, rate: float) -> None:
+        """Send at ``rate`` from now on (the process's share of a cap changed)."""
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.interval = 1.0 / (rate * self._margin)
+        burst = self._burst
+        if burst is None:
+            # Half the room the margin leaves (at least one send where there is room),
+            # the other half for requests that arrive closer together than they left.
+            room = int(rate * (1 - self._margin)) - 1
+            burst = max(0, min(room, max(1, room // 2)))
+        self.tolerance = burst * self.interval
 
     async def acquire(self) -> None:
         """Wait for this send's turn."""

@@ -66,7 +66,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         # In batches, many destinations at once, each destination's deliveries in order:
         # a fan-out to thousands of members runs at the provider's rate, not at one
         # round trip per delivery.
-        deliverers[name] = reliable.batch_subscriber(delivery_topic(name))(deliver_one)
+        # A provider's cap on the whole account is shared by the processes by partitions.
+        subscribe = reliable.batch_subscriber(delivery_topic(name), on_share=adapter.share)
+        deliverers[name] = subscribe(deliver_one)
 
     feedback = AuthorFeedback(Contacts(db), audit, deliverers)
     provider_statuses = ProviderStatuses(ledger, audit, report)

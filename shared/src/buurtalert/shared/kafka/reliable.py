@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, cast
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord
 from faststream import AckPolicy, BaseMiddleware, ContextRepo
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -46,6 +46,23 @@ def by_key(records: Sequence[_Record]) -> list[list[_Record]]:
     for record in records:
         groups[record.key if record.key is not None else b"%d" % record.offset].append(record)
     return list(groups.values())
+
+
+class Shares(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells ``on_share`` the share of ``topic``'s partitions this consumer holds after
+    each rebalance (aiokafka hands the whole new assignment to ``on_partitions_assigned``)."""
+
+    def __init__(self, topic: str, partitions: int, on_share: Callable[[float], None]) -> None:
+        self.topic, self.partitions, self.on_share = topic, partitions, on_share
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        held = sum(1 for tp in assigned if tp.topic == self.topic)
+        share = held / self.partitions if self.partitions else 1.0
+        log.info("partitions_assigned", topic=self.topic, held=held, share=round(share, 3))
+        self.on_share(share)
 
 
 class Reliable:
@@ -100,13 +117,20 @@ class Reliable:
         return decorate
 
     def batch_subscriber(
-        self, topic: Topic, *, max_records: int = 5000, concurrency: int = 256
+        self,
+        topic: Topic,
+        *,
+        max_records: int = 5000,
+        concurrency: int = 256,
+        on_share: Callable[[float], None] | None = None,
     ) -> Callable[[Handler[M]], Handler[M]]:
         """Decorator: like :meth:`subscriber`, but consume up to ``max_records`` at a
         time and handle up to ``concurrency`` keys at once, each key's records in
         order (a fan-out keeps a provider's rate instead of waiting a round trip per
         record). A record whose handling fails takes the retry path alone; the batch
-        is committed once every record in it was handled or handed to that path."""
+        is committed once every record in it was handled or handed to that path.
+        ``on_share`` hears, after each rebalance, the share of the topic's partitions
+        this process now consumes (of those the topology declares)."""
         name = self.settings.topic(topic.name)
 
         def decorate(handler: Handler[M]) -> Handler[M]:
@@ -124,6 +148,7 @@ class Reliable:
                 handle_record,
                 max_records=max_records,
                 concurrency=concurrency,
+                listener=Shares(name, topic.partitions, on_share) if on_share else None,
             )
             return handler
 
@@ -138,6 +163,7 @@ class Reliable:
         *,
         max_records: int,
         concurrency: int,
+        listener: ConsumerRebalanceListener | None = None,
     ) -> None:
         """Consume ``name`` in batches of up to ``max_records``: the records of each key
         in the order consumed, up to ``concurrency`` of them handled at once (the
@@ -159,9 +185,10 @@ class Reliable:
             await asyncio.gather(*(in_order(records) for records in by_key(msg.raw_message)))
 
         consume_batch.__name__ = handle_record.__name__
-        self._subscribe(name, group_id, description, batch=True, max_records=max_records, decoder=_undecoded)(
-            consume_batch
-        )
+        extra: dict[str, Any] = {"listener": listener} if listener is not None else {}
+        self._subscribe(
+            name, group_id, description, batch=True, max_records=max_records, decoder=_undecoded, **extra
+        )(consume_batch)
 
     def _subscribe(self, name: str, group_id: str, description: str, **batch: Any) -> Callable[[Any], Any]:
         self.commits.track(name)

@@ -52,6 +52,9 @@ OUTSIDE_WINDOW = 131047
 #: An interactive message's body and its reply buttons (Cloud API reference, interactive object).
 INTERACTIVE_BODY_LIMIT = 1024
 MAX_BUTTONS = 3
+#: The least share of the tier a process keeps when it holds no partition of
+#: ``deliveries.whatsapp`` (it still sends the review console's notices).
+MIN_SHARE = 1 / 6
 
 
 def wa_id(phone: str) -> str:
@@ -107,6 +110,12 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
 
     async def start(self) -> None:
         await self.graph.start()
+
+    def share(self, fraction: float) -> None:
+        """The business number's tier is shared by every channels process: this one sends
+        at its share of it (the share of ``deliveries.whatsapp`` it consumes), never less
+        than :data:`MIN_SHARE`, since review notices reach every process."""
+        self.throttle.pace(self.config.messages_per_second * min(max(fraction, MIN_SHARE), 1.0))
 
     async def close(self) -> None:
         await self.graph.close()
