@@ -443,9 +443,13 @@ class Scorer:
             else:
                 decision = Decision.REVIEW
                 reasons.append(Reason(code="uncertain", score=0.5))
-        elif likeliest == "forward" and p_forward >= (
-            self.policy.forward_at if evidence else self.policy.forward_unmarked_at
+        elif (
+            likeliest == "forward"
+            and p_forward >= (self.policy.forward_at if evidence else self.policy.forward_unmarked_at)
+            and not any(r.code == "chain_message" for r in to_reject)
         ):
+            # A message that asks to be passed on ("fais tourner", "bitte teilen") is how hoaxes
+            # travel: even with alert words in it, it is never forwarded without a person.
             decision = Decision.FORWARD
         elif (
             likeliest == "reject"
