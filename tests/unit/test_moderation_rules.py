@@ -403,3 +403,13 @@ def test_an_opinion_is_noise_in_every_language(text: str, language: str) -> None
     reasons, hits = RULES.assess(text, language=language)
     assert hits.get("off_topic.opinions")
     assert "off_topic" in {r.code for r in reasons}
+
+
+def test_the_model_alone_does_not_reject_a_message_that_describes_someone() -> None:
+    """A message without alert words that describes a person (a black coat, a white cap)
+    reads as a report: however sure the model is of noise, a person looks at it; the
+    same model rejects a message that describes nobody."""
+    scorer = Scorer(default_policy("NL"), model_leaning("reject", "w:guy"))
+    described = "A guy wandering down the street in a black coat and a white cap"
+    assert scorer.decide("m", described, language="en").decision is Decision.REVIEW
+    assert scorer.decide("m", "Some guy said hello", language="en").decision is Decision.REJECT
