@@ -58,7 +58,7 @@ class Policy(BaseModel):
         default=0.6, ge=0, le=1, description="The same where the rules found no evidence of an alert"
     )
     reject_at: float = Field(
-        default=0.6,
+        default=0.7,
         ge=0,
         le=1,
         description="The model's probability of reject needed to reject as noise the rules also found"
