@@ -349,3 +349,67 @@ def test_rejection_wants_noise_the_rules_found_or_a_very_sure_model() -> None:
     fairly = Scorer(default_policy("NL"), LinearModel("t", {"w:fiets": (0.0, 0.0, 2.0)}, (0.0, 0.0, 0.0)))
     assert fairly.decide("m", "Die fiets daar", language="nl").decision is Decision.REVIEW
     assert fairly.decide("m", "Te koop: fiets", language="nl").decision is Decision.REJECT
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        (
+            "ALERTE ENLEVEMENT : une petite de 3 ans a ete enlevee par un homme conduisant un camion gris, "
+            "fais tourner ce message",
+            "fr",
+        ),
+        ("Kind entführt! Weißer Transporter, zwei Männer. Bitte teilen!!", "de"),
+        ("Two men attacked a woman with a knife near the park, warn others", "en"),
+    ],
+)
+def test_a_message_asking_to_be_passed_on_is_never_forwarded_by_the_model(text: str, language: str) -> None:
+    """Hoaxes travel with alert words and a request to pass them on; however sure the
+    model is of an alert, such a message from a resident goes to a person at most."""
+    scorer = Scorer(default_policy("NL"), LinearModel("t", {f"lang:{language}": (9.0, 0.0, 0.0)}, (0, 0, 0)))
+    result = scorer.decide("m", text, author_role=Role.RESIDENT, language=language)
+    assert "chain_message" in {r.code for r in result.reasons}
+    assert result.decision is not Decision.FORWARD
+
+
+def test_the_model_reads_words_without_accents_and_by_their_first_letters() -> None:
+    """People type "enleve" as often as "enlevé": accents are dropped before the words
+    are counted, and a longer word also counts by its first five letters, so that
+    "cambrioleurs" and "cambriolage", "Einbrecher" and "Einbruch" share a feature."""
+    accented = features("Enlevé près de l'école", set(), "resident", "fr")
+    plain = features("Enleve pres de l'ecole", set(), "resident", "fr")
+    words = ("w:", "p:")
+    assert {f for f in accented if f.startswith(words)} == {f for f in plain if f.startswith(words)}
+    assert "p:cambr" in features("cambrioleurs", set(), "resident", "fr") & features(
+        "cambriolage", set(), "resident", "fr"
+    )
+    assert "p:einbr" in features("Einbrecher", set(), "resident", "de") & features(
+        "Einbruch bei Nachbarn", set(), "resident", "de"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Belachelijk dat de politie niks doet, wat een schande", "nl"),
+        ("Que fait la police ? C'est une honte, ras le bol", "fr"),
+        ("Unglaublich, die Polizei macht nichts. Eine Schande!", "de"),
+        ("Shame on you, where are the police? Ridiculous", "en"),
+    ],
+)
+def test_an_opinion_is_noise_in_every_language(text: str, language: str) -> None:
+    """Opinions and complaints about the police are not alerts: each language's word
+    list finds them (off-topic), so that a model sure of noise may reject them."""
+    reasons, hits = RULES.assess(text, language=language)
+    assert hits.get("off_topic.opinions")
+    assert "off_topic" in {r.code for r in reasons}
+
+
+def test_the_model_alone_does_not_reject_a_message_that_describes_someone() -> None:
+    """A message without alert words that describes a person (a black coat, a white cap)
+    reads as a report: however sure the model is of noise, a person looks at it; the
+    same model rejects a message that describes nobody."""
+    scorer = Scorer(default_policy("NL"), model_leaning("reject", "w:guy"))
+    described = "A guy wandering down the street in a black coat and a white cap"
+    assert scorer.decide("m", described, language="en").decision is Decision.REVIEW
+    assert scorer.decide("m", "Some guy said hello", language="en").decision is Decision.REJECT

@@ -72,6 +72,9 @@ _DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 SHORT = 6  # tokens: a message this short with a thank-you or approval is a reaction
+#: Description details (clothing, colours, vehicles, build) that make a message read as a
+#: report of someone: the model alone does not reject it.
+DESCRIBED = 2
 ALERTS = frozenset({"urgent_112", "suspicious_situation", "missing_person", "police_alert"})
 #: Reasons an author is told about (the others are for moderators).
 EXPLAINED = frozenset(
@@ -443,16 +446,23 @@ class Scorer:
             else:
                 decision = Decision.REVIEW
                 reasons.append(Reason(code="uncertain", score=0.5))
-        elif likeliest == "forward" and p_forward >= (
-            self.policy.forward_at if evidence else self.policy.forward_unmarked_at
+        elif (
+            likeliest == "forward"
+            and p_forward >= (self.policy.forward_at if evidence else self.policy.forward_unmarked_at)
+            and not any(r.code == "chain_message" for r in to_reject)
         ):
+            # A message that asks to be passed on ("fais tourner", "bitte teilen") is how hoaxes
+            # travel: even with alert words in it, it is never forwarded without a person.
             decision = Decision.FORWARD
         elif (
             likeliest == "reject"
             and not evidence
             and p_reject >= (self.policy.reject_at if to_reject else self.policy.reject_unmarked_at)
+            and (to_reject or len({s.text for s in hits.get("details", ())}) < DESCRIBED)
         ):
-            # Rejection, too, wants evidence: noise the rules found, or a model very sure alone.
+            # Rejection, too, wants evidence: noise the rules found, or a model very sure alone
+            # of a message that describes nobody (a coat and a cap are how an alert reads
+            # where its alert words are missing: such a message goes to a person).
             decision = Decision.REJECT
             if not to_reject:
                 reasons.append(Reason(code="not_an_alert", score=round(p_reject, 3)))
