@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from buurtalert.moderation.evaluate import Evaluation
-from buurtalert.moderation.training import Item, held_back, load_corpus
+from buurtalert.moderation.evaluate import UNSEEN, Evaluation
+from buurtalert.moderation.training import CORPUS, Item, held_back, load_corpus
 from buurtalert.shared.models import Role
 
 
@@ -37,6 +37,18 @@ def test_held_back_part_is_chosen_by_source_and_never_in_training() -> None:
     assert len({i.group for i in held}) >= 10
     assert set(Counter(i.language for i in held)) == {"nl", "fr", "de", "en"}
     assert not held_back("written-nlw-00")
+
+
+def test_the_unseen_part_shares_no_site_and_no_message_with_the_corpus() -> None:
+    """The second labeller's set comes from sites the corpus does not use, so neither the
+    training nor the held-back figures can have seen its sources; training reads only the
+    corpus file."""
+    unseen, corpus = load_corpus(UNSEEN), load_corpus()
+    assert len(unseen) >= 100 and all(i.kind == "quote" for i in unseen)
+    assert set(Counter(i.language for i in unseen)) == {"nl", "fr", "de", "en"}
+    assert not {i.group for i in unseen} & {i.group for i in corpus}
+    assert not {" ".join(i.text.split()) for i in unseen} & {" ".join(i.text.split()) for i in corpus}
+    assert load_corpus.__defaults__ == (CORPUS,) and CORPUS.name == "messages.jsonl"
 
 
 def item(identifier: str, expected: str, language: str = "nl") -> Item:
