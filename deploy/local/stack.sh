@@ -185,7 +185,7 @@ start_ferretdb() {
   local args=(-handler sqlite -sqlite-dir "$fdir/data/")
   case "$backend" in
     sqlite) ;;
-    postgresql) start_postgres; args=(-handler postgresql -postgresql-url "postgres://postgres@127.0.0.1:$pg_port/ferretdb") ;;
+    postgresql) start_postgres; args=(-handler postgresql -postgresql-url "postgres://postgres@127.0.0.1:$pg_port/ferretdb?pool_max_conns=90") ;;
     *) log "BUURTALERT_DB_BACKEND must be postgresql or sqlite, not $backend"; return 1 ;;
   esac
   log "starting ferretdb ($backend) on 127.0.0.1:$mongo_port"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from buurtalert.shared import collections
 from buurtalert.shared.collections import COLLECTIONS, Collection
+from buurtalert.shared.settings import Settings
+from buurtalert.shared.topics import SERVICES
 from tests.unit.test_layout import PACKAGES, ROOT, sources
 
 DECLARED = {name: value for name, value in vars(collections).items() if isinstance(value, Collection)}
@@ -198,3 +200,28 @@ def test_declared_indexes_are_top_level_fields() -> None:
                 collection,
                 field,
             )
+
+
+def test_no_code_sends_many_update_statements_in_one_command() -> None:
+    """FerretDB v1 runs the statements of one update command holding a backend connection for
+    each until the last (its handler closes each statement's iterator at the end), so a
+    ``bulk_write`` of 100 updates takes its whole SQLite pool and hangs it for good (found in
+    a goroutine dump: 100 open iterators, the update waiting for a 101st connection).
+    Updates go one statement per command (``shared.mongo.one_statement_each``)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in PACKAGES
+        for path in sources(package)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "bulk_write"
+    ]
+    assert found == []
+
+
+def test_every_process_together_stays_under_ferretdbs_own_pool() -> None:
+    """Concurrent updates deadlock FerretDB v1 once they are as many as its pool's
+    connections (100 per database on SQLite; ``pool_max_conns=90`` on PostgreSQL in
+    deploy/local/stack.sh): the five services' client pools together stay under it, with room
+    for the commands an operator runs beside them."""
+    assert Settings().mongo_pool_size * len(SERVICES) <= 80
+    assert "pool_max_conns=90" in (ROOT / "deploy/local/stack.sh").read_text()

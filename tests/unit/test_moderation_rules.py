@@ -413,3 +413,24 @@ def test_the_model_alone_does_not_reject_a_message_that_describes_someone() -> N
     described = "A guy wandering down the street in a black coat and a white cap"
     assert scorer.decide("m", described, language="en").decision is Decision.REVIEW
     assert scorer.decide("m", "Some guy said hello", language="en").decision is Decision.REJECT
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Nu inbraak bezig aan de Dorpstraat: man met rode jas en zwarte rugzak aan een achterdeur.", "nl"),
+        ("Cambriolage en cours rue de la Gare, deux hommes en noir avec une camionnette blanche.", "fr"),
+        ("Gerade Einbruch in der Hauptstraße, Mann mit roter Jacke und schwarzem Rucksack.", "de"),
+    ],
+)
+def test_a_crime_happening_now_with_a_description_is_forwarded_despite_the_models_doubt(
+    text: str, language: str
+) -> None:
+    """What, where and who: the evidence an alert needs. A model that doubts between forward
+    and review does not hold it back (the reminder to call 112 goes with it); a model sure it
+    is noise still sends it to a person, never rejects it."""
+    doubting = Scorer(default_policy("NL"), model_leaning("review", "role:resident"))
+    result = doubting.decide("m", text, author_role=Role.RESIDENT, language=language)
+    assert result.decision is Decision.FORWARD and result.saar_reminder
+    noise = Scorer(default_policy("NL"), model_leaning("reject", "role:resident"))
+    assert noise.decide("m", text, author_role=Role.RESIDENT, language=language).decision is Decision.REVIEW

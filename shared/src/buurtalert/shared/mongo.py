@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -25,12 +26,26 @@ Document = dict[str, Any]
 
 
 def mongo_client(settings: Settings, timeout_ms: int = 10_000) -> AsyncMongoClient[Document]:
+    """The process's client. Its pool is small on purpose (``mongo_pool_size``): FerretDB v1
+    holds two of its backend connections for every update (the query's iterator and the
+    write's transaction) from a pool of 100 per database on SQLite (``pool_max_conns`` on
+    PostgreSQL) and waits for them without a timeout, so as many concurrent updates as its
+    pool has connections deadlock it for good. Every process's pool together stays under it."""
     return AsyncMongoClient(
         settings.mongo_url.get_secret_value(),
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
         appname="buurtalert",
+        maxPoolSize=settings.mongo_pool_size,
     )
+
+
+async def one_statement_each(updates: Iterable[Awaitable[Any]]) -> None:
+    """Run ``updates`` (``update_one`` calls), each its own command: never one command of
+    many statements, which FerretDB v1 runs holding a backend connection per statement
+    until the last (its update handler closes each statement's iterator only at the end),
+    so that a bulk of 100 exhausts its pool and hangs it. Concurrency is the client pool's."""
+    await asyncio.gather(*updates)
 
 
 class CollectionNotAllowed(PermissionError):

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         default=None, description="CA bundle for the brokers' certificates (the system's if unset)"
     )
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    mongo_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description="Connections per process to the database: all processes together stay under "
+        "FerretDB's own pool (see shared.mongo.mongo_client)",
+    )
     database: str = "buurtalert"
     topic_prefix: str = ""
     environment: Literal["local", "production"] = "local"

@@ -437,6 +437,16 @@ class Scorer:
             # Filed under a category the client may use (ingest checks its scope): the
             # rules found nothing unsafe, so it goes where the category takes it.
             decision = Decision.FORWARD
+        elif (
+            "urgent_112" in codes
+            and len({s.text for s in hits.get("details", ())}) >= DESCRIBED
+            and not to_reject
+            and not to_review
+            and likeliest != "reject"
+        ):
+            # A crime happening now with the person or vehicle described: what, where and who,
+            # the evidence an alert needs, whatever the model's doubt between forward and review.
+            decision = Decision.FORWARD
         elif verdict is None:
             # Rules alone: forward an alert they found, reject the noise they found, hold the rest.
             if evidence and not to_reject and not to_review:

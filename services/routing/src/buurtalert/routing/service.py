@@ -40,9 +40,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     router = Router(Directories(db), Incidents(db), GroupRates(db), Audit(db), publish, channels)
 
-    @reliable.subscriber(MESSAGES_APPROVED)
-    async def route_message(item: ModeratedMessage) -> None:
-        await router(item)
+    @reliable.key_batch_subscriber(MESSAGES_APPROVED)
+    async def route_messages(items: list[ModeratedMessage]) -> list[BaseException | None]:
+        return await router.route_many(items)
 
     feedback = OutcomeFeedback(Directories(db), Incidents(db), Audit(db), publish, channels)
 

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -22,7 +21,7 @@ from buurtalert.directory.model import Directory
 from buurtalert.routing.rules import WINDOW, Incident, matching_incident
 from buurtalert.shared.collections import GROUP_RATES, INCIDENT_REPORTS, INCIDENTS, OPEN_INCIDENTS
 from buurtalert.shared.models import InboundMessage, Location, short_reference, stable_id, utcnow
-from buurtalert.shared.mongo import Database, Document
+from buurtalert.shared.mongo import Database, Document, one_statement_each
 
 #: At most this many incidents per district are open to new reports at once.
 OPEN_PER_DISTRICT = 200
@@ -228,25 +227,17 @@ class Incidents:
         entry_of = {e["id"]: e for key in changed for e in entries[key]}
         first_fields = ("municipality", "district", "category", "text", "location", "opened_at")
         if chosen:
-            await self._incidents.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": incident_id},
-                        {
-                            "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
-                            | {
-                                "ref": short_reference(incident_id),
-                                "closed_at": None,
-                                "told": {},
-                                "reports": 0,
-                            },
-                            "$max": {"last_seen": sent_at},
-                        },
-                        upsert=True,
-                    )
-                    for incident_id, sent_at in _latest(batch, chosen).items()
-                ],
-                ordered=False,
+            await one_statement_each(
+                self._incidents.update_one(
+                    {"_id": incident_id},
+                    {
+                        "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
+                        | {"ref": short_reference(incident_id), "closed_at": None, "told": {}, "reports": 0},
+                        "$max": {"last_seen": sent_at},
+                    },
+                    upsert=True,
+                )
+                for incident_id, sent_at in _latest(batch, chosen).items()
             )
         fresh = await self._insert_reports(
             [(message_id, incident_id) for message_id, (_, incident_id) in chosen.items()]
@@ -256,9 +247,9 @@ class Incidents:
             incident_id = chosen[message_id][1]
             counted[incident_id] = counted.get(incident_id, 0) + 1
         if counted:
-            await self._incidents.bulk_write(
-                [UpdateOne({"_id": i}, {"$inc": {"reports": n}}) for i, n in sorted(counted.items())],
-                ordered=False,
+            await one_statement_each(
+                self._incidents.update_one({"_id": i}, {"$inc": {"reports": n}})
+                for i, n in sorted(counted.items())
             )
         ids = {incident_id for _, incident_id in chosen.values()} | {
             doc["incident"] for doc in known.values()

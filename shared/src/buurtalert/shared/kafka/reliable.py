@@ -31,6 +31,8 @@ from buurtalert.shared.topics import Topic
 log = get_logger(__name__)
 
 _Record: TypeAlias = ConsumerRecord[bytes, bytes]
+#: A handler of one key's messages of a batch, in order: per message None or its failure.
+KeyBatchHandler: TypeAlias = Callable[[list[M]], Awaitable[Sequence[BaseException | None]]]
 
 
 def _undecoded(message: Any) -> None:
@@ -150,6 +152,60 @@ class Reliable:
                 concurrency=concurrency,
                 listener=Shares(name, topic.partitions, on_share) if on_share else None,
             )
+            return handler
+
+        return decorate
+
+    def key_batch_subscriber(
+        self, topic: Topic, *, max_records: int = 5000, concurrency: int = 256
+    ) -> Callable[[KeyBatchHandler[M]], KeyBatchHandler[M]]:
+        """Decorator: like :meth:`batch_subscriber`, but hand each key's records of a
+        batch to the handler at once, in the order consumed: a handler that does its
+        reads for them together and its publishing in order keeps a busy key (one group
+        reporting a fire) from waiting a round trip per record. The handler answers, per
+        record, None or the exception that sends that record alone to the retry path."""
+        name = self.settings.topic(topic.name)
+
+        def decorate(handler: KeyBatchHandler[M]) -> KeyBatchHandler[M]:
+            async def one(message: M) -> None:  # a retry comes back alone
+                [failure] = await handler([message])
+                if failure is not None:
+                    raise failure
+
+            one.__name__ = handler.__name__
+            self.retry.register(name, topic.payload, one)
+            limit = asyncio.Semaphore(concurrency)
+
+            async def handle_key(records: Sequence[_Record]) -> None:
+                parsed: list[tuple[_Record, M]] = []
+                for record in records:
+                    try:
+                        parsed.append((record, cast(M, topic.payload.model_validate_json(record.value))))
+                    except Exception as exc:  # unparseable: the retry path sends it to dead letter
+                        await self.retry.failed_record(record.topic, record.key, record.value, exc)
+                if not parsed:
+                    return
+                async with limit:
+                    try:
+                        failures: Sequence[BaseException | None] = await handler([m for _, m in parsed])
+                    except Exception as exc:  # the handler failed as a whole: each record retries
+                        failures = [exc] * len(parsed)
+                for (record, _), failure in zip(parsed, failures, strict=True):
+                    if failure is not None:
+                        await self.retry.failed_record(record.topic, record.key, record.value, failure)
+
+            async def consume_batch(body: Any, msg: KafkaMessage) -> None:
+                await asyncio.gather(*(handle_key(records) for records in by_key(msg.raw_message)))
+
+            consume_batch.__name__ = handler.__name__
+            self._subscribe(
+                name,
+                f"{self.settings.group_id(self.service)}.{topic.name}",
+                topic.description,
+                batch=True,
+                max_records=max_records,
+                decoder=_undecoded,
+            )(consume_batch)
             return handler
 
         return decorate
