@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,9 @@ def report(n: int, tag: str) -> dict[str, Any]:
 # --- the SMTP sink: when each report's email arrived ---------------------------------
 
 
+TAG = re.compile(r"\[([A-Za-z0-9]+-[0-9]+)\]")
+
+
 @dataclass
 class Arrivals:
     at: dict[str, float] = field(default_factory=dict)
@@ -91,9 +95,11 @@ class Arrivals:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         body = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         text = str(body.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
-        start = text.rfind("[")
-        if start >= 0:
-            self.at.setdefault(text[start + 1 : text.index("]", start)], time.perf_counter())
+        # the report's own tag ("[run-12]"), not the brackets of the lines we add below it
+        # (a regiegroep's "UITKOMST 3FA9C1 ... [toelichting]")
+        found = TAG.search(text)
+        if found:
+            self.at.setdefault(found.group(1), time.perf_counter())
         return "250 OK"
 
 
