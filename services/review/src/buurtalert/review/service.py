@@ -4,7 +4,8 @@ Wiring only; the handling is in :mod:`~buurtalert.review.handlers`, the pages in
 
 It consumes ``moderation.review`` and ``moderation.proposals`` into its queue
 (``review_items``) and publishes every human decision on ``moderation.decisions``, which
-moderation applies."""
+moderation applies. It reads its removals back from there to ask channels, on
+``review.group-changes``, to take the member out of the group's WhatsApp group."""
 
 from __future__ import annotations
 
