@@ -141,14 +141,16 @@ async def test_dlq_replay_twice_publishes_the_original_payload_once_with_its_key
     assert second == [f"{letters[0].id}: already replayed, skipped"]
     assert await replay(settings, "routing", ["9:9"]) == ["9:9: no such dead letter on routing"]
     listed = await asyncio.to_thread(
-        lambda: subprocess.run(
-            [str(BIN), "dlq", "list", "routing"],
-            env={**os.environ, **settings_environment(settings)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        lambda: (
+            subprocess.run(
+                [str(BIN), "dlq", "list", "routing"],
+                env={**os.environ, **settings_environment(settings)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+        )
     )
     assert listed.startswith("routing 0:0 (replayed) topic=") and "key=boshoven" in listed, listed
 
@@ -329,14 +331,16 @@ async def test_status_shows_records_waiting_their_age_and_dead_letters_per_servi
     assert rows["ingest"].lag == 0 and rows["ingest"].dead_letters == 0
 
     printed = await asyncio.to_thread(
-        lambda: subprocess.run(
-            [str(BIN), "status"],
-            env={**os.environ, **settings_environment(settings)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        lambda: (
+            subprocess.run(
+                [str(BIN), "status"],
+                env={**os.environ, **settings_environment(settings)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+        )
     )
     assert printed.splitlines()[0].split()[:2] == ["service", "waiting"]
     moderation = next(line for line in printed.splitlines() if line.startswith("moderation"))
@@ -389,3 +393,28 @@ async def test_member_erase_after_a_real_report_through_ingest_leaves_no_trace_i
 async def _with_traces(settings: Settings, needles: list[str], *, at_least: int) -> list[str] | None:
     found = traces(await every_collection(settings), needles)
     return found if len(found) >= at_least else None
+
+
+async def test_two_processes_of_a_service_are_both_ready_though_one_holds_no_retry_partition(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """routing's retry topic has one partition: of two routing processes one holds it and
+    the other none. Both are ready (a replica that is never ready would stall a rollout)."""
+    ports = [settings.http_port, free_port()]
+    processes = [
+        ServiceProcess("routing", settings.model_copy(update={"http_port": port}), tmp_path) for port in ports
+    ]
+    for n, process in enumerate(processes):
+        process.log_path = tmp_path / f"routing-{n}.log"
+        process.start()
+    try:
+        for port in ports:
+            ready = await eventually(
+                lambda port=port: _status_is(f"http://127.0.0.1:{port}/ready", 200),
+                timeout=120,
+                what="both routing processes ready",
+            )
+            assert ready["reasons"] == []
+    finally:
+        for process in processes:
+            process.stop()

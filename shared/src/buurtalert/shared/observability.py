@@ -87,6 +87,19 @@ async def consumer_lags(settings: Settings, groups: Iterable[str] | None = None)
         await admin.close()
 
 
+def joined(consumer: Any) -> bool:
+    """Whether an aiokafka consumer has its assignment from its group: some partitions,
+    or none when the group has more consumers than the topic partitions (a retry topic of
+    one partition, read by two processes of a service). A process whose consumers hold no
+    partition is still ready: it takes over when the other leaves."""
+    if consumer.assignment():
+        return True
+    # aiokafka keeps "assigned nothing" (an empty assignment) apart from "not assigned
+    # yet" (None) only in its subscription state.
+    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
+    return getattr(subscription, "assignment", None) is not None
+
+
 class Observability:
     """The probes, metrics and tracing of one service's process."""
 
@@ -108,13 +121,13 @@ class Observability:
         return sorted({str(getattr(sub, "group_id", "")) for sub in subscribers} - {""})
 
     def unready(self) -> list[str]:
-        """Why the consumers are not ready (empty when every one holds partitions)."""
+        """Why the consumers are not ready (empty when every one has joined its group)."""
         reasons = []
         for broker in self.brokers:
             for sub in broker.subscribers:
                 consumer: Any = getattr(sub, "consumer", None)
-                if consumer is None or not consumer.assignment():
-                    reasons.append(f"no partitions assigned yet: {getattr(sub, 'group_id', None) or sub}")
+                if consumer is None or not joined(consumer):
+                    reasons.append(f"not yet in its consumer group: {getattr(sub, 'group_id', None) or sub}")
         return reasons
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
