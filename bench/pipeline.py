@@ -71,12 +71,12 @@ STREETS = ("Kerk", "Molen", "School", "Dorps", "Beuken", "Eiken", "Linden", "Akk
 PARTITIONS = 3
 
 
-def report(n: int, tag: str) -> dict[str, Any]:
+def report(n: int, tag: str, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]:
     """Report ``n``: a distinct event (its own street) that moderation forwards."""
     street = f"{STREETS[n % len(STREETS)]}{tag}{n}straat"  # tags are letters and digits
     return {
         "report_id": f"{tag}-{n}",
-        "group": GROUPS[n % len(GROUPS)],
+        "group": groups[n % len(groups)],
         "reporter": f"+31 6 {10_000_000 + n % 90_000_000}",
         "text": f"Verdachte man met rode jas probeert autodeuren bij de {street}, 112 gebeld. [{tag}-{n}]",
     }
@@ -112,6 +112,11 @@ class Pipeline:
     processes: list[subprocess.Popen[bytes]]
     sink: Controller
     arrivals: Arrivals
+    #: Each process's HTTP port (its /metrics; ingest's also takes reports), as ``processes``.
+    ports: list[int] = field(default_factory=list)
+
+    def ingest_ports(self) -> list[int]:
+        return [port for n, port in enumerate(self.ports) if SERVICES[n % len(SERVICES)] == "ingest"]
 
     def stop(self) -> None:
         for proc in self.processes:
@@ -124,8 +129,30 @@ class Pipeline:
         self.sink.stop()
 
 
-async def start_pipeline(infra: Infrastructure, workdir: Path, *, copies: int = 1) -> Pipeline:
-    """The four services (``copies`` processes of each, sharing their consumer groups)."""
+#: Districts added to the demo directory for the scale-out run, each with a buurtgroep
+#: and a regiegroep by email: enough keys to spread over the partitions (three demo
+#: districts are three keys, which two processes need not share at all).
+WIJKEN = tuple(f"wijk-{n:02d}" for n in range(1, 25))
+WIJK_GROUPS = tuple(f"{wijk}-buurt" for wijk in WIJKEN)
+
+
+def _with_wijken(directory: dict[str, Any]) -> dict[str, Any]:
+    for wijk in WIJKEN:
+        directory["districts"].append({"id": wijk, "name": wijk.title(), "neighbours": []})
+        directory["groups"] += [
+            {"id": f"{wijk}-buurt", "name": f"Buurtpreventie {wijk}", "kind": "buurtgroep", "district": wijk,
+             "channel": "email", "address": f"{wijk}-buurt@lists.weert-demo.buurtalert.test"},
+            {"id": f"{wijk}-regie", "name": f"Regiegroep {wijk}", "kind": "regiegroep", "district": wijk,
+             "channel": "email", "address": f"regie-{wijk}@lists.weert-demo.buurtalert.test"},
+        ]  # fmt: skip
+    return directory
+
+
+async def start_pipeline(
+    infra: Infrastructure, workdir: Path, *, copies: int = 1, wijken: bool = False
+) -> Pipeline:
+    """The four services (``copies`` processes of each, sharing their consumer groups);
+    ``wijken``: with the districts of :data:`WIJKEN` in the directory."""
     workdir.mkdir(parents=True, exist_ok=True)
     arrivals = Arrivals()
     sink = Controller(arrivals, hostname="127.0.0.1", port=free_port())
@@ -135,6 +162,8 @@ async def start_pipeline(infra: Infrastructure, workdir: Path, *, copies: int = 
     data["ingest"]["email"] = {"smtp_port": None, "imap": []}
     for client in data["api_clients"]:
         client["rate_per_minute"] = 100_000
+        if wijken:
+            client["districts"] = [*client["districts"], *WIJKEN]
     path = workdir / "municipality.yaml"
     path.write_text(yaml.safe_dump(data))
     settings = isolated_settings(infra, municipality_file=path, http_port=free_port(), log_level="WARNING")
@@ -142,24 +171,52 @@ async def start_pipeline(infra: Infrastructure, workdir: Path, *, copies: int = 
     client = mongo_client(settings)
     key = load_municipality_config(path).pseudonym_key
     for municipality in ("weert", "bocholt"):
-        directory = load_directory(ROOT / "deploy/demo" / municipality / "directory.yaml")
+        source = ROOT / "deploy/demo" / municipality / "directory.yaml"
+        if wijken and municipality == "weert":
+            source = workdir / "directory.yaml"
+            source.write_text(
+                yaml.safe_dump(
+                    _with_wijken(yaml.safe_load((ROOT / "deploy/demo/weert/directory.yaml").read_text()))
+                )
+            )
+        directory = load_directory(source)
         await store_directory(Database(client[settings.database], "directory"), directory.pseudonymised(key))
     await client.close()
-    processes = []
+    processes, ports = [], []
     for copy in range(copies):
         for name in SERVICES:
             port = settings.http_port if name == "ingest" and copy == 0 else free_port()
             env = {**os.environ, **settings_environment(settings.model_copy(update={"http_port": port}))}
             log = (workdir / f"{name}-{copy}.log").open("wb")
             processes.append(subprocess.Popen([str(BIN), "run", name], env=env, stdout=log, stderr=log))
-    pipeline = Pipeline(settings, processes, sink, arrivals)
+            ports.append(port)
+    pipeline = Pipeline(settings, processes, sink, arrivals, ports)
     try:
-        await _listening(settings.http_port, within=120)
+        for port in pipeline.ingest_ports():
+            await _listening(port, within=120)
+        await all_ready(pipeline)
         await warm_up(pipeline, workdir)
     except BaseException:
         pipeline.stop()
         raise
     return pipeline
+
+
+async def all_ready(pipeline: Pipeline, within: float = 240.0) -> None:
+    """Every process answers /ready (its consumers hold partitions): a process still
+    loading would otherwise leave its share to the others."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=5) as http:
+        for port in pipeline.ports:
+            while True:
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the process on port {port} was not ready within {within:.0f} s")
+                await asyncio.sleep(0.5)
 
 
 async def warm_up(pipeline: Pipeline, workdir: Path) -> None:
@@ -192,14 +249,17 @@ async def post(http: httpx.AsyncClient, port: int, body: dict[str, Any]) -> None
     raise RuntimeError("ingest answered 503 twenty times in a row")
 
 
-async def post_all(http: httpx.AsyncClient, port: int, reports: list[dict[str, Any]]) -> None:
+async def post_all(http: httpx.AsyncClient, port: int | list[int], reports: list[dict[str, Any]]) -> None:
+    """Post every report with ``CLIENTS`` clients; with several ingest ports, the clients
+    take turns among them (as a load balancer in front of ingest's processes would)."""
     queue = list(reversed(reports))
+    targets = port if isinstance(port, list) else [port]
 
-    async def client() -> None:
+    async def client(n: int) -> None:
         while queue:
-            await post(http, port, queue.pop())
+            await post(http, targets[n % len(targets)], queue.pop())
 
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
 
 
 async def wait_for(arrivals: dict[str, float], keys: set[str], within: float) -> None:
@@ -283,10 +343,58 @@ async def pipeline_throughput(pipeline: Pipeline, count: int, tag: str) -> float
     reports = [report(n, tag) for n in range(count)]
     start = time.perf_counter()
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CLIENTS)) as http:
-        await post_all(http, pipeline.settings.http_port, reports)
+        await post_all(http, pipeline.ingest_ports(), reports)
     keys = {r["report_id"] for r in reports}
     await wait_for(pipeline.arrivals.at, keys, within=120 + count / 5)
     return count / (max(pipeline.arrivals.at[k] for k in keys) - start)
+
+
+COUNTED = re.compile(
+    r'^faststream_(received|published)_messages_total\{[^}]*(?:handler|destination)="([^"]+)"[^}]*\} '
+    r"([0-9.e+]+)$",
+    re.M,
+)
+
+
+async def handled(port: int) -> float:
+    """The work a process did so far, from its /metrics: messages it consumed from the
+    pipeline's topics (its retry topic left out) or, for ingest, published on
+    messages.inbound."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    return sum(
+        float(n)
+        for kind, topic, n in COUNTED.findall(text)
+        if (kind == "received" and not topic.endswith(".retry"))
+        or (kind == "published" and topic.endswith("messages.inbound"))
+    )
+
+
+async def scale_out(infra: Infrastructure, workdir: Path, count: int) -> dict[str, Any]:
+    """Two processes of each service (consumer groups; ingest's behind alternating
+    clients): each report delivered, and each process's share of its service's work."""
+    pipeline = await start_pipeline(infra, workdir, copies=2, wijken=True)
+    try:
+        before = [await handled(port) for port in pipeline.ports]
+        start = time.perf_counter()
+        reports = [report(n, "two", WIJK_GROUPS) for n in range(count)]
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CLIENTS)) as http:
+            await post_all(http, pipeline.ingest_ports(), reports)
+        keys = {r["report_id"] for r in reports}
+        await wait_for(pipeline.arrivals.at, keys, within=120 + count / 5)
+        per_s = count / (max(pipeline.arrivals.at[k] for k in keys) - start)
+        after = [await handled(port) for port in pipeline.ports]
+    finally:
+        pipeline.stop()
+        client = mongo_client(pipeline.settings)
+        await client.drop_database(pipeline.settings.database)
+        await client.close()
+        await delete_prefixed_topics(pipeline.settings)
+    shares: dict[str, list[float]] = {}
+    for n, name in enumerate(SERVICES * 2):
+        shares.setdefault(name, []).append(after[n] - before[n])
+    smallest = {name: round(min(done) / sum(done), 3) if sum(done) else 0.0 for name, done in shares.items()}
+    return {"processes_per_service": 2, "per_s": round(per_s, 1), "smallest_share": smallest}
 
 
 async def pipeline_latency(pipeline: Pipeline, rate: float, seconds: float, tag: str) -> list[float]:
@@ -622,5 +730,8 @@ async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 
             print(f"  latency at {rate:.1f}/s: pipeline {mine}, baseline {baseline}")
     finally:
         await chain.stop()
+    results["scale_out"] = two = await scale_out(infra, workdir / "two", count)
+    two["one_process_per_s"] = round(ours, 1)
+    print(f"  two processes per service: {two}")
     results["unavailable_answers"] = UNAVAILABLE["answers"]
     return results

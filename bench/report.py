@@ -182,6 +182,20 @@ def pipeline_goals(pipeline: dict[str, Any]) -> list[Goal]:
                     at_least=False,
                 )
             )
+    two = pipeline.get("scale_out")
+    if two:
+        # Two processes of a service share its work when the one doing less still does a
+        # fair part of it: with 3 partitions, one holds 2 and the other 1 (a third).
+        for service, share in sorted(two["smallest_share"].items()):
+            out.append(
+                Goal(
+                    f"Scale-out: two {service} processes share the work",
+                    f"the smaller share {share:.0%} ({two['per_s']} msg/s for both)",
+                    f"one process each: {two['one_process_per_s']} msg/s",
+                    share,
+                    0.2,
+                )
+            )
     growth = pipeline["cost_growth"]
     for factor in (10, 100):
         out.append(

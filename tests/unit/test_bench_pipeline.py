@@ -67,3 +67,16 @@ def test_cpu_time_of_a_process_is_read_as_it_grows() -> None:
         pass
     assert _cpu_seconds(os.getpid()) - before >= 0.25
     assert _machine_busy_seconds() - machine >= 0.25
+
+
+def test_a_process_that_takes_no_share_of_its_services_work_misses_the_scale_out_goal() -> None:
+    figures = _figures(0.6, 1.5, 2.5, 1.1) | {
+        "scale_out": {
+            "per_s": 40.0,
+            "one_process_per_s": 38.0,
+            "smallest_share": {"ingest": 0.5, "routing": 0.33, "channels": 0.0},
+        }
+    }
+    assert [g.benchmark for g in missed(pipeline_goals(figures))] == [
+        "Scale-out: two channels processes share the work"
+    ]
