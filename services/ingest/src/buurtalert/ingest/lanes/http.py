@@ -289,7 +289,7 @@ def routes(
             *meta_webhook("facebook", fb_config, parse_facebook),
             Route("/reports", guarded("web", post_report), methods=["POST"]),
             Route("/report", report_form, methods=["GET"]),
-            Route(FORM_PATH, poll_form, methods=["GET"]),
+            Route(FORM_PATH, guarded("poll", poll_form), methods=["GET"]),
             Route(FORM_PATH, guarded("poll", post_poll_answer), methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]
