@@ -15,6 +15,7 @@ from buurtalert.directory.store import store_directory
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
+from tests.review_support import ReviewService, running_review
 from tests.support import ServiceProcess, wait_http
 
 SERVICES = ("ingest", "moderation", "routing", "channels")
@@ -70,3 +71,14 @@ async def system(
             process.stop()
         if request.node.stash.get(TEST_FAILED, False):
             print(running.logs())
+
+
+@pytest.fixture
+async def review(
+    system: System, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[ReviewService]:
+    """The review service as a process beside the system's four (its log printed if the test failed)."""
+    async with running_review(
+        system.settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
+    ) as service:
+        yield service

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +14,9 @@ import pytest
 
 from buurtalert.shared.models import stable_id
 from buurtalert.shared.mongo import Audit, Database, mongo_client
-from tests.conftest import TEST_FAILED
 from tests.e2e.conftest import System
 from tests.meta import REGIE_GROUP, signed, wa_message, wa_messages
-from tests.review_support import ReviewService, running_review
+from tests.review_support import ReviewService
 from tests.support import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -34,16 +31,6 @@ REACHED = {
     f"regie-centrum@{LISTS}",
     "regie-kaulille@lists.bocholt-demo.buurtalert.test",
 }
-
-
-@pytest.fixture
-async def review(
-    system: System, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        system.settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 def inbox(system: System) -> list[tuple[str, str, str]]:

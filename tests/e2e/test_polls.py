@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -28,10 +27,10 @@ from buurtalert.directory.store import store_directory
 from buurtalert.shared.collections import POLL_ANSWERS
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import load_municipality_config
-from tests.conftest import DEMO, TEST_FAILED
+from tests.conftest import DEMO
 from tests.e2e.conftest import System
 from tests.meta import signed, wa_messages
-from tests.review_support import ReviewService, running_review
+from tests.review_support import ReviewService
 from tests.support import BIN, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -39,16 +38,6 @@ WA_SECRET = "demo-whatsapp-app-secret"
 MAIL_MEMBER = "oost1@example.test"
 INVITED = ["31600000011", "31600000012"]  # Centrum-West, consented; 31600000013 did not
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/poll\?t=[A-Za-z0-9._-]+)")
-
-
-@pytest.fixture
-async def review(
-    system: System, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        system.settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 async def add_mail_member(system: System) -> None:

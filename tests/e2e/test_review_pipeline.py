@@ -6,8 +6,6 @@ WhatsApp group (the Graph API emulator's Groups API group) no longer has them.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,26 +13,15 @@ import pytest
 
 from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.shared.mongo import Audit, Database, mongo_client
-from tests.conftest import TEST_FAILED
 from tests.e2e.conftest import System
 from tests.meta import REGIE_GROUP, signed, wa_message, wa_messages
-from tests.review_support import ReviewService, running_review
+from tests.review_support import ReviewService
 from tests.support import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TOKEN = {"authorization": "Bearer demo-token-buurtpreventie"}
 ORIGINAL = "Verdachte man probeert achterdeuren aan de Dorpstraat, zijn nummer is 06-98765432, 112 gebeld"
 EDITED = "Verdachte man probeert achterdeuren aan de Dorpstraat, 112 gebeld"
-
-
-@pytest.fixture
-async def review(
-    system: System, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        system.settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 async def test_an_approved_edit_is_delivered_and_the_original_stays_in_the_audit_trail(
