@@ -128,6 +128,14 @@ class Pipeline:
                 proc.kill()
         self.sink.stop()
 
+    async def dispose(self) -> None:
+        """Stop it, and remove its database and topics."""
+        self.stop()
+        client = mongo_client(self.settings)
+        await client.drop_database(self.settings.database)
+        await client.close()
+        await delete_prefixed_topics(self.settings)
+
 
 #: Districts added to the demo directory for the scale-out run, each with a buurtgroep
 #: and a regiegroep by email: enough keys to spread over the partitions (three demo
@@ -338,9 +346,11 @@ class CpuMeter:
         return shares
 
 
-async def pipeline_throughput(pipeline: Pipeline, count: int, tag: str) -> float:
+async def pipeline_throughput(
+    pipeline: Pipeline, count: int, tag: str, groups: tuple[str, ...] = GROUPS
+) -> float:
     """Messages per second from the first post to the last delivery."""
-    reports = [report(n, tag) for n in range(count)]
+    reports = [report(n, tag, groups) for n in range(count)]
     start = time.perf_counter()
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CLIENTS)) as http:
         await post_all(http, pipeline.ingest_ports(), reports)
@@ -376,20 +386,10 @@ async def scale_out(infra: Infrastructure, workdir: Path, count: int) -> dict[st
     pipeline = await start_pipeline(infra, workdir, copies=2, wijken=True)
     try:
         before = [await handled(port) for port in pipeline.ports]
-        start = time.perf_counter()
-        reports = [report(n, "two", WIJK_GROUPS) for n in range(count)]
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CLIENTS)) as http:
-            await post_all(http, pipeline.ingest_ports(), reports)
-        keys = {r["report_id"] for r in reports}
-        await wait_for(pipeline.arrivals.at, keys, within=120 + count / 5)
-        per_s = count / (max(pipeline.arrivals.at[k] for k in keys) - start)
+        per_s = await pipeline_throughput(pipeline, count, "two", WIJK_GROUPS)
         after = [await handled(port) for port in pipeline.ports]
     finally:
-        pipeline.stop()
-        client = mongo_client(pipeline.settings)
-        await client.drop_database(pipeline.settings.database)
-        await client.close()
-        await delete_prefixed_topics(pipeline.settings)
+        await pipeline.dispose()
     shares: dict[str, list[float]] = {}
     for n, name in enumerate(SERVICES * 2):
         shares.setdefault(name, []).append(after[n] - before[n])
@@ -700,11 +700,7 @@ async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 
             )
         results["cost_growth"] = growth
     finally:
-        pipeline.stop()
-        client = mongo_client(pipeline.settings)
-        await client.drop_database(pipeline.settings.database)
-        await client.close()
-        await delete_prefixed_topics(pipeline.settings)
+        await pipeline.dispose()
     # The baseline, alone on the machine as the pipeline was.
     chain = await start_chain(infra)
     try:
