@@ -40,6 +40,22 @@ ADDRESS = "+31 6 12345678"
 FORMS = ("+31 6 12345678", "31612345678", "0031612345678", "0612345678")
 
 
+async def command(settings: Settings, *args: str) -> str:
+    """What ``buurtalert ARGS`` prints, run against this test's broker and database."""
+    return await asyncio.to_thread(
+        lambda: (
+            subprocess.run(
+                [str(BIN), *args],
+                env={**os.environ, **settings_environment(settings)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+        )
+    )
+
+
 async def get(url: str) -> httpx.Response:
     async with httpx.AsyncClient() as client:
         return await client.get(url, timeout=5)
@@ -140,18 +156,7 @@ async def test_dlq_replay_twice_publishes_the_original_payload_once_with_its_key
     assert "replayed to" in first[0], first
     assert second == [f"{letters[0].id}: already replayed, skipped"]
     assert await replay(settings, "routing", ["9:9"]) == ["9:9: no such dead letter on routing"]
-    listed = await asyncio.to_thread(
-        lambda: (
-            subprocess.run(
-                [str(BIN), "dlq", "list", "routing"],
-                env={**os.environ, **settings_environment(settings)},
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout
-        )
-    )
+    listed = await command(settings, "dlq", "list", "routing")
     assert listed.startswith("routing 0:0 (replayed) topic=") and "key=boshoven" in listed, listed
 
     consumer = AIOKafkaConsumer(
@@ -330,18 +335,7 @@ async def test_status_shows_records_waiting_their_age_and_dead_letters_per_servi
     assert rows["routing"].dead_letters == 1 and rows["routing"].replayed == 0
     assert rows["ingest"].lag == 0 and rows["ingest"].dead_letters == 0
 
-    printed = await asyncio.to_thread(
-        lambda: (
-            subprocess.run(
-                [str(BIN), "status"],
-                env={**os.environ, **settings_environment(settings)},
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout
-        )
-    )
+    printed = await command(settings, "status")
     assert printed.splitlines()[0].split()[:2] == ["service", "waiting"]
     moderation = next(line for line in printed.splitlines() if line.startswith("moderation"))
     assert moderation.split()[1] == "2"
