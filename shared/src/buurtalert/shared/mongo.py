@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -23,6 +23,7 @@ from buurtalert.shared.settings import Settings
 
 #: A MongoDB document as PyMongo gives it.
 Document = dict[str, Any]
+T = TypeVar("T")
 
 
 def mongo_client(settings: Settings, timeout_ms: int = 10_000) -> AsyncMongoClient[Document]:
@@ -40,12 +41,13 @@ def mongo_client(settings: Settings, timeout_ms: int = 10_000) -> AsyncMongoClie
     )
 
 
-async def one_statement_each(updates: Iterable[Awaitable[Any]]) -> None:
+async def one_statement_each(updates: Iterable[Awaitable[T]]) -> list[T]:
     """Run ``updates`` (``update_one`` calls), each its own command: never one command of
     many statements, which FerretDB v1 runs holding a backend connection per statement
     until the last (its update handler closes each statement's iterator only at the end),
-    so that a bulk of 100 exhausts its pool and hangs it. Concurrency is the client pool's."""
-    await asyncio.gather(*updates)
+    so that a bulk of 100 exhausts its pool and hangs it. Concurrency is the client pool's.
+    Answers their results, in order."""
+    return list(await asyncio.gather(*updates))
 
 
 class CollectionNotAllowed(PermissionError):

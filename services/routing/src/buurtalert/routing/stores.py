@@ -183,8 +183,9 @@ class Incidents:
         own = _slot(municipality, district)
         found = directory.district(district) if district else None
         neighbours = [_slot(municipality, n) for n in (found.neighbours if found else ())]
-        slots = await by_ids(self._open, [own, *neighbours])
-        known = await by_ids(self._reports, [w.message.id for w in batch])
+        slots, known = await asyncio.gather(
+            by_ids(self._open, [own, *neighbours]), by_ids(self._reports, [w.message.id for w in batch])
+        )
         entries = {key: list(doc.get("entries", [])) for key, doc in slots.items()}
         entries.setdefault(own, [])
         changed: set[str] = set()
@@ -226,19 +227,25 @@ class Incidents:
         # leaves at most one report uncounted, never a report without its incident.
         entry_of = {e["id"]: e for key in changed for e in entries[key]}
         first_fields = ("municipality", "district", "category", "text", "location", "opened_at")
-        if chosen:
-            await one_statement_each(
-                self._incidents.update_one(
-                    {"_id": incident_id},
-                    {
-                        "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
-                        | {"ref": short_reference(incident_id), "closed_at": None, "told": {}, "reports": 0},
-                        "$max": {"last_seen": sent_at},
-                    },
-                    upsert=True,
-                )
-                for incident_id, sent_at in _latest(batch, chosen).items()
+        latest = _latest(batch, chosen)
+        upserts = await one_statement_each(
+            self._incidents.update_one(
+                {"_id": incident_id},
+                {
+                    "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
+                    | {"ref": short_reference(incident_id), "closed_at": None, "told": {}, "reports": 0},
+                    "$max": {"last_seen": sent_at},
+                },
+                upsert=True,
             )
+            for incident_id, sent_at in latest.items()
+        )
+        # An incident this batch created is as written: no need to read it back.
+        created = {
+            incident_id: {**entry_of[incident_id], "last_seen": latest[incident_id], "told": {}}
+            for incident_id, result in zip(latest, upserts, strict=True)
+            if result.upserted_id is not None
+        }
         fresh = await self._insert_reports(
             [(message_id, incident_id) for message_id, (_, incident_id) in chosen.items()]
         )
@@ -254,7 +261,7 @@ class Incidents:
         ids = {incident_id for _, incident_id in chosen.values()} | {
             doc["incident"] for doc in known.values()
         }
-        docs = await by_ids(self._incidents, ids)
+        docs = created | await by_ids(self._incidents, ids - created.keys())
         for w in batch:
             report = known.get(w.message.id)
             incident_id = report["incident"] if report else chosen[w.message.id][1]
