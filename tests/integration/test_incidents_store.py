@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from buurtalert.directory.model import load_directory
-from buurtalert.routing.stores import Incidents
+from buurtalert.routing.stores import GroupRates, Incidents
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings
@@ -82,5 +82,27 @@ async def test_a_closed_incident_takes_no_new_reports(settings: Settings) -> Non
         await incidents.close(opened.incident, "msg_close", T0)
         after = await incidents.attach(_report(2, FIRE), "boshoven", WEERT)
         assert after.incident.id != opened.incident.id and not after.joined
+    finally:
+        await client.close()
+
+
+async def test_concurrent_writes_to_one_incident_and_one_groups_hour_are_all_kept(settings: Settings) -> None:
+    """FerretDB v1 applies an update by reading the document and writing all of it back:
+    of 60 concurrent updates of one document, most are lost. Routing's writes of one
+    incident (the groups it told) and of one group's hourly count, which the messages of
+    one batch make at once, take turns in the process: every one is kept."""
+    client = mongo_client(settings)
+    try:
+        db = Database(client[settings.database], ROUTING)
+        incidents, rates = Incidents(db), GroupRates(db)
+        attached = await incidents.attach(_report(1, FIRE), "boshoven", WEERT)
+        incident_id = attached.incident.id
+        await asyncio.gather(
+            *(incidents.reached(incident_id, [("weert-demo", f"groep-{n}")], f"msg_{n}") for n in range(40)),
+            *(rates.count(["boshoven-noord"], f"msg_{n}", T0) for n in range(40)),
+        )
+        doc = await client[settings.database].incidents.find_one({"_id": incident_id})
+        assert doc is not None and len(doc["told"]) == 40
+        assert await rates.counts(["boshoven-noord"], T0) == {"boshoven-noord": 40}
     finally:
         await client.close()

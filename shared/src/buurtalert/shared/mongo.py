@@ -7,8 +7,9 @@ the declarations in :mod:`buurtalert.shared.collections`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
@@ -48,6 +49,34 @@ async def one_statement_each(updates: Iterable[Awaitable[T]]) -> list[T]:
     so that a bulk of 100 exhausts its pool and hangs it. Concurrency is the client pool's.
     Answers their results, in order."""
     return list(await asyncio.gather(*updates))
+
+
+class DocumentLocks:
+    """One update at a time per document in this process. FerretDB v1 applies an update
+    by reading the document, changing it and writing all of it back, so two concurrent
+    updates of one document (two ``$addToSet`` on ``told``) can lose one of them. Only
+    the documents in use hold a lock."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            _, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 class CollectionNotAllowed(PermissionError):

@@ -163,15 +163,23 @@ class Router:
     async def _record(self, p: _Prepared, decision: Route, now: datetime) -> None:
         message = p.item.message
         with bound(message_id=message.id):
-            if not is_urgent(p.item):
-                await self.rates.count(sorted(p.counted(decision)), message.id, now)
             reached = {
                 (d.destination.municipality or message.municipality, d.destination.group_id)
                 for d in decision.deliveries
             }
-            await self.incidents.reached(p.incident.id, sorted(reached), message.id)
-            if p.closing:
-                await self.incidents.close(p.incident, message.id, now)
+
+            # The rate counts and the incident are separate documents, written at once (each
+            # write idempotent); the incident's writes one after the other (FerretDB v1 writes
+            # a whole document back); the audit entry, which says the message was routed, last.
+            async def incident() -> None:
+                await self.incidents.reached(p.incident.id, sorted(reached), message.id)
+                if p.closing:
+                    await self.incidents.close(p.incident, message.id, now)
+
+            writes = [incident()]
+            if not is_urgent(p.item):
+                writes.append(self.rates.count(sorted(p.counted(decision)), message.id, now))
+            await asyncio.gather(*writes)
             await self.audit.record(message.id, ROUTING, routing_record(decision, p.incident.id))
             log.info(
                 "routed",

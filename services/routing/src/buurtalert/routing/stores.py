@@ -13,15 +13,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.results import UpdateResult
 
 from buurtalert.directory.model import Directory
 from buurtalert.routing.rules import WINDOW, Incident, matching_incident
 from buurtalert.shared.collections import GROUP_RATES, INCIDENT_REPORTS, INCIDENTS, OPEN_INCIDENTS
 from buurtalert.shared.models import InboundMessage, Location, short_reference, stable_id, utcnow
-from buurtalert.shared.mongo import Database, Document, one_statement_each
+from buurtalert.shared.mongo import Database, Document, DocumentLocks, one_statement_each
 
 #: At most this many incidents per district are open to new reports at once.
 OPEN_PER_DISTRICT = 200
@@ -41,6 +43,7 @@ class GroupRates:
 
     def __init__(self, db: Database) -> None:
         self._rates = db.write(GROUP_RATES)
+        self._locks = DocumentLocks()  # the messages of one batch count in one group's hour
 
     @staticmethod
     def _key(group_id: str, at: datetime) -> str:
@@ -52,14 +55,13 @@ class GroupRates:
         return {keys[key]: len(doc["messages"]) for key, doc in found.items()}
 
     async def count(self, group_ids: Iterable[str], message_id: str, at: datetime) -> None:
-        await asyncio.gather(
-            *(
-                self._rates.update_one(
-                    {"_id": self._key(g, at)}, {"$addToSet": {"messages": message_id}}, upsert=True
+        async def add(key: str) -> None:
+            async with self._locks.hold(key):
+                await self._rates.update_one(
+                    {"_id": key}, {"$addToSet": {"messages": message_id}}, upsert=True
                 )
-                for g in group_ids
-            )
-        )
+
+        await asyncio.gather(*(add(self._key(g, at)) for g in group_ids))
 
 
 def _latest(batch: list[_Waiting], chosen: dict[str, tuple[str, str]]) -> dict[str, datetime]:
@@ -155,6 +157,14 @@ class Incidents:
         self._reports = db.write(INCIDENT_REPORTS)
         self._open = db.write(OPEN_INCIDENTS)
         self._writer = SlotWriter(self._attach_batch)
+        self._locks = DocumentLocks()
+
+    async def _update(
+        self, incident_id: str, query: Document, update: Document, **options: Any
+    ) -> UpdateResult:
+        """Update incident ``incident_id``, no other update of it in this process at the same time."""
+        async with self._locks.hold(incident_id):
+            return await self._incidents.update_one({"_id": incident_id, **query}, update, **options)
 
     async def containing(self, ref: str) -> Incident | None:
         """The incident with id ``ref`` or holding the report ``ref``."""
@@ -229,8 +239,9 @@ class Incidents:
         first_fields = ("municipality", "district", "category", "text", "location", "opened_at")
         latest = _latest(batch, chosen)
         upserts = await one_statement_each(
-            self._incidents.update_one(
-                {"_id": incident_id},
+            self._update(
+                incident_id,
+                {},
                 {
                     "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
                     | {"ref": short_reference(incident_id), "closed_at": None, "told": {}, "reports": 0},
@@ -255,8 +266,7 @@ class Incidents:
             counted[incident_id] = counted.get(incident_id, 0) + 1
         if counted:
             await one_statement_each(
-                self._incidents.update_one({"_id": i}, {"$inc": {"reports": n}})
-                for i, n in sorted(counted.items())
+                self._update(i, {}, {"$inc": {"reports": n}}) for i, n in sorted(counted.items())
             )
         ids = {incident_id for _, incident_id in chosen.values()} | {
             doc["incident"] for doc in known.values()
@@ -283,10 +293,11 @@ class Incidents:
             except DuplicateKeyError:
                 return False
             return True
-        result = await self._open.update_one(
-            {"_id": key, "version": version},
-            {"$set": {"entries": kept, "updated_at": utcnow()}, "$inc": {"version": 1}},
-        )
+        async with self._locks.hold(key):  # a conditional write is only as good as FerretDB's
+            result = await self._open.update_one(
+                {"_id": key, "version": version},
+                {"$set": {"entries": kept, "updated_at": utcnow()}, "$inc": {"version": 1}},
+            )
         return result.matched_count == 1
 
     async def _insert_reports(self, pairs: list[tuple[str, str]]) -> set[str]:
@@ -308,14 +319,13 @@ class Incidents:
     async def reached(self, incident_id: str, groups: list[tuple[str, str]], message_id: str) -> None:
         """Record that ``message_id`` told these groups about the incident."""
         if groups:
-            await self._incidents.update_one(
-                {"_id": incident_id},
-                {"$addToSet": {f"told.{_told_key(m, g)}": message_id for m, g in groups}},
+            await self._update(
+                incident_id, {}, {"$addToSet": {f"told.{_told_key(m, g)}": message_id for m, g in groups}}
             )
 
     async def close(self, incident: Incident, message_id: str, at: datetime) -> None:
-        await self._incidents.update_one(
-            {"_id": incident.id, "closed_at": None}, {"$set": {"closed_at": at, "closed_by": message_id}}
+        await self._update(
+            incident.id, {"closed_at": None}, {"$set": {"closed_at": at, "closed_by": message_id}}
         )
         await self._leave_open(incident.municipality, incident.district, incident.id)
 
@@ -326,13 +336,14 @@ class Incidents:
             slot = await self._open.find_one({"_id": key})
             if slot is None or all(e["id"] != incident_id for e in slot["entries"]):
                 return
-            result = await self._open.update_one(
-                {"_id": key, "version": slot["version"]},
-                {
-                    "$set": {"entries": [e for e in slot["entries"] if e["id"] != incident_id]},
-                    "$inc": {"version": 1},
-                },
-            )
+            async with self._locks.hold(key):
+                result = await self._open.update_one(
+                    {"_id": key, "version": slot["version"]},
+                    {
+                        "$set": {"entries": [e for e in slot["entries"] if e["id"] != incident_id]},
+                        "$inc": {"version": 1},
+                    },
+                )
             if result.matched_count == 1:
                 return
             await asyncio.sleep(0.005 * (attempt + 1))
@@ -343,12 +354,13 @@ class Incidents:
         """The incident has its outcome, and ``told``: routing sent it to the groups it reached
         (``fed_back_at``; not when it reached none). It is over: closed, if it was open, and
         no longer open to new reports. Repeating it changes nothing."""
-        await self._incidents.update_one(
-            {"_id": incident_id, "outcome_id": None},
+        await self._update(
+            incident_id,
+            {"outcome_id": None},
             {"$set": {"outcome_id": outcome_id, "outcome": outcome, "fed_back_at": at if told else None}},
         )
-        await self._incidents.update_one(
-            {"_id": incident_id, "closed_at": None}, {"$set": {"closed_at": at, "closed_by": outcome_id}}
+        await self._update(
+            incident_id, {"closed_at": None}, {"$set": {"closed_at": at, "closed_by": outcome_id}}
         )
         doc = await self._incidents.find_one({"_id": incident_id})
         if doc is not None:
