@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.model import Directory, Membership, MembershipState, apply_memberships
 from buurtalert.shared.collections import DIRECTORIES, MEMBERSHIP_VERSIONS, MEMBERSHIPS
-from buurtalert.shared.mongo import Database
+from buurtalert.shared.mongo import Database, DocumentLocks
 
 
 async def store_directory(db: Database, directory: Directory) -> int:
@@ -61,6 +61,9 @@ class Memberships:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # FerretDB v1 writes a whole document back: a conditional replace or an $inc is
+        # only safe against the other writes of this process when they take turns.
+        self._locks = DocumentLocks()
 
     @staticmethod
     def _id(municipality: str, pseudonym: str) -> str:
@@ -90,16 +93,18 @@ class Memberships:
                 return False
             await self._changed(municipality)
             return True
-        replaced = await register.replace_one({"_id": key, "changed_at": current["changed_at"]}, new)
+        async with self._locks.hold(key):
+            replaced = await register.replace_one({"_id": key, "changed_at": current["changed_at"]}, new)
         if replaced.matched_count == 1:
             await self._changed(municipality)
         return replaced.matched_count == 1
 
     async def _changed(self, municipality: str) -> None:
         """Raise the municipality's version, so cached directories reload the register."""
-        await self._db.write(MEMBERSHIP_VERSIONS).update_one(
-            {"_id": municipality}, {"$inc": {"version": 1}}, upsert=True
-        )
+        async with self._locks.hold(f"version:{municipality}"):
+            await self._db.write(MEMBERSHIP_VERSIONS).update_one(
+                {"_id": municipality}, {"$inc": {"version": 1}}, upsert=True
+            )
 
     async def version(self, municipality: str) -> int:
         doc = await self._db.read(MEMBERSHIP_VERSIONS).find_one({"_id": municipality})
