@@ -13,10 +13,10 @@ UV := $(TOOLS)/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 INGEST_PORT ?= 8080
-# FerretDB's backend for deploy/local/stack.sh: sqlite (the default) or postgresql. PostgreSQL keeps
-# every lookup flat (`python -m bench.store`, docs/benchmarks.md) but FerretDB v1 on it stopped
-# answering under the pipeline benchmark's load (NOTES.md, issue 16), so it is not the default yet.
-BUURTALERT_DB_BACKEND ?= sqlite
+# FerretDB's backend for deploy/local/stack.sh: postgresql (the default) or sqlite. On PostgreSQL
+# every lookup of the message path stays flat as the data grows, on SQLite it scans
+# (`python -m bench.store`, docs/benchmarks.md; the whole pipeline's cost growth in `make bench`).
+BUURTALERT_DB_BACKEND ?= postgresql
 export BUURTALERT_DB_BACKEND
 REVIEW_PORT ?= 8084
 # Development only: the demo moderator `make run` creates for the review console.

@@ -61,9 +61,8 @@ from buurtalert.shared.models import Delivery, Destination, stable_id
 from buurtalert.shared.mongo import Audit, Database, Document
 from buurtalert.shared.topics import CHANNELS, INGEST, MODERATION, ROUTING, SERVICES
 
-#: The backend whose figures are checked against the goal: the one that can be flat. (The
-#: local stack's default is still SQLite: FerretDB v1 on PostgreSQL stopped answering under
-#: the pipeline benchmark's load, see NOTES.md.)
+#: The backend whose figures are checked against the goal: the one that can be flat, and
+#: the local stack's default.
 DEFAULT_BACKEND = "postgresql"
 BACKENDS = ("sqlite", "postgresql")
 SCALES = (1, 10, 100)

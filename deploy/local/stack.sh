@@ -15,9 +15,9 @@
 # Dovecot accepts any user name with the password $BUURTALERT_IMAP_PASSWORD (default
 # demo-imap-password) on 127.0.0.1 only, without TLS: a development server.
 #
-# FerretDB's backend is $BUURTALERT_DB_BACKEND: sqlite (the default) or postgresql, which
-# keeps lookups flat (`python -m bench.store`, docs/benchmarks.md) but is not the default
-# yet: FerretDB v1 on it stopped answering under load (NOTES.md). PostgreSQL runs
+# FerretDB's backend is $BUURTALERT_DB_BACKEND: postgresql (the default), which keeps the
+# message path's lookups flat as data grows (`python -m bench.store`, docs/benchmarks.md),
+# or sqlite, whose lookups scan. PostgreSQL runs
 # as an unprivileged user (`postgres` when we are root), listens on 127.0.0.1 only
 # ($BUURTALERT_POSTGRES_PORT, default 5433) and trusts local connections: a
 # development server. Its data lives in $BUURTALERT_LOCAL_DIR/postgres.
@@ -35,7 +35,7 @@ mongo_port=${BUURTALERT_MONGO_PORT:-27017}
 kafka_heap=${BUURTALERT_KAFKA_HEAP:-768m}
 imap_port=${BUURTALERT_IMAP_PORT:-10143}
 imap_password=${BUURTALERT_IMAP_PASSWORD:-demo-imap-password}
-backend=${BUURTALERT_DB_BACKEND:-sqlite}
+backend=${BUURTALERT_DB_BACKEND:-postgresql}
 pg_port=${BUURTALERT_POSTGRES_PORT:-5433}
 
 kdir=$state/kafka

@@ -79,7 +79,7 @@ def _from_local_stack() -> Infrastructure:
     )
     kafka_port = os.environ.get("BUURTALERT_KAFKA_PORT", "9092")
     mongo_port = os.environ.get("BUURTALERT_MONGO_PORT", "27017")
-    backend = os.environ.get("BUURTALERT_DB_BACKEND", "sqlite")
+    backend = os.environ.get("BUURTALERT_DB_BACKEND", "postgresql")
     origin = f"local stack (FerretDB on {backend})"
     return Infrastructure(f"127.0.0.1:{kafka_port}", f"mongodb://127.0.0.1:{mongo_port}/", origin)
 
