@@ -217,7 +217,8 @@ async def test_the_console_shows_each_user_their_scope_only(review: ReviewServic
     boshoven-noord and centrum-west) sees both, cora (boshoven-zuid) neither and gets 404 by
     id, also for a removal from carl's group; agent (wijkagent of boshoven) sees boshoven's,
     wout (centrum) centrum's; moderators and admins see all; a join is for its group's
-    coordinator only (404 to cora by URL and by POST); wout's figures are centrum's."""
+    coordinator only (404 to cora by URL and by POST); wout's figures are centrum's, and
+    incidents are seen (and given outcomes) in the user's districts only."""
     await review.hold(held_message("msg_noord", group_id="boshoven-noord"))
     await review.hold(held_message("msg_west", group_id="centrum-west"))
     await review.propose(removal_proposal("rmv_noord"))
@@ -226,6 +227,11 @@ async def test_the_console_shows_each_user_their_scope_only(review: ReviewServic
         await Memberships(Database(client[review.settings.database], INGEST)).join(
             "weert-demo", "p_joiner", "31655555555", "boshoven-noord", utcnow()
         )
+        incidents = [  # as routing records them
+            {"_id": f"inc_{d}", "municipality": "weert-demo", "district": d, "opened_at": T0 + timedelta(k)}
+            for k, d in enumerate(("boshoven", "centrum"))
+        ]
+        await client[review.settings.database]["incidents"].insert_many(incidents)
     finally:
         await client.close()
     anna, _ = await review.login("anna")
@@ -288,3 +294,20 @@ async def test_the_console_shows_each_user_their_scope_only(review: ReviewServic
     figures = (await wout.get("/effect")).json()
     assert list(figures["districts"]) == ["centrum"]
     assert list((await anna.get("/effect")).json()["districts"]) == ["boshoven", "centrum", "leuken"]
+
+    listed = {}
+    for name in ("anna", "carl", "cora", "wout"):
+        user, _ = await review.login(name)
+        listed[name] = [i["id"] for i in (await user.get("/incidents")).json()["incidents"]]
+    assert listed == {
+        "anna": ["inc_centrum", "inc_boshoven"],  # the newest first
+        "carl": ["inc_centrum", "inc_boshoven"],  # boshoven-noord is in boshoven, centrum-west in centrum
+        "cora": ["inc_boshoven"],  # boshoven-zuid
+        "wout": ["inc_centrum"],
+    }
+    assert (await wout.get("/incidents/inc_boshoven")).status_code == 404
+    outcome = await wout.post(
+        "/incidents/inc_boshoven/outcome", json={"outcome": "arrest"}, headers={"X-CSRF-Token": wout_csrf}
+    )
+    assert outcome.status_code == 404
+    assert (await wout.get("/incidents/inc_centrum")).status_code == 200

@@ -180,7 +180,7 @@ INCIDENTS = Collection(
     Retention.RECORD,
     personal_data=True,
     dated_by="opened_at",
-    indexes=("ref",),
+    indexes=("ref", "district"),  # district: the console lists a scoped user's incidents per district
 )
 INCIDENT_REPORTS = Collection(
     "incident_reports",

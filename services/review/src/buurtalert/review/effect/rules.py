@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from buurtalert.directory.model import Directory, GroupKind
-from buurtalert.review.rules import User, within_scope
+from buurtalert.review.rules import User, scope_of, within_scope
 from buurtalert.shared.models import OutcomeCommand, OutcomeKind, Role, short_reference, stable_id
 
 #: Console users who may give an outcome: the wijkagent, a coordinator, the municipality.
@@ -41,6 +41,20 @@ class IncidentView:
     def reference(self) -> str:
         """The short reference the regiegroep saw (and a reply may name)."""
         return short_reference(self.id)
+
+
+def incident_districts(user: User, directory: Directory | None) -> tuple[str, ...] | None:
+    """The districts whose incidents ``user`` sees and gives outcomes to: a wijkagent's own,
+    a coordinator's those of their groups (the regiegroep's level, where outcomes are told);
+    None for the whole municipality (moderators, admins)."""
+    scope = scope_of(user)
+    if scope.field is None:
+        return None
+    if scope.field == "district":
+        return scope.values
+    groups = set(scope.values)
+    found = {g.district for g in directory.groups if g.id in groups} if directory is not None else set()
+    return tuple(sorted(found))
 
 
 def figures_for(user: User, shown: dict[str, Any]) -> dict[str, Any]:

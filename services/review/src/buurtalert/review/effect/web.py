@@ -68,7 +68,7 @@ def effect_routes(desk: OutcomeDesk, figures: Figures, polls: Polls) -> Callable
             return kit.page(request, name, status, e=lambda key: effect_text(key, language), **context)
 
         async def incidents(request: Request, session: Session) -> Response:
-            found = await desk.incidents.recent(session.user.municipality)
+            found = await desk.recent(session.user)
             if wants_json(request):
                 return JSONResponse({"incidents": [incident_json(i, None) for i in found]})
             return render(request, "effect/incidents.html", session=session, incidents=found)
