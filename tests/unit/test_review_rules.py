@@ -237,7 +237,7 @@ def test_an_accounts_scope_fits_its_role() -> None:
     assert scope_problems(Role.COORDINATOR, (), ()) == ["a coordinator needs --groups"]
     assert scope_problems(Role.WIJKAGENT, (), ()) == ["a wijkagent needs --districts"]
     assert scope_problems(Role.COORDINATOR, ("g",), ("d",)) == ["a coordinator has no districts"]
-    assert scope_problems(Role.ADMIN, ("g",), ()) == ["a admin has no groups (municipality-wide)"]
+    assert scope_problems(Role.ADMIN, ("g",), ()) == ["an admin has no groups (municipality-wide)"]
 
 
 def test_a_scope_names_only_what_the_directory_knows() -> None:

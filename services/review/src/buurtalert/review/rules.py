@@ -307,13 +307,14 @@ def scope_problems(role: Role, groups: Sequence[str], districts: Sequence[str]) 
     """Why an account of ``role`` may not have this scope (empty: it may): a coordinator
     needs groups and a wijkagent districts, nothing else; moderators and admins have none."""
     wanted = SCOPED.get(role)
+    who = f"{'an' if role.value[0] in 'aeiou' else 'a'} {role.value}"
     problems = []
     for kind, given in (("groups", groups), ("districts", districts)):
         if kind == wanted and not given:
-            problems.append(f"a {role.value} needs --{kind}")
+            problems.append(f"{who} needs --{kind}")
         elif kind != wanted and given:
             wide = "" if wanted else " (municipality-wide)"
-            problems.append(f"a {role.value} has no {kind}{wide}")
+            problems.append(f"{who} has no {kind}{wide}")
     return problems
 
 

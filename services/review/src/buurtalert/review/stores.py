@@ -83,20 +83,31 @@ class Items:
     async def open_items(self, municipality: str, scope: Scope | None = None) -> list[Item]:
         """The municipality's open items, or only those within ``scope`` (of its groups or
         its districts: one query per value, each on an indexed field)."""
+        return [from_document(d) for d in await self._open(municipality, scope)]
+
+    async def _open(
+        self, municipality: str, scope: Scope | None, projection: Document | None = None
+    ) -> list[Document]:
         if scope is None or scope.field is None:
-            cursor = self._items.find({"municipality": municipality, "state": "open"})
-            return [from_document(d) async for d in cursor]
+            cursor = self._items.find({"municipality": municipality, "state": "open"}, projection=projection)
+            return [d async for d in cursor]
         read = self._open_in_group if scope.field == "group_id" else self._open_in_district
-        found = await asyncio.gather(*(read(municipality, value) for value in sorted(set(scope.values))))
-        return list({item.id: item for part in found for item in part}.values())
+        found = await asyncio.gather(
+            *(read(municipality, value, projection) for value in sorted(set(scope.values)))
+        )
+        return list({d["_id"]: d for part in found for d in part}.values())
 
-    async def _open_in_group(self, municipality: str, group_id: str) -> list[Item]:
-        cursor = self._items.find({"group_id": group_id, "municipality": municipality, "state": "open"})
-        return [from_document(d) async for d in cursor]
+    async def _open_in_group(
+        self, municipality: str, group_id: str, projection: Document | None
+    ) -> list[Document]:
+        query = {"group_id": group_id, "municipality": municipality, "state": "open"}
+        return [d async for d in self._items.find(query, projection=projection)]
 
-    async def _open_in_district(self, municipality: str, district: str) -> list[Item]:
-        cursor = self._items.find({"district": district, "municipality": municipality, "state": "open"})
-        return [from_document(d) async for d in cursor]
+    async def _open_in_district(
+        self, municipality: str, district: str, projection: Document | None
+    ) -> list[Document]:
+        query = {"district": district, "municipality": municipality, "state": "open"}
+        return [d async for d in self._items.find(query, projection=projection)]
 
     async def oldest_open(self, urgent: bool) -> dict[str, datetime]:
         """Per municipality, when its oldest open item (urgent or not) was received."""
@@ -110,13 +121,11 @@ class Items:
                 oldest[municipality] = received
         return oldest
 
-    async def fingerprint(self, municipality: str) -> tuple[Any, ...]:
-        """What changes whenever the municipality's queue does: its open items' ids,
-        versions and claims (for the live view of a process that did not make the change)."""
-        cursor = self._items.find(
-            {"municipality": municipality, "state": "open"},
-            projection={"_id": 1, "version": 1, "claim": 1},
-        )
+    async def fingerprint(self, municipality: str, scope: Scope | None = None) -> tuple[Any, ...]:
+        """What changes whenever the user's queue does (the municipality's, or within
+        ``scope``): its open items' ids, versions and claims (for the live view of a process
+        that did not make the change)."""
+        docs = await self._open(municipality, scope, {"_id": 1, "version": 1, "claim": 1})
         found = [
             (
                 d["_id"],
@@ -124,7 +133,7 @@ class Items:
                 (d.get("claim") or {}).get("by"),
                 str((d.get("claim") or {}).get("until")),
             )
-            async for d in cursor
+            for d in docs
         ]
         return tuple(sorted(found))
 

@@ -53,6 +53,7 @@ from buurtalert.review.rules import (
     holder,
     may,
     rejection_explanation,
+    scope_of,
 )
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
 from buurtalert.review.vetting import Join, Vetting, may_vet
@@ -351,7 +352,7 @@ def console_app(
             last: tuple[Any, ...] | None = None
             deadline = time.monotonic() + STREAM_SECONDS
             while time.monotonic() < deadline and not closing.is_set():
-                current = await console.items.fingerprint(session.user.municipality)
+                current = await console.items.fingerprint(session.user.municipality, scope_of(session.user))
                 if current != last:
                     yield f"event: queue\ndata: {len(current)}\n\n"
                     last = current
