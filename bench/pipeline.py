@@ -211,6 +211,73 @@ async def wait_for(arrivals: dict[str, float], keys: set[str], within: float) ->
         await asyncio.sleep(0.05)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process used so far (Linux ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time every process on the machine used so far, all cores together."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal, *_ = (
+        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _pid_file(name: str) -> int | None:
+    local = Path(os.environ.get("BUURTALERT_LOCAL_DIR", ROOT / ".local"))
+    try:
+        return int((local / name / f"{name}.pid").read_text().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class CpuMeter:
+    """Where the machine's CPU went while the pipeline worked: each service's processes,
+    this benchmark process (the 16 HTTP clients and the SMTP sink), Kafka, FerretDB, and
+    the rest of the machine (PostgreSQL's processes among it)."""
+
+    processes: dict[str, list[int]]
+    start: dict[str, float] = field(default_factory=dict)
+    used: dict[str, float] = field(default_factory=dict)
+    busy: float = 0.0
+    machine: float = 0.0
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> CpuMeter:
+        parts: dict[str, list[int]] = {name: [] for name in SERVICES}
+        copies = len(pipeline.processes) // len(SERVICES)
+        for name, proc in zip(SERVICES * copies, pipeline.processes, strict=True):
+            parts[name].append(proc.pid)
+        parts["load generator and SMTP sink"] = [os.getpid()]
+        for name in ("kafka", "ferretdb"):
+            pid = _pid_file(name)
+            if pid is not None:
+                parts[name] = [pid]
+        return cls(parts)
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {k: sum(map(_cpu_seconds, pids)) for k, pids in self.processes.items()}
+        self.busy = _machine_busy_seconds()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.used = {k: sum(map(_cpu_seconds, pids)) - self.start[k] for k, pids in self.processes.items()}
+        self.machine = _machine_busy_seconds() - self.busy
+
+    def per_message_ms(self, count: int) -> dict[str, float]:
+        shares = {k: round(1000 * v / count, 2) for k, v in self.used.items()}
+        rest = max(0.0, self.machine - sum(self.used.values()))
+        shares["rest of the machine"] = round(1000 * rest / count, 2)
+        shares["total"] = round(1000 * self.machine / count, 2)
+        return shares
+
+
 async def pipeline_throughput(pipeline: Pipeline, count: int, tag: str) -> float:
     """Messages per second from the first post to the last delivery."""
     reports = [report(n, tag) for n in range(count)]
@@ -492,8 +559,16 @@ async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 
     results: dict[str, Any] = {"hops": HOPS, "messages": count}
     pipeline = await start_pipeline(infra, workdir)
     try:
-        ours = await pipeline_throughput(pipeline, count, "run")
+        with CpuMeter.of(pipeline) as meter:
+            ours = await pipeline_throughput(pipeline, count, "run")
         print(f"  whole pipeline ({HOPS} hops + HTTP, SMTP) : {ours:10.1f} msg/s")
+        cpu = meter.per_message_ms(count)
+        results["cpu_ms_per_message"] = cpu
+        cores = os.cpu_count() or 1
+        # The most this machine could carry if the pipeline had it to itself: its cores
+        # over the CPU time one message cost everything that ran.
+        results["cpu_ceiling_per_s"] = round(cores * 1000 / cpu["total"], 1) if cpu["total"] else None
+        print(f"  CPU per message (ms): {cpu}")
         latencies = {}
         for share in (0.1, 0.5):
             rate = max(1.0, ours * share)

@@ -269,8 +269,37 @@ def markdown(checked: list[Goal], results: dict[str, Any], chart_name: str) -> s
             f"| {g.benchmark} | {g.figure} | {g.baseline or '—'} | {g.value:g} | {g.goal_text} | "
             f"{'yes' if g.met else '**no**'} |"
         )
+    lines += cpu_lines(results.get("pipeline") or {})
     lines += ["", END]
     return "\n".join(lines) + "\n"
+
+
+def cpu_lines(pipeline: dict[str, Any]) -> list[str]:
+    """Where the CPU went during the whole pipeline's throughput run, per message."""
+    cpu = pipeline.get("cpu_ms_per_message")
+    if not cpu:
+        return []
+    total = cpu.get("total") or 0.0
+    lines = [
+        "",
+        "Where the CPU went during the whole pipeline's throughput run (CPU time per message,",
+        "all processes of the part; the machine's total is what every core spent):",
+        "",
+        "| part | CPU ms per message | share |",
+        "|---|---|---|",
+    ]
+    for part, ms in cpu.items():
+        if part != "total":
+            lines.append(f"| {part} | {ms} | {ms / total:.0%} |" if total else f"| {part} | {ms} | — |")
+    lines.append(f"| **machine in all** | **{total}** | |")
+    ceiling = pipeline.get("cpu_ceiling_per_s")
+    if ceiling:
+        lines += [
+            "",
+            f"At that cost the machine's cores carry at most {ceiling:,} messages/s, load generator",
+            "and SMTP sink included: the ceiling of this measurement on this machine.",
+        ]
+    return lines
 
 
 def write(results: dict[str, Any], page: Path) -> list[Goal]:

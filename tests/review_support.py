@@ -136,12 +136,18 @@ def held_message(
     return ModeratedMessage(message=message, moderation=result)
 
 
-def removal_proposal(proposal_id: str, municipality: str = "weert-demo") -> RemovalProposal:
+def removal_proposal(
+    proposal_id: str,
+    municipality: str = "weert-demo",
+    *,
+    group_id: str = "boshoven-noord",
+    member: str = "p_troublemaker",
+) -> RemovalProposal:
     return RemovalProposal(
         id=proposal_id,
         municipality=municipality,
-        group_id="boshoven-noord",
-        member="p_troublemaker",
+        group_id=group_id,
+        member=member,
         strikes=3,
         message_ids=("msg_x",),
         reasons=("off_topic",),

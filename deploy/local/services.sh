@@ -75,7 +75,8 @@ wait_started() { # name: until the service's log says its consumers run (moderat
 case "${1:-up}" in
   up)
     start dev-mailbox 8025 "$bin/buurtalert" dev-mailbox --smtp-port 2525 --http-port 8025
-    start graph-emulator 8090 "$bin/buurtalert" graph-emulator --port 8090
+    start graph-emulator 8090 "$bin/buurtalert" graph-emulator --port 8090 \
+      --directory deploy/demo/weert/directory.yaml --directory deploy/demo/bocholt/directory.yaml
     for s in "${services[@]}"; do
       BUURTALERT_HTTP_PORT=${ports[$s]} start "$s" "${ports[$s]}" "$bin/buurtalert" run "$s"
     done

@@ -3,7 +3,8 @@ delivery, and reports it on ``deliveries.status``: ``deliveries.whatsapp`` and
 ``deliveries.facebook`` to the Graph API emulator, ``deliveries.webhook`` to a
 signed webhook receiver, ``deliveries.apprise`` through Apprise's ``json://``
 service, and ``deliveries.meldingenportaal`` through the example partner adapter,
-which the municipality file configures like any other."""
+which the municipality file configures like any other; and ``review.group-changes``, a
+removed member taken out of a WhatsApp group through the Groups API, once."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from buurtalert.shared.models import (
     Delivery,
     DeliveryState,
     Destination,
+    GroupRemoval,
     InboundMessage,
     MediaRef,
     ModeratedMessage,
@@ -41,9 +43,9 @@ from buurtalert.shared.models import (
     stable_id,
     utcnow,
 )
-from buurtalert.shared.mongo import Database, mongo_client
+from buurtalert.shared.mongo import Audit, Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
-from buurtalert.shared.topics import deployment_topics
+from buurtalert.shared.topics import REVIEW_GROUP_CHANGES, deployment_topics
 from buurtalert.shared.webhooks import SIGNATURE_HEADER, signature_problem
 from tests.conftest import TEST_FAILED
 from tests.support import ServiceProcess, eventually, read_topic, served
@@ -385,3 +387,98 @@ async def test_a_record_that_is_not_a_delivery_goes_to_the_dead_letter_topic_and
     assert dead["payload"] == '{"id": "not a delivery"}' and "ValidationError" in dead["error"]
     statuses = await read_topic(channels, "deliveries.status", 1)
     assert statuses[0]["delivery_id"] == good.id and len(receiver.bodies) == 1
+
+
+REGIE_GROUP = "120363041234567890"
+
+
+def group_removal(whatsapp_group: str = REGIE_GROUP, number: str = "31677777777") -> GroupRemoval:
+    return GroupRemoval(
+        id=GroupRemoval.removal_id("dec_rmv", whatsapp_group),
+        decision_id="dec_rmv",
+        subject_id="rmv_1",
+        municipality="weert-demo",
+        group_id="boshoven-regie",
+        whatsapp_group_id=whatsapp_group,
+        member="p_troublemaker",
+        participant=SecretStr(number),
+        reason="off_topic",
+        agreed_by=("anna", "carl"),
+        decided_at=utcnow(),
+    )
+
+
+async def publish_removals(settings: Settings, removals: Sequence[GroupRemoval]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for removal in removals:
+            await producer.send_and_wait(
+                settings.topic(REVIEW_GROUP_CHANGES.name),
+                removal.model_dump_json().encode(),
+                key=removal.partition_key,
+            )
+    finally:
+        await producer.stop()
+
+
+async def audit_entry(settings: Settings, subject: str, stage: str) -> dict[str, object] | None:
+    client = mongo_client(settings)
+    try:
+        return await Audit(Database(client[settings.database], "tests")).entry(subject, stage)
+    finally:
+        await client.close()
+
+
+async def test_a_removed_member_leaves_the_whatsapp_group_once_however_often_asked(
+    channels: Settings, graph: GraphEmulator
+) -> None:
+    """A removal on review.group-changes, published twice: the member is taken out of the
+    emulator's group by one DELETE, the outcome recorded once on the proposal's trail; asked
+    again afterwards, channels calls the Graph API no more."""
+    graph.groups[REGIE_GROUP] = {"31600000001", "31677777777"}
+    removal = group_removal()
+    await publish_removals(channels, [removal, removal])
+    stage = f"group_changes.{removal.id}"
+    entry = await eventually(lambda: audit_entry(channels, "rmv_1", stage), what="the removal recorded")
+    assert entry is not None and entry["outcome"] == "removed"
+    assert entry["whatsapp_group_id"] == REGIE_GROUP and "31677777777" not in str(entry)
+    assert graph.participants(REGIE_GROUP) == {"31600000001"}
+    await publish_removals(channels, [removal])
+    await asyncio.sleep(2.0)
+    assert graph.calls == [("DELETE", f"/v21.0/{REGIE_GROUP}/participants")]
+
+
+async def test_a_rate_limited_removal_is_retried_and_an_unknown_group_is_dead_lettered(
+    channels: Settings, graph: GraphEmulator
+) -> None:
+    """The Groups API's rate limit (131208) sends the removal round the retry path until it is
+    done; a group the API does not know (131041) is permanent: dead-lettered with its reason,
+    the failure in the audit trail, and no number in either."""
+    graph.groups[REGIE_GROUP] = {"31677777777"}
+    graph.group_rate_limited_calls = 1
+    unknown = group_removal("120363000000000000")
+    await publish_removals(channels, [group_removal(), unknown])
+    [dead] = await read_topic(channels, "channels.deadletter", 1, timeout=60)
+    assert "131041" in dead["error"] and "31677777777" not in dead["error"]
+    assert dead["topic"].endswith("review.group-changes")
+
+    async def removed() -> bool:
+        return graph.participants(REGIE_GROUP) == set()
+
+    await eventually(removed, what="the removal after its retry")
+    assert (131208, REGIE_GROUP) in graph.refused
+    assert await audit_entry(channels, "rmv_1", f"group_changes.{group_removal().id}") is not None
+    assert await audit_entry(channels, "rmv_1", f"group_changes.{unknown.id}") is None
+    failures = await channels_failures(channels, unknown.id)
+    assert failures and failures[0]["data"]["error_code"] == "131041"
+    assert "31677777777" not in str(failures)
+
+
+async def channels_failures(settings: Settings, removal_id: str) -> list[dict[str, object]]:
+    client = mongo_client(settings)
+    try:
+        query = {"message_id": "rmv_1", "stage": f"group_change_failures.{removal_id}"}
+        return [d async for d in client[settings.database]["audit"].find(query)]
+    finally:
+        await client.close()

@@ -3,6 +3,8 @@ photo as an attachment, logging in, and what the server's refusals become."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from buurtalert.channels.adapters.email import EmailAdapter, EmailConfig
@@ -96,3 +98,53 @@ async def test_a_451_at_rcpt_is_transient(mailbox: DevMailbox) -> None:
     adapter = EmailAdapter(EmailConfig(port=mailbox.port, from_address="meldingen@weert.test"))
     with pytest.raises(TransientDeliveryError):
         await adapter.send(delivery(), "Let op")
+
+
+def numbered(n: int) -> Delivery:
+    return delivery().model_copy(update={"id": stable_id("dlv", "msg_mail", str(n))})
+
+
+async def test_a_burst_is_sent_over_a_few_kept_connections(mailbox: DevMailbox) -> None:
+    """Twenty mails sent at once go over at most ``connections`` connections to the relay,
+    each carrying several; later mails reuse them."""
+    adapter = EmailAdapter(EmailConfig(port=mailbox.port, from_address="meldingen@weert.test", connections=3))
+    try:
+        await asyncio.gather(*(adapter.send(numbered(n), "Let op") for n in range(20)))
+        await adapter.send(numbered(20), "Let op")
+    finally:
+        await adapter.close()
+    assert len(mailbox.mailbox.snapshot()) == 21
+    assert mailbox.mailbox.connections() <= 3
+    assert len({m["Message-ID"] for m in mailbox.mailbox.snapshot()}) == 21
+
+
+async def test_a_relay_that_dropped_its_connections_gets_the_mail_on_a_new_one() -> None:
+    """A relay restarted between two mails: the kept connection is dead, and the next
+    mail goes through on a new connection without an error for the caller."""
+    port = free_port()
+    adapter = EmailAdapter(EmailConfig(port=port, from_address="meldingen@weert.test"))
+    try:
+        with DevMailbox(port=port) as before:
+            await adapter.send(numbered(1), "Voor de herstart")
+        with DevMailbox(port=port) as after:
+            await adapter.send(numbered(2), "Na de herstart")
+    finally:
+        await adapter.close()
+    assert [m["Subject"] is not None for m in before.mailbox.snapshot()] == [True]
+    [mail] = after.mailbox.snapshot()
+    assert mail.get_body(("plain",)).get_content().strip() == "Na de herstart"  # type: ignore[union-attr]
+
+
+async def test_a_connection_that_failed_is_not_reused(mailbox: DevMailbox) -> None:
+    """After a refusal the connection is closed: the next mail comes on a new one."""
+    adapter = EmailAdapter(EmailConfig(port=mailbox.port, from_address="meldingen@weert.test", connections=1))
+    try:
+        await adapter.send(numbered(1), "Een")
+        mailbox.refuse("451 4.3.0 Try again later", at="DATA")
+        with pytest.raises(TransientDeliveryError):
+            await adapter.send(numbered(2), "Twee")
+        mailbox.refuse(None, at="DATA")
+        await adapter.send(numbered(3), "Drie")
+    finally:
+        await adapter.close()
+    assert mailbox.mailbox.connections() == 2

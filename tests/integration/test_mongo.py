@@ -7,6 +7,8 @@ import asyncio
 
 from buurtalert.ingest.accept import Intake
 from buurtalert.ingest.stores import IngestStores
+from buurtalert.shared.collections import CONTACTS
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import create_broker
 from buurtalert.shared.mongo import Audit, Database, GroupInserts, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
@@ -59,5 +61,25 @@ async def test_a_claim_without_a_recorded_ingest_stage_is_not_a_duplicate(settin
         assert await intake.handled(["msg_a"]) == set()  # claimed, never recorded: accept again
         await Audit(db).record("msg_a", INGEST, {}, once=True)
         assert await intake.handled(["msg_a", "msg_b"]) == {"msg_a"}
+    finally:
+        await client.close()
+
+
+async def test_contacts_keep_each_authors_latest_address(settings: Settings) -> None:
+    """Many new authors at once are all remembered; an author who writes from a new
+    address is found at that one; remembering the same again changes nothing."""
+    client = mongo_client(settings)
+    try:
+        contacts = Contacts(Database(client[settings.database], INGEST))
+        await asyncio.gather(
+            *(contacts.remember("weert-demo", f"p_{n}", "email", f"a{n}@example.test") for n in range(40))
+        )
+        await contacts.remember("weert-demo", "p_7", "whatsapp", "31612345678")
+        await contacts.remember("weert-demo", "p_8", "email", "a8@example.test")
+        assert await contacts.find("weert-demo", "p_7") == ("whatsapp", "31612345678")
+        assert await contacts.find("weert-demo", "p_8") == ("email", "a8@example.test")
+        assert await contacts.find("weert-demo", "p_39") == ("email", "a39@example.test")
+        assert await contacts.find("other-town", "p_1") is None
+        assert await client[settings.database][CONTACTS.name].count_documents({}) == 40
     finally:
         await client.close()

@@ -1,7 +1,8 @@
 """Membership vetting through the review console, as real processes against the real broker
 and database: a pending join (AANMELDEN) is listed for coordinators and admins, approved or
 refused with who and why, the decision published on review.memberships and applied by
-ingest (the register's owner), and the member told through review.notices."""
+ingest (the register's owner), and the member told through review.notices; a removal agreed
+by two also takes the member out of the group's WhatsApp group (channels, Groups API)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from typing import Any
 
 import pytest
 
+from buurtalert.devkit.graph_emulator import GraphEmulator
 from buurtalert.devkit.testing import free_port
-from buurtalert.directory.store import Memberships
+from buurtalert.directory.model import load_directory
+from buurtalert.directory.store import Memberships, store_directory
 from buurtalert.review.notices import MEMBERSHIP_RULE
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.mongo import Database, mongo_client
-from buurtalert.shared.settings import Settings
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, REVIEW_MEMBERSHIPS, REVIEW_NOTICES
-from tests.conftest import TEST_FAILED
+from tests.conftest import DEMO, TEST_FAILED
 from tests.review_support import ReviewService, log_dir, removal_proposal, running_review
 from tests.support import ServiceProcess, eventually, read_topic, wait_http
 
@@ -218,3 +222,103 @@ async def test_a_removal_agreed_by_two_is_applied_to_the_register_and_the_member
         ingest.stop()
         if request.node.stash.get(TEST_FAILED, False):
             print(ingest.log()[-6000:])
+
+
+REGIE_WHATSAPP_GROUP = "120363041234567890"  # Boshoven's regiegroep posts in it (demo directory)
+
+
+async def agree_by_two(review: ReviewService, proposal_id: str) -> None:
+    """Anna (admin) agrees and lets go; carl (coordinator) agrees: the removal is decided."""
+    anna, anna_csrf = await review.login("anna")
+    carl, carl_csrf = await review.login("carl")
+
+    async def queued() -> bool:
+        return any(i["id"] == proposal_id for i in (await anna.get("/queue")).json()["items"])
+
+    await eventually(queued, timeout=30, what=f"{proposal_id} queued")
+    first = await anna.post(f"/items/{proposal_id}/agree", data={"version": "0", "csrf": anna_csrf})
+    assert first.status_code == 200 and first.json()["decision"] is None
+    await anna.post(f"/items/{proposal_id}/release", data={"csrf": anna_csrf})
+    second = await carl.post(f"/items/{proposal_id}/agree", data={"version": "1", "csrf": carl_csrf})
+    assert second.status_code == 200 and second.json()["decision"]["action"] == "remove_member"
+
+
+async def test_a_removal_agreed_by_two_takes_the_member_out_of_the_groups_whatsapp_group(
+    review: ReviewService, graph: GraphEmulator, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Boshoven's regiegroep also posts in a WhatsApp Groups API group. Two admins or
+    coordinators agree to remove a member who wrote there: the review console asks channels
+    (review.group-changes), which takes the member out of the emulator's group, and ingest
+    takes the group from the register. A removal from an email-only buurtgroep has no group
+    to remove from: the audit trail says so, and the Graph API is not called for it."""
+    settings = review.settings
+    client = mongo_client(settings)
+    try:
+        key = load_municipality_config(DEMO / "weert" / "municipality.yaml").pseudonym_key
+        directory = load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(key)
+        await store_directory(Database(client[settings.database], "directory"), directory)
+        ingest_db = Database(client[settings.database], INGEST)
+        memberships = Memberships(ingest_db)
+        asked = datetime(2026, 5, 1, 9, tzinfo=UTC)
+        assert await memberships.join("weert-demo", "p_troublemaker", "31677777777", "boshoven-regie", asked)
+        assert await memberships.vet(
+            "weert-demo",
+            "p_troublemaker",
+            "boshoven-regie",
+            True,
+            asked,
+            datetime(2026, 5, 1, 10, tzinfo=UTC),
+        )
+        # the member wrote in the WhatsApp group: ingest remembered the number that reaches them
+        await Contacts(ingest_db).remember("weert-demo", "p_troublemaker", "whatsapp", "31677777777")
+    finally:
+        await client.close()
+    graph.groups[REGIE_WHATSAPP_GROUP] = {"31600000001", "31600000002", "31677777777"}
+    logs = log_dir(tmp_path)
+    ingest = ServiceProcess("ingest", settings.model_copy(update={"http_port": free_port()}), logs)
+    channels = ServiceProcess("channels", settings.model_copy(update={"http_port": free_port()}), logs)
+    ingest.start()
+    channels.start()
+    try:
+        await review.propose(removal_proposal("rmv_whatsapp", group_id="boshoven-regie"))
+        await review.propose(removal_proposal("rmv_email", member="p_other"))
+        await agree_by_two(review, "rmv_whatsapp")
+        await agree_by_two(review, "rmv_email")
+
+        async def left_the_group() -> bool:
+            return graph.participants(REGIE_WHATSAPP_GROUP) == {"31600000001", "31600000002"}
+
+        await eventually(left_the_group, timeout=90, what="the member out of the WhatsApp group")
+        [asked_for] = await eventually(
+            lambda: review.db("audit", {"message_id": "rmv_whatsapp", "stage": "review.group_removal"}),
+            what="review's request in the audit trail",
+        )
+        assert asked_for["data"]["requested"] is True
+        assert asked_for["data"]["whatsapp_groups"] == [REGIE_WHATSAPP_GROUP]
+        [removal_id] = asked_for["data"]["ids"]
+        [done] = await eventually(
+            lambda: review.db(
+                "audit", {"message_id": "rmv_whatsapp", "stage": f"group_changes.{removal_id}"}
+            ),
+            what="channels' outcome in the audit trail",
+        )
+        assert done["data"]["outcome"] == "removed" and done["data"]["group_id"] == "boshoven-regie"
+        [not_asked] = await eventually(
+            lambda: review.db("audit", {"message_id": "rmv_email", "stage": "review.group_removal"}),
+            what="the email group's entry",
+        )
+        assert not_asked["data"]["requested"] is False and "no WhatsApp group" in not_asked["data"]["why"]
+
+        async def register_applied() -> bool:
+            docs = await review.db("memberships", {"pseudonym": "p_troublemaker"})
+            return bool(docs and docs[0].get("removed") == ["boshoven-regie"])
+
+        await eventually(register_applied, timeout=90, what="ingest to apply the removal")
+        assert graph.calls == [("DELETE", f"/v21.0/{REGIE_WHATSAPP_GROUP}/participants")]
+        trail = str(await review.db("audit", {"message_id": {"$in": ["rmv_whatsapp", "rmv_email"]}}))
+        assert "31677777777" not in trail
+    finally:
+        ingest.stop()
+        channels.stop()
+        if request.node.stash.get(TEST_FAILED, False):
+            print(ingest.log()[-4000:], channels.log()[-6000:], review.process.log()[-6000:])

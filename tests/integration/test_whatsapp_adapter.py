@@ -172,3 +172,65 @@ async def test_an_outage_is_transient_and_an_unknown_recipient_permanent(serve: 
     assert unknown.value.provider_code == "131026"
     assert [m["to"] for m in emulator.sent] == ["31614000002"]
     await adapter.close()
+
+
+GROUP = "120363041234567890"
+
+
+async def test_removing_a_participant_sends_the_groups_api_delete_and_empties_the_seat(serve: Serve) -> None:
+    """The adapter calls DELETE /<group>/participants with the bearer token and Meta's body
+    (messaging_product, participants[].user as a wa_id); the emulator's group loses the member."""
+    emulator = GraphEmulator(access_token="t", groups={GROUP: {"31600000001", "31677777777"}})
+    adapter = await adapter_for(serve, emulator)
+    try:
+        assert await adapter.remove_participants(GROUP, ["+31 6 77777777"]) is True
+    finally:
+        await adapter.close()
+    assert emulator.calls == [("DELETE", f"/v21.0/{GROUP}/participants")]
+    assert emulator.participants(GROUP) == {"31600000001"}
+
+
+async def test_a_participant_no_longer_in_the_group_counts_as_removed(serve: Serve) -> None:
+    """131212 (not a part of the group) is no error: the member is out, as asked."""
+    emulator = GraphEmulator(access_token="t", groups={GROUP: {"31600000001"}})
+    adapter = await adapter_for(serve, emulator)
+    try:
+        assert await adapter.remove_participants(GROUP, ["31677777777"]) is False
+    finally:
+        await adapter.close()
+    assert emulator.refused == [(131212, GROUP)]
+
+
+async def test_more_than_eight_participants_go_in_calls_of_eight(serve: Serve) -> None:
+    """Ten participants: two calls (8 and 2), each within the Groups API's limit."""
+    members = {f"316000000{i:02d}" for i in range(10)}
+    emulator = GraphEmulator(access_token="t", groups={GROUP: set(members) | {"31699999999"}})
+    adapter = await adapter_for(serve, emulator)
+    try:
+        assert await adapter.remove_participants(GROUP, sorted(members)) is True
+    finally:
+        await adapter.close()
+    assert len(emulator.calls) == 2 and emulator.refused == []
+    assert emulator.participants(GROUP) == {"31699999999"}
+
+
+async def test_group_errors_map_to_transient_or_permanent(serve: Serve) -> None:
+    """The Groups API's rate limit (131208, HTTP 429) and an outage (503) are transient; an
+    unknown group (131041) is permanent; neither error text carries the number."""
+    emulator = GraphEmulator(
+        access_token="t", groups={GROUP: {"31677777777"}}, group_rate_limited_calls=1, outage_calls=1
+    )
+    adapter = await adapter_for(serve, emulator)
+    try:
+        with pytest.raises(TransientDeliveryError) as limited:
+            await adapter.remove_participants(GROUP, ["31677777777"])
+        with pytest.raises(TransientDeliveryError) as down:
+            await adapter.remove_participants(GROUP, ["31677777777"])
+        with pytest.raises(PermanentDeliveryError) as unknown:
+            await adapter.remove_participants("120363000000000000", ["31677777777"])
+    finally:
+        await adapter.close()
+    assert limited.value.provider_code == "131208" and down.value.provider_code == "131000"
+    assert unknown.value.provider_code == "131041"
+    assert all("31677777777" not in str(e.value) for e in (limited, down, unknown))
+    assert emulator.participants(GROUP) == {"31677777777"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from buurtalert.devkit.graph_emulator import GraphEmulator
+from buurtalert.devkit.graph_emulator import GraphEmulator, groups_from_directory
+from buurtalert.directory.model import load_directory
+from tests.conftest import DEMO
 
 TOKEN = {"Authorization": "Bearer t"}
 
@@ -119,3 +121,69 @@ async def test_media_are_uploaded_as_multipart_and_sent_by_id() -> None:
     assert emulator.media[media_id].data == JPEG and emulator.uploads == [media_id]
     assert gif.json()["error"]["code"] == 131053
     assert sent.status_code == 200 and unknown.json()["error"]["code"] == 100
+
+
+def removal(*users: str) -> dict[str, object]:
+    return {"messaging_product": "whatsapp", "participants": [{"user": u} for u in users]}
+
+
+async def delete(http: httpx.AsyncClient, group: str, body: object, **headers: str) -> httpx.Response:
+    return await http.request("DELETE", f"/v21.0/{group}/participants", json=body, headers=headers or TOKEN)
+
+
+async def test_a_groups_api_group_loses_the_participants_a_delete_names() -> None:
+    """DELETE /<group>/participants takes the named participants (by wa_id or phone number)
+    out of the group and answers success; the group's info lists who is left."""
+    emulator = GraphEmulator(access_token="t", groups={"120363041234567890": {"31600000001", "31600000002"}})
+    async with client(emulator) as http:
+        removed = await delete(http, "120363041234567890", removal("+31 6 00000002"))
+        info = await http.get("/v21.0/120363041234567890", params={"fields": "participants"}, headers=TOKEN)
+    assert removed.status_code == 200 and removed.json() == {"success": True}
+    assert emulator.participants("120363041234567890") == {"31600000001"}
+    assert info.json()["participants"] == [{"wa_id": "31600000001"}]
+    assert info.json()["total_participant_count"] == 1
+
+
+async def test_removing_participants_refuses_what_the_groups_api_refuses() -> None:
+    """No token (190), an unknown group (131041), more than 8 participants or a malformed body
+    (100), the same participant twice (131202), none of them in the group (131212), and the
+    group-operations rate limit (131208, HTTP 429): each with Meta's error envelope, and the
+    group unchanged."""
+    group = "120363041234567890"
+    emulator = GraphEmulator(access_token="t", groups={group: {"31600000001"}}, group_rate_limited_calls=1)
+    async with client(emulator) as http:
+        limited = await delete(http, group, removal("31600000001"))
+        no_token = await delete(http, group, removal("31600000001"), Authorization="Bearer wrong")
+        unknown = await delete(http, "120363000000000000", removal("31600000001"))
+        too_many = await delete(http, group, removal(*(f"3160000001{i}" for i in range(9))))
+        malformed = await delete(http, group, {"participants": [{"user": "31600000001"}]})
+        no_user = await delete(http, group, {"messaging_product": "whatsapp", "participants": [{}]})
+        twice = await delete(http, group, removal("31600000001", "+31600000001"))
+        absent = await delete(http, group, removal("31699999999"))
+    assert (limited.status_code, limited.json()["error"]["code"]) == (429, 131208)
+    assert (no_token.status_code, no_token.json()["error"]["code"]) == (401, 190)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (400, 131041)
+    assert [r.json()["error"]["code"] for r in (too_many, malformed, no_user)] == [100, 100, 100]
+    assert twice.json()["error"]["code"] == 131202
+    assert (absent.status_code, absent.json()["error"]["code"]) == (400, 131212)
+    assert all("fbtrace_id" in r.json()["error"] for r in (limited, unknown, absent))
+    assert emulator.participants(group) == {"31600000001"}
+
+
+async def test_a_group_first_met_by_a_message_is_known_with_no_participants() -> None:
+    """A Groups API message to a group the emulator was not given creates it (empty), so a
+    removal from it is answered 131212 rather than 131041."""
+    emulator = GraphEmulator(access_token="t")
+    message = {**text("120363049876543210"), "recipient_type": "group"}
+    async with client(emulator) as http:
+        sent = await http.post("/v21.0/123/messages", json=message, headers=TOKEN)
+        absent = await delete(http, "120363049876543210", removal("31600000001"))
+    assert sent.status_code == 200
+    assert absent.json()["error"]["code"] == 131212
+
+
+def test_the_demo_directory_seeds_its_regiegroep_whatsapp_group_with_its_members_numbers() -> None:
+    """Boshoven's regiegroep also posts in a WhatsApp group: the emulator seeded from the demo
+    directory holds it with the wijkagent's and the coordinator's numbers."""
+    groups = groups_from_directory(load_directory(DEMO / "weert" / "directory.yaml"))
+    assert groups == {"120363041234567890": {"31600000001", "31600000002"}}

@@ -43,10 +43,12 @@ def test_each_service_consumes_what_another_owns() -> None:
         "review",
     ]
     # the review console queues what moderation held or proposed, and authorises the
-    # outcome commands ingest read in the regiegroepen, and counts the answers to polls
+    # outcome commands ingest read in the regiegroepen, and counts the answers to polls;
+    # it reads its own removals back to ask channels to change a WhatsApp group (retried)
     assert [t.name for t in consumed_by("review") if not t.name.endswith(".retry")] == [
         "moderation.review",
         "moderation.proposals",
+        "moderation.decisions",
         "ingest.outcome-commands",
         "ingest.poll-answers",
     ]

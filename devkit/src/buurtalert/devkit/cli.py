@@ -3,6 +3,8 @@ stand-ins of ``make run`` (loopback only, no authentication: never in production
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -13,16 +15,31 @@ import click
     "--messages-per-second", type=int, default=80, show_default=True, help="Throughput cap per number"
 )
 @click.option("--log-level", default="info", show_default=True)
-def graph_emulator(port: int, access_token: str, messages_per_second: int, log_level: str) -> None:
+@click.option(
+    "--directory",
+    "directories",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A directory file whose WhatsApp groups (Groups API) the emulator holds, with their members",
+)
+def graph_emulator(
+    port: int, access_token: str, messages_per_second: int, log_level: str, directories: tuple[Path, ...]
+) -> None:
     """A local stand-in for Meta's Graph API (development only; loopback)."""
     import uvicorn
 
-    from buurtalert.devkit.graph_emulator import GraphEmulator
+    from buurtalert.devkit.graph_emulator import GraphEmulator, groups_from_directory
+    from buurtalert.directory.model import load_directory
 
+    groups: dict[str, set[str]] = {}
+    for path in directories:
+        for group_id, participants in groups_from_directory(load_directory(path)).items():
+            groups.setdefault(group_id, set()).update(participants)
     emulator = GraphEmulator(
         access_token=access_token,
         base_url=f"http://127.0.0.1:{port}",
         messages_per_second=messages_per_second,
+        groups=groups,
     )
     uvicorn.run(emulator.app, host="127.0.0.1", port=port, log_level=log_level)
 

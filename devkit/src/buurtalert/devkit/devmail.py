@@ -30,11 +30,19 @@ class Mailbox:
     """What the SMTP server received, safe to read from another thread."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    #: The client address and port of the connection each message came on, in order.
+    peers: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, message: EmailMessage) -> None:
+    def add(self, message: EmailMessage, peer: str = "") -> None:
         with self._lock:
             self.messages.append(message)
+            self.peers.append(peer)
+
+    def connections(self) -> int:
+        """How many connections the messages came on."""
+        with self._lock:
+            return len(set(self.peers))
 
     def snapshot(self) -> list[EmailMessage]:
         with self._lock:
@@ -66,7 +74,7 @@ class _Handler:
             return refusal
         parsed = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
-        self.mailbox.add(parsed)
+        self.mailbox.add(parsed, peer=str(session.peer))
         return "250 Message accepted for delivery"
 
 

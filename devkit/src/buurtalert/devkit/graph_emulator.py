@@ -19,7 +19,16 @@ subcode 2018278) unless tagged. Failures can be injected: an outage
 for a business number, 2 for a Page) and recipients Meta cannot reach
 (``unknown_recipients``: WhatsApp's 131026, Messenger's 100 with subcode 2018001).
 Every accepted message and every refusal is kept, for tests and benchmarks to count.
-Nothing here reaches the internet."""
+
+Groups API groups (``groups``: group id to its participants' wa_ids, seeded from a directory
+with :func:`groups_from_directory`, or created empty by the first message sent to one):
+``DELETE /<version>/<group-id>/participants`` removes up to 8 participants
+(``{"messaging_product": "whatsapp", "participants": [{"user": ...}]}``, answered
+``{"success": true}``), with the Groups API's errors: an unknown group (131041), more than
+8 participants or a malformed body (100), duplicates (131202), none of them in the group
+(131212), the group-operations rate limit (131208, HTTP 429; ``group_rate_limited_calls``
+injects it); ``GET /<version>/<group-id>?fields=participants`` lists them, and
+:meth:`GraphEmulator.participants` too. Nothing here reaches the internet."""
 
 from __future__ import annotations
 
@@ -31,12 +40,15 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from buurtalert.directory.model import Directory
 
 #: What the Cloud API takes for upload, as message types, and their size limits.
 UPLOAD_KINDS = {
@@ -51,6 +63,31 @@ UPLOAD_KINDS = {
     "text/plain": "document",
 }
 UPLOAD_LIMITS = {"image": 5 * 2**20, "video": 16 * 2**20, "audio": 16 * 2**20, "document": 100 * 2**20}
+
+
+#: Participants one Groups API call may add or remove.
+MAX_PARTICIPANTS_PER_CALL = 8
+
+
+def user_id(phone: str) -> str:
+    """A phone number as WhatsApp names its user (``+31 6 1234 5678`` is ``31612345678``)."""
+    digits = "".join(c for c in phone if c.isdigit())
+    return digits[2:] if digits.startswith("00") else digits
+
+
+def groups_from_directory(directory: Directory) -> dict[str, set[str]]:
+    """The Groups API groups of a directory (as its file lists them, addresses not yet
+    pseudonymised), each with the wa_ids of the members of its group who have a phone number."""
+    groups: dict[str, set[str]] = {}
+    for group in directory.groups:
+        members = {
+            user_id(m.address)
+            for m in directory.members
+            if group.id in m.groups and m.address and "@" not in m.address
+        }
+        for whatsapp_group in group.whatsapp_groups:
+            groups.setdefault(whatsapp_group, set()).update(members)
+    return groups
 
 
 def graph_error(
@@ -165,6 +202,10 @@ class GraphEmulator:
     #: Recipients Meta cannot reach: numbers not on WhatsApp, Groups API ids and
     #: page-scoped ids of no one. Sends to them are refused.
     unknown_recipients: set[str] = field(default_factory=set)
+    #: Groups API groups: group id to its participants' wa_ids.
+    groups: dict[str, set[str]] = field(default_factory=dict)
+    #: The next this-many group operations hit the Groups API's rate limit (131208, HTTP 429).
+    group_rate_limited_calls: int = 0
     posts: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     media: dict[str, Medium] = field(default_factory=dict)
@@ -195,11 +236,76 @@ class GraphEmulator:
             error_subcode=33,
         )
 
+    def participants(self, group_id: str) -> set[str]:
+        """The wa_ids in a Groups API group (empty for an unknown one), for tests."""
+        return set(self.groups.get(group_id, ()))
+
+    async def _remove_participants(self, request: Request) -> Response:
+        """``DELETE /<version>/<group-id>/participants`` as the Groups API answers it."""
+        group_id = request.path_params["object_id"]
+        self.calls.append(("DELETE", request.url.path))
+        if not self._authorised(request):
+            return self._unauthorised()
+        if group_id not in self.groups:
+            self.refused.append((131041, group_id))
+            return graph_error(
+                400, 131041, "(#131041) Group unknown: it does not exist or you are not a member."
+            )
+        if self.group_rate_limited_calls > 0:
+            self.group_rate_limited_calls -= 1
+            self.refused.append((131208, group_id))
+            return graph_error(
+                429,
+                131208,
+                "(#131208) Group Rate Limit Hit: too many group operations from this phone number.",
+            )
+        if (down := self._outage(131000, group_id)) is not None:
+            return down
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return self._refuse(100, "(#100) The parameter body is not valid JSON", group_id)
+        if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
+            return self._refuse(100, "(#100) The parameter messaging_product is required.", group_id)
+        listed = body.get("participants")
+        if not isinstance(listed, list) or not listed:
+            return self._refuse(100, "(#100) The parameter participants is required.", group_id)
+        if len(listed) > MAX_PARTICIPANTS_PER_CALL:
+            return self._refuse(
+                100,
+                f"(#100) Param participants must have at most {MAX_PARTICIPANTS_PER_CALL} items.",
+                group_id,
+            )
+        users = [p.get("user") if isinstance(p, dict) else None for p in listed]
+        if not all(isinstance(u, str) and u for u in users):
+            return self._refuse(100, "(#100) Param participants[].user is required.", group_id)
+        wa_ids = [user_id(str(u)) for u in users]
+        if len(set(wa_ids)) != len(wa_ids):
+            return self._refuse(131202, "(#131202) Duplicate participant.", group_id)
+        present = self.groups[group_id]
+        if not present & set(wa_ids):
+            return self._refuse(131212, "(#131212) Participant is not a part of the group.", group_id)
+        present.difference_update(wa_ids)
+        return JSONResponse({"success": True})
+
+    async def _group_info(self, request: Request, group_id: str) -> Response:
+        """``GET /<version>/<group-id>?fields=participants``: the group's participants."""
+        participants = sorted(self.groups[group_id])
+        return JSONResponse(
+            {
+                "id": group_id,
+                "participants": [{"wa_id": p} for p in participants],
+                "total_participant_count": len(participants),
+            }
+        )
+
     async def _media_info(self, request: Request) -> Response:
         media_id = request.path_params["object_id"]
         self.calls.append(("GET", request.url.path))
         if not self._authorised(request):
             return self._unauthorised()
+        if media_id in self.groups:
+            return await self._group_info(request, media_id)
         medium = self.media.get(media_id)
         if medium is None:
             return self._unknown(media_id)
@@ -414,6 +520,8 @@ class GraphEmulator:
             )
         window.append(now)
         self._pairs[(number, to)] = now
+        if not individual:
+            self.groups.setdefault(to, set())  # a group first met here: its participants unknown
         wamid = "wamid." + secrets.token_urlsafe(24)
         self.sent.append({"id": wamid, "from": number, "at": now, **body})
         return JSONResponse(
@@ -441,6 +549,11 @@ class GraphEmulator:
                 Route(f"/{self.version}/{{object_id}}/messages", self._send_message, methods=["POST"]),
                 Route(f"/{self.version}/{{object_id}}/feed", self._page_post, methods=["POST"]),
                 Route(f"/{self.version}/{{object_id}}/media", self._upload_medium, methods=["POST"]),
+                Route(
+                    f"/{self.version}/{{object_id}}/participants",
+                    self._remove_participants,
+                    methods=["DELETE"],
+                ),
                 Route(f"/{self.version}/{{object_id}}", self._media_info, methods=["GET"]),
                 Route("/media-download/{media_id}", self._media_download, methods=["GET"]),
             ]

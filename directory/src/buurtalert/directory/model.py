@@ -109,6 +109,15 @@ class Group(Strict):
         default=None, description="When the group started (registered crime before and after it)"
     )
 
+    @property
+    def whatsapp_groups(self) -> tuple[str, ...]:
+        """The WhatsApp Groups API groups of this group (business-created, up to 8
+        participants): its own address when it is reached as one, and the WhatsApp groups
+        whose messages belong to it. None for a group reached member by member."""
+        own = (self.address,) if self.channel == "whatsapp" and self.address != MEMBERS else ()
+        inbound = tuple(e.address for e in self.inbound if e.channel == "whatsapp")
+        return tuple(dict.fromkeys((*own, *inbound)))
+
     @field_validator("join_code")
     @classmethod
     def _random_code(cls, code: str | None) -> str | None:

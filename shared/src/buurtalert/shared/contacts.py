@@ -4,11 +4,9 @@ channels; nothing else needs the address itself."""
 
 from __future__ import annotations
 
-from pymongo.errors import DuplicateKeyError
-
 from buurtalert.shared.collections import CONTACTS
 from buurtalert.shared.models import utcnow
-from buurtalert.shared.mongo import Database
+from buurtalert.shared.mongo import Database, GroupInserts
 
 
 class Contacts:
@@ -16,17 +14,20 @@ class Contacts:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._new: GroupInserts | None = None
 
     async def remember(self, municipality: str, pseudonym: str, channel: str, address: str) -> None:
         """``address`` on ``channel`` reaches the author: an email address, a WhatsApp
         number, a page-scoped id on Messenger."""
         key = {"_id": f"{municipality}:{pseudonym}"}
-        update = {"$set": {"address": address, "channel": channel, "updated_at": utcnow()}}
+        fields = {"address": address, "channel": channel, "updated_at": utcnow()}
         contacts = self._db.write(CONTACTS)
-        try:
-            await contacts.update_one(key, update, upsert=True)
-        except DuplicateKeyError:  # FerretDB v1: a concurrent upsert of the same _id created it
-            await contacts.update_one(key, update)
+        if self._new is None:
+            self._new = GroupInserts(contacts)
+        # A new author (most of them) costs a share of one insert of many; a known one
+        # whose address changed, an update.
+        if not await self._new.insert(key | fields):
+            await contacts.update_one(key, {"$set": fields})
 
     async def find(self, municipality: str, pseudonym: str) -> tuple[str, str] | None:
         """The author's (channel, address), if known."""

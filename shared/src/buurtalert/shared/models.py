@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 
 def utcnow() -> datetime:
@@ -288,6 +288,41 @@ class MembershipDecision(Record):
     def partition_key(self) -> bytes:
         """One member's decisions in order."""
         return f"{self.municipality}:{self.member}".encode()
+
+
+class GroupRemoval(Record):
+    """A member two admins or coordinators removed from a group (``remove_member``), to be
+    taken out of the group's WhatsApp Groups API group too: the review console asks, channels
+    (the only service that calls the Graph API) does it. One per decision and WhatsApp group,
+    its id from both, so the same removal asked twice is done once.
+
+    The participant's number is the one address the removal needs: a secret, shown as
+    ``**********`` in reprs and logs and written out only in the JSON that travels to channels."""
+
+    id: str
+    decision_id: str = Field(description="The review decision that removed the member")
+    subject_id: str = Field(description="The removal proposal's id (where the audit trail keeps it)")
+    municipality: str
+    group_id: str = Field(description="The directory's group the member was removed from")
+    whatsapp_group_id: str = Field(description="The group's WhatsApp Groups API group id")
+    member: str = Field(description="The member's pseudonym")
+    participant: SecretStr = Field(description="The member's WhatsApp number (wa_id or phone number)")
+    reason: str = Field(default="", description="Why: the rules the member's rejected messages broke")
+    agreed_by: tuple[str, ...] = ()
+    decided_at: datetime
+
+    @field_serializer("participant", when_used="json")
+    def _participant(self, participant: SecretStr) -> str:
+        return participant.get_secret_value()
+
+    @classmethod
+    def removal_id(cls, decision_id: str, whatsapp_group_id: str) -> str:
+        return stable_id("grm", decision_id, whatsapp_group_id)
+
+    @property
+    def partition_key(self) -> bytes:
+        """One WhatsApp group's changes in order."""
+        return f"{self.municipality}:{self.whatsapp_group_id}".encode()
 
 
 class Destination(Record):

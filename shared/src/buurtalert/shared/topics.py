@@ -17,6 +17,7 @@ from buurtalert.shared.models import (
     DeadLetter,
     Delivery,
     DeliveryStatus,
+    GroupRemoval,
     InboundMessage,
     IncidentOutcome,
     MediaFetch,
@@ -129,11 +130,12 @@ MODERATION_DECISIONS = Topic(
     "moderation.decisions",
     ReviewDecision,
     REVIEW,
-    (MODERATION, INGEST),
+    (MODERATION, INGEST, REVIEW),
     "group_id (else the message or proposal id)",
     "What a person decided in the review console: approve (possibly with an edited text), "
     "reject with an explanation, or remove a member (agreed by two); moderation applies them, "
-    "ingest applies removals to the membership register.",
+    "ingest applies removals to the membership register, and review itself asks channels to "
+    "take a removed member out of the group's WhatsApp group (review.group-changes).",
 )
 REVIEW_NOTICES = Topic(
     "review.notices",
@@ -153,6 +155,15 @@ REVIEW_MEMBERSHIPS = Topic(
     "municipality:member",
     "A coordinator's approval or refusal of a pending join, with who and why; ingest, the "
     "membership register's owner, applies it.",
+)
+REVIEW_GROUP_CHANGES = Topic(
+    "review.group-changes",
+    GroupRemoval,
+    REVIEW,
+    (CHANNELS,),
+    "municipality:WhatsApp group id",
+    "A member two admins or coordinators removed from a group that is a WhatsApp Groups API "
+    "group, to be removed from that group too; channels calls the Graph API (once per removal).",
 )
 DELIVERIES_STATUS = Topic(
     "deliveries.status",
@@ -261,6 +272,7 @@ TOPICS: tuple[Topic, ...] = (
     INCIDENTS_OUTCOMES,
     REVIEW_NOTICES,
     REVIEW_MEMBERSHIPS,
+    REVIEW_GROUP_CHANGES,
     *DELIVERY_TOPICS.values(),
     DELIVERIES_STATUS,
     *(retry_topic(s) for s in SERVICES),

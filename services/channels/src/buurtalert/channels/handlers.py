@@ -1,13 +1,14 @@
 """Channels' handling, apart from Kafka: a delivery sent once through its adapter, a
 rejection explained to its author, a provider's status tied to its delivery, held
-deliveries released when due. Outcomes are handed to ``report``."""
+deliveries released when due, a removed member taken out of a WhatsApp group. Outcomes
+are handed to ``report``."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from pymongo.errors import PyMongoError
 
@@ -23,6 +24,7 @@ from buurtalert.shared.models import (
     DeliveryState,
     DeliveryStatus,
     Destination,
+    GroupRemoval,
     ModeratedMessage,
     ProviderStatus,
     stable_id,
@@ -258,3 +260,71 @@ async def release_due(
         await held.release(delivery.id)
         released += 1
     return released
+
+
+def group_change_stage(removal_id: str) -> str:
+    """The audit stage of a removal from a WhatsApp group, on the proposal's trail (once)."""
+    return f"group_changes.{removal_id}"
+
+
+@runtime_checkable
+class RemovesParticipants(Protocol):
+    """An adapter that takes participants out of a provider's group (WhatsApp's Groups API)."""
+
+    async def remove_participants(self, whatsapp_group_id: str, participants: Sequence[str]) -> bool: ...
+
+
+class GroupChanges:
+    """Takes a member two admins or coordinators removed out of the group's WhatsApp group
+    (``review.group-changes``), and records the outcome once in the proposal's audit trail.
+
+    A removal recorded as done is not asked of the Graph API again; two processes handling
+    the same one at once both ask, which is harmless: a participant no longer in the group
+    counts as done. A permanent error (an unknown group, a malformed request, no WhatsApp
+    adapter) is recorded and goes to the dead-letter topic with its reason; a rate limit or
+    an outage takes the retry path."""
+
+    def __init__(self, adapter: RemovesParticipants | None, audit: Audit) -> None:
+        self.adapter = adapter
+        self.audit = audit
+
+    async def __call__(self, removal: GroupRemoval) -> None:
+        stage = group_change_stage(removal.id)
+        with bound(decision_id=removal.decision_id, removal_id=removal.id, group_id=removal.group_id):
+            done = await self.audit.entry(removal.subject_id, stage)
+            if done is not None:
+                log.info("group_removal_done_before", outcome=done.get("outcome"))
+                return
+            if self.adapter is None:
+                await self._failed(removal, "no whatsapp adapter: the member stays in the WhatsApp group")
+            try:
+                removed = await self.adapter.remove_participants(
+                    removal.whatsapp_group_id, [removal.participant.get_secret_value()]
+                )
+            except DeliveryError as exc:
+                detail = redact(str(exc))
+                if not exc.permanent:
+                    exc.args = (detail,)  # the retry and dead-letter topics keep no number
+                    raise
+                await self._failed(removal, detail, exc.provider_code)
+            outcome = "removed" if removed else "not_in_group"
+            entry = {
+                "outcome": outcome,
+                "group_id": removal.group_id,
+                "whatsapp_group_id": removal.whatsapp_group_id,
+                "member": removal.member,
+                "decision_id": removal.decision_id,
+            }
+            await self.audit.record(removal.subject_id, stage, entry, once=True)
+            log.info("group_member_removed", outcome=outcome)
+
+    async def _failed(self, removal: GroupRemoval, detail: str, code: str | None = None) -> NoReturn:
+        entry = {
+            "error_code": code,
+            "error_detail": detail,
+            "group_id": removal.group_id,
+            "whatsapp_group_id": removal.whatsapp_group_id,
+        }
+        await self.audit.record(removal.subject_id, f"group_change_failures.{removal.id}", entry)
+        log.warning("group_removal_failed", error_code=code, error=detail)
+        raise PermanentError(f"removal from WhatsApp group {removal.whatsapp_group_id}: {detail}")

@@ -1,5 +1,6 @@
-"""The channels service: deliveries.<adapter> → the provider, and deliveries.status.
-Wiring only; the handling is in :mod:`buurtalert.channels.handlers`."""
+"""The channels service: deliveries.<adapter> → the provider, and deliveries.status;
+review.group-changes → the WhatsApp Groups API. Wiring only; the handling is in
+:mod:`buurtalert.channels.handlers`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from buurtalert.channels.handlers import (
     AuthorFeedback,
     Deliver,
     Deliverer,
+    GroupChanges,
     ProviderStatuses,
+    RemovesParticipants,
     release_due,
     send_notice,
 )
@@ -22,7 +25,13 @@ from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.logging import APP_LOGGER, get_logger
 from buurtalert.shared.metrics import DELIVERIES
-from buurtalert.shared.models import Delivery, DeliveryStatus, ModeratedMessage, ProviderStatus
+from buurtalert.shared.models import (
+    Delivery,
+    DeliveryStatus,
+    GroupRemoval,
+    ModeratedMessage,
+    ProviderStatus,
+)
 from buurtalert.shared.mongo import Audit, Database
 from buurtalert.shared.observability import Observability
 from buurtalert.shared.settings import Settings, load_municipality_config
@@ -31,6 +40,7 @@ from buurtalert.shared.topics import (
     DELIVERIES_STATUS,
     MESSAGES_REJECTED,
     PROVIDER_STATUS,
+    REVIEW_GROUP_CHANGES,
     REVIEW_NOTICES,
     delivery_topic,
 )
@@ -88,6 +98,14 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def record_provider_status(status: ProviderStatus) -> None:
         """What the provider says became of a message we sent, recorded against its delivery."""
         await provider_statuses(status)
+
+    whatsapp = adapters.get("whatsapp")
+    group_changes = GroupChanges(whatsapp if isinstance(whatsapp, RemovesParticipants) else None, audit)
+
+    @reliable.subscriber(REVIEW_GROUP_CHANGES)
+    async def change_group(removal: GroupRemoval) -> None:
+        """A member two admins or coordinators removed, taken out of the WhatsApp group."""
+        await group_changes(removal)
 
     async def retry_later(delivery: Delivery, exc: BaseException) -> None:
         topic = delivery_topic(delivery.destination.channel)

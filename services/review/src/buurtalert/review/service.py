@@ -4,7 +4,8 @@ Wiring only; the handling is in :mod:`~buurtalert.review.handlers`, the pages in
 
 It consumes ``moderation.review`` and ``moderation.proposals`` into its queue
 (``review_items``) and publishes every human decision on ``moderation.decisions``, which
-moderation applies."""
+moderation applies. It reads its removals back from there to ask channels, on
+``review.group-changes``, to take the member out of the group's WhatsApp group."""
 
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import Item, district_of
 from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
 from buurtalert.review.urgent import UrgentWatch
-from buurtalert.review.vetting import RemovalNotice, Vetting
+from buurtalert.review.vetting import GroupRemovals, RemovalNotice, Vetting
 from buurtalert.review.web import ConsoleApp, console_app
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.models import (
     Delivery,
+    GroupRemoval,
     InboundMessage,
     IncidentOutcome,
     MembershipDecision,
@@ -50,6 +52,7 @@ from buurtalert.shared.topics import (
     MODERATION_PROPOSALS,
     MODERATION_REVIEW,
     REVIEW,
+    REVIEW_GROUP_CHANGES,
     REVIEW_MEMBERSHIPS,
     REVIEW_NOTICES,
 )
@@ -129,6 +132,19 @@ def create_app(settings: Settings) -> AsgiFastStream:
     @reliable.subscriber(INGEST_OUTCOME_COMMANDS)
     async def outcome_command(command: OutcomeCommand) -> None:
         await desk.command(command)
+
+    group_changes = topic_publisher(broker, settings, REVIEW_GROUP_CHANGES)
+
+    async def publish_group_change(removal: GroupRemoval) -> None:
+        await reliable.publish(group_changes, removal, key=removal.partition_key)
+
+    group_removals = GroupRemovals(Directories(db), Memberships(db), contacts, audit, publish_group_change)
+
+    @reliable.subscriber(MODERATION_DECISIONS)
+    async def decided_removal(decision: ReviewDecision) -> None:
+        """A removal two agreed to, read back: channels takes the member out of the
+        group's WhatsApp group, where the group is one (other decisions pass by)."""
+        await group_removals(decision)
 
     polls = Polls(db)
     poll_box = PollBox(polls, audit)

@@ -7,7 +7,11 @@ from the register); another group's join is not found, as another municipality's
 The register belongs to ingest, so the console records the decision (``review_vettings``,
 once per join, with who and why), puts it in the audit trail and publishes it on
 ``review.memberships``, which ingest applies; the member is told through channels
-(``review.notices``): welcome with the house rules, or why not."""
+(``review.notices``): welcome with the house rules, or why not.
+
+A removal two admins or coordinators agreed to is told to the member (:class:`RemovalNotice`)
+and, where the group is a WhatsApp Groups API group, asked of channels on
+``review.group-changes`` (:class:`GroupRemovals`), which takes the member out of it."""
 
 from __future__ import annotations
 
@@ -15,15 +19,18 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from buurtalert.directory.model import Membership
-from buurtalert.directory.store import Memberships
+from buurtalert.directory.model import Directory, Membership
+from buurtalert.directory.store import Directories, Memberships
 from buurtalert.review.notices import membership_notice, removal_notice
 from buurtalert.review.rules import Refusal, User, scope_of, within_scope
 from buurtalert.review.stores import Vettings
+from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.logging import bound, get_logger
 from buurtalert.shared.models import (
     Delivery,
+    GroupRemoval,
     MembershipDecision,
     ReviewAction,
     ReviewDecision,
@@ -232,3 +239,104 @@ class RemovalNotice:
             await self.audit.record(
                 decision.subject_id, "review.removal_notice", {"sent": True, "id": notice.id}, once=True
             )
+
+
+#: The audit stage of what became of a removal's WhatsApp group (on the proposal's trail).
+GROUP_REMOVAL_STAGE = "review.group_removal"
+
+
+def is_phone(address: str | None) -> bool:
+    return bool(address) and "@" not in (address or "")
+
+
+class GroupRemovals:
+    """Asks channels to take a member two admins or coordinators removed out of the group's
+    WhatsApp Groups API groups (``review.group-changes``, one per WhatsApp group), and
+    records in the proposal's audit trail what was asked or why nothing was: a group that
+    is no WhatsApp group (an email list, a buurtgroep reached member by member) has no
+    group to remove from; a member whose WhatsApp number is not known cannot be named.
+
+    Handled from ``moderation.decisions`` (review reads its own decisions back), so a
+    failure takes the retry path; a repeat asks again with the same ids, which channels
+    does once. The number: the one the member last wrote from on WhatsApp (``contacts``),
+    else the register's, else the directory's (kept only with consent)."""
+
+    def __init__(
+        self,
+        directories: Directories,
+        memberships: Memberships,
+        contacts: Contacts,
+        audit: Audit,
+        publish: Callable[[GroupRemoval], Awaitable[None]],
+    ) -> None:
+        self.directories = directories
+        self.memberships = memberships
+        self.contacts = contacts
+        self.audit = audit
+        self.publish = publish
+
+    async def __call__(self, decision: ReviewDecision) -> None:
+        proposal = decision.proposal
+        if decision.action is not ReviewAction.REMOVE_MEMBER or proposal is None or proposal.group_id is None:
+            return
+        with bound(decision_id=decision.id):
+            directory = await self.directories.get(decision.municipality)
+            if directory is None:
+                raise LookupError(f"no directory for {decision.municipality}")  # retried: it may come
+            group = directory.group(proposal.group_id)
+            if group is None or not group.whatsapp_groups:
+                why = (
+                    "unknown group"
+                    if group is None
+                    else f"no WhatsApp group ({group.channel}) to remove from"
+                )
+
+                await self._record(decision, {"requested": False, "why": why})
+                log.info("group_removal_not_needed", why=why)
+                return
+            number = await self._number(decision.municipality, proposal.member, directory)
+            if number is None:
+                why = "no WhatsApp number known for the member: remove them in WhatsApp by hand"
+                entry = {"requested": False, "why": why, "whatsapp_groups": list(group.whatsapp_groups)}
+                await self._record(decision, entry)
+                log.warning("group_removal_not_requested", why=why)
+                return
+            removals = [
+                GroupRemoval(
+                    id=GroupRemoval.removal_id(decision.id, whatsapp_group),
+                    decision_id=decision.id,
+                    subject_id=decision.subject_id,
+                    municipality=decision.municipality,
+                    group_id=group.id,
+                    whatsapp_group_id=whatsapp_group,
+                    member=proposal.member,
+                    participant=number,
+                    reason=", ".join(proposal.reasons),
+                    agreed_by=decision.agreed_by,
+                    decided_at=decision.decided_at,
+                )
+                for whatsapp_group in group.whatsapp_groups
+            ]
+            for removal in removals:
+                await self.publish(removal)
+            entry = {
+                "requested": True,
+                "whatsapp_groups": list(group.whatsapp_groups),
+                "ids": [r.id for r in removals],
+            }
+            await self._record(decision, entry)
+            log.info("group_removal_requested", whatsapp_groups=len(removals))
+
+    async def _number(self, municipality: str, member: str, directory: Directory) -> str | None:
+        contact = await self.contacts.find(municipality, member)
+        if contact is not None and contact[0] == "whatsapp":
+            return contact[1]
+        registered = await self.memberships.find(municipality, member)
+        if registered is not None and is_phone(registered.address):
+            return registered.address
+        listed = directory.member(member)
+        return listed.address if listed is not None and is_phone(listed.address) else None
+
+    async def _record(self, decision: ReviewDecision, entry: dict[str, Any]) -> None:
+        data = {"group_id": decision.proposal.group_id if decision.proposal else None, **entry}
+        await self.audit.record(decision.subject_id, GROUP_REMOVAL_STAGE, data, once=True)

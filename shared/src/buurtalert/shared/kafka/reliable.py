@@ -67,6 +67,10 @@ class Shares(ConsumerRebalanceListener):  # type: ignore[misc]
         self.on_share(share)
 
 
+#: How long a batch consumer waits for records before it looks again (milliseconds).
+BATCH_WAIT_MS = 10
+
+
 class Reliable:
     """The consuming side of one service: subscribes handlers to topics, commits
     in batches after confirming what they published, and owns the service's retry
@@ -248,6 +252,11 @@ class Reliable:
 
     def _subscribe(self, name: str, group_id: str, description: str, **batch: Any) -> Callable[[Any], Any]:
         self.commits.track(name)
+        if batch.get("batch"):
+            # FastStream waits this long for records and, when none came, sleeps as long
+            # again: a record arriving in that sleep waited up to 200 ms (the default) on
+            # every hop. A short wait costs an idle consumer a few wake-ups a second.
+            batch.setdefault("batch_timeout_ms", BATCH_WAIT_MS)
         return cast(
             Callable[[Any], Any],
             self.broker.subscriber(

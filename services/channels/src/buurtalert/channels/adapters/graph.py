@@ -55,11 +55,26 @@ class GraphSession:
     async def post(
         self, path: str, *, json: dict[str, Any] | None = None, data: aiohttp.FormData | None = None
     ) -> dict[str, Any] | GraphError:
+        return await self.call("POST", path, json=json, data=data)
+
+    async def delete(self, path: str, *, json: dict[str, Any] | None = None) -> dict[str, Any] | GraphError:
+        """A DELETE with a JSON body (the Groups API removes participants so)."""
+        return await self.call("DELETE", path, json=json)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
+    ) -> dict[str, Any] | GraphError:
         if self._session is None:
             await self.start()
         assert self._session is not None
+        url = f"{self.graph_url}/{path}"
         try:
-            async with self._session.post(f"{self.graph_url}/{path}", json=json, data=data) as response:
+            async with self._session.request(method, url, json=json, data=data) as response:
                 status, reason = response.status, response.reason or ""
                 try:
                     answer = await response.json(content_type=None)

@@ -11,7 +11,11 @@ status webhooks. A delivery with a photo, video or PDF sends it with the text as
 its caption; the medium is uploaded (``/<phone-number-id>/media``) once, however
 many members a fan-out reaches. A delivery with choices (a poll) shows them as reply
 buttons or a list; outside the window the template carries the text, whose link answers
-as well."""
+as well.
+
+It also removes participants from a Groups API group (``DELETE /<group-id>/participants``, up
+to 8 a call), for a member two admins or coordinators removed: one not in the group (131212)
+counts as removed; the Groups API's rate limit (131208, HTTP 429) is transient."""
 
 from __future__ import annotations
 
@@ -37,7 +41,11 @@ from buurtalert.shared.channels import (
 from buurtalert.shared.models import Delivery
 from buurtalert.shared.texts import line
 
-RATE_LIMITED = {4, 80007, 130429, 131048, 131056}
+RATE_LIMITED = {4, 80007, 130429, 131048, 131056, 131208}
+#: Groups API (its error codes page): the participant is not in the group (a removal done before).
+NOT_A_PARTICIPANT = 131212
+#: Participants one Groups API call may add or remove.
+MAX_PARTICIPANTS_PER_CALL = 8
 CAPTION_LIMIT = 1024
 UPLOAD_REUSE = 24 * 3600.0  # seconds an uploaded medium is sent by its id
 #: The media the Cloud API takes, by the type sniffed from their bytes.
@@ -214,6 +222,26 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
             self._raise(answer)
         messages = answer.get("messages") or [{}]
         return SendResult(provider_message_id=messages[0].get("id"))
+
+    async def remove_participants(self, whatsapp_group_id: str, participants: Sequence[str]) -> bool:
+        """Take ``participants`` (phone numbers or wa_ids) out of the Groups API group, 8 a
+        call; True if the API removed them, False if none of a call's was in the group.
+        Raises :class:`TransientDeliveryError` (rate limit, outage) or
+        :class:`PermanentDeliveryError` (an unknown group, a malformed request)."""
+        users = list(dict.fromkeys(wa_id(p) for p in participants))
+        removed = False
+        for start in range(0, len(users), MAX_PARTICIPANTS_PER_CALL):
+            body = {
+                "messaging_product": "whatsapp",
+                "participants": [{"user": u} for u in users[start : start + MAX_PARTICIPANTS_PER_CALL]],
+            }
+            answer = await self.graph.delete(f"{whatsapp_group_id}/participants", json=body)
+            if isinstance(answer, GraphError):
+                if answer.code == NOT_A_PARTICIPANT:
+                    continue
+                self._raise(answer)
+            removed = True
+        return removed
 
     @staticmethod
     def _raise(error: GraphError) -> NoReturn:
