@@ -214,13 +214,14 @@ class ReviewService:
 
 
 #: The users every console test has: (name, role, municipality, scope): carl coordinates
-#: two groups, cora one other; agent is the wijkagent of two districts, wout of another.
+#: three groups (as coordinator-noord of the demo, and centrum-west), cora one other; agent
+#: is the wijkagent of two districts, wout of another.
 USERS = [
     ("bob", "moderator", "weert-demo", ()),
     ("agent", "wijkagent", "weert-demo", ("boshoven", "leuken")),
     ("wout", "wijkagent", "weert-demo", ("centrum",)),
     ("anna", "admin", "weert-demo", ()),
-    ("carl", "coordinator", "weert-demo", ("boshoven-noord", "centrum-west")),
+    ("carl", "coordinator", "weert-demo", ("boshoven-noord", "boshoven-regie", "centrum-west")),
     ("cora", "coordinator", "weert-demo", ("boshoven-zuid",)),
     ("eve", "admin", "bocholt-demo", ()),
 ]
