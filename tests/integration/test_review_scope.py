@@ -214,7 +214,7 @@ async def review(
 
 async def test_the_console_shows_each_user_their_scope_only(review: ReviewService) -> None:
     """Held messages are queued with their group's district; carl (coordinator of
-    boshoven-noord and centrum-west) sees both, cora (boshoven-zuid) neither and gets 404 by
+    boshoven-noord, boshoven-regie, centrum-west) sees both, cora (boshoven-zuid) neither and gets 404 by
     id, also for a removal from carl's group; agent (wijkagent of boshoven) sees boshoven's,
     wout (centrum) centrum's; moderators and admins see all; a join is for its group's
     coordinator only (404 to cora by URL and by POST); wout's figures are centrum's, and
