@@ -19,7 +19,8 @@ INGEST_PORT ?= 8080
 BUURTALERT_DB_BACKEND ?= postgresql
 export BUURTALERT_DB_BACKEND
 REVIEW_PORT ?= 8084
-# Development only: the demo moderator `make run` creates for the review console.
+# Development only: the password of the demo users `make run` creates for the review console
+# (a moderator; a coordinator of the Boshoven groups; the wijkagent of Boshoven).
 DEMO_REVIEW_PASSWORD := demo-review-password
 
 # Deployment files (deploy/docker, deploy/compose, deploy/helm), validated offline by `make manifests`
@@ -67,8 +68,10 @@ run: env infra ## Run the whole system locally: infrastructure, topics, demo dat
 	$(BIN)/buurtalert topics create
 	$(BIN)/buurtalert directory load deploy/demo/weert/directory.yaml
 	$(BIN)/buurtalert directory load deploy/demo/bocholt/directory.yaml --municipality-file deploy/demo/bocholt/municipality.yaml
-	@# development only: a demo moderator for the review console (replaced if it exists)
+	@# development only: demo users for the review console (replaced if they exist)
 	echo "$(DEMO_REVIEW_PASSWORD)" | $(BIN)/buurtalert review user add --municipality weert-demo --role moderator --password-stdin demo
+	echo "$(DEMO_REVIEW_PASSWORD)" | $(BIN)/buurtalert review user add --municipality weert-demo --role coordinator --groups boshoven-noord,boshoven-zuid,boshoven-regie --password-stdin demo-coordinator
+	echo "$(DEMO_REVIEW_PASSWORD)" | $(BIN)/buurtalert review user add --municipality weert-demo --role wijkagent --districts boshoven --password-stdin demo-wijkagent
 	BUURTALERT_REVIEW_PORT=$(REVIEW_PORT) deploy/local/services.sh up
 	@echo
 	@echo "buurtalert is running. Post a report:"
@@ -77,7 +80,9 @@ run: env infra ## Run the whole system locally: infrastructure, topics, demo dat
 	@echo "    -d '{\"report_id\": \"demo-1\", \"group\": \"boshoven-noord\", \"reporter\": \"+31 6 12345678\", \"text\": \"Verdachte man met rode jas en rugzak probeert deuren, 112 gebeld\"}'"
 	@echo "See it arrive at the regiegroep's mailbox: http://127.0.0.1:8025/"
 	@echo "Review console (what moderation held): http://127.0.0.1:$(REVIEW_PORT)/"
-	@echo "  demo moderator (development only): user demo, password $(DEMO_REVIEW_PASSWORD)"
+	@echo "  demo users (development only), password $(DEMO_REVIEW_PASSWORD):"
+	@echo "    demo (moderator), demo-coordinator (coordinator of boshoven-noord, boshoven-zuid, boshoven-regie),"
+	@echo "    demo-wijkagent (wijkagent of the district boshoven)"
 	@echo "Logs: .local/logs/   Stop everything: make down"
 
 down: ## Stop the services and the infrastructure (data is kept in .local/)

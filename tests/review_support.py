@@ -18,8 +18,11 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from buurtalert.devkit.testing import free_port, settings_environment
+from buurtalert.directory.model import load_directory
+from buurtalert.directory.store import store_directory
 from buurtalert.review.handlers import Access
 from buurtalert.review.stores import Sessions, Users
+from buurtalert.shared.collections import DIRECTORY
 from buurtalert.shared.models import (
     Author,
     Decision,
@@ -35,31 +38,56 @@ from buurtalert.shared.models import (
     utcnow,
 )
 from buurtalert.shared.mongo import Database, mongo_client
-from buurtalert.shared.settings import Settings
+from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import MODERATION_PROPOSALS, MODERATION_REVIEW, REVIEW
+from tests.conftest import DEMO
 from tests.support import BIN, ServiceProcess, wait_http
 
 PASSWORD = "correct horse battery"
 LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-async def add_users(settings: Settings, users: list[tuple[str, str, str]]) -> None:
-    """Users ``(name, role, municipality)`` added in-process, as the command does (faster
-    than a process each)."""
+async def add_users(settings: Settings, users: list[tuple[str, str, str, tuple[str, ...]]]) -> None:
+    """Users ``(name, role, municipality, scope)`` added in-process, as the command does
+    (faster than a process each); the scope is a coordinator's groups or a wijkagent's
+    districts."""
     client = mongo_client(settings)
     try:
         db = Database(client[settings.database], REVIEW)
         access = Access(Users(db), Sessions(db))
-        for name, role, municipality in users:
-            await access.add_user(name, municipality, Role(role), PASSWORD)
+        for name, role, municipality, scope in users:
+            await access.add_user(
+                name,
+                municipality,
+                Role(role),
+                PASSWORD,
+                groups=scope if role == "coordinator" else (),
+                districts=scope if role == "wijkagent" else (),
+            )
     finally:
         await client.close()
 
 
-def add_user(settings: Settings, name: str, role: str, municipality: str = "weert-demo") -> None:
-    """``buurtalert review user add``, the password on standard input."""
-    subprocess.run(
-        [str(BIN), "review", "user", "add", "--municipality", municipality, "--role", role, name],
+async def store_demo_directories(settings: Settings) -> None:
+    """The demo municipalities' directories, as ``buurtalert directory load`` stores them
+    (the console takes an item's district from its group's)."""
+    client = mongo_client(settings)
+    try:
+        for municipality in ("weert", "bocholt"):
+            key = load_municipality_config(DEMO / municipality / "municipality.yaml").pseudonym_key
+            directory = load_directory(DEMO / municipality / "directory.yaml").pseudonymised(key)
+            await store_directory(Database(client[settings.database], DIRECTORY), directory)
+    finally:
+        await client.close()
+
+
+def add_user(
+    settings: Settings, name: str, role: str, municipality: str = "weert-demo", *scope: str
+) -> subprocess.CompletedProcess[str]:
+    """``buurtalert review user add``, the password on standard input; ``scope`` the
+    options that give it one (``--groups a,b``)."""
+    return subprocess.run(
+        [str(BIN), "review", "user", "add", "--municipality", municipality, "--role", role, *scope, name],
         input=f"{PASSWORD}\n",
         text=True,
         check=True,
@@ -185,13 +213,17 @@ class ReviewService:
             await client.aclose()
 
 
-#: The users every console test has: (name, role, municipality).
+#: The users every console test has: (name, role, municipality, scope): carl coordinates
+#: three groups (as coordinator-noord of the demo, and centrum-west), cora one other; agent
+#: is the wijkagent of two districts, wout of another.
 USERS = [
-    ("bob", "moderator", "weert-demo"),
-    ("agent", "wijkagent", "weert-demo"),
-    ("anna", "admin", "weert-demo"),
-    ("carl", "coordinator", "weert-demo"),
-    ("eve", "admin", "bocholt-demo"),
+    ("bob", "moderator", "weert-demo", ()),
+    ("agent", "wijkagent", "weert-demo", ("boshoven", "leuken")),
+    ("wout", "wijkagent", "weert-demo", ("centrum",)),
+    ("anna", "admin", "weert-demo", ()),
+    ("carl", "coordinator", "weert-demo", ("boshoven-noord", "boshoven-regie", "centrum-west")),
+    ("cora", "coordinator", "weert-demo", ("boshoven-zuid",)),
+    ("eve", "admin", "bocholt-demo", ()),
 ]
 
 
@@ -199,9 +231,10 @@ USERS = [
 async def running_review(
     settings: Settings, tmp_path: Path, *, failed: Callable[[], bool]
 ) -> AsyncIterator[ReviewService]:
-    """The review service as a process on a port of its own, with alice (added through the
-    command, the password on standard input) and :data:`USERS`."""
+    """The review service as a process on a port of its own, with the demo directories,
+    alice (added through the command, the password on standard input) and :data:`USERS`."""
     own = settings.model_copy(update={"http_port": free_port()})
+    await store_demo_directories(own)
     add_user(own, "alice", "moderator")
     await add_users(own, USERS)
     process = ServiceProcess("review", own, log_dir(tmp_path))

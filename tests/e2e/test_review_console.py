@@ -231,9 +231,10 @@ async def test_wrong_password_lockout_missing_csrf_and_another_municipalitys_ite
 async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(
     browser: Browser, review: ReviewService
 ) -> None:
-    """A pending join shows on the coordinator's vetting screen (writes
-    docs/review-members.png) and is approved with a click, published for ingest; a
-    moderator ticks two noise rows and rejects them with one reason."""
+    """A pending join shows on the vetting screen of its group's coordinator (writes
+    docs/review-members.png) and is approved with a click, published for ingest; the
+    coordinator of another group does not see it and gets 404 at its address; a moderator
+    ticks two noise rows and rejects them with one reason."""
     client = mongo_client(review.settings)
     try:
         memberships = Memberships(Database(client[review.settings.database], INGEST))
@@ -243,11 +244,26 @@ async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(
     for name in ("msg_noise_a", "msg_noise_b"):
         await review.hold(held_message(name, "Wie heeft mijn kat gezien? Bel 06-12345678"))
 
-    carl = await logged_in(browser, review, "carl")
+    carl = await logged_in(browser, review, "carl")  # coordinator of boshoven-noord (and others)
+    await expect(carl.locator("#scope")).to_have_text("boshoven-noord, boshoven-regie, centrum-west")
     await carl.get_by_role("link", name="Aanmeldingen").click()
     await expect(carl.locator("li.join")).to_have_count(1)
     await expect(carl.locator("li.join")).to_contain_text("boshoven-noord")
     await carl.screenshot(path=str(DOCS / "review-members.png"), full_page=True)
+    join_page = await carl.locator("li.join a.join-link").get_attribute("href")
+    assert join_page is not None and join_page.startswith("/members/mbd_")
+
+    cora = await logged_in(browser, review, "cora")  # coordinator of boshoven-zuid only
+    await expect(cora.locator("#scope")).to_have_text("boshoven-zuid")
+    await cora.get_by_role("link", name="Aanmeldingen").click()
+    await expect(cora.locator("#no-joins")).to_be_visible()
+    response = await cora.goto(join_page)
+    assert response is not None and response.status == 404
+    await expect(cora.locator("h1")).to_have_text("Niet gevonden.")
+    await expect(cora.locator("body")).not_to_contain_text("p_joiner")
+
+    await carl.goto(join_page)  # the join's own page, for its group's coordinator
+    await expect(carl.locator("li.join")).to_contain_text("p_joiner")
     await carl.get_by_role("button", name="Goedkeuren").click()
     await expect(carl.locator("#vet-notice")).to_contain_text("goedgekeurd")
     await expect(carl.locator("#no-joins")).to_be_visible()

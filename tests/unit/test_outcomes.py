@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 
 from buurtalert.directory.model import load_directory
 from buurtalert.ingest.parsers.commands import outcome_command
-from buurtalert.review.effect.rules import IncidentView, command_refusal, outcome_id
+from buurtalert.review.effect.rules import (
+    IncidentView,
+    command_refusal,
+    figures_for,
+    incident_districts,
+    outcome_id,
+    polls_for,
+)
+from buurtalert.review.rules import User
 from buurtalert.routing.outcomes import outcome_deliveries, outcome_text
 from buurtalert.shared.models import (
     Author,
@@ -173,3 +181,28 @@ def test_an_outcome_text_exists_for_every_kind_in_every_language() -> None:
                 source="console",
             )
             assert outcome_text(outcome, language, "Europe/Amsterdam").strip()
+
+
+def test_a_scoped_user_sees_the_incidents_and_figures_of_their_districts() -> None:
+    """Incidents: a wijkagent's districts, a coordinator's groups' districts, the whole
+    municipality for an admin or moderator; a scoped role without scope none. The figures and
+    poll results shown to a wijkagent are their districts' only (polls not asking them left out)."""
+    agent = User("wout", "weert-demo", Role.WIJKAGENT, districts=("centrum",))
+    coordinator = User("carl", "weert-demo", Role.COORDINATOR, groups=("boshoven-noord", "centrum-west"))
+    admin = User("anna", "weert-demo", Role.ADMIN)
+    assert incident_districts(agent, WEERT) == ("centrum",)
+    assert incident_districts(coordinator, WEERT) == ("boshoven", "centrum")
+    assert incident_districts(coordinator, None) == ()
+    assert incident_districts(User("old", "weert-demo", Role.COORDINATOR), WEERT) == ()
+    assert incident_districts(admin, WEERT) is None
+    assert incident_districts(User("bob", "weert-demo", Role.MODERATOR), WEERT) is None
+
+    shown = {"since": "2026-11-02", "districts": {"boshoven": {"reports": 3}, "centrum": {"reports": 1}}}
+    assert figures_for(agent, shown) == {"since": "2026-11-02", "districts": {"centrum": {"reports": 1}}}
+    assert figures_for(admin, shown) == shown
+    polls = [
+        {"id": "p1", "districts": [{"district": "boshoven"}, {"district": "centrum"}]},
+        {"id": "p2", "districts": [{"district": "leuken"}]},
+    ]
+    assert polls_for(agent, polls) == [{"id": "p1", "districts": [{"district": "centrum"}]}]
+    assert polls_for(admin, polls) == polls

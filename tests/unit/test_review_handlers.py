@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from buurtalert.review.handlers import Changes, Console, Queue
-from buurtalert.review.rules import Claim, Item, Refusal, User
+from buurtalert.review.rules import Claim, Item, Refusal, Scope, User
 from buurtalert.review.stores import from_document, to_document
 from buurtalert.shared.models import ReviewAction, ReviewDecision, Role
 from tests.review_support import held_message, removal_proposal
@@ -17,9 +17,9 @@ from tests.review_support import held_message, removal_proposal
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 ALICE = User("alice", "weert-demo", Role.MODERATOR)
 BOB = User("bob", "weert-demo", Role.MODERATOR)
-AGENT = User("agent", "weert-demo", Role.WIJKAGENT)
+AGENT = User("agent", "weert-demo", Role.WIJKAGENT, districts=("boshoven",))
 ANNA = User("anna", "weert-demo", Role.ADMIN)
-CARL = User("carl", "weert-demo", Role.COORDINATOR)
+CARL = User("carl", "weert-demo", Role.COORDINATOR, groups=("boshoven-noord",))
 
 
 class MemoryItems:
@@ -38,11 +38,14 @@ class MemoryItems:
         doc = self.docs.get(item_id)
         return from_document(doc) if doc else None
 
-    async def open_items(self, municipality: str) -> list[Item]:
+    async def open_items(self, municipality: str, scope: Scope | None = None) -> list[Item]:
+        field, values = (scope.field, scope.values) if scope is not None else (None, ())
         return [
             from_document(d)
             for d in self.docs.values()
-            if d["municipality"] == municipality and d["state"] == "open"
+            if d["municipality"] == municipality
+            and d["state"] == "open"
+            and (field is None or d.get(field) in values)
         ]
 
     def _current(self, item: Item) -> dict[str, Any] | None:
@@ -95,6 +98,11 @@ class MemoryItems:
         ]
 
 
+async def district_of(municipality: str, group_id: str | None, message: object) -> str | None:
+    """The demo directory's districts of the groups these tests use."""
+    return {"boshoven-noord": "boshoven", "centrum-west": "centrum"}.get(group_id or "")
+
+
 class MemoryAudit:
     def __init__(self) -> None:
         self.entries: list[tuple[str, str, dict[str, Any]]] = []
@@ -122,7 +130,7 @@ class Setup:
 
         changes = Changes()
         self.console = Console(self.items, self.audit, changes, publish, clock=lambda: self.now)  # type: ignore[arg-type]
-        self.queue = Queue(self.items, self.audit, changes)  # type: ignore[arg-type]
+        self.queue = Queue(self.items, self.audit, changes, district_of=district_of)  # type: ignore[arg-type]
 
     def stages(self, item_id: str) -> list[tuple[str, str | None]]:
         return [(s, d.get("actor")) for m, s, d in self.audit.entries if m == item_id]
@@ -220,3 +228,21 @@ async def test_one_admin_may_keep_the_member(setup: Setup) -> None:
     kept = await setup.console.dismiss(ANNA, "rmv_1", 0)
     assert kept.decision is not None and kept.decision.action is ReviewAction.KEEP_MEMBER
     assert (await setup.console.agree(CARL, "rmv_1", 1)).refused is Refusal.DECIDED
+
+
+async def test_a_scoped_queue_holds_only_the_users_groups_or_districts(setup: Setup) -> None:
+    """Items are queued with their group's district; a coordinator's queue holds their
+    groups' messages and removals, a wijkagent's their districts' messages; the others'
+    items are not found for them, by id as in the list."""
+    await setup.queue.held(held_message("msg_centrum", group_id="centrum-west"))
+    cora = User("cora", "weert-demo", Role.COORDINATOR, groups=("centrum-west",))
+    wout = User("wout", "weert-demo", Role.WIJKAGENT, districts=("centrum",))
+    assert (await setup.items.get("msg_centrum")).district == "centrum"  # type: ignore[union-attr]
+    assert [i.id for i in await setup.console.queue(CARL)] == ["msg_1", "rmv_1"]
+    assert [i.id for i in await setup.console.queue(cora)] == ["msg_centrum"]
+    assert [i.id for i in await setup.console.queue(AGENT)] == ["msg_1"]
+    assert [i.id for i in await setup.console.queue(wout)] == ["msg_centrum"]
+    assert (await setup.console.view(cora, "msg_1")).refused is Refusal.NOT_FOUND
+    assert (await setup.console.agree(cora, "rmv_1", 0)).refused is Refusal.NOT_FOUND
+    assert (await setup.console.approve(wout, "msg_1", 0, None)).refused is Refusal.NOT_FOUND
+    assert (await setup.console.approve(wout, "msg_centrum", 0, None)).ok

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from buurtalert.directory.model import load_directory
 from buurtalert.moderation.rules import decided_by_person
 from buurtalert.review.rules import (
     CLAIM_SECONDS,
@@ -21,12 +22,14 @@ from buurtalert.review.rules import (
     Claim,
     Item,
     Refusal,
+    Scope,
     User,
     after_failure,
     age_minutes,
     agreements,
     clean_edit,
     decision_id,
+    district_of,
     filtered,
     highlight,
     holder,
@@ -42,7 +45,12 @@ from buurtalert.review.rules import (
     refusal,
     rejection_explanation,
     same_decision,
+    scope_of,
+    scope_problems,
     token_hash,
+    unknown_scope,
+    user_of,
+    within_scope,
 )
 from buurtalert.review.texts import STRINGS, text
 from buurtalert.shared.models import (
@@ -58,14 +66,16 @@ from buurtalert.shared.models import (
     Role,
     SourceChannel,
     Span,
+    TargetArea,
 )
+from tests.conftest import DEMO
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 ALICE = User("alice", "weert-demo", Role.MODERATOR)
 BOB = User("bob", "weert-demo", Role.MODERATOR)
-AGENT = User("agent", "weert-demo", Role.WIJKAGENT)
+AGENT = User("agent", "weert-demo", Role.WIJKAGENT, districts=("boshoven",))
 ADMIN = User("admin", "weert-demo", Role.ADMIN)
-COORDINATOR = User("coord", "weert-demo", Role.COORDINATOR)
+COORDINATOR = User("coord", "weert-demo", Role.COORDINATOR, groups=("boshoven-noord",))
 ELSEWHERE = User("eve", "bocholt-demo", Role.ADMIN)
 
 
@@ -153,9 +163,112 @@ def test_a_proposal_is_not_found_by_a_role_that_may_not_see_it() -> None:
 
 
 def test_a_wijkagent_may_approve_but_not_edit() -> None:
-    item = item_for_message(held())
+    item = item_for_message(held(), "boshoven")
     assert refusal(item, AGENT, Action.APPROVE, 0, NOW) is None
     assert refusal(item, AGENT, Action.EDIT, 0, NOW) is Refusal.FORBIDDEN
+
+
+# --- scope ----------------------------------------------------------------------------
+
+
+def test_moderators_and_admins_act_on_the_whole_municipality() -> None:
+    """Every group's and district's items are within a moderator's and an admin's scope,
+    and their lists are read for the whole municipality."""
+    for user in (ALICE, ADMIN):
+        assert scope_of(user) == Scope(None)
+        assert within_scope(user, "centrum-west", "centrum") and within_scope(user, None, None)
+        assert refusal(item_for_proposal(proposal(), "boshoven"), ADMIN, Action.AGREE, 0, NOW) is None
+
+
+def test_a_coordinator_acts_only_on_their_groups() -> None:
+    """A coordinator sees and decides a held message or a removal of their own group; another
+    group's (or one without a group) does not exist for them, as another municipality's."""
+    assert scope_of(COORDINATOR) == Scope("group_id", ("boshoven-noord",))
+    own = item_for_message(held(), "boshoven")
+    other = own.model_copy(update={"group_id": "boshoven-zuid"})
+    assert refusal(own, COORDINATOR, Action.APPROVE, 0, NOW) is None
+    for action in (Action.VIEW, Action.CLAIM, Action.APPROVE, Action.REJECT, Action.ESCALATE):
+        assert refusal(other, COORDINATOR, action, 0, NOW) is Refusal.NOT_FOUND
+    assert refusal(own.model_copy(update={"group_id": None}), COORDINATOR, Action.VIEW, None, NOW) is (
+        Refusal.NOT_FOUND
+    )
+    removal = item_for_proposal(proposal(), "boshoven")
+    assert refusal(removal, COORDINATOR, Action.AGREE, 0, NOW) is None
+    elsewhere = removal.model_copy(update={"group_id": "centrum-west", "district": "centrum"})
+    assert refusal(elsewhere, COORDINATOR, Action.AGREE, 0, NOW) is Refusal.NOT_FOUND
+    assert refusal(elsewhere, COORDINATOR, Action.DISMISS, 0, NOW) is Refusal.NOT_FOUND
+
+
+def test_a_wijkagent_acts_only_in_their_districts() -> None:
+    """A wijkagent sees an item of their district, whatever its group; one of another
+    district, or of no known district (queued before districts were recorded), is not found."""
+    assert scope_of(AGENT) == Scope("district", ("boshoven",))
+    own = item_for_message(held(), "boshoven")
+    assert refusal(own, AGENT, Action.REVEAL, None, NOW) is None
+    regie = own.model_copy(update={"group_id": "boshoven-regie"})
+    assert refusal(regie, AGENT, Action.VIEW, None, NOW) is None
+    for district in ("centrum", None):
+        other = own.model_copy(update={"district": district})
+        assert refusal(other, AGENT, Action.VIEW, None, NOW) is Refusal.NOT_FOUND
+        assert refusal(other, AGENT, Action.REVEAL, None, NOW) is Refusal.NOT_FOUND
+        assert refusal(other, AGENT, Action.APPROVE, 0, NOW) is Refusal.NOT_FOUND
+
+
+def test_a_scoped_role_without_a_scope_sees_nothing_scoped() -> None:
+    """An account stored before scopes existed loads with none: its coordinator or
+    wijkagent sees no item (and its list reads nothing), rather than the whole municipality."""
+    bare_coordinator = User("old", "weert-demo", Role.COORDINATOR)
+    bare_agent = User("old", "weert-demo", Role.WIJKAGENT)
+    item = item_for_message(held(), "boshoven")
+    assert scope_of(bare_coordinator) == Scope("group_id", ())
+    assert scope_of(bare_agent) == Scope("district", ())
+    assert refusal(item, bare_coordinator, Action.VIEW, None, NOW) is Refusal.NOT_FOUND
+    assert refusal(item, bare_agent, Action.VIEW, None, NOW) is Refusal.NOT_FOUND
+    old = Account.model_validate({"name": "old", "municipality": "weert-demo", "role": "coordinator"})
+    assert user_of(old) == bare_coordinator
+
+
+def test_an_accounts_scope_fits_its_role() -> None:
+    """A coordinator needs groups, a wijkagent districts; neither has the other's, and a
+    moderator or admin has none (they are municipality-wide)."""
+    assert scope_problems(Role.COORDINATOR, ("boshoven-noord",), ()) == []
+    assert scope_problems(Role.WIJKAGENT, (), ("boshoven",)) == []
+    assert scope_problems(Role.MODERATOR, (), ()) == [] and scope_problems(Role.ADMIN, (), ()) == []
+    assert scope_problems(Role.COORDINATOR, (), ()) == ["a coordinator needs --groups"]
+    assert scope_problems(Role.WIJKAGENT, (), ()) == ["a wijkagent needs --districts"]
+    assert scope_problems(Role.COORDINATOR, ("g",), ("d",)) == ["a coordinator has no districts"]
+    assert scope_problems(Role.ADMIN, ("g",), ()) == ["an admin has no groups (municipality-wide)"]
+
+
+def test_a_scope_names_only_what_the_directory_knows() -> None:
+    directory = load_directory(DEMO / "weert" / "directory.yaml")
+    assert unknown_scope(directory, ("boshoven-noord", "centrum-west"), ()) == []
+    assert unknown_scope(directory, (), ("boshoven", "leuken")) == []
+    assert unknown_scope(directory, ("boshoven-noord", "nowhere"), ()) == [
+        "groups unknown to the directory of weert-demo: nowhere"
+    ]
+    assert unknown_scope(directory, (), ("atlantis",)) == [
+        "districts unknown to the directory of weert-demo: atlantis"
+    ]
+    assert unknown_scope(None, ("boshoven-noord",), ()) == [
+        "no directory for the municipality: load it first (buurtalert directory load)"
+    ]
+    assert unknown_scope(None, (), ()) == []
+
+
+def test_an_items_district_is_its_groups() -> None:
+    """Moderation's records carry the group; the item's district comes from the directory;
+    an authority alert without a group takes the one district its target names."""
+    directory = load_directory(DEMO / "weert" / "directory.yaml")
+    message = held().message
+    assert district_of(directory, "centrum-west", message) == "centrum"
+    assert district_of(directory, "boshoven-regie", None) == "boshoven"
+    assert district_of(directory, "unknown-group", message) is None
+    assert district_of(None, "boshoven-noord", message) is None
+    alert = message.model_copy(update={"group_id": None, "target": TargetArea(districts=("leuken",))})
+    assert district_of(directory, None, alert) == "leuken"
+    wide = message.model_copy(update={"target": TargetArea(districts=("leuken", "centrum"))})
+    assert district_of(directory, None, wide) is None
 
 
 # --- claims ---------------------------------------------------------------------------

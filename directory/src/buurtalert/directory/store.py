@@ -233,11 +233,13 @@ class Memberships:
         )
         return Membership.model_validate(doc) if doc else None
 
-    async def pending(self, municipality: str) -> list[Membership]:
-        """The joins awaiting a coordinator's approval (for the review console)."""
-        cursor = self._db.read(MEMBERSHIPS).find(
-            {"municipality": municipality, "state": MembershipState.PENDING.value}, projection={"_id": 0}
-        )
+    async def pending(self, municipality: str, group: str | None = None) -> list[Membership]:
+        """The joins awaiting a coordinator's approval (for the review console): all of the
+        municipality's, or of the members asking for ``group`` (among others, maybe)."""
+        query = {"municipality": municipality, "state": MembershipState.PENDING.value}
+        if group is not None:
+            query["requested"] = group  # an element of the array, as MongoDB matches arrays
+        cursor = self._db.read(MEMBERSHIPS).find(query, projection={"_id": 0})
         return [Membership.model_validate(doc) async for doc in cursor]
 
     async def consents(self, municipality: str, pseudonym: str) -> bool | None:

@@ -180,7 +180,7 @@ INCIDENTS = Collection(
     Retention.RECORD,
     personal_data=True,
     dated_by="opened_at",
-    indexes=("ref",),
+    indexes=("ref", "district"),  # district: the console lists a scoped user's incidents per district
 )
 INCIDENT_REPORTS = Collection(
     "incident_reports",
@@ -272,7 +272,7 @@ POLL_ANSWERS = Collection(
     (),
     "One document per poll and member (_id from both): the district, the option, when; the "
     "member only as the poll's own pseudonym (links no other poll or message). Shown as counts "
-    "per district, under 5 as \"< 5\".",
+    'per district, under 5 as "< 5".',
     Retention.RECORD,
     personal_data=True,
     dated_by="answered_at",
@@ -294,30 +294,34 @@ REVIEW_ITEMS = Collection(
     REVIEW,
     (),
     "The review console's queue: one document per held message or removal proposal (_id its "
-    "id): municipality, kind, the record as received, urgent, reasons, version (raised by every "
+    "id): municipality, kind, group and district (a coordinator's queue is read per group, a "
+    "wijkagent's per district), the record as received, urgent, reasons, version (raised by every "
     "change), state, the claim (who, until when), the agreements of a proposal, the decision "
     "taken and whether it was published.",
     Retention.RECORD,
     personal_data=True,
-    indexes=("state", "published"),
+    indexes=("state", "published", "group_id", "district"),
 )
 REVIEW_USERS = Collection(
     "review_users",
     REVIEW,
     (),
-    "One document per console user (_id the user name): municipality, role, argon2 password "
-    "hash, failed logins in a row and the lockout they led to.",
+    "One document per console user (_id the user name): municipality, role, its scope (a "
+    "coordinator's groups, a wijkagent's districts), argon2 password hash, failed logins in a row "
+    "and the lockout they led to.",
     Retention.CONTACT,
     personal_data=True,
+    indexes=("municipality",),
 )
 REVIEW_SESSIONS = Collection(
     "review_sessions",
     REVIEW,
     (),
     "One document per console session (_id the SHA-256 of its cookie's token, never the token "
-    "itself): user, municipality, role, CSRF token, expiry.",
+    "itself): user, municipality, role and scope, CSRF token, expiry.",
     Retention.OPERATIONAL,
     personal_data=False,
+    indexes=("user",),
 )
 REVIEW_DEADLINES = Collection(
     "review_deadlines",

@@ -39,13 +39,16 @@ from buurtalert.review.rules import (
     queue_order,
     refusal,
     same_decision,
+    scope_of,
     token_hash,
     undoable,
+    user_of,
     wijkagent_order,
 )
 from buurtalert.review.stores import Items, Sessions, Users
 from buurtalert.shared.logging import bound, get_logger
 from buurtalert.shared.models import (
+    InboundMessage,
     ModeratedMessage,
     RemovalProposal,
     ReviewAction,
@@ -79,9 +82,18 @@ class Changes:
             await asyncio.wait_for(self._event.wait(), seconds)
 
 
+#: The district of an item: (municipality, group id, the held message if any) -> district.
+DistrictOf = Callable[[str, str | None, InboundMessage | None], Awaitable[str | None]]
+
+
+async def no_district(municipality: str, group_id: str | None, message: InboundMessage | None) -> None:
+    return None
+
+
 class Queue:
     """What moderation held (``moderation.review``) or proposed (``moderation.proposals``)
-    goes into the queue once, however often it is delivered."""
+    goes into the queue once, however often it is delivered, with its group's district
+    (``district_of``: from the directory), by which a wijkagent's queue is read."""
 
     def __init__(
         self,
@@ -89,18 +101,23 @@ class Queue:
         audit: Audit,
         changes: Changes,
         on_queued: Callable[[Item], Awaitable[None]] | None = None,
+        district_of: DistrictOf = no_district,
     ) -> None:
         self.items = items
         self.audit = audit
         self.changes = changes
         self.on_queued = on_queued  # e.g. an urgent item's deadline
+        self.district_of = district_of
 
     async def held(self, held: ModeratedMessage) -> None:
-        with bound(message_id=held.message.id):
-            await self._add(item_for_message(held))
+        message = held.message
+        with bound(message_id=message.id):
+            district = await self.district_of(message.municipality, message.group_id, message)
+            await self._add(item_for_message(held, district))
 
     async def proposed(self, proposal: RemovalProposal) -> None:
-        await self._add(item_for_proposal(proposal))
+        district = await self.district_of(proposal.municipality, proposal.group_id, None)
+        await self._add(item_for_proposal(proposal, district))
 
     async def _add(self, item: Item) -> None:
         if await self.items.add(item):
@@ -156,8 +173,9 @@ class Console:
         self.on_reopened = on_reopened  # e.g. an urgent item undone gets its deadline back
 
     async def queue(self, user: User) -> list[Item]:
-        """The open items the user may see, urgent first, then oldest first."""
-        found = await self.items.open_items(user.municipality)
+        """The open items the user may see, urgent first, then oldest first: a coordinator's
+        of their groups, a wijkagent's of their districts (read so from the database)."""
+        found = await self.items.open_items(user.municipality, scope_of(user))
         now = self.clock()
         order = wijkagent_order if user.role is Role.WIJKAGENT else queue_order
         return order(i for i in found if refusal(i, user, Action.VIEW, None, now) is None)
@@ -462,9 +480,22 @@ class Access:
         self.hasher = PasswordHasher()
         self._dummy: str | None = None
 
-    async def add_user(self, name: str, municipality: str, role: Role, password: str) -> Account:
-        account = Account(name=name, municipality=municipality, role=role)
+    async def add_user(
+        self,
+        name: str,
+        municipality: str,
+        role: Role,
+        password: str,
+        *,
+        groups: tuple[str, ...] = (),
+        districts: tuple[str, ...] = (),
+    ) -> Account:
+        """Add or replace an account (its scope: a coordinator's groups, a wijkagent's
+        districts, checked against the directory by the command). Replacing one ends its
+        sessions, so a new role or scope holds from the next login."""
+        account = Account(name=name, municipality=municipality, role=role, groups=groups, districts=districts)
         await self.users.put(account, await asyncio.to_thread(self.hasher.hash, password))
+        await self.sessions.end_all(name)
         return account
 
     async def _verify(self, password_hash: str, password: str) -> bool:
@@ -499,7 +530,7 @@ class Access:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         expires = now + SESSION_LIFETIME
         await self.sessions.create(token_hash(token), account, csrf, expires)
-        user = User(account.name, account.municipality, account.role)
+        user = user_of(account)
         log.info("login", user=name)
         return Login(token=token, session=Session(user, csrf, expires))
 
@@ -513,7 +544,14 @@ class Access:
         if doc["expires"] <= self.clock():
             await self.sessions.delete(token_hash(token))
             return None
-        return Session(User(doc["user"], doc["municipality"], Role(doc["role"])), doc["csrf"], doc["expires"])
+        user = User(
+            doc["user"],
+            doc["municipality"],
+            Role(doc["role"]),
+            tuple(doc.get("groups") or ()),  # a session begun before scopes: none (sees nothing scoped)
+            tuple(doc.get("districts") or ()),
+        )
+        return Session(user, doc["csrf"], doc["expires"])
 
     async def logout(self, token: str | None) -> None:
         if token:

@@ -1,7 +1,8 @@
-"""The review console's rules, free of I/O: who may do what, claims that expire,
-versions that make a stale action fail, four eyes on removals, deterministic decision
-ids, the lockout after failed logins, the queue's order and the highlighting of the
-spans that made moderation hold a message."""
+"""The review console's rules, free of I/O: who may do what and within which scope (a
+coordinator's groups, a wijkagent's districts), claims that expire, versions that make a
+stale action fail, four eyes on removals, deterministic decision ids, the lockout after
+failed logins, the queue's order and the highlighting of the spans that made moderation
+hold a message."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from buurtalert.directory.model import Directory
 from buurtalert.shared.models import (
     AUTHORITIES,
+    InboundMessage,
     ModeratedMessage,
     Reason,
     RemovalProposal,
@@ -117,6 +120,7 @@ class Item(BaseModel):
     kind: Kind
     municipality: str
     group_id: str | None = None
+    district: str | None = None  # the group's (see district_of); None in items queued before it
     received_at: datetime
     urgent: bool = False
     reasons: tuple[str, ...] = ()
@@ -136,13 +140,14 @@ class Item(BaseModel):
         return self.held.message.text if self.held else ""
 
 
-def item_for_message(held: ModeratedMessage) -> Item:
+def item_for_message(held: ModeratedMessage, district: str | None = None) -> Item:
     message, result = held.message, held.moderation
     return Item(
         id=message.id,
         kind="message",
         municipality=message.municipality,
         group_id=message.group_id,
+        district=district,
         received_at=message.received_at,
         urgent=is_urgent(held),
         reasons=tuple(dict.fromkeys(r.code for r in result.reasons)),
@@ -150,16 +155,32 @@ def item_for_message(held: ModeratedMessage) -> Item:
     )
 
 
-def item_for_proposal(proposal: RemovalProposal) -> Item:
+def item_for_proposal(proposal: RemovalProposal, district: str | None = None) -> Item:
     return Item(
         id=proposal.id,
         kind="proposal",
         municipality=proposal.municipality,
         group_id=proposal.group_id,
+        district=district,
         received_at=proposal.proposed_at,
         reasons=proposal.reasons,
         proposal=proposal,
     )
+
+
+def district_of(
+    directory: Directory | None, group_id: str | None, message: InboundMessage | None
+) -> str | None:
+    """The district an item belongs to: its group's, as the directory says (moderation's
+    records carry the group, not the district); for a message without a known group (an
+    authority alert) the one district its target names, if it names exactly one."""
+    group = directory.group(group_id) if directory is not None and group_id else None
+    if group is not None:
+        return group.district
+    target = message.target if message is not None else None
+    if target is not None and len(target.districts) == 1:
+        return target.districts[0]
+    return None
 
 
 def is_urgent(held: ModeratedMessage) -> bool:
@@ -233,19 +254,98 @@ class Refusal(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """A logged-in person: municipality, role and, for a scoped role, its scope (a
+    coordinator's groups, a wijkagent's districts; empty for the others)."""
+
     name: str
     municipality: str
     role: Role
+    groups: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ()
+
+
+# --- scope ----------------------------------------------------------------------------
+
+#: The roles that act within a scope, and what it is made of. Moderators and admins act on
+#: their whole municipality. A scoped role whose account has no scope (one stored before
+#: scopes existed) sees nothing scoped: no item, no join, until its scope is set.
+SCOPED: dict[Role, Literal["groups", "districts"]] = {
+    Role.COORDINATOR: "groups",
+    Role.WIJKAGENT: "districts",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a user's lists are narrowed to: ``field`` (``group_id`` or ``district``) equal
+    to one of ``values``; ``field`` None means the whole municipality."""
+
+    field: Literal["group_id", "district"] | None
+    values: tuple[str, ...] = ()
+
+
+def scope_of(user: User) -> Scope:
+    if user.role is Role.COORDINATOR:
+        return Scope("group_id", user.groups)
+    if user.role is Role.WIJKAGENT:
+        return Scope("district", user.districts)
+    return Scope(None)
+
+
+def within_scope(user: User, group_id: str | None, district: str | None) -> bool:
+    """Whether something of ``group_id`` in ``district`` (either may be unknown) is within
+    the user's scope: always for a moderator or admin; for a coordinator when it is of one
+    of their groups, for a wijkagent when it is in one of their districts."""
+    scope = scope_of(user)
+    if scope.field is None:
+        return True
+    value = group_id if scope.field == "group_id" else district
+    return value is not None and value in scope.values
+
+
+def scope_problems(role: Role, groups: Sequence[str], districts: Sequence[str]) -> list[str]:
+    """Why an account of ``role`` may not have this scope (empty: it may): a coordinator
+    needs groups and a wijkagent districts, nothing else; moderators and admins have none."""
+    wanted = SCOPED.get(role)
+    who = f"{'an' if role.value[0] in 'aeiou' else 'a'} {role.value}"
+    problems = []
+    for kind, given in (("groups", groups), ("districts", districts)):
+        if kind == wanted and not given:
+            problems.append(f"{who} needs --{kind}")
+        elif kind != wanted and given:
+            wide = "" if wanted else " (municipality-wide)"
+            problems.append(f"{who} has no {kind}{wide}")
+    return problems
+
+
+def unknown_scope(directory: Directory | None, groups: Sequence[str], districts: Sequence[str]) -> list[str]:
+    """The groups and districts the municipality's directory does not know (or why they
+    cannot be checked: no directory loaded)."""
+    if not groups and not districts:
+        return []
+    if directory is None:
+        return ["no directory for the municipality: load it first (buurtalert directory load)"]
+    problems = []
+    for kind, given, known in (
+        ("groups", groups, {g.id for g in directory.groups}),
+        ("districts", districts, {d.id for d in directory.districts}),
+    ):
+        if unknown := sorted(set(given) - known):
+            where = directory.municipality.id
+            problems.append(f"{kind} unknown to the directory of {where}: {', '.join(unknown)}")
+    return problems
 
 
 def refusal(
     item: Item | None, user: User, action: Action, version: int | None, now: datetime
 ) -> Refusal | None:
     """Why ``user`` may not do ``action`` on ``item`` at ``version`` now, or None if they may.
-    Another municipality's item does not exist for the user."""
+    Another municipality's item, or one outside the user's scope, does not exist for the user."""
     if item is None or item.municipality != user.municipality:
         return Refusal.NOT_FOUND
     if not may(user.role, Action.VIEW, item.kind):
+        return Refusal.NOT_FOUND
+    if not within_scope(user, item.group_id, item.district):  # another group's: as another town's
         return Refusal.NOT_FOUND
     if not may(user.role, action, item.kind):
         return Refusal.FORBIDDEN
@@ -401,8 +501,14 @@ class Account(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")
     municipality: str = Field(pattern=r"^[a-z0-9-]+$")
     role: Role
+    groups: tuple[str, ...] = Field(default=(), description="A coordinator's groups")
+    districts: tuple[str, ...] = Field(default=(), description="A wijkagent's districts")
     failures: int = 0
     locked_until: datetime | None = None
+
+
+def user_of(account: Account) -> User:
+    return User(account.name, account.municipality, account.role, account.groups, account.districts)
 
 
 def locked(account: Account, now: datetime) -> bool:

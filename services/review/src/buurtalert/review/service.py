@@ -22,7 +22,7 @@ from buurtalert.review.effect.web import effect_routes
 from buurtalert.review.feedback import ReporterFeedback
 from buurtalert.review.handlers import Access, Changes, Console, Queue
 from buurtalert.review.reveal import Reveal
-from buurtalert.review.rules import Item
+from buurtalert.review.rules import Item, district_of
 from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
 from buurtalert.review.urgent import UrgentWatch
 from buurtalert.review.vetting import GroupRemovals, RemovalNotice, Vetting
@@ -32,6 +32,7 @@ from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
 from buurtalert.shared.models import (
     Delivery,
     GroupRemoval,
+    InboundMessage,
     IncidentOutcome,
     MembershipDecision,
     ModeratedMessage,
@@ -105,7 +106,12 @@ def create_app(settings: Settings) -> AsgiFastStream:
         undo_seconds=municipality.review.undo_seconds,
         on_reopened=watch.queued,
     )
-    queue = Queue(items, audit, changes, on_queued=watch.queued)
+    directories = Directories(db)
+
+    async def district(municipality: str, group_id: str | None, message: InboundMessage | None) -> str | None:
+        return district_of(await directories.get(municipality), group_id, message)
+
+    queue = Queue(items, audit, changes, on_queued=watch.queued, district_of=district)
     access = Access(Users(db), Sessions(db))
 
     @reliable.subscriber(MODERATION_REVIEW)
@@ -121,7 +127,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def publish_outcome(outcome: IncidentOutcome) -> None:
         await outcomes.publish(outcome, key=outcome.incident_id.encode())
 
-    desk = OutcomeDesk(Outcomes(db), IncidentsView(db), Directories(db), audit, publish_outcome)
+    desk = OutcomeDesk(Outcomes(db), IncidentsView(db), directories, audit, publish_outcome)
 
     @reliable.subscriber(INGEST_OUTCOME_COMMANDS)
     async def outcome_command(command: OutcomeCommand) -> None:

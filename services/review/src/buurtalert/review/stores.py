@@ -1,6 +1,9 @@
 """The review console's stores, one class per collection it owns: the queue
 (``review_items``), its users (``review_users``) and their sessions (``review_sessions``).
 
+A scoped user's queue is read per group or per district (an equality on an indexed field
+each, concurrently), never by loading the municipality's queue and filtering it here.
+
 Every change to an item is one conditional update on its ``_id`` and ``version`` (an
 atomic compare-and-set, which FerretDB v1 supports as MongoDB does): of two moderators
 acting on the same version, one wins and the other is told it is stale. The records an
@@ -16,7 +19,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from buurtalert.review.rules import Account, Claim, Item
+from buurtalert.review.rules import Account, Claim, Item, Scope
 from buurtalert.shared.collections import (
     REVIEW_DEADLINES,
     REVIEW_ITEMS,
@@ -77,9 +80,34 @@ class Items:
         doc = await self._items.find_one({"_id": item_id})
         return from_document(doc) if doc else None
 
-    async def open_items(self, municipality: str) -> list[Item]:
-        cursor = self._items.find({"municipality": municipality, "state": "open"})
-        return [from_document(d) async for d in cursor]
+    async def open_items(self, municipality: str, scope: Scope | None = None) -> list[Item]:
+        """The municipality's open items, or only those within ``scope`` (of its groups or
+        its districts: one query per value, each on an indexed field)."""
+        return [from_document(d) for d in await self._open(municipality, scope)]
+
+    async def _open(
+        self, municipality: str, scope: Scope | None, projection: Document | None = None
+    ) -> list[Document]:
+        if scope is None or scope.field is None:
+            cursor = self._items.find({"municipality": municipality, "state": "open"}, projection=projection)
+            return [d async for d in cursor]
+        read = self._open_in_group if scope.field == "group_id" else self._open_in_district
+        found = await asyncio.gather(
+            *(read(municipality, value, projection) for value in sorted(set(scope.values)))
+        )
+        return list({d["_id"]: d for part in found for d in part}.values())
+
+    async def _open_in_group(
+        self, municipality: str, group_id: str, projection: Document | None
+    ) -> list[Document]:
+        query = {"group_id": group_id, "municipality": municipality, "state": "open"}
+        return [d async for d in self._items.find(query, projection=projection)]
+
+    async def _open_in_district(
+        self, municipality: str, district: str, projection: Document | None
+    ) -> list[Document]:
+        query = {"district": district, "municipality": municipality, "state": "open"}
+        return [d async for d in self._items.find(query, projection=projection)]
 
     async def oldest_open(self, urgent: bool) -> dict[str, datetime]:
         """Per municipality, when its oldest open item (urgent or not) was received."""
@@ -93,13 +121,11 @@ class Items:
                 oldest[municipality] = received
         return oldest
 
-    async def fingerprint(self, municipality: str) -> tuple[Any, ...]:
-        """What changes whenever the municipality's queue does: its open items' ids,
-        versions and claims (for the live view of a process that did not make the change)."""
-        cursor = self._items.find(
-            {"municipality": municipality, "state": "open"},
-            projection={"_id": 1, "version": 1, "claim": 1},
-        )
+    async def fingerprint(self, municipality: str, scope: Scope | None = None) -> tuple[Any, ...]:
+        """What changes whenever the user's queue does (the municipality's, or within
+        ``scope``): its open items' ids, versions and claims (for the live view of a process
+        that did not make the change)."""
+        docs = await self._open(municipality, scope, {"_id": 1, "version": 1, "claim": 1})
         found = [
             (
                 d["_id"],
@@ -107,7 +133,7 @@ class Items:
                 (d.get("claim") or {}).get("by"),
                 str((d.get("claim") or {}).get("until")),
             )
-            async for d in cursor
+            for d in docs
         ]
         return tuple(sorted(found))
 
@@ -332,14 +358,12 @@ class Users:
         doc = await self._users.find_one({"_id": name})
         if doc is None:
             return None
-        account = Account(
-            name=doc["_id"],
-            municipality=doc["municipality"],
-            role=Role(doc["role"]),
-            failures=doc.get("failures", 0),
-            locked_until=doc.get("locked_until"),
-        )
-        return account, doc["password_hash"]
+        return _account(doc), doc["password_hash"]
+
+    async def of(self, municipality: str) -> list[Account]:
+        """The municipality's accounts, by name (for ``buurtalert review user list``)."""
+        cursor = self._users.find({"municipality": municipality}, projection={"password_hash": 0})
+        return sorted([_account(d) async for d in cursor], key=lambda a: a.name)
 
     async def failed(self, name: str, failures: int, locked_until: datetime | None) -> None:
         await self._users.update_one(
@@ -352,6 +376,19 @@ class Users:
         if password_hash:
             update["password_hash"] = password_hash
         await self._users.update_one({"_id": name}, {"$set": update})
+
+
+def _account(doc: Document) -> Account:
+    """An account as stored; one stored before scopes existed has none (see ``SCOPED``)."""
+    return Account(
+        name=doc["_id"],
+        municipality=doc["municipality"],
+        role=Role(doc["role"]),
+        groups=tuple(doc.get("groups") or ()),
+        districts=tuple(doc.get("districts") or ()),
+        failures=doc.get("failures", 0),
+        locked_until=doc.get("locked_until"),
+    )
 
 
 class Sessions:
@@ -368,6 +405,8 @@ class Sessions:
                     "user": account.name,
                     "municipality": account.municipality,
                     "role": account.role.value,
+                    "groups": list(account.groups),
+                    "districts": list(account.districts),
                     "csrf": csrf,
                     "expires": expires,
                 }
@@ -378,3 +417,9 @@ class Sessions:
 
     async def delete(self, token_hash: str) -> None:
         await self._sessions.delete_one({"_id": token_hash})
+
+    async def end_all(self, user: str) -> int:
+        """End every session of ``user`` (their account was replaced: a new role, scope or
+        password holds from their next login)."""
+        result = await self._sessions.delete_many({"user": user})
+        return result.deleted_count

@@ -1,6 +1,8 @@
 """Membership vetting (as Assen-Alert vets its members): the joins members asked for by
 message (``AANMELDEN <code>``) wait as PENDING in the membership register until a
-coordinator or admin of the municipality approves or refuses each, with a reason.
+coordinator of the group (or an admin of the municipality) approves or refuses each, with a
+reason. A coordinator sees and decides only the joins for their own groups (read per group
+from the register); another group's join is not found, as another municipality's is.
 
 The register belongs to ingest, so the console records the decision (``review_vettings``,
 once per join, with who and why), puts it in the audit trail and publishes it on
@@ -22,7 +24,7 @@ from typing import Any
 from buurtalert.directory.model import Directory, Membership
 from buurtalert.directory.store import Directories, Memberships
 from buurtalert.review.notices import membership_notice, removal_notice
-from buurtalert.review.rules import Refusal, User
+from buurtalert.review.rules import Refusal, User, scope_of, within_scope
 from buurtalert.review.stores import Vettings
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.logging import bound, get_logger
@@ -39,7 +41,7 @@ from buurtalert.shared.models import (
 from buurtalert.shared.mongo import Audit
 
 log = get_logger(__name__)
-#: Who vets joins: the coordinators and admins of the municipality.
+#: Who vets joins: the coordinators (of their groups) and admins of the municipality.
 VETTERS = frozenset({Role.COORDINATOR, Role.ADMIN})
 MAX_REASON = 500
 
@@ -89,11 +91,24 @@ class Vetting:
         self.notify = notify
         self.clock = clock
 
-    async def _pending(self, municipality: str) -> list[tuple[Membership, Join]]:
+    async def _members(self, user: User) -> list[Membership]:
+        """The pending members of the user's municipality, or (a coordinator) those asking
+        for one of the user's groups: one read of the register per group."""
+        municipality, scope = user.municipality, scope_of(user)
+        if scope.field is None:
+            return await self.memberships.pending(municipality)
+        found = await asyncio.gather(
+            *(self.memberships.pending(municipality, group) for group in sorted(set(scope.values)))
+        )
+        return list({m.pseudonym: m for part in found for m in part}.values())
+
+    async def _pending(self, user: User) -> list[tuple[Membership, Join]]:
+        municipality = user.municipality
         found = [
             (m, Join(join_id(municipality, m.pseudonym, g, m.changed_at), m.pseudonym, g, m.changed_at))
-            for m in await self.memberships.pending(municipality)
+            for m in await self._members(user)
             for g in m.requested
+            if within_scope(user, g, None)  # a member asking for two groups: only the user's
         ]
         decided = await self.vettings.decided([j.id for _, j in found])
         return sorted(
@@ -101,11 +116,18 @@ class Vetting:
         )
 
     async def pending(self, user: User) -> list[Join] | None:
-        """The joins waiting in the user's municipality, oldest first; None for a role
-        that does not vet."""
+        """The joins waiting for the user (an admin: the municipality's; a coordinator: their
+        groups'), oldest first; None for a role that does not vet."""
         if not may_vet(user):
             return None
-        return [j for _, j in await self._pending(user.municipality)]
+        return [j for _, j in await self._pending(user)]
+
+    async def join(self, user: User, join: str) -> Join | Refusal:
+        """One waiting join (its own page), or why not: another group's is not found."""
+        if not may_vet(user):
+            return Refusal.FORBIDDEN
+        found = next((j for _, j in await self._pending(user) if j.id == join), None)
+        return found if found is not None else Refusal.NOT_FOUND
 
     async def decide(self, user: User, join: str, approved: bool, reason: str) -> Vetted:
         """Approve or refuse the join ``join`` (its id); a refusal needs a reason. Deciding
@@ -117,12 +139,12 @@ class Vetting:
             return Vetted(refused=Refusal.INVALID, detail="a refusal needs a reason")
         earlier = await self.vettings.get(join)
         if earlier is not None:
-            if earlier.municipality != user.municipality:
+            if earlier.municipality != user.municipality or not within_scope(user, earlier.group_id, None):
                 return Vetted(refused=Refusal.NOT_FOUND)
             if earlier.approved == approved and earlier.actor == user.name:
                 return Vetted(decision=earlier, repeated=True)
             return Vetted(refused=Refusal.DECIDED, detail=earlier.actor)
-        waiting = {j.id: (m, j) for m, j in await self._pending(user.municipality)}
+        waiting = {j.id: (m, j) for m, j in await self._pending(user)}
         if join not in waiting:
             return Vetted(refused=Refusal.NOT_FOUND)
         member, found = waiting[join]

@@ -53,9 +53,10 @@ from buurtalert.review.rules import (
     holder,
     may,
     rejection_explanation,
+    scope_of,
 )
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
-from buurtalert.review.vetting import Vetting, may_vet
+from buurtalert.review.vetting import Join, Vetting, may_vet
 from buurtalert.shared.logging import APP_LOGGER, get_logger
 from buurtalert.shared.models import utcnow
 
@@ -351,7 +352,7 @@ def console_app(
             last: tuple[Any, ...] | None = None
             deadline = time.monotonic() + STREAM_SECONDS
             while time.monotonic() < deadline and not closing.is_set():
-                current = await console.items.fingerprint(session.user.municipality)
+                current = await console.items.fingerprint(session.user.municipality, scope_of(session.user))
                 if current != last:
                     yield f"event: queue\ndata: {len(current)}\n\n"
                     last = current
@@ -499,23 +500,12 @@ def console_app(
     # --- membership vetting ----------------------------------------------------------
 
     async def members(request: Request, session: Session) -> Response:
+        """The joins waiting for the user: an admin's municipality's, a coordinator's groups'."""
         joins = await vetting.pending(session.user) if vetting is not None else None
         if joins is None:
             return refused(request, session, Refusal.FORBIDDEN)
         if wants_json(request):
-            return JSONResponse(
-                {
-                    "pending": [
-                        {
-                            "id": j.id,
-                            "member": j.member,
-                            "group_id": j.group_id,
-                            "requested_at": j.requested_at.isoformat(),
-                        }
-                        for j in joins
-                    ]
-                }
-            )
+            return JSONResponse({"pending": [join_json(j) for j in joins]})
         return page(
             request,
             "members.html",
@@ -524,6 +514,17 @@ def console_app(
             now=utcnow(),
             notice=request.query_params.get("notice"),
         )
+
+    async def member_join(request: Request, session: Session) -> Response:
+        """One waiting join; another group's (or municipality's) is not found."""
+        if vetting is None:
+            return refused(request, session, Refusal.NOT_FOUND)
+        found = await vetting.join(session.user, request.path_params["join_id"])
+        if isinstance(found, Refusal):
+            return refused(request, session, found)
+        if wants_json(request):
+            return JSONResponse(join_json(found))
+        return page(request, "members.html", session=session, joins=[found], now=utcnow(), notice=None)
 
     async def vet(request: Request, session: Session) -> Response:
         if vetting is None:
@@ -579,10 +580,21 @@ def console_app(
             post("/queue/reject", reject_many),
             Route("/members", logged_in(members), methods=["GET"]),
             post("/members/decide", vet),
+            Route("/members/{join_id}", logged_in(member_join), methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],
     )
+
+
+def join_json(join: Join) -> dict[str, Any]:
+    """A waiting join as the JSON API shows it."""
+    return {
+        "id": join.id,
+        "member": join.member,
+        "group_id": join.group_id,
+        "requested_at": join.requested_at.isoformat(),
+    }
 
 
 def item_json(item: Item, now: datetime) -> dict[str, Any]:
@@ -596,6 +608,7 @@ def item_json(item: Item, now: datetime) -> dict[str, Any]:
         "urgent": item.urgent,
         "reasons": list(item.reasons),
         "group_id": item.group_id,
+        "district": item.district,
         "channel": held.message.provider.channel.value if held else None,
         "text": item.text,
         "age_minutes": age_minutes(item.received_at, now),

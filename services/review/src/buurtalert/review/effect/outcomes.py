@@ -16,6 +16,7 @@ from buurtalert.review.effect.rules import (
     MAX_NOTE,
     IncidentView,
     command_refusal,
+    incident_districts,
     may_give_outcome,
     outcome_id,
 )
@@ -57,10 +58,21 @@ class OutcomeDesk:
         self.audit = audit
         self.publish = publish
 
+    async def _districts(self, user: User) -> tuple[str, ...] | None:
+        return incident_districts(user, await self.directories.get(user.municipality))
+
     async def incident(self, user: User, ref: str) -> IncidentView | None:
-        """The incident ``ref`` if it is of the user's municipality (else None, as missing)."""
+        """The incident ``ref`` if it is of the user's municipality and within their scope
+        (a coordinator's groups' districts, a wijkagent's districts); else None, as missing."""
         found = await self.incidents.containing(ref, user.municipality)
-        return found if found is not None and found.municipality == user.municipality else None
+        if found is None or found.municipality != user.municipality:
+            return None
+        districts = await self._districts(user)
+        return found if districts is None or found.district in districts else None
+
+    async def recent(self, user: User) -> list[IncidentView]:
+        """The latest incidents the user sees (read per district for a scoped user)."""
+        return await self.incidents.recent(user.municipality, await self._districts(user))
 
     async def give(
         self,

@@ -1,4 +1,5 @@
-"""Effect's pure rules: who may give an incident its outcome, and the outcome's id."""
+"""Effect's pure rules: who may give an incident its outcome, the outcome's id, and which
+districts' figures a user sees."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from buurtalert.directory.model import Directory, GroupKind
+from buurtalert.review.rules import User, scope_of, within_scope
 from buurtalert.shared.models import OutcomeCommand, OutcomeKind, Role, short_reference, stable_id
 
 #: Console users who may give an outcome: the wijkagent, a coordinator, the municipality.
@@ -38,6 +41,38 @@ class IncidentView:
     def reference(self) -> str:
         """The short reference the regiegroep saw (and a reply may name)."""
         return short_reference(self.id)
+
+
+def incident_districts(user: User, directory: Directory | None) -> tuple[str, ...] | None:
+    """The districts whose incidents ``user`` sees and gives outcomes to: a wijkagent's own,
+    a coordinator's those of their groups (the regiegroep's level, where outcomes are told);
+    None for the whole municipality (moderators, admins)."""
+    scope = scope_of(user)
+    if scope.field is None:
+        return None
+    if scope.field == "district":
+        return scope.values
+    groups = set(scope.values)
+    found = {g.district for g in directory.groups if g.id in groups} if directory is not None else set()
+    return tuple(sorted(found))
+
+
+def figures_for(user: User, shown: dict[str, Any]) -> dict[str, Any]:
+    """The disclosed figures as ``user`` sees them: a wijkagent only their districts' (the
+    admin the whole municipality's)."""
+    districts = {d: f for d, f in shown["districts"].items() if within_scope(user, None, d)}
+    return {**shown, "districts": districts}
+
+
+def polls_for(user: User, polled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Poll results as ``user`` sees them: only their districts' rows, and only the polls
+    that asked one of them."""
+    shown = []
+    for poll in polled:
+        rows = [row for row in poll["districts"] if within_scope(user, None, row["district"])]
+        if rows:
+            shown.append({**poll, "districts": rows})
+    return shown
 
 
 def outcome_id(incident_id: str) -> str:

@@ -4,6 +4,7 @@ incidents (``incidents``, read only)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,11 @@ def incident_view(doc: dict[str, Any]) -> IncidentView:
     )
 
 
+def _newest_first(incident: IncidentView) -> tuple[float, str]:
+    opened = incident.opened_at.timestamp() if incident.opened_at else 0.0
+    return (-opened, incident.id)
+
+
 class IncidentsView:
     """Routing's incidents, read only."""
 
@@ -68,9 +74,22 @@ class IncidentsView:
             doc = await self._incidents.find_one({"_id": report["incident"]}) if report else None
         return incident_view(doc) if doc else None
 
-    async def recent(self, municipality: str, limit: int = 50) -> list[IncidentView]:
-        """The municipality's latest incidents (a page of the console: bounded)."""
-        cursor = self._incidents.find({"municipality": municipality}).sort("opened_at", -1).limit(limit)
+    async def recent(
+        self, municipality: str, districts: tuple[str, ...] | None = None, limit: int = 50
+    ) -> list[IncidentView]:
+        """The municipality's latest incidents (a page of the console: bounded), or only those
+        of ``districts`` (read per district, on the indexed field)."""
+        if districts is None:
+            cursor = self._incidents.find({"municipality": municipality}).sort("opened_at", -1).limit(limit)
+            return [incident_view(doc) async for doc in cursor]
+        wanted = sorted(set(districts))
+        found = await asyncio.gather(*(self._recent_in(municipality, d, limit) for d in wanted))
+        merged = sorted((i for part in found for i in part), key=_newest_first)
+        return merged[:limit]
+
+    async def _recent_in(self, municipality: str, district: str, limit: int) -> list[IncidentView]:
+        query = {"district": district, "municipality": municipality}
+        cursor = self._incidents.find(query).sort("opened_at", -1).limit(limit)
         return [incident_view(doc) async for doc in cursor]
 
 

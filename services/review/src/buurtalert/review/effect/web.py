@@ -16,7 +16,14 @@ from buurtalert.review.effect.charts import mix_chart, weekly_chart
 from buurtalert.review.effect.figures import HEADINGS, as_csv, rows
 from buurtalert.review.effect.outcomes import OutcomeDesk
 from buurtalert.review.effect.polls import results
-from buurtalert.review.effect.rules import EFFECT_ROLES, IncidentView, may_give_outcome, parse_outcome
+from buurtalert.review.effect.rules import (
+    EFFECT_ROLES,
+    IncidentView,
+    figures_for,
+    may_give_outcome,
+    parse_outcome,
+    polls_for,
+)
 from buurtalert.review.effect.stores import Polls
 from buurtalert.review.effect.texts import effect_text
 from buurtalert.review.handlers import Session
@@ -61,7 +68,7 @@ def effect_routes(desk: OutcomeDesk, figures: Figures, polls: Polls) -> Callable
             return kit.page(request, name, status, e=lambda key: effect_text(key, language), **context)
 
         async def incidents(request: Request, session: Session) -> Response:
-            found = await desk.incidents.recent(session.user.municipality)
+            found = await desk.recent(session.user)
             if wants_json(request):
                 return JSONResponse({"incidents": [incident_json(i, None) for i in found]})
             return render(request, "effect/incidents.html", session=session, incidents=found)
@@ -134,7 +141,7 @@ def effect_routes(desk: OutcomeDesk, figures: Figures, polls: Polls) -> Callable
             shown = await figures(session.user.municipality, since_of(request))
             if shown is None:
                 return kit.page(request, "error.html", 404, session=session, key="not_found", detail="")
-            return shown
+            return figures_for(session.user, shown)
 
         async def poll_results(municipality: str) -> list[dict[str, Any]]:
             found = await polls.of(municipality)
@@ -144,7 +151,7 @@ def effect_routes(desk: OutcomeDesk, figures: Figures, polls: Polls) -> Callable
             shown = await shown_figures(request, session)
             if isinstance(shown, Response):
                 return shown
-            polled = await poll_results(session.user.municipality)
+            polled = polls_for(session.user, await poll_results(session.user.municipality))
             if wants_json(request):
                 return JSONResponse({**shown, "polls": polled})
             language = language_of(request)
