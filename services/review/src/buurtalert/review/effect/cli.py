@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from buurtalert.directory.store import fetch_directory
 from buurtalert.review.effect import polling
 from buurtalert.review.effect.figures import as_csv, as_table
-from buurtalert.review.effect.polls import PollDraft, as_csv_rows, results
+from buurtalert.review.effect.polls import Invitee, Poll, PollDraft, as_csv_rows, results
 from buurtalert.review.effect.polls import as_table as poll_table
 from buurtalert.review.effect.rules import read_crime_csv
 from buurtalert.review.effect.stores import Polls, RegisteredCrime, effect_report
@@ -115,8 +115,8 @@ def poll() -> None:
 async def _send(
     settings: Settings,
     config: MunicipalityConfig,
-    sent: polling.Poll,
-    invited: list[polling.Invitee],
+    sent: Poll,
+    invited: list[Invitee],
     name: str,
 ) -> polling.Sent:
     broker = create_broker(settings, REVIEW)
@@ -262,7 +262,7 @@ def poll_results(poll_id: str, form: str) -> None:
 def poll_list(municipality: str) -> None:
     """The municipality's latest polls: id, districts, until when open, the question."""
 
-    async def run() -> list[polling.Poll]:
+    async def run() -> list[Poll]:
         db = Database.connect(Settings(), REVIEW)
         try:
             return await Polls(db).of(municipality)

@@ -28,7 +28,6 @@ from buurtalert.shared.models import Delivery, PollAnswer
 from buurtalert.shared.mongo import Audit
 from buurtalert.shared.settings import MunicipalityConfig
 
-__all__ = ["Invitee", "Poll", "PollBox", "PollProblem", "Sent", "plan", "send"]
 log = get_logger(__name__)
 #: The audit stage of an answer that did not count (under the answer's id).
 REFUSED_STAGE = "review.poll_answer_refused"
