@@ -6,9 +6,10 @@ import asyncio
 import csv
 import io
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -26,8 +27,23 @@ from buurtalert.shared.mongo import Database
 from buurtalert.shared.settings import MunicipalityConfig, Settings, load_municipality_config
 from buurtalert.shared.topics import REVIEW, REVIEW_NOTICES
 
+T = TypeVar("T")
+
 #: The period when --since is not given.
 DEFAULT_WEEKS = 12
+
+
+def with_review_db(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Run ``work`` with the review service's database, closed afterwards."""
+
+    async def run() -> T:
+        db = Database.connect(settings or Settings(), REVIEW)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
 
 
 @click.group()
@@ -48,14 +64,10 @@ def report(municipality: str, since: datetime | None, form: str) -> None:
     """The figures per district (counts from 1 to 4 shown as "< 5")."""
     start = since.replace(tzinfo=UTC) if since else utcnow() - timedelta(weeks=DEFAULT_WEEKS)
 
-    async def run() -> dict[str, Any] | None:
-        db = Database.connect(Settings(), REVIEW)
-        try:
-            return await effect_report(db, municipality, start)
-        finally:
-            await db.close()
+    async def run(db: Database) -> dict[str, Any] | None:
+        return await effect_report(db, municipality, start)
 
-    shown = asyncio.run(run())
+    shown = with_review_db(run)
     if shown is None:
         raise click.ClickException(f"no directory for municipality {municipality!r}")
     if form == "json":
@@ -80,23 +92,19 @@ def crime_import(municipality: str, file: str) -> None:
     again replaces its count."""
     text = Path(file).read_text(encoding="utf-8-sig")
 
-    async def run() -> tuple[int, list[str]] | None:
-        db = Database.connect(Settings(), REVIEW)
-        try:
-            directory = await fetch_directory(db, municipality)
-            if directory is None:
-                return None
-            found, problems = read_crime_csv(text, directory)
-            if problems:
-                return 0, problems
-            store = RegisteredCrime(db)
-            for district, month, count in found:
-                await store.put(municipality, district, month, count)
-            return len(found), []
-        finally:
-            await db.close()
+    async def run(db: Database) -> tuple[int, list[str]] | None:
+        directory = await fetch_directory(db, municipality)
+        if directory is None:
+            return None
+        found, problems = read_crime_csv(text, directory)
+        if problems:
+            return 0, problems
+        store = RegisteredCrime(db)
+        for district, month, count in found:
+            await store.put(municipality, district, month, count)
+        return len(found), []
 
-    outcome = asyncio.run(run())
+    outcome = with_review_db(run)
     if outcome is None:
         raise click.ClickException(f"no directory for municipality {municipality!r}")
     imported, problems = outcome
@@ -172,8 +180,7 @@ def poll_create(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         ) from None
 
-    async def run() -> polling.Sent:
-        db = Database.connect(settings, REVIEW)
+    async def run(db: Database) -> polling.Sent:
         try:
             directory = await fetch_directory(db, municipality)
             if directory is None:
@@ -183,10 +190,8 @@ def poll_create(
             return await _send(settings, config, planned, invited, directory.municipality.name)
         except polling.PollProblem as exc:
             raise click.ClickException(str(exc)) from None
-        finally:
-            await db.close()
 
-    sent = asyncio.run(run())
+    sent = with_review_db(run, settings)
     channels = ", ".join(f"{n} by {c}" for c, n in sorted(sent.by_channel.items()))
     click.echo(f"{sent.poll.id}: {sent.invitations} members invited ({channels})", err=True)
     click.echo(sent.poll.id)
@@ -200,8 +205,7 @@ def poll_send(poll_id: str) -> None:
     settings = Settings()
     config = load_municipality_config(settings.municipality_file)
 
-    async def run() -> polling.Sent:
-        db = Database.connect(settings, REVIEW)
+    async def run(db: Database) -> polling.Sent:
         try:
             store = Polls(db)
             found = await store.get(poll_id)
@@ -222,10 +226,8 @@ def poll_send(poll_id: str) -> None:
             return await _send(settings, config, found, invited, directory.municipality.name)
         except polling.PollProblem as exc:
             raise click.ClickException(str(exc)) from None
-        finally:
-            await db.close()
 
-    sent = asyncio.run(run())
+    sent = with_review_db(run, settings)
     click.echo(f"{sent.poll.id}: {sent.invitations} invitations sent (each member once)")
 
 
@@ -235,16 +237,12 @@ def poll_send(poll_id: str) -> None:
 def poll_results(poll_id: str, form: str) -> None:
     """A poll's answers per district: anonymous counts, 1 to 4 shown as "< 5"."""
 
-    async def run() -> dict[str, Any] | None:
-        db = Database.connect(Settings(), REVIEW)
-        try:
-            store = Polls(db)
-            found = await store.get(poll_id)
-            return None if found is None else results(found, await store.answers(poll_id))
-        finally:
-            await db.close()
+    async def run(db: Database) -> dict[str, Any] | None:
+        store = Polls(db)
+        found = await store.get(poll_id)
+        return None if found is None else results(found, await store.answers(poll_id))
 
-    shown = asyncio.run(run())
+    shown = with_review_db(run)
     if shown is None:
         raise click.ClickException(f"no poll {poll_id!r}")
     if form == "json":
@@ -262,12 +260,8 @@ def poll_results(poll_id: str, form: str) -> None:
 def poll_list(municipality: str) -> None:
     """The municipality's latest polls: id, districts, until when open, the question."""
 
-    async def run() -> list[Poll]:
-        db = Database.connect(Settings(), REVIEW)
-        try:
-            return await Polls(db).of(municipality)
-        finally:
-            await db.close()
+    async def run(db: Database) -> list[Poll]:
+        return await Polls(db).of(municipality)
 
-    for found in asyncio.run(run()):
+    for found in with_review_db(run):
         click.echo(f"{found.id}  {','.join(found.districts)}  {found.closes_at:%Y-%m-%d}  {found.question}")
