@@ -115,6 +115,8 @@ class Observability:
             broker.add_middleware(prometheus)
         self.db = Database.connect(settings, service, timeout_ms=2_000)
         self._lag_task: asyncio.Task[None] | None = None
+        #: Every broker of the app started (its publishers too, not only its consumers).
+        self.started = False
 
     def groups(self) -> list[str]:
         subscribers = [sub for broker in self.brokers for sub in broker.subscribers]
@@ -122,7 +124,7 @@ class Observability:
 
     def unready(self) -> list[str]:
         """Why the consumers are not ready (empty when every one has joined its group)."""
-        reasons = []
+        reasons = [] if self.started else ["starting: not every broker has started yet"]
         for broker in self.brokers:
             for sub in broker.subscribers:
                 consumer: Any = getattr(sub, "consumer", None)
@@ -186,6 +188,7 @@ class Observability:
         ``app`` runs; close the probe's database client after."""
 
         async def start() -> None:
+            self.started = True
             self._lag_task = asyncio.create_task(self._refresh_periodically())
 
         async def stop() -> None:
