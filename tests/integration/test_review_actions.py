@@ -5,7 +5,6 @@ and the bulk reject of noise."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,8 @@ import httpx
 import pytest
 import yaml
 
-from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import MODERATION_DECISIONS
-from tests.conftest import TEST_FAILED
-from tests.review_support import ReviewService, held_message, running_review
+from tests.review_support import ReviewService, held_message
 from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.timeout(240)
@@ -30,16 +27,6 @@ def municipality_file(municipality_file: Path) -> Path:
     data["review"] = {"undo_seconds": UNDO_SECONDS}
     municipality_file.write_text(yaml.safe_dump(data))
     return municipality_file
-
-
-@pytest.fixture
-async def review(
-    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 async def queued(client: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:

@@ -5,32 +5,17 @@ unverified sender is not (and their address is not looked up)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from buurtalert.review.notices import FORWARDED_RULE
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.models import Author, Role
 from buurtalert.shared.mongo import Database, mongo_client
-from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import INGEST, REVIEW_NOTICES
-from tests.conftest import TEST_FAILED
-from tests.review_support import ReviewService, held_message, running_review
+from tests.review_support import ReviewService, held_message
 from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def review(
-    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 async def test_a_forward_is_told_to_a_verified_reporter_only(review: ReviewService) -> None:

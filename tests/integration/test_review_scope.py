@@ -10,7 +10,6 @@ import os
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -24,14 +23,12 @@ from buurtalert.shared.models import Role, utcnow
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import INGEST, REVIEW
-from tests.conftest import TEST_FAILED
 from tests.review_support import (
     PASSWORD,
     ReviewService,
     add_user,
     held_message,
     removal_proposal,
-    running_review,
     store_demo_directories,
 )
 from tests.support import BIN, eventually
@@ -200,16 +197,6 @@ async def test_the_command_refuses_a_scope_that_does_not_fit(settings: Settings)
     finally:
         await client.close()
     assert stored is None  # nothing refused was saved
-
-
-@pytest.fixture
-async def review(
-    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 async def test_the_console_shows_each_user_their_scope_only(review: ReviewService) -> None:

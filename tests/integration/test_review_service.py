@@ -5,7 +5,6 @@ process too, decisions applied on messages.approved and messages.rejected."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,30 +14,17 @@ import pytest
 
 from buurtalert.devkit.testing import free_port
 from buurtalert.shared.mongo import mongo_client
-from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import MESSAGES_APPROVED, MESSAGES_REJECTED, MODERATION_DECISIONS
-from tests.conftest import TEST_FAILED
 from tests.review_support import (
     PASSWORD,
     ReviewService,
     held_message,
     log_dir,
     removal_proposal,
-    running_review,
 )
 from tests.support import ServiceProcess, eventually, read_topic
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def review(
-    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 async def queued(review: ReviewService, client: httpx.AsyncClient, item_id: str) -> dict[str, Any]:

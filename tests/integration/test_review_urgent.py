@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -52,16 +51,6 @@ def municipality_file(municipality_file: Path) -> Path:
     }
     municipality_file.write_text(yaml.safe_dump(data))
     return municipality_file
-
-
-@pytest.fixture
-async def review(
-    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 def gauge(metrics: str, name: str, **labels: str) -> float | None:

@@ -6,7 +6,6 @@ by two also takes the member out of the group's WhatsApp group (channels, Groups
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,10 @@ from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, REVIEW_MEMBERSHIPS, REVIEW_NOTICES
 from tests.conftest import DEMO, TEST_FAILED
-from tests.review_support import ReviewService, log_dir, removal_proposal, running_review
+from tests.review_support import ReviewService, log_dir, removal_proposal
 from tests.support import ServiceProcess, eventually, read_topic, wait_http
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-async def review(
-    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[ReviewService]:
-    async with running_review(
-        settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
-    ) as service:
-        yield service
 
 
 async def ask_to_join(settings: Settings, member: str, address: str, group: str, at: datetime) -> None:
