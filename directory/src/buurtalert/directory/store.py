@@ -61,7 +61,8 @@ class Memberships:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        # FerretDB v1 loses concurrent $inc of one document: the version bumps take turns.
+        # FerretDB v1 writes a whole document back: a conditional replace or an $inc is
+        # only safe against the other writes of this process when they take turns.
         self._locks = DocumentLocks()
 
     @staticmethod
@@ -92,7 +93,8 @@ class Memberships:
                 return False
             await self._changed(municipality)
             return True
-        replaced = await register.replace_one({"_id": key, "changed_at": current["changed_at"]}, new)
+        async with self._locks.hold(key):
+            replaced = await register.replace_one({"_id": key, "changed_at": current["changed_at"]}, new)
         if replaced.matched_count == 1:
             await self._changed(municipality)
         return replaced.matched_count == 1

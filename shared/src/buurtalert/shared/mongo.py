@@ -54,8 +54,9 @@ async def one_statement_each(updates: Iterable[Awaitable[T]]) -> list[T]:
 class DocumentLocks:
     """One update at a time per document in this process. FerretDB v1 applies an update
     by reading the document, changing it and writing all of it back, so two concurrent
-    updates of one document (two ``$addToSet`` on ``told``) can lose one of them. Only
-    the documents in use hold a lock."""
+    updates of one document (two ``$addToSet`` on ``told``) can lose one of them, and two
+    updates conditional on the same version can both succeed. Only the documents in use
+    hold a lock. Across processes the hazard remains."""
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}

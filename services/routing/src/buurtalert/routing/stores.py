@@ -293,10 +293,11 @@ class Incidents:
             except DuplicateKeyError:
                 return False
             return True
-        result = await self._open.update_one(
-            {"_id": key, "version": version},
-            {"$set": {"entries": kept, "updated_at": utcnow()}, "$inc": {"version": 1}},
-        )
+        async with self._locks.hold(key):  # a conditional write is only as good as FerretDB's
+            result = await self._open.update_one(
+                {"_id": key, "version": version},
+                {"$set": {"entries": kept, "updated_at": utcnow()}, "$inc": {"version": 1}},
+            )
         return result.matched_count == 1
 
     async def _insert_reports(self, pairs: list[tuple[str, str]]) -> set[str]:
@@ -335,13 +336,14 @@ class Incidents:
             slot = await self._open.find_one({"_id": key})
             if slot is None or all(e["id"] != incident_id for e in slot["entries"]):
                 return
-            result = await self._open.update_one(
-                {"_id": key, "version": slot["version"]},
-                {
-                    "$set": {"entries": [e for e in slot["entries"] if e["id"] != incident_id]},
-                    "$inc": {"version": 1},
-                },
-            )
+            async with self._locks.hold(key):
+                result = await self._open.update_one(
+                    {"_id": key, "version": slot["version"]},
+                    {
+                        "$set": {"entries": [e for e in slot["entries"] if e["id"] != incident_id]},
+                        "$inc": {"version": 1},
+                    },
+                )
             if result.matched_count == 1:
                 return
             await asyncio.sleep(0.005 * (attempt + 1))
