@@ -70,12 +70,13 @@ class Items:
         self._items = db.write(REVIEW_ITEMS)
         self._locks = DocumentLocks()
 
-    async def _update(self, query: Document, update: Document) -> UpdateResult:
-        """A conditional update of one item, no other update of it in this process meanwhile:
-        FerretDB v1 checks the condition and writes the item back in two steps, so two
-        moderators' concurrent decisions on one version could otherwise both succeed."""
-        async with self._locks.hold(str(query["_id"])):
-            return await self._items.update_one(query, update)
+    async def _update(self, item_id: str, condition: Document, update: Document) -> UpdateResult:
+        """Update item ``item_id`` if it meets ``condition``, no other update of it in this
+        process meanwhile: FerretDB v1 checks the condition and writes the item back in two
+        steps, so two moderators' concurrent decisions on one version could otherwise both
+        succeed."""
+        async with self._locks.hold(item_id):
+            return await self._items.update_one({"_id": item_id, **condition}, update)
 
     async def add(self, item: Item) -> bool:
         """Queue ``item``; False if it was queued before (a redelivered record)."""
@@ -149,7 +150,8 @@ class Items:
     async def _swap(self, item_id: str, version: int, update: Document) -> bool:
         """Apply ``update`` if the item is still open at ``version``; raises the version."""
         result = await self._update(
-            {"_id": item_id, "version": version, "state": "open"},
+            item_id,
+            {"version": version, "state": "open"},
             {**update, "$inc": {"version": 1}},
         )
         return result.modified_count == 1
@@ -158,13 +160,14 @@ class Items:
         """Set ``claim`` if nobody changed the item meanwhile (claims do not raise the
         version: the content did not change)."""
         result = await self._update(
-            {"_id": item.id, "version": item.version, "state": "open", **_claimed_as(item.claim)},
+            item.id,
+            {"version": item.version, "state": "open", **_claimed_as(item.claim)},
             {"$set": {"claim": _claim_doc(claim)}},
         )
         return result.modified_count == 1
 
     async def release(self, item_id: str, user: str) -> None:
-        await self._update({"_id": item_id, "claim.by": user}, {"$set": {"claim": None}})
+        await self._update(item_id, {"claim.by": user}, {"$set": {"claim": None}})
 
     async def escalate(self, item: Item, by: str, note: str) -> bool:
         """Hand the item to the wijkagent (a new version; the claim released)."""
@@ -202,11 +205,11 @@ class Items:
         :data:`SENDING_TIMEOUT` ago (one that died with it leaves it to the next)."""
         mine = {"$set": {"sending": True, "sending_at": now}}
         taken = {"state": "decided", "decision_id": decision.id, "published": False}
-        result = await self._update({"_id": decision.subject_id, **taken, "sending": False}, mine)
+        result = await self._update(decision.subject_id, {**taken, "sending": False}, mine)
         if result.modified_count == 1:
             return True
         stale = await self._update(
-            {"_id": decision.subject_id, **taken, "sending_at": {"$lt": now - SENDING_TIMEOUT}}, mine
+            decision.subject_id, {**taken, "sending_at": {"$lt": now - SENDING_TIMEOUT}}, mine
         )
         return stale.modified_count == 1
 
@@ -232,8 +235,8 @@ class Items:
     async def _swap_decided(self, item: Item, update: Document) -> bool:
         assert item.decision is not None
         result = await self._update(
+            item.id,
             {
-                "_id": item.id,
                 "version": item.version,
                 "state": "decided",
                 "decision_id": item.decision.id,
@@ -245,7 +248,7 @@ class Items:
         return result.modified_count == 1
 
     async def published(self, item_id: str) -> None:
-        await self._update({"_id": item_id}, {"$set": {"published": True}})
+        await self._update(item_id, {}, {"$set": {"published": True}})
 
     async def unpublished(self, now: datetime | None = None) -> list[ReviewDecision]:
         """Decisions taken whose publication was not confirmed (the broker was away), and
