@@ -71,6 +71,8 @@ BASE = 1_000
 GOAL = 1.2
 #: A collection the restructured routing would keep: one document per member message.
 MEMBERS = "bench_incident_members"
+#: Routing's group rates before they were restructured: one counter document per group and hour.
+COUNTERS = "bench_group_counters"
 NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = StrikePolicy(expire_after_days=30, warn_at=2, propose_removal_at=3)
 
@@ -159,14 +161,18 @@ async def seed(db: Db, scale: int) -> dict[str, int]:
         ],
     )
     await _insert(db, MEMBERS, [{"_id": f"m{i}", "incident": f"inc_{i // 10}"} for i in range(n)])
-    hours = max(1, incidents // 20)  # counters of 20 groups for the past hours
+    hours = max(1, incidents // 20)  # 5 messages counted for each of 20 groups in the past hours
+    counted = [(f"g{g}:{due_hour(NOW - timedelta(hours=h))}", h) for h in range(hours) for g in range(20)]
+    await _insert(
+        db, COUNTERS, [{"_id": key, "messages": [f"m{h}-{k}" for k in range(5)]} for key, h in counted]
+    )
     await _insert(
         db,
         GROUP_RATES.name,
         [
-            {"_id": f"g{g}:{due_hour(NOW - timedelta(hours=h))}", "messages": [f"m{h}-{k}" for k in range(5)]}
-            for h in range(hours)
-            for g in range(20)
+            {"_id": f"{key}:m{h}-{k}", "group_hour": key, "at": NOW - timedelta(hours=h)}
+            for key, h in counted
+            for k in range(5)
         ],
     )
     await _insert(
@@ -286,14 +292,16 @@ def operations() -> list[Operation]:
     groups = [f"g{g}" for g in range(20)]
 
     async def rates_in(db: Db, scale: int, rep: int) -> object:
-        return await GroupRates(db_as(db, ROUTING)).counts(groups, NOW)
-
-    async def rates_by_id(db: Db, scale: int, rep: int) -> object:
         keys = [f"{g}:{due_hour(NOW)}" for g in groups]
-        return await asyncio.gather(*(db[GROUP_RATES.name].find_one({"_id": k}) for k in keys))
+        return [d async for d in db[COUNTERS].find({"_id": {"$in": keys}})]
+
+    async def rates_counted(db: Db, scale: int, rep: int) -> object:
+        found = await GroupRates(db_as(db, ROUTING)).counts(groups, NOW)
+        assert len(found) == 20 and all(n >= 5 for n in found.values()), found
+        return found
 
     async def rate_count(db: Db, scale: int, rep: int) -> object:
-        await GroupRates(db_as(db, ROUTING)).count("g1", f"r{rep}", NOW)
+        await GroupRates(db_as(db, ROUTING)).count(["g1"], f"r{rep}", NOW)
         return None
 
     async def held_due(db: Db, scale: int, rep: int) -> object:
@@ -352,9 +360,9 @@ def operations() -> list[Operation]:
         Operation(
             "open incidents, last 2 h: equality on an hour bucket (3 queries)", open_candidates_by_hour
         ),
-        Operation("group rates of 20 groups: _id $in", rates_in, today=True),
-        Operation("group rates of 20 groups: 20 find_one by _id, concurrently", rates_by_id),
-        Operation("group rate counted: $addToSet upsert by _id", rate_count),
+        Operation("group rates of 20 groups: hourly counters, _id $in", rates_in, today=True),
+        Operation("group rates of 20 groups: 20 counts on group_hour, concurrently", rates_counted),
+        Operation("group rate counted: one document inserted per message", rate_count),
         Operation("held deliveries due: due range, sorted", held_due_today, today=True),
         Operation("held deliveries due: HeldDeliveries.due (due_hour equality)", held_due),
         Operation("ledger: delivery by _id", ledger_find),

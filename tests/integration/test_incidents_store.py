@@ -86,23 +86,57 @@ async def test_a_closed_incident_takes_no_new_reports(settings: Settings) -> Non
         await client.close()
 
 
-async def test_concurrent_writes_to_one_incident_and_one_groups_hour_are_all_kept(settings: Settings) -> None:
-    """FerretDB v1 applies an update by reading the document and writing all of it back:
-    of 60 concurrent updates of one document, most are lost. Routing's writes of one
-    incident (the groups it told) and of one group's hourly count, which the messages of
-    one batch make at once, take turns in the process: every one is kept."""
-    client = mongo_client(settings)
+async def test_two_processes_telling_one_incidents_groups_tell_each_group_once(settings: Settings) -> None:
+    """Two routing processes (two stores, each with its own client) take the telling of the
+    same 40 groups of one incident for different reports at once: each group goes to one
+    report, both processes hear the same one, and asking again (a redelivery) answers the
+    same. The incident then lists the 40 groups with their tellers."""
+    clients = [mongo_client(settings), mongo_client(settings)]
     try:
-        db = Database(client[settings.database], ROUTING)
-        incidents, rates = Incidents(db), GroupRates(db)
-        attached = await incidents.attach(_report(1, FIRE), "boshoven", WEERT)
-        incident_id = attached.incident.id
-        await asyncio.gather(
-            *(incidents.reached(incident_id, [("weert-demo", f"groep-{n}")], f"msg_{n}") for n in range(40)),
-            *(rates.count(["boshoven-noord"], f"msg_{n}", T0) for n in range(40)),
+        first, second = (Incidents(Database(c[settings.database], ROUTING)) for c in clients)
+        incident_id = (await first.attach(_report(1, FIRE), "boshoven", WEERT)).incident.id
+        groups = [("weert-demo", f"groep-{n}") for n in range(40)]
+        answers = await asyncio.gather(
+            *(
+                store.tell([(f"msg_{n}_{k}", incident_id, [group])])
+                for n, group in enumerate(groups)
+                for k, store in enumerate((first, second, first))
+            )
         )
-        doc = await client[settings.database].incidents.find_one({"_id": incident_id})
-        assert doc is not None and len(doc["told"]) == 40
-        assert await rates.counts(["boshoven-noord"], T0) == {"boshoven-noord": 40}
+        tellers: dict[tuple[str, str], set[str]] = {}
+        for answer in answers:
+            for group, teller in answer[incident_id].items():
+                tellers.setdefault(group, set()).add(teller)
+        assert set(tellers) == set(groups)
+        assert all(len(t) == 1 for t in tellers.values()), "a group was told by two reports"
+        told = await second.told(incident_id)
+        assert {g: {t} for g, t in told.items()} == tellers
+        again = await second.tell([(told[groups[3]], incident_id, [groups[3], groups[4]])])
+        assert again[incident_id] == {groups[3]: told[groups[3]], groups[4]: told[groups[4]]}
+        incident = await first.containing(incident_id)
+        assert incident is not None and incident.groups == tuple(sorted(groups))
     finally:
-        await client.close()
+        for client in clients:
+            await client.close()
+
+
+async def test_two_processes_counting_one_groups_hour_lose_nothing(settings: Settings) -> None:
+    """Two routing processes count 40 messages each for one group and hour at once, and
+    count 10 of them again (redeliveries): the group's hour counts 80, the next hour none.
+    (A counter or a set in one document loses most of these on FerretDB v1.)"""
+    clients = [mongo_client(settings), mongo_client(settings)]
+    try:
+        first, second = (GroupRates(Database(c[settings.database], ROUTING)) for c in clients)
+        await asyncio.gather(
+            *(first.count(["boshoven-noord"], f"a_{n}", T0) for n in range(40)),
+            *(second.count(["boshoven-noord", "leuken"], f"b_{n}", T0) for n in range(40)),
+            *(second.count(["boshoven-noord"], f"a_{n}", T0) for n in range(10)),
+        )
+        assert await first.counts(["boshoven-noord", "leuken", "centrum"], T0) == {
+            "boshoven-noord": 80,
+            "leuken": 40,
+        }
+        assert await second.counts(["boshoven-noord"], T0 + timedelta(hours=1)) == {}
+    finally:
+        for client in clients:
+            await client.close()

@@ -196,7 +196,7 @@ def test_groups_an_incident_told_are_not_told_again_except_a_closing_or_an_autho
         text=FIRST,
         location=None,
         last_seen=T0,
-        told={("weert-demo", "regie"): frozenset({"m1"})},
+        told={("weert-demo", "regie"): "m1"},
     )
     decision = Route(
         (

@@ -174,9 +174,8 @@ INCIDENTS = Collection(
     ROUTING,
     (REVIEW,),
     "One document per incident (_id inc_..., ref its short reference): the first report's "
-    "text, place and category, the number of reports merged, the groups it reached (each with "
-    "the report that told it first), whether and by which message it was closed; its outcome "
-    "once routing told the groups (fed back).",
+    "text, place and category, the number of reports merged, whether and by which message it "
+    "was closed; its outcome once routing told the groups (fed back).",
     Retention.RECORD,
     personal_data=True,
     dated_by="opened_at",
@@ -191,6 +190,19 @@ INCIDENT_REPORTS = Collection(
     Retention.RECORD,
     personal_data=False,
     dated_by="at",
+)
+INCIDENT_TELLINGS = Collection(
+    "incident_tellings",
+    ROUTING,
+    (REVIEW,),
+    "The groups an incident reached: one document per incident and group (_id "
+    "<incident>|<municipality>/<group>, incident, group, message: the report that told it, at), "
+    "inserted before the group is told, so that of two reports (or two processes) only one "
+    "tells a group.",
+    Retention.RECORD,
+    personal_data=False,
+    dated_by="at",
+    indexes=("incident",),
 )
 OPEN_INCIDENTS = Collection(
     "open_incidents",
@@ -207,9 +219,13 @@ GROUP_RATES = Collection(
     "group_rates",
     ROUTING,
     (),
-    "Non-urgent messages delivered per group and hour (_id group:YYYYMMDDHH), for max_per_hour.",
+    "Non-urgent messages delivered per group and hour, for max_per_hour: one document per "
+    "group, hour and message (_id group:YYYYMMDDHH:message id, group_hour, at), counted on "
+    "group_hour (inserts: nothing lost when two processes count one group at once).",
     Retention.OPERATIONAL,
     personal_data=False,
+    dated_by="at",
+    indexes=("group_hour",),
 )
 DELIVERIES = Collection(
     "deliveries",
@@ -361,6 +377,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     STRIKES,
     INCIDENTS,
     INCIDENT_REPORTS,
+    INCIDENT_TELLINGS,
     OPEN_INCIDENTS,
     GROUP_RATES,
     DELIVERIES,

@@ -82,9 +82,10 @@ class Router:
 
     async def route_many(self, items: list[ModeratedMessage]) -> list[BaseException | None]:
         """Route the messages of one key, in order: their directories and incidents looked
-        up together, then each routed and published in turn, then what each leaves behind
-        (rate counts, groups told, closings, audit entries) written together. Answers,
-        per message, None or why it failed (that message alone is retried)."""
+        up together, the groups each tells about its incident taken together (of two reports
+        of one incident, one tells a group), then each routed and published in turn, then
+        what each leaves behind (rate counts, closings, audit entries) written together.
+        Answers, per message, None or why it failed (that message alone is retried)."""
         now = utcnow()
         prepared = await asyncio.gather(*(self._prepare(item, now) for item in items), return_exceptions=True)
         ready = [p for p in prepared if isinstance(p, _Prepared)]
@@ -92,12 +93,18 @@ class Router:
         failures: dict[int, BaseException] = {
             n: p for n, p in enumerate(prepared) if isinstance(p, BaseException)
         }
+        try:
+            tellers = await self.incidents.tell(
+                [(p.item.message.id, p.incident.id, sorted(p.groups)) for p in ready]
+            )
+        except Exception as exc:  # every message of the key is retried
+            return [failures.get(n, exc) for n in range(len(items))]
         routed: list[tuple[int, _Prepared, Route]] = []
         for n, p in enumerate(prepared):
             if not isinstance(p, _Prepared):
                 continue
             try:
-                decision = self._decide(p, counts)
+                decision = self._decide(p, counts, tellers.get(p.incident.id, {}))
                 for delivery in decision.deliveries:
                     await self.publish(delivery)
             except Exception as exc:  # this message alone takes the retry path
@@ -134,27 +141,27 @@ class Router:
             decision = route(item, context)
         except UnknownGroup as exc:
             raise PermanentError(str(exc)) from exc
+        for delivery in decision.deliveries:  # before it takes the telling of any group
+            if delivery.destination.channel not in self.channels:
+                raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
         limited = frozenset(
             {d.destination.group_id for d in decision.deliveries}
             & {g.id for g in directory.groups if g.max_per_hour}
         )
         joined = bool(attached and attached.joined)
-        return _Prepared(item, context, incident, closing is not None, joined, limited)
+        return _Prepared(item, context, incident, closing is not None, joined, limited, decision)
 
     async def _counts(self, ready: list[_Prepared], now: datetime) -> dict[str, int]:
         """This hour's deliveries to the rate-limited groups these messages go to."""
         limited = sorted(set().union(*(p.limited for p in ready)))
         return await self.rates.counts(limited, now) if limited else {}
 
-    def _decide(self, p: _Prepared, counts: dict[str, int]) -> Route:
-        """The route with the rate limits as they stand after the messages before it;
-        counts what it delivers now to a rate-limited group."""
-        decision = route(p.item, replace(p.context, recent=counts)) if p.limited else route(p.item, p.context)
-        if p.joined:
-            decision = already_told(decision, p.incident, p.item.message.id)
-        for delivery in decision.deliveries:
-            if delivery.destination.channel not in self.channels:
-                raise PermanentError(f"no channel adapter topic for {delivery.destination.channel!r}")
+    def _decide(self, p: _Prepared, counts: dict[str, int], tellers: dict[tuple[str, str], str]) -> Route:
+        """The route with the rate limits as they stand after the messages before it,
+        without the groups another report of the incident tells; counts what it delivers
+        now to a rate-limited group."""
+        decision = route(p.item, replace(p.context, recent=counts)) if p.limited else p.planned
+        decision = already_told(decision, replace(p.incident, told=tellers), p.item.message.id)
         if not is_urgent(p.item):
             for group_id in sorted(p.counted(decision)):
                 counts[group_id] = counts.get(group_id, 0) + 1
@@ -163,20 +170,11 @@ class Router:
     async def _record(self, p: _Prepared, decision: Route, now: datetime) -> None:
         message = p.item.message
         with bound(message_id=message.id):
-            reached = {
-                (d.destination.municipality or message.municipality, d.destination.group_id)
-                for d in decision.deliveries
-            }
-
-            # The rate counts and the incident are separate documents, written at once (each
-            # write idempotent); the incident's writes one after the other (FerretDB v1 writes
-            # a whole document back); the audit entry, which says the message was routed, last.
-            async def incident() -> None:
-                await self.incidents.reached(p.incident.id, sorted(reached), message.id)
-                if p.closing:
-                    await self.incidents.close(p.incident, message.id, now)
-
-            writes = [incident()]
+            # The rate counts and the closing are separate documents, written at once (each
+            # write idempotent); the audit entry, which says the message was routed, last.
+            writes = []
+            if p.closing:
+                writes.append(self.incidents.close(p.incident, message.id, now))
             if not is_urgent(p.item):
                 writes.append(self.rates.count(sorted(p.counted(decision)), message.id, now))
             await asyncio.gather(*writes)
@@ -201,6 +199,16 @@ class _Prepared:
     joined: bool
     #: The rate-limited groups its route goes to.
     limited: frozenset[str]
+    #: Its route before the rate limits: the groups it tells about its incident.
+    planned: Route
+
+    @property
+    def groups(self) -> set[tuple[str, str]]:
+        """The groups its route tells about its incident: (municipality, group id)."""
+        return {
+            (d.destination.municipality or self.item.message.municipality, d.destination.group_id)
+            for d in self.planned.deliveries
+        }
 
     def counted(self, decision: Route) -> set[str]:
         """The rate-limited groups ``decision`` delivers to now (not held)."""

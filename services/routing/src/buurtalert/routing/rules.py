@@ -353,9 +353,9 @@ class Incident:
     location: Location | None
     last_seen: datetime
     category: str | None = None
-    #: The groups the incident reached, each with the reports that told it (one, unless
-    #: two reports told it at the same moment): (municipality, group id) -> message ids.
-    told: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    #: The groups the incident reached, each with the report that told it:
+    #: (municipality, group id) -> message id.
+    told: Mapping[tuple[str, str], str] = field(default_factory=dict)
     closed: bool = False
 
     @property
@@ -406,9 +406,9 @@ def already_told(decision: Route, incident: Incident, message_id: str) -> Route:
     skipped: list[str] = []
     for delivery in decision.deliveries:
         d = delivery.destination
-        tellers = incident.told.get((d.municipality or incident.municipality, d.group_id), frozenset())
+        teller = incident.told.get((d.municipality or incident.municipality, d.group_id), message_id)
         always = {"incident_closing", "authority_alert_area", "municipal_escalation"} & set(delivery.rules)
-        if tellers and message_id not in tellers and not always:
+        if teller != message_id and not always:
             if d.group_id not in skipped:
                 skipped.append(d.group_id)
         else:

@@ -1,5 +1,5 @@
-"""Routing's stores: incidents (``incidents``, ``incident_reports``, ``open_incidents``)
-and group rates (``group_rates``).
+"""Routing's stores: incidents (``incidents``, ``incident_reports``,
+``incident_tellings``, ``open_incidents``) and group rates (``group_rates``).
 
 Every operation is a lookup or an update by ``_id``, so its cost does not grow with the
 history: a report's incident is found through its own small document in
@@ -21,12 +21,34 @@ from pymongo.results import UpdateResult
 
 from buurtalert.directory.model import Directory
 from buurtalert.routing.rules import WINDOW, Incident, matching_incident
-from buurtalert.shared.collections import GROUP_RATES, INCIDENT_REPORTS, INCIDENTS, OPEN_INCIDENTS
+from buurtalert.shared.collections import (
+    GROUP_RATES,
+    INCIDENT_REPORTS,
+    INCIDENT_TELLINGS,
+    INCIDENTS,
+    OPEN_INCIDENTS,
+)
 from buurtalert.shared.models import InboundMessage, Location, short_reference, stable_id, utcnow
 from buurtalert.shared.mongo import Database, Document, DocumentLocks, one_statement_each
 
 #: At most this many incidents per district are open to new reports at once.
 OPEN_PER_DISTRICT = 200
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[str]:
+    """Insert ``docs``, each unless its ``_id`` is there already (an earlier attempt, or
+    another process, inserted it); the ids inserted now."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        duplicates = {docs[e["index"]]["_id"] for e in errors}
+        return {d["_id"] for d in docs} - duplicates
+    return {d["_id"] for d in docs}
 
 
 async def by_ids(collection: AsyncCollection[Document], ids: Iterable[str]) -> dict[str, Document]:
@@ -38,30 +60,35 @@ async def by_ids(collection: AsyncCollection[Document], ids: Iterable[str]) -> d
 
 
 class GroupRates:
-    """Non-urgent messages delivered per group and hour, counted idempotently by message
-    id (``$addToSet``; a group's list is bounded by its ``max_per_hour``)."""
+    """Non-urgent messages delivered per group and hour: one document per group, hour and
+    message (``_id`` group:YYYYMMDDHH:message id), counted on the indexed ``group_hour``.
+    Counting is an insert, so it is idempotent (a redelivered message finds its own
+    document) and nothing is lost when two routing processes count one group at once: a
+    counter or a set in one document would be read and written back whole by FerretDB v1,
+    and of two processes' updates one would be lost; the database's primary key keeps every
+    insert. A group-hour's documents are bounded by the group's ``max_per_hour``."""
 
     def __init__(self, db: Database) -> None:
         self._rates = db.write(GROUP_RATES)
-        self._locks = DocumentLocks()  # the messages of one batch count in one group's hour
 
     @staticmethod
     def _key(group_id: str, at: datetime) -> str:
         return f"{group_id}:{at:%Y%m%d%H}"
 
     async def counts(self, group_ids: Iterable[str], at: datetime) -> dict[str, int]:
-        keys = {self._key(g, at): g for g in group_ids}
-        found = await by_ids(self._rates, keys)
-        return {keys[key]: len(doc["messages"]) for key, doc in found.items()}
+        """This hour's count of each group that has one."""
+        wanted = sorted(set(group_ids))
+        found = await asyncio.gather(
+            *(self._rates.count_documents({"group_hour": self._key(g, at)}) for g in wanted)
+        )
+        return {g: n for g, n in zip(wanted, found, strict=True) if n}
 
     async def count(self, group_ids: Iterable[str], message_id: str, at: datetime) -> None:
-        async def add(key: str) -> None:
-            async with self._locks.hold(key):
-                await self._rates.update_one(
-                    {"_id": key}, {"$addToSet": {"messages": message_id}}, upsert=True
-                )
-
-        await asyncio.gather(*(add(self._key(g, at)) for g in group_ids))
+        docs = [
+            {"_id": f"{key}:{message_id}", "group_hour": key, "at": at}
+            for key in sorted({self._key(g, at) for g in group_ids})
+        ]
+        await insert_new(self._rates, docs)
 
 
 def _latest(batch: list[_Waiting], chosen: dict[str, tuple[str, str]]) -> dict[str, datetime]:
@@ -78,16 +105,15 @@ def _slot(municipality: str, district: str | None) -> str:
     return f"open:{municipality}:{district or '-'}"
 
 
-def _told_key(municipality: str, group_id: str) -> str:
-    return f"{municipality}/{group_id}"
+def _telling_id(incident_id: str, group: tuple[str, str]) -> str:
+    municipality, group_id = group
+    return f"{incident_id}|{municipality}/{group_id}"
 
 
-def _incident(doc: Document, *, closed: bool | None = None) -> Incident:
+def _incident(
+    doc: Document, *, closed: bool | None = None, told: dict[tuple[str, str], str] | None = None
+) -> Incident:
     location = Location.model_validate(doc["location"]) if doc.get("location") else None
-    told: dict[tuple[str, str], frozenset[str]] = {}
-    for key, tellers in (doc.get("told") or {}).items():
-        municipality, group_id = key.split("/", 1)
-        told[(municipality, group_id)] = frozenset(tellers)
     return Incident(
         id=doc.get("_id") or doc["id"],
         municipality=doc["municipality"],
@@ -96,7 +122,7 @@ def _incident(doc: Document, *, closed: bool | None = None) -> Incident:
         location=location,
         last_seen=doc["last_seen"],
         category=doc.get("category"),
-        told=told,
+        told=told or {},
         closed=doc.get("closed_at") is not None if closed is None else closed,
     )
 
@@ -155,6 +181,7 @@ class Incidents:
     def __init__(self, db: Database) -> None:
         self._incidents = db.write(INCIDENTS)
         self._reports = db.write(INCIDENT_REPORTS)
+        self._tellings = db.write(INCIDENT_TELLINGS)
         self._open = db.write(OPEN_INCIDENTS)
         self._writer = SlotWriter(self._attach_batch)
         self._locks = DocumentLocks()
@@ -167,12 +194,61 @@ class Incidents:
             return await self._incidents.update_one({"_id": incident_id, **query}, update, **options)
 
     async def containing(self, ref: str) -> Incident | None:
-        """The incident with id ``ref`` or holding the report ``ref``."""
+        """The incident with id ``ref`` or holding the report ``ref``, with the groups it told."""
         doc = await self._incidents.find_one({"_id": ref})
         if doc is None:
             report = await self._reports.find_one({"_id": ref})
             doc = await self._incidents.find_one({"_id": report["incident"]}) if report else None
-        return _incident(doc) if doc else None
+        if doc is None:
+            return None
+        # An incident from before incident_tellings kept its groups in its own "told".
+        earlier = {
+            (key.split("/", 1)[0], key.split("/", 1)[1]): min(tellers)
+            for key, tellers in (doc.get("told") or {}).items()
+            if tellers
+        }
+        return _incident(doc, told=earlier | await self.told(doc["_id"]))
+
+    async def told(self, incident_id: str) -> dict[tuple[str, str], str]:
+        """The groups the incident reached, each with the report that told it."""
+        found: dict[tuple[str, str], str] = {}
+        async for telling in self._tellings.find({"incident": incident_id}):
+            municipality, group_id = telling["group"].split("/", 1)
+            found[(municipality, group_id)] = telling["message"]
+        return found
+
+    async def tell(
+        self, wanted: list[tuple[str, str, list[tuple[str, str]]]]
+    ) -> dict[str, dict[tuple[str, str], str]]:
+        """Take the telling of groups: for each ``(message id, incident id, groups)``, which
+        report tells each group, per incident. A group goes to the first report that asks
+        (in this list, or earlier, in this process or another) and stays with it: asking
+        again (a redelivery) answers the same. One insert for all, then one lookup by ``_id``
+        of each group another report had taken; the database's primary key decides, so no
+        two reports (nor two processes) tell one group."""
+        at = utcnow()
+        first: dict[str, Document] = {}
+        for message_id, incident_id, groups in wanted:
+            for group in groups:
+                telling_id = _telling_id(incident_id, group)
+                first.setdefault(
+                    telling_id,
+                    {
+                        "_id": telling_id,
+                        "incident": incident_id,
+                        "group": "/".join(group),
+                        "message": message_id,
+                        "at": at,
+                    },
+                )
+        inserted = await insert_new(self._tellings, list(first.values()))
+        taken = await by_ids(self._tellings, first.keys() - inserted)
+        tellers: dict[str, dict[tuple[str, str], str]] = {}
+        for telling_id, doc in first.items():
+            teller = taken[telling_id]["message"] if telling_id in taken else doc["message"]
+            municipality, group_id = doc["group"].split("/", 1)
+            tellers.setdefault(doc["incident"], {})[(municipality, group_id)] = teller
+        return tellers
 
     async def attach(self, message: InboundMessage, district: str | None, directory: Directory) -> Attached:
         """The incident ``message`` belongs to: the one it already joined (a redelivery), an
@@ -244,7 +320,7 @@ class Incidents:
                 {},
                 {
                     "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
-                    | {"ref": short_reference(incident_id), "closed_at": None, "told": {}, "reports": 0},
+                    | {"ref": short_reference(incident_id), "closed_at": None, "reports": 0},
                     "$max": {"last_seen": sent_at},
                 },
                 upsert=True,
@@ -253,7 +329,7 @@ class Incidents:
         )
         # An incident this batch created is as written: no need to read it back.
         created = {
-            incident_id: {**entry_of[incident_id], "last_seen": latest[incident_id], "told": {}}
+            incident_id: {**entry_of[incident_id], "last_seen": latest[incident_id]}
             for incident_id, result in zip(latest, upserts, strict=True)
             if result.upserted_id is not None
         }
@@ -302,26 +378,8 @@ class Incidents:
 
     async def _insert_reports(self, pairs: list[tuple[str, str]]) -> set[str]:
         """Insert each report's membership; the ids inserted now (not by an earlier attempt)."""
-        if not pairs:
-            return set()
         at = utcnow()
-        docs = [{"_id": m, "incident": i, "at": at} for m, i in pairs]
-        try:
-            await self._reports.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            duplicates = {docs[e["index"]]["_id"] for e in errors}
-            return {m for m, _ in pairs} - duplicates
-        return {m for m, _ in pairs}
-
-    async def reached(self, incident_id: str, groups: list[tuple[str, str]], message_id: str) -> None:
-        """Record that ``message_id`` told these groups about the incident."""
-        if groups:
-            await self._update(
-                incident_id, {}, {"$addToSet": {f"told.{_told_key(m, g)}": message_id for m, g in groups}}
-            )
+        return await insert_new(self._reports, [{"_id": m, "incident": i, "at": at} for m, i in pairs])
 
     async def close(self, incident: Incident, message_id: str, at: datetime) -> None:
         await self._update(

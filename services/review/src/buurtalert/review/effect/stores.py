@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from buurtalert.shared.collections import (
     AUDIT,
     INCIDENT_OUTCOMES,
     INCIDENT_REPORTS,
+    INCIDENT_TELLINGS,
     INCIDENTS,
     POLL_ANSWERS,
     POLLS,
@@ -35,13 +37,16 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def incident_view(doc: dict[str, Any]) -> IncidentView:
+def incident_view(doc: dict[str, Any], told: Iterable[str] = ()) -> IncidentView:
+    """An incident as effect sees it; ``told``: the groups it reached ("municipality/group"),
+    from ``incident_tellings`` (and, for an incident from before them, its own "told")."""
+    groups = {*told, *(doc.get("told") or {})}
     return IncidentView(
         id=doc["_id"],
         municipality=doc["municipality"],
         district=doc.get("district"),
         opened_at=_utc(doc.get("opened_at")),
-        groups=tuple(sorted(tuple(key.split("/", 1)) for key in doc.get("told") or {})),
+        groups=tuple(sorted((m, g) for m, g in (key.split("/", 1) for key in groups))),
         category=doc.get("category"),
         reports=int(doc.get("reports", 0)),
         outcome=doc.get("outcome"),
@@ -49,9 +54,9 @@ def incident_view(doc: dict[str, Any]) -> IncidentView:
     )
 
 
-def _newest_first(incident: IncidentView) -> tuple[float, str]:
-    opened = incident.opened_at.timestamp() if incident.opened_at else 0.0
-    return (-opened, incident.id)
+def _newest_first(doc: dict[str, Any]) -> tuple[float, str]:
+    opened = _utc(doc.get("opened_at"))
+    return (-(opened.timestamp() if opened else 0.0), doc["_id"])
 
 
 class IncidentsView:
@@ -60,6 +65,16 @@ class IncidentsView:
     def __init__(self, db: Database) -> None:
         self._incidents = db.read(INCIDENTS)
         self._reports = db.read(INCIDENT_REPORTS)
+        self._tellings = db.read(INCIDENT_TELLINGS)
+
+    async def _view(self, doc: dict[str, Any]) -> IncidentView:
+        told = [
+            t["group"] async for t in self._tellings.find({"incident": doc["_id"]}, projection={"group": 1})
+        ]
+        return incident_view(doc, told)
+
+    async def _views(self, docs: list[dict[str, Any]]) -> list[IncidentView]:
+        return list(await asyncio.gather(*(self._view(doc) for doc in docs)))
 
     async def containing(self, ref: str, municipality: str) -> IncidentView | None:
         """The incident with id ``ref``, or short reference ``ref`` (as the regiegroep saw it)
@@ -67,12 +82,12 @@ class IncidentsView:
         report's own document in ``incident_reports``)."""
         if SHORT_REFERENCE.match(ref):
             found = await self._incidents.find_one({"ref": ref.upper(), "municipality": municipality})
-            return incident_view(found) if found else None
+            return await self._view(found) if found else None
         doc = await self._incidents.find_one({"_id": ref})
         if doc is None and not ref.startswith("inc_"):
             report = await self._reports.find_one({"_id": ref})
             doc = await self._incidents.find_one({"_id": report["incident"]}) if report else None
-        return incident_view(doc) if doc else None
+        return await self._view(doc) if doc else None
 
     async def recent(
         self, municipality: str, districts: tuple[str, ...] | None = None, limit: int = 50
@@ -81,16 +96,16 @@ class IncidentsView:
         of ``districts`` (read per district, on the indexed field)."""
         if districts is None:
             cursor = self._incidents.find({"municipality": municipality}).sort("opened_at", -1).limit(limit)
-            return [incident_view(doc) async for doc in cursor]
+            return await self._views([doc async for doc in cursor])
         wanted = sorted(set(districts))
         found = await asyncio.gather(*(self._recent_in(municipality, d, limit) for d in wanted))
-        merged = sorted((i for part in found for i in part), key=_newest_first)
-        return merged[:limit]
+        merged = sorted((doc for part in found for doc in part), key=_newest_first)
+        return await self._views(merged[:limit])
 
-    async def _recent_in(self, municipality: str, district: str, limit: int) -> list[IncidentView]:
+    async def _recent_in(self, municipality: str, district: str, limit: int) -> list[dict[str, Any]]:
         query = {"district": district, "municipality": municipality}
         cursor = self._incidents.find(query).sort("opened_at", -1).limit(limit)
-        return [incident_view(doc) async for doc in cursor]
+        return [doc async for doc in cursor]
 
 
 class Outcomes:
