@@ -551,7 +551,8 @@ async def http_request_ms(requests: int = 300) -> list[float]:
 def _history(messages: int, start: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """What ``messages`` earlier messages left behind, in batches per collection, in the
     shapes the services write: raw inputs and claims, audit entries (four stages each),
-    incidents and their reports, delivery claims, memberships (members who left)."""
+    incidents, their reports and the groups they told, group rates, delivery claims,
+    memberships (members who left)."""
     now = utcnow() - timedelta(days=3)
     step = 2000
     for first in range(start, start + messages, step):
@@ -597,13 +598,28 @@ def _history(messages: int, start: int) -> Iterator[tuple[str, list[dict[str, An
                     "opened_at": now,
                     "last_seen": now,
                     "closed_at": now,
-                    "told": {},
                     "reports": 1,
                 }
                 for m in ids
             ],
         )
         yield "incident_reports", [{"_id": m, "incident": f"inc_{m}", "at": now} for m in ids]
+        told = "weert-demo/boshoven-regie"
+        yield (
+            "incident_tellings",
+            [
+                {"_id": f"inc_{m}|{told}", "incident": f"inc_{m}", "group": told, "message": m, "at": now}
+                for m in ids
+            ],
+        )
+        yield (
+            "group_rates",  # ten messages counted per group and hour, an hour further back each ten
+            [
+                {"_id": f"{hour}:{m}", "group_hour": hour, "at": now}
+                for n, m in enumerate(ids, first)
+                for hour in [f"boshoven-noord:{now - timedelta(hours=n // 10):%Y%m%d%H}"]
+            ],
+        )
         yield (
             "deliveries",
             [
