@@ -56,6 +56,51 @@ async def test_a_burst_of_one_event_from_two_processes_is_one_incident(settings:
         await client.close()
 
 
+STREETS = [
+    f"{tree}{place}straat"
+    for tree in ("berk", "eik", "lind", "wilg", "beuk", "es")
+    for place in ("hof", "veld", "dal", "berg", "bos", "horst", "meer", "broek", "hoven", "rade")
+]
+
+
+async def test_processes_opening_incidents_in_one_district_at_once_lose_none(settings: Settings) -> None:
+    """Six routing processes (six stores, each with its own client) attach at once the
+    reports of 60 events in one district, each event reported through two of them: 60
+    incidents, each event's two reports in one, and the district still offers all 60 to new
+    reports (two writers of one version of the district must not both succeed: one's
+    incidents would vanish and their next reports open new ones)."""
+    clients = [mongo_client(settings) for _ in range(6)]
+    try:
+        stores = [Incidents(Database(c[settings.database], ROUTING)) for c in clients]
+        texts = [f"Auto opengebroken aan de {street.capitalize()}, ruit ingeslagen" for street in STREETS]
+        attached = await asyncio.gather(
+            *(
+                stores[(n + k) % len(stores)].attach(_report(2 * n + k, text), "boshoven", WEERT)
+                for n, text in enumerate(texts)
+                for k in range(2)
+            )
+        )
+        ids = [a.incident.id for a in attached]
+        assert all(ids[2 * n] == ids[2 * n + 1] for n in range(len(texts))), "an event became two incidents"
+        assert len(set(ids)) == len(texts)
+        later = await asyncio.gather(
+            *(
+                stores[n % 2].attach(
+                    _report(1000 + n, text, at=T0 + timedelta(minutes=30)), "boshoven", WEERT
+                )
+                for n, text in enumerate(texts)
+            )
+        )
+        assert [a.incident.id for a in later] == ids[::2]
+        slot = await clients[0][settings.database].open_incidents.find_one(
+            {"_id": "open:weert-demo:boshoven"}
+        )
+        assert slot is not None and len(slot["entries"]) == len(texts)
+    finally:
+        for client in clients:
+            await client.close()
+
+
 async def test_look_alike_reports_from_two_streets_are_two_incidents(settings: Settings) -> None:
     client = mongo_client(settings)
     try:

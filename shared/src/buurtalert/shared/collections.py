@@ -210,7 +210,8 @@ OPEN_INCIDENTS = Collection(
     (),
     "The incidents a new report may join, per municipality and district (_id "
     "open:<municipality>:<district>): a short list pruned to the time window, with a version "
-    "for conditional updates, so matching a report is one lookup whatever the history.",
+    "for conditional updates, so matching a report is one lookup whatever the history; beside "
+    "it the claim of its latest version (_id <slot>@<version>), one writer's in any process.",
     Retention.OPERATIONAL,
     personal_data=True,
     dated_by="updated_at",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -33,6 +33,8 @@ from buurtalert.shared.mongo import Database, Document, DocumentLocks, one_state
 
 #: At most this many incidents per district are open to new reports at once.
 OPEN_PER_DISTRICT = 200
+#: A district's next version taken by a writer that died before writing it is free again after this.
+CLAIM_EXPIRES = timedelta(seconds=30)
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[str]:
@@ -175,8 +177,9 @@ class SlotWriter:
 class Incidents:
     """Incidents: each report attached to the event it reports, the groups each incident
     reached (and which report told them), and its closing. Two routing processes may
-    attach to one district at once: the district's open incidents carry a version, and a
-    write that finds another version reads again and retries."""
+    attach to one district at once: the district's open incidents carry a version, a
+    writer takes the next version by inserting a claim (one writer per version, in any
+    process), and a write that finds another version reads again and retries."""
 
     def __init__(self, db: Database) -> None:
         self._incidents = db.write(INCIDENTS)
@@ -191,7 +194,12 @@ class Incidents:
     ) -> UpdateResult:
         """Update incident ``incident_id``, no other update of it in this process at the same time."""
         async with self._locks.hold(incident_id):
-            return await self._incidents.update_one({"_id": incident_id, **query}, update, **options)
+            try:
+                return await self._incidents.update_one({"_id": incident_id, **query}, update, **options)
+            except DuplicateKeyError:
+                # Two processes upserted a new incident at once (one opened it, the other's
+                # report joined it): the loser's document is there now, so it updates it.
+                return await self._incidents.update_one({"_id": incident_id, **query}, update, **options)
 
     async def containing(self, ref: str) -> Incident | None:
         """The incident with id ``ref`` or holding the report ``ref``, with the groups it told."""
@@ -360,7 +368,6 @@ class Incidents:
         newest = max(e["last_seen"] for e in entries)
         kept = sorted((e for e in entries if newest - e["last_seen"] <= WINDOW), key=lambda e: e["last_seen"])
         kept = kept[-OPEN_PER_DISTRICT:]
-        version = before["version"] if before else 0
         if before is None:
             try:
                 await self._open.insert_one(
@@ -369,11 +376,33 @@ class Incidents:
             except DuplicateKeyError:
                 return False
             return True
-        async with self._locks.hold(key):  # a conditional write is only as good as FerretDB's
+        return await self._swap_slot(key, before["version"], kept)
+
+    async def _swap_slot(self, key: str, version: int, entries: list[Document]) -> bool:
+        """Replace the entries of a district's open incidents at ``version`` with ``entries``
+        (the next version), unless another writer got there first.
+
+        FerretDB v1 checks an update's condition and writes the document back in two steps,
+        so two writers conditional on one version could both succeed, and one's incidents
+        would vanish. So the writer first takes the next version by inserting its claim
+        (``<slot>@<version>``): the primary key lets one writer, in any process, have it.
+        A claim whose writer died before writing is freed after :data:`CLAIM_EXPIRES`."""
+        claim = f"{key}@{version + 1}"
+        now = utcnow()
+        try:
+            await self._open.insert_one({"_id": claim, "claim": True, "updated_at": now})
+        except DuplicateKeyError:
+            taken = await self._open.find_one({"_id": claim})
+            if taken is not None and now - taken["updated_at"] > CLAIM_EXPIRES:
+                await self._open.delete_one({"_id": claim, "updated_at": taken["updated_at"]})
+            return False
+        async with self._locks.hold(key):
             result = await self._open.update_one(
                 {"_id": key, "version": version},
-                {"$set": {"entries": kept, "updated_at": utcnow()}, "$inc": {"version": 1}},
+                {"$set": {"entries": entries, "updated_at": now}, "$inc": {"version": 1}},
             )
+        if result.matched_count == 1:
+            await self._open.delete_one({"_id": f"{key}@{version}"})  # the claim written before
         return result.matched_count == 1
 
     async def _insert_reports(self, pairs: list[tuple[str, str]]) -> set[str]:
@@ -394,15 +423,8 @@ class Incidents:
             slot = await self._open.find_one({"_id": key})
             if slot is None or all(e["id"] != incident_id for e in slot["entries"]):
                 return
-            async with self._locks.hold(key):
-                result = await self._open.update_one(
-                    {"_id": key, "version": slot["version"]},
-                    {
-                        "$set": {"entries": [e for e in slot["entries"] if e["id"] != incident_id]},
-                        "$inc": {"version": 1},
-                    },
-                )
-            if result.matched_count == 1:
+            kept = [e for e in slot["entries"] if e["id"] != incident_id]
+            if await self._swap_slot(key, slot["version"], kept):
                 return
             await asyncio.sleep(0.005 * (attempt + 1))
 
