@@ -90,3 +90,35 @@ async def test_a_join_waits_for_approval_and_a_replayed_join_after_stop_does_not
         assert await register.consents("m", "p_never") is None
     finally:
         await client.close()
+
+
+async def test_an_active_member_asking_for_another_group_waits_for_its_coordinator(
+    settings: Settings,
+) -> None:
+    """A member approved for one group who asks to join another stays active for the first
+    and is among the pending joins of the second (it was invisible to the console)."""
+    from datetime import UTC, datetime, timedelta
+
+    from buurtalert.directory.model import MembershipState
+    from buurtalert.directory.store import Memberships
+    from buurtalert.shared.topics import INGEST
+
+    t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    client = mongo_client(settings)
+    try:
+        register = Memberships(Database(client[settings.database], INGEST))
+        assert await register.join("m", "p_y", "31612345679", "a", t0)
+        assert await register.vet("m", "p_y", "a", True, t0, t0 + timedelta(minutes=1))
+        assert await register.pending("m") == []
+        assert await register.join("m", "p_y", "31612345679", "b", t0 + timedelta(minutes=2))
+        [asking] = await register.pending("m", "b")
+        assert (
+            asking.state is MembershipState.ACTIVE and asking.groups == ("a",) and asking.requested == ("b",)
+        )
+        assert await register.pending("m", "a") == [] and await register.consents("m", "p_y") is True
+        assert await register.vet("m", "p_y", "b", True, asking.changed_at, t0 + timedelta(minutes=3))
+        assert await register.pending("m") == []
+        [member] = await register.of("m")
+        assert member.groups == ("a", "b") and not member.asking
+    finally:
+        await client.close()

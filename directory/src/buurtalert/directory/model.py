@@ -280,6 +280,11 @@ class Membership(Strict):
     state: MembershipState = MembershipState.ACTIVE
     groups: tuple[Slug, ...] = Field(default=(), description="Approved groups")
     requested: tuple[Slug, ...] = Field(default=(), description="Groups asked for, awaiting approval")
+    asking: bool = Field(
+        default=False,
+        description="A join awaits approval (requested is not empty), also of an active member: "
+        "what the console's pending joins are read by",
+    )
     removed: tuple[Slug, ...] = Field(
         default=(), description="Groups two admins or coordinators removed the member from (four eyes)"
     )

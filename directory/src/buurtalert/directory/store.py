@@ -79,8 +79,10 @@ class Memberships:
         current = await register.find_one({"_id": key})
         if current is not None and _utc(current["changed_at"]) >= _utc(at):
             return False
+        changed = change(current)
         new = {
-            **change(current),
+            **changed,
+            "asking": bool(changed.get("requested")),
             "_id": key,
             "municipality": municipality,
             "pseudonym": pseudonym,
@@ -235,12 +237,22 @@ class Memberships:
 
     async def pending(self, municipality: str, group: str | None = None) -> list[Membership]:
         """The joins awaiting a coordinator's approval (for the review console): all of the
-        municipality's, or of the members asking for ``group`` (among others, maybe)."""
-        query = {"municipality": municipality, "state": MembershipState.PENDING.value}
-        if group is not None:
-            query["requested"] = group  # an element of the array, as MongoDB matches arrays
-        cursor = self._db.read(MEMBERSHIPS).find(query, projection={"_id": 0})
-        return [Membership.model_validate(doc) async for doc in cursor]
+        municipality's, or of the members asking for ``group`` (among others, maybe). An
+        active member asking for another group is among them (``asking``); so is a pending
+        member written before ``asking`` was."""
+        asking = {"municipality": municipality, "asking": True}
+        pending = {"municipality": municipality, "state": MembershipState.PENDING.value}
+        if group is not None:  # an element of the array, as MongoDB matches arrays
+            asking["requested"] = pending["requested"] = group
+        register = self._db.read(MEMBERSHIPS)
+        found: dict[str, Membership] = {}
+        for cursor in (
+            register.find(asking, projection={"_id": 0}),
+            register.find(pending, projection={"_id": 0}),
+        ):
+            async for doc in cursor:
+                found.setdefault(doc["pseudonym"], Membership.model_validate(doc))
+        return [found[p] for p in sorted(found)]
 
     async def consents(self, municipality: str, pseudonym: str) -> bool | None:
         """Whether the member's own latest choice allows one-to-one delivery: False after

@@ -91,10 +91,11 @@ MEMBERSHIPS = Collection(
     "left), the groups they joined by message (AANMELDEN) and those awaiting approval, their consent "
     "to one-to-one delivery (channels checks it again just before sending), the address while "
     "consent lasts, and the provider's time of the last event applied (or of a coordinator's "
-    "vetting decision). The review console reads the pending joins.",
+    "vetting decision). The review console reads the pending joins (asking: a join awaits "
+    "approval, also of an active member).",
     Retention.CONTACT,
     personal_data=True,
-    indexes=("municipality",),
+    indexes=("municipality", "asking"),
 )
 MEMBERSHIP_VERSIONS = Collection(
     "membership_versions",
