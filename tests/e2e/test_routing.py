@@ -168,10 +168,11 @@ async def test_reports_of_one_event_form_an_incident_whose_closing_reaches_every
         routing = await eventually(second_routed, what="the second report routed")
         [incident] = await db.incidents.find().to_list()
         memberships = [await db.incident_reports.find_one({"_id": m}) for m in (first, second)]
+        tellings = await db.incident_tellings.find({"incident": incident["_id"]}).to_list()
     finally:
         await client.close()
     assert [m["incident"] for m in memberships if m] == [incident["_id"]] * 2
-    assert incident["reports"] == 2
+    assert {t["group"]: t["message"] for t in tellings}["weert-demo/boshoven-regie"] == first
     assert routing["data"]["deliveries"] == []
     assert "incident_already_told:boshoven-regie" in routing["data"]["rules"]
     assert _count(system) == 4, "the groups the incident told are not told again"

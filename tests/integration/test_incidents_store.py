@@ -50,8 +50,8 @@ async def test_a_burst_of_one_event_from_two_processes_is_one_incident(settings:
         assert sum(not a.joined for a in attached) == 1
         again = await first.attach(reports[7], "boshoven", WEERT)
         assert again.incident.id == attached[0].incident.id
-        doc = await client[settings.database].incidents.find_one({"_id": again.incident.id})
-        assert doc is not None and doc["reports"] == 300
+        reports = client[settings.database].incident_reports
+        assert await reports.count_documents({"incident": again.incident.id}) == 300
     finally:
         await client.close()
 

@@ -175,8 +175,8 @@ INCIDENTS = Collection(
     ROUTING,
     (REVIEW,),
     "One document per incident (_id inc_..., ref its short reference): the first report's "
-    "text, place and category, the number of reports merged, whether and by which message it "
-    "was closed; its outcome once routing told the groups (fed back).",
+    "text, place and category, whether and by which message it was closed; its outcome once "
+    "routing told the groups (fed back). Its groups and reports are documents of their own.",
     Retention.RECORD,
     personal_data=True,
     dated_by="opened_at",
@@ -187,10 +187,12 @@ INCIDENT_REPORTS = Collection(
     ROUTING,
     (REVIEW,),
     "A report's membership of an incident (_id the message id, incident, at): one small "
-    "document per report instead of an ever-growing array in the incident.",
+    "document per report instead of an ever-growing array in the incident; an incident's "
+    "reports are counted on incident.",
     Retention.RECORD,
     personal_data=False,
     dated_by="at",
+    indexes=("incident",),
 )
 INCIDENT_TELLINGS = Collection(
     "incident_tellings",

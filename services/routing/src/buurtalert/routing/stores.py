@@ -317,8 +317,8 @@ class Incidents:
             if not await self._write_slot(key, slots.get(key), entries[key]):
                 return False
         # The district is written: now each incident (created if new), then each report's
-        # own document, then the count of the reports that were new. A crash in between
-        # leaves at most one report uncounted, never a report without its incident.
+        # own document (an incident's reports are counted from these: inserts, so two
+        # processes lose none). A crash in between never leaves a report without its incident.
         entry_of = {e["id"]: e for key in changed for e in entries[key]}
         first_fields = ("municipality", "district", "category", "text", "location", "opened_at")
         latest = _latest(batch, chosen)
@@ -328,7 +328,7 @@ class Incidents:
                 {},
                 {
                     "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
-                    | {"ref": short_reference(incident_id), "closed_at": None, "reports": 0},
+                    | {"ref": short_reference(incident_id), "closed_at": None},
                     "$max": {"last_seen": sent_at},
                 },
                 upsert=True,
@@ -341,17 +341,9 @@ class Incidents:
             for incident_id, result in zip(latest, upserts, strict=True)
             if result.upserted_id is not None
         }
-        fresh = await self._insert_reports(
+        await self._insert_reports(
             [(message_id, incident_id) for message_id, (_, incident_id) in chosen.items()]
         )
-        counted: dict[str, int] = {}
-        for message_id in fresh:
-            incident_id = chosen[message_id][1]
-            counted[incident_id] = counted.get(incident_id, 0) + 1
-        if counted:
-            await one_statement_each(
-                self._update(i, {}, {"$inc": {"reports": n}}) for i, n in sorted(counted.items())
-            )
         ids = {incident_id for _, incident_id in chosen.values()} | {
             doc["incident"] for doc in known.values()
         }
@@ -405,10 +397,10 @@ class Incidents:
             await self._open.delete_one({"_id": f"{key}@{version}"})  # the claim written before
         return result.matched_count == 1
 
-    async def _insert_reports(self, pairs: list[tuple[str, str]]) -> set[str]:
-        """Insert each report's membership; the ids inserted now (not by an earlier attempt)."""
+    async def _insert_reports(self, pairs: list[tuple[str, str]]) -> None:
+        """Insert each report's membership (a redelivered report's is there already)."""
         at = utcnow()
-        return await insert_new(self._reports, [{"_id": m, "incident": i, "at": at} for m, i in pairs])
+        await insert_new(self._reports, [{"_id": m, "incident": i, "at": at} for m, i in pairs])
 
     async def close(self, incident: Incident, message_id: str, at: datetime) -> None:
         await self._update(

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError
 
 from buurtalert.directory.store import fetch_directory
@@ -37,9 +38,14 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def incident_view(doc: dict[str, Any], told: Iterable[str] = ()) -> IncidentView:
+async def _groups(tellings: AsyncCursor[dict[str, Any]]) -> list[str]:
+    return [t["group"] async for t in tellings]
+
+
+def incident_view(doc: dict[str, Any], told: Iterable[str] = (), reports: int = 0) -> IncidentView:
     """An incident as effect sees it; ``told``: the groups it reached ("municipality/group"),
-    from ``incident_tellings`` (and, for an incident from before them, its own "told")."""
+    from ``incident_tellings`` (and, for an incident from before them, its own "told");
+    ``reports``: how many reports it merged."""
     groups = {*told, *(doc.get("told") or {})}
     return IncidentView(
         id=doc["_id"],
@@ -48,7 +54,7 @@ def incident_view(doc: dict[str, Any], told: Iterable[str] = ()) -> IncidentView
         opened_at=_utc(doc.get("opened_at")),
         groups=tuple(sorted((m, g) for m, g in (key.split("/", 1) for key in groups))),
         category=doc.get("category"),
-        reports=int(doc.get("reports", 0)),
+        reports=reports,
         outcome=doc.get("outcome"),
         fed_back_at=_utc(doc.get("fed_back_at")),
     )
@@ -68,10 +74,13 @@ class IncidentsView:
         self._tellings = db.read(INCIDENT_TELLINGS)
 
     async def _view(self, doc: dict[str, Any]) -> IncidentView:
-        told = [
-            t["group"] async for t in self._tellings.find({"incident": doc["_id"]}, projection={"group": 1})
-        ]
-        return incident_view(doc, told)
+        """The incident with the groups it told and its reports counted (routing keeps both
+        as documents of their own: inserts, which two processes cannot lose)."""
+        tellings = self._tellings.find({"incident": doc["_id"]}, projection={"group": 1})
+        told, reports = await asyncio.gather(
+            _groups(tellings), self._reports.count_documents({"incident": doc["_id"]})
+        )
+        return incident_view(doc, told, max(reports, int(doc.get("reports", 0))))
 
     async def _views(self, docs: list[dict[str, Any]]) -> list[IncidentView]:
         return list(await asyncio.gather(*(self._view(doc) for doc in docs)))
