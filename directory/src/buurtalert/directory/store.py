@@ -102,11 +102,13 @@ class Memberships:
         return replaced.matched_count == 1
 
     async def _changed(self, municipality: str) -> None:
-        """Raise the municipality's version, so cached directories reload the register."""
-        async with self._locks.hold(f"version:{municipality}"):
-            await self._db.write(MEMBERSHIP_VERSIONS).update_one(
-                {"_id": municipality}, {"$inc": {"version": 1}}, upsert=True
-            )
+        """Give the municipality's register a new version, so cached directories reload it.
+        The version is the time of the change in nanoseconds, set, not raised: of two
+        processes' concurrent ``$inc`` FerretDB v1 can lose one, and the version would not
+        change for the second change; a ``$set`` written after the change always does."""
+        await self._db.write(MEMBERSHIP_VERSIONS).update_one(
+            {"_id": municipality}, {"$set": {"version": time.time_ns()}}, upsert=True
+        )
 
     async def version(self, municipality: str) -> int:
         doc = await self._db.read(MEMBERSHIP_VERSIONS).find_one({"_id": municipality})

@@ -101,8 +101,8 @@ MEMBERSHIP_VERSIONS = Collection(
     "membership_versions",
     INGEST,
     (ROUTING, CHANNELS, REVIEW),
-    "One counter per municipality (_id the municipality), raised after each change to its "
-    "memberships: a cached directory reloads the register only when it changed.",
+    "One version per municipality (_id the municipality), set anew (the time in ns) after each "
+    "change to its memberships: a cached directory reloads the register only when it changed.",
     Retention.CONFIGURATION,
     personal_data=False,
 )
