@@ -34,11 +34,12 @@ MODEL_NAME = "moderation-2026.11"
 #: author's role, the length) rather than on words of one language.
 SCALES = {"r": 2.5, "role": 2.5, "len": 2.5}
 HELD_BACK = 3  # tenths of the quoted sources
-#: The thresholds training chooses between, each listed from the most cautious. The
-#: model alone never rejects below 0.6.
+#: The thresholds training chooses between, each listed from the most cautious. Forwarding
+#: is never made easier than the hand-set values were (0.5, 0.6: an unsafe message
+#: forwarded is the costly error), and the model alone never rejects below 0.6.
 THRESHOLD_GRID: dict[str, tuple[float | None, ...]] = {
-    "forward_at": (0.6, 0.5, 0.4),
-    "forward_unmarked_at": (0.7, 0.6, 0.5),
+    "forward_at": (0.6, 0.5),
+    "forward_unmarked_at": (0.7, 0.6),
     "reject_at": (0.9, 0.8, 0.7, 0.6, 0.5),
     "reject_unmarked_at": (0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6),
     "reject_alerted_at": (None, 0.9, 0.8),
