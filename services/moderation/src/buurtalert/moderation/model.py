@@ -157,8 +157,10 @@ class ModelFile(BaseModel):
 
 
 class LinearModel:
-    """A multinomial logistic model: one weight per feature and class, an intercept
-    per class and a temperature that calibrates its probabilities."""
+    """A linear model with one score per decision (trained one-vs-rest: alert or not,
+    noise or not, for a person or not): one weight per feature and class, an intercept
+    per class, a temperature that calibrates the softmax of the scores, and the
+    thresholds training chose for it."""
 
     def __init__(
         self,
@@ -217,8 +219,7 @@ class LinearModel:
         probabilities = calibrated(scores, self.temperature)
         top = max(scores)
         best = scores.index(top)
-        # Multinomial weights sum to about zero per feature, so the weight for the best
-        # class alone ranks the features that pushed towards it.
+        # The weight for the best class ranks the features that pushed towards it.
         pushed = heapq.nlargest(strongest, ((w[best], f) for w, f in matched))
         return Verdict(probabilities, tuple(f for weight, f in pushed if weight > 0))
 

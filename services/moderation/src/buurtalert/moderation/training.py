@@ -141,8 +141,10 @@ def fit(
     on predictions for groups left out (grouped cross-validation), and with ``signals``
     (the rules' findings on the same messages) so are its thresholds
     (:func:`choose_thresholds`)."""
+    import numpy
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
 
     counts: dict[str, int] = {}
     for present in feature_sets:
@@ -155,10 +157,17 @@ def fit(
     kept = [{f: value(f) for f in present if counts[f] >= min_count} for present in feature_sets]
     vectoriser = DictVectorizer()
     matrix = vectoriser.fit_transform(kept)
-    classifier = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
+    # One logistic model per decision against the other two (one-vs-rest), each with its
+    # classes balanced: "is it an alert?", "is it noise?", "does it need a person?" are
+    # three questions, and the middle one (review) no longer has to be the complement of
+    # the others. The three scores are then made probabilities by a softmax with a fitted
+    # temperature, as before.
+    classifier = OneVsRestClassifier(
+        LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
+    )
     classifier.fit(matrix, list(labels))
     order = [list(classifier.classes_).index(c) for c in CLASSES]
-    coefficients = classifier.coef_[order]
+    coefficients = numpy.vstack([classifier.estimators_[i].coef_ for i in order])
     # A feature's value is folded into its weights: at run time a present feature adds its weights.
     weights = {
         name: (
@@ -169,7 +178,7 @@ def fit(
         for i, name in enumerate(vectoriser.feature_names_)
         if max(abs(coefficients[:, i])) >= 1e-4
     }
-    intercepts = tuple(float(classifier.intercept_[i]) for i in order)
+    intercepts = tuple(float(classifier.estimators_[i].intercept_[0]) for i in order)
     model = LinearModel(version, weights, (intercepts[0], intercepts[1], intercepts[2]))
     if groups is not None:
         logits = _left_out_logits(feature_sets, labels, groups, version, regularisation, min_count)
