@@ -466,6 +466,10 @@ def test_a_joke_or_hoax_with_alert_words_is_rejected_only_by_a_very_sure_model()
     assert cascade(sale, sure, t)[0] is Decision.REVIEW
     less = {"forward": 0.1, "review": 0.15, "reject": 0.75}
     assert cascade(joke, less, t)[0] is Decision.REVIEW
+    # The author of a rejected joke is not told to call 112 first.
+    model = LinearModel("t", {"w:eend": (0.0, 0.0, 9.0)}, (0.0, 0.0, 0.0), thresholds=t)
+    result = Scorer(default_policy("NL"), model).decide("m", "Verdachte eend steekt over 😂", language="nl")
+    assert result.decision is Decision.REJECT and not result.saar_reminder
 
 
 def test_thresholds_ship_with_the_model_and_a_policy_may_set_its_own() -> None:

@@ -560,7 +560,15 @@ class Scorer:
             reasons.append(Reason(code="uncertain", score=round(doubt, 3)))
         elif added == "not_an_alert" and verdict is not None:
             reasons.append(Reason(code="not_an_alert", score=round(verdict.probabilities["reject"], 3)))
-        saar = crime and not police_called and not authority
+        # The reminder to call 112 first goes with a report, and with a call to take the law
+        # into one's own hands (call the police instead); not with a joke or a hoax rejected
+        # although it carried alert words.
+        saar = (
+            crime
+            and not police_called
+            and not authority
+            and (decision is not Decision.REJECT or "vigilantism" in signals.to_reject)
+        )
         urgent = decision is Decision.REVIEW and (
             bool(codes & {"urgent_112", "missing_person", "police_alert"}) or police_called
         )
