@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from buurtalert.moderation.model import LinearModel, features, normalise_text
+from buurtalert.moderation.model import LinearModel, Thresholds, features, normalise_text
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import Scorer, hold_flagged
+from buurtalert.moderation.rules import Scorer, Signals, cascade, hold_flagged
 from buurtalert.shared.models import Decision, ModerationResult, Reason, Role
 from buurtalert.shared.yamlfile import ConfigFileError
 
@@ -434,3 +434,77 @@ def test_a_crime_happening_now_with_a_description_is_forwarded_despite_the_model
     assert result.decision is Decision.FORWARD and result.saar_reminder
     noise = Scorer(default_policy("NL"), model_leaning("reject", "role:resident"))
     assert noise.decide("m", text, author_role=Role.RESIDENT, language=language).decision is Decision.REVIEW
+
+
+def test_the_decision_is_a_pure_cascade_over_signals_and_probabilities() -> None:
+    """The same cascade decides at run time and when training chooses thresholds: a
+    model sure of noise rejects what the rules found nothing in, its doubt sends a
+    message to a person, and alert words keep a message from being rejected."""
+    noise = {"forward": 0.05, "review": 0.1, "reject": 0.85}
+    doubt = {"forward": 0.3, "review": 0.35, "reject": 0.35}
+    t = Thresholds()
+    assert cascade(Signals(), noise, t) == (Decision.REJECT, "not_an_alert")
+    assert cascade(Signals(), doubt, t) == (Decision.REVIEW, "uncertain")
+    assert cascade(Signals(alerted=True), noise, t)[0] is Decision.REVIEW
+    assert cascade(Signals(alerted=True), None, t) == (Decision.FORWARD, None)
+    assert cascade(Signals(unsafe=True, to_review=True), noise, t)[0] is Decision.REVIEW
+
+
+def test_a_joke_or_hoax_with_alert_words_is_rejected_only_by_a_very_sure_model() -> None:
+    """A joke about a "suspicious" duck or a hoax that asks to be passed on carries alert
+    words; where the model's threshold for it is set and reached, it is rejected. Never
+    when it says the police were called, never for other noise (off-topic), and not at all
+    while the threshold is unset."""
+    joke = Signals(alerted=True, to_reject=frozenset({"joke"}))
+    sure = {"forward": 0.02, "review": 0.08, "reject": 0.9}
+    t = Thresholds(reject_alerted_at=0.8)
+    assert cascade(joke, sure, t)[0] is Decision.REJECT
+    assert cascade(joke, sure, Thresholds())[0] is Decision.REVIEW
+    called = Signals(alerted=True, police_called=True, to_reject=frozenset({"chain_message"}))
+    assert cascade(called, sure, t)[0] is Decision.REVIEW
+    sale = Signals(alerted=True, to_reject=frozenset({"off_topic"}))
+    assert cascade(sale, sure, t)[0] is Decision.REVIEW
+    less = {"forward": 0.1, "review": 0.15, "reject": 0.75}
+    assert cascade(joke, less, t)[0] is Decision.REVIEW
+    # The author of a rejected joke is not told to call 112 first.
+    model = LinearModel("t", {"w:eend": (0.0, 0.0, 9.0)}, (0.0, 0.0, 0.0), thresholds=t)
+    result = Scorer(default_policy("NL"), model).decide("m", "Verdachte eend steekt over 😂", language="nl")
+    assert result.decision is Decision.REJECT and not result.saar_reminder
+
+
+def test_thresholds_ship_with_the_model_and_a_policy_may_set_its_own() -> None:
+    """The shipped model carries the thresholds training chose; a policy that sets one
+    of its own wins for that one."""
+    model = LinearModel("t", {}, (0.0, 0.0, 0.0), thresholds=Thresholds(reject_unmarked_at=0.65))
+    assert LinearModel.from_json(model.to_json()).thresholds.reject_unmarked_at == 0.65
+    assert Scorer(default_policy("NL"), model).thresholds.reject_unmarked_at == 0.65
+    own = default_policy("NL").model_copy(update={"reject_unmarked_at": 0.9})
+    assert Scorer(own, model).thresholds.reject_unmarked_at == 0.9
+    shipped = Scorer(default_policy("NL"))
+    assert shipped.model is not None and shipped.thresholds == shipped.model.thresholds
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "code"),
+    [
+        ("Moi aussi", "fr", "reaction_only"),
+        ("Ich auch, gruselig", "de", "reaction_only"),
+        ("Oh no, how awful", "en", "reaction_only"),
+        ("Wat erg, ik ook", "nl", "reaction_only"),
+        ("Franchement, c'est pas normal, où va le monde", "fr", "off_topic"),
+        ("Ehrlich gesagt, früher war das anders. Heutzutage macht die Polizei nichts", "de", "off_topic"),
+        ("To be honest the courts are soft on crime, nothing gets done", "en", "off_topic"),
+        ("Eerlijk gezegd wordt het steeds erger hier, niemand doet er iets aan", "nl", "off_topic"),
+        ("Bitte weiterleiten, das ist kein Fake!", "de", "chain_message"),
+        ("Faites passer, ce n'est pas un canular", "fr", "chain_message"),
+        ("Stuur dit door naar al je contacten, dit is echt waar", "nl", "chain_message"),
+        ("Il faut se faire justice, la police ne bouge pas", "fr", "vigilantism"),
+        ("Wir müssen uns selbst verteidigen, Selbstjustiz ist das Einzige", "de", "vigilantism"),
+        ("Time to defend ourselves, locked and loaded", "en", "vigilantism"),
+        ("We gaan ze een lesje leren, eigen rechter spelen", "nl", "vigilantism"),
+    ],
+)
+def test_noise_is_found_in_every_language(text: str, language: str, code: str) -> None:
+    """Reactions, opinions, chain messages and vigilantism have word lists in each language,
+    so that noise in French, German or English is noise the rules found as well."""
+    assert code in {r.code for r in RULES.assess(text, language=language)[0]}

@@ -34,6 +34,7 @@ from buurtalert.moderation.training import (
     Item,
     feature_set,
     fit,
+    item_signals,
     load_corpus,
     policy_country,
     rules_only,
@@ -130,16 +131,19 @@ def cross_validated(items: Sequence[Item], folds: int = 5) -> Evaluation:
     from sklearn.model_selection import GroupKFold
 
     sets = [feature_set(i) for i in items]
+    signals = [item_signals(i) for i in items]
     labels = [i.expected for i in items]
     groups = [i.group for i in items]
     evaluation = Evaluation("grouped cross-validation")
     for train, test in GroupKFold(n_splits=folds).split(sets, labels, groups):
-        # Trained as the shipped model is, temperature included (fitted within the fold).
+        # Trained as the shipped model is, temperature and thresholds included (chosen
+        # within the fold, on its own messages left out in turn: nested cross-validation).
         model = fit(
             [sets[i] for i in train],
             [labels[i] for i in train],
             version=f"{MODEL_NAME}-fold",
             groups=[groups[i] for i in train],
+            signals=[signals[i] for i in train],
         )
         fold = judge([items[i] for i in test], with_model(model), "fold")
         evaluation.decided.extend(fold.decided)

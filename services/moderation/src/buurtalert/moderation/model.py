@@ -122,6 +122,27 @@ class Verdict:
     strongest: tuple[str, ...]
 
 
+class Thresholds(BaseModel):
+    """The model's probabilities a decision needs. Training chooses them by grouped
+    cross-validation inside the training data (:func:`buurtalert.moderation.training.fit`)
+    and ships them with the weights, since they belong to this model's calibration; a
+    policy may still set its own. The defaults are those used before they were chosen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    forward_at: float = Field(default=0.5, ge=0, le=1)
+    forward_unmarked_at: float = Field(default=0.6, ge=0, le=1)
+    reject_at: float = Field(default=0.7, ge=0, le=1)
+    reject_unmarked_at: float = Field(default=0.8, ge=0, le=1)
+    reject_alerted_at: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Reject noise the rules found (a joke, a chain message, a reaction) although it"
+        " carries alert words, from this probability; None: never",
+    )
+
+
 class ModelFile(BaseModel):
     """The JSON file a model is shipped as."""
 
@@ -131,12 +152,15 @@ class ModelFile(BaseModel):
     classes: tuple[str, str, str]
     intercepts: tuple[float, float, float]
     temperature: float = Field(gt=0)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
     weights: dict[str, tuple[float, float, float]]
 
 
 class LinearModel:
-    """A multinomial logistic model: one weight per feature and class, an intercept
-    per class and a temperature that calibrates its probabilities."""
+    """A linear model with one score per decision (trained one-vs-rest: alert or not,
+    noise or not, for a person or not): one weight per feature and class, an intercept
+    per class, a temperature that calibrates the softmax of the scores, and the
+    thresholds training chose for it."""
 
     def __init__(
         self,
@@ -144,18 +168,20 @@ class LinearModel:
         weights: Mapping[str, tuple[float, float, float]],
         intercepts: tuple[float, float, float],
         temperature: float = 1.0,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.version = version
         self.weights = weights
         self.intercepts = intercepts
         self.temperature = temperature
+        self.thresholds = thresholds or Thresholds()
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> LinearModel:
         stored = ModelFile.model_validate(data)
         if stored.classes != CLASSES:
             raise ValueError(f"a model for classes {CLASSES} was expected")
-        return cls(stored.version, stored.weights, stored.intercepts, stored.temperature)
+        return cls(stored.version, stored.weights, stored.intercepts, stored.temperature, stored.thresholds)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -163,8 +189,20 @@ class LinearModel:
             "classes": list(CLASSES),
             "intercepts": [round(x, 6) for x in self.intercepts],
             "temperature": round(self.temperature, 6),
+            "thresholds": self.thresholds.model_dump(),
             "weights": {k: [round(x, 5) for x in v] for k, v in sorted(self.weights.items())},
         }
+
+    def logits(self, present: Iterable[str]) -> tuple[float, float, float]:
+        """The model's scores per class before calibration."""
+        forward, review, reject = self.intercepts
+        for feature in present:
+            w = self.weights.get(feature)
+            if w is not None:
+                forward += w[0]
+                review += w[1]
+                reject += w[2]
+        return forward, review, reject
 
     def verdict(self, present: Iterable[str], strongest: int = 5) -> Verdict:
         forward, review, reject = self.intercepts
@@ -178,15 +216,20 @@ class LinearModel:
                 reject += w[2]
                 matched.append((w, feature))
         scores = (forward, review, reject)
+        probabilities = calibrated(scores, self.temperature)
         top = max(scores)
-        exps = [math.exp((s - top) / self.temperature) for s in scores]
-        total = sum(exps)
-        probabilities = {c: e / total for c, e in zip(CLASSES, exps, strict=True)}
         best = scores.index(top)
-        # Multinomial weights sum to about zero per feature, so the weight for the best
-        # class alone ranks the features that pushed towards it.
+        # The weight for the best class ranks the features that pushed towards it.
         pushed = heapq.nlargest(strongest, ((w[best], f) for w, f in matched))
         return Verdict(probabilities, tuple(f for weight, f in pushed if weight > 0))
+
+
+def calibrated(scores: tuple[float, float, float], temperature: float) -> dict[str, float]:
+    """Probabilities per class from the model's scores, softened by ``temperature``."""
+    top = max(scores)
+    exps = [math.exp((s - top) / temperature) for s in scores]
+    total = sum(exps)
+    return {c: e / total for c, e in zip(CLASSES, exps, strict=True)}
 
 
 @cache

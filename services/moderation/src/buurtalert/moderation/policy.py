@@ -48,24 +48,34 @@ class Policy(BaseModel):
     model: str | None = Field(
         default=None, description="The packaged model (models/<name>.json) beside the rules; None: rules only"
     )
-    forward_at: float = Field(
-        default=0.5,
+    # The model's probabilities a decision needs. None (the default): the thresholds the
+    # model was shipped with, chosen in training by grouped cross-validation under the
+    # safety goals (``models/<name>.json``); a policy may set its own.
+    forward_at: float | None = Field(
+        default=None,
         ge=0,
         le=1,
         description="The model's probability of forward needed (its likeliest class), with evidence",
     )
-    forward_unmarked_at: float = Field(
-        default=0.6, ge=0, le=1, description="The same where the rules found no evidence of an alert"
+    forward_unmarked_at: float | None = Field(
+        default=None, ge=0, le=1, description="The same where the rules found no evidence of an alert"
     )
-    reject_at: float = Field(
-        default=0.7,
+    reject_at: float | None = Field(
+        default=None,
         ge=0,
         le=1,
         description="The model's probability of reject needed to reject as noise the rules also found"
         " (a reaction, off-topic, a joke, a chain message); never with evidence of an alert",
     )
-    reject_unmarked_at: float = Field(
-        default=0.8, ge=0, le=1, description="The same where the rules found no noise: the model alone"
+    reject_unmarked_at: float | None = Field(
+        default=None, ge=0, le=1, description="The same where the rules found no noise: the model alone"
+    )
+    reject_alerted_at: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The same for a joke, a chain message or a reaction that carries alert words"
+        " (never when it says the police were called)",
     )
     rules: dict[str, RulePolicy]
     extra_words: dict[str, tuple[str, ...]] = Field(default_factory=dict)

@@ -26,7 +26,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from buurtalert.moderation.model import LinearModel, features, normalise_text, packaged_model
+from buurtalert.moderation.model import LinearModel, Thresholds, features, normalise_text, packaged_model
 from buurtalert.moderation.policy import (
     WORD_LANGUAGES,
     Policy,
@@ -222,6 +222,108 @@ def findings(reasons: Sequence[Reason], hits: Mapping[str, Sequence[Span]]) -> s
     return {r.code for r in reasons} | {f"hit:{k}" for k, v in hits.items() if v}
 
 
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """What the rules found, as the decision weighs it (see :func:`cascade`)."""
+
+    authority: bool = False
+    #: Something unsafe coming from anyone, or a phone number or email address (authorities).
+    held_from_authority: bool = False
+    #: A finding that holds a message for a person (privacy, profiling, rumour...), vague alarm aside.
+    unsafe: bool = False
+    #: Any finding whose action is review, vague alarm included.
+    to_review: bool = False
+    #: The findings whose action is reject (noise, vigilantism).
+    to_reject: frozenset[str] = frozenset()
+    #: Alert words: a crime, a suspicious situation, a missing person, an authority.
+    alerted: bool = False
+    #: The message says the police, 112 or an ambulance were called.
+    police_called: bool = False
+    #: Filed by an authenticated client under a category it may use.
+    categorised: bool = False
+    #: A crime happening now, with the person or vehicle described (two details or more).
+    urgent_described: bool = False
+    #: Two description details or more (a black coat and a white cap).
+    described: bool = False
+
+    @property
+    def evidence(self) -> bool:
+        """Evidence of an alert: alert words, a report that says the police (or 112, an
+        ambulance...) were called, or a category an authenticated client filed it under."""
+        return self.alerted or self.police_called or self.categorised
+
+
+#: Noise the rules found that a message with alert words may still be (a joke about a
+#: "suspicious" duck, a hoax that asks to be passed on, "thanks, I saw him too").
+NOISE_WITH_ALERT_WORDS = frozenset({"joke", "chain_message", "reaction_only"})
+
+
+def cascade(
+    s: Signals, probabilities: Mapping[str, float] | None, t: Thresholds
+) -> tuple[Decision, str | None]:
+    """The decision from the rules' signals and the model's probabilities (None: rules
+    alone), and the reason it adds (``uncertain``, ``not_an_alert``) if any. Pure, so that
+    training can choose the thresholds ``t`` on decisions for messages left out."""
+    vigilante = "vigilantism" in s.to_reject
+    p_forward = probabilities["forward"] if probabilities else (1.0 if s.evidence else 0.0)
+    p_reject = probabilities["reject"] if probabilities else 0.0
+    likeliest = max(probabilities, key=probabilities.__getitem__) if probabilities else None
+    if s.authority:
+        return (Decision.REVIEW if s.held_from_authority else Decision.FORWARD), None
+    if vigilante and not (s.police_called or s.categorised or p_forward >= 0.5):
+        # Never take the law into your own hands: calls to hunt or confront name the crime
+        # they answer ("burglars"), so alert words do not save them; a report that says
+        # the police were called, or that the model takes for an alert, goes to a person.
+        return Decision.REJECT, None
+    if s.unsafe or vigilante:
+        return Decision.REVIEW, None
+    if s.categorised:
+        # Filed under a category the client may use (ingest checks its scope): the
+        # rules found nothing unsafe, so it goes where the category takes it.
+        return Decision.FORWARD, None
+    if s.urgent_described and not s.to_reject and not s.to_review and likeliest != "reject":
+        # A crime happening now with the person or vehicle described: what, where and who,
+        # the evidence an alert needs, whatever the model's doubt between forward and review.
+        return Decision.FORWARD, None
+    if probabilities is None:
+        # Rules alone: forward an alert they found, reject the noise they found, hold the rest.
+        if s.evidence and not s.to_reject and not s.to_review:
+            return Decision.FORWARD, None
+        if s.to_reject and not s.evidence:
+            return Decision.REJECT, None
+        return Decision.REVIEW, "uncertain"
+    if (
+        likeliest == "forward"
+        and p_forward >= (t.forward_at if s.evidence else t.forward_unmarked_at)
+        and "chain_message" not in s.to_reject
+    ):
+        # A message that asks to be passed on ("fais tourner", "bitte teilen") is how hoaxes
+        # travel: even with alert words in it, it is never forwarded without a person.
+        return Decision.FORWARD, None
+    if (
+        likeliest == "reject"
+        and not s.evidence
+        and p_reject >= (t.reject_at if s.to_reject else t.reject_unmarked_at)
+        and (s.to_reject or not s.described)
+    ):
+        # Rejection, too, wants evidence: noise the rules found, or a model very sure alone
+        # of a message that describes nobody (a coat and a cap are how an alert reads
+        # where its alert words are missing: such a message goes to a person).
+        return Decision.REJECT, (None if s.to_reject else "not_an_alert")
+    if (
+        t.reject_alerted_at is not None
+        and likeliest == "reject"
+        and s.to_reject & NOISE_WITH_ALERT_WORDS
+        and not (s.police_called or s.categorised)
+        and p_reject >= t.reject_alerted_at
+    ):
+        # Alert words in a joke ("suspicious duck crossing the road 🦆") or a hoax that asks
+        # to be passed on: noise the rules found, which the model is very sure of. A message
+        # that says the police were called is never rejected.
+        return Decision.REJECT, None
+    return Decision.REVIEW, "uncertain"
+
+
 class Scorer:
     """The rules and the model of one policy, compiled once."""
 
@@ -229,6 +331,7 @@ class Scorer:
         self.policy = policy
         self.model = model if model is not None else (packaged_model(policy.model) if policy.model else None)
         self.matcher, self.reactions = self._compile(word_lists())
+        self._thresholds = self.thresholds
         #: Per language: its own lists, and only the phrases (two words or more) of the
         #: others. A single word is where languages collide ("rode", "kind", "die", "arm");
         #: a phrase rarely is, and people do mix languages ("politie is gebeld").
@@ -378,6 +481,53 @@ class Scorer:
             spans.append(Span(start=0, end=0, text="photo"))
         return sorted(spans, key=lambda s: s.start)
 
+    def signals(
+        self,
+        reasons: Sequence[Reason],
+        hits: Mapping[str, Sequence[Span]],
+        *,
+        author_role: Role = Role.UNKNOWN,
+        category: str | None = None,
+    ) -> Signals:
+        """What the decision needs of the rules' findings under this policy."""
+        codes = {r.code for r in reasons}
+        acting = [r for r in reasons if (rule := self.policy.rules.get(r.code)) and r.score >= rule.threshold]
+        to_review = [r for r in acting if self.policy.rules[r.code].action is Decision.REVIEW]
+        to_reject = frozenset(r.code for r in acting if self.policy.rules[r.code].action is Decision.REJECT)
+        # Vague alarm is doubt, not danger: the model weighs it (a chain message that says "let op" is noise).
+        unsafe = [r for r in to_review if r.code != "vague_alarm"]
+        details = len({s.text for s in hits.get("details", ())})
+        return Signals(
+            authority=author_role in AUTHORITIES,
+            # An authority names the street of a burglary and tells residents what to do when
+            # they are away: that is its job. A phone number or an email address in its
+            # message still goes past a person (a private number is easily pasted), as does
+            # anything else unsafe (profiling, rumour...).
+            held_from_authority=any(
+                r.code != "privacy" or any(span.text in ("phone", "email") for span in r.spans)
+                for r in unsafe
+            ),
+            unsafe=bool(unsafe),
+            to_review=bool(to_review),
+            to_reject=to_reject,
+            alerted=bool(codes & ALERTS),
+            police_called=bool(hits.get("police_called")),
+            categorised=category is not None,
+            urgent_described="urgent_112" in codes and details >= DESCRIBED,
+            described=details >= DESCRIBED,
+        )
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The model's thresholds, with those the policy sets itself instead."""
+        shipped = self.model.thresholds if self.model is not None else Thresholds()
+        own = {
+            name: value
+            for name in Thresholds.model_fields
+            if (value := getattr(self.policy, name, None)) is not None
+        }
+        return shipped.model_copy(update=own) if own else shipped
+
     def decide(
         self,
         message_id: str,
@@ -402,84 +552,23 @@ class Scorer:
         verdict = None
         if self.model is not None:
             verdict = self.model.verdict(features(text, findings(reasons, hits), author_role.value, language))
-        acting = [r for r in reasons if (rule := self.policy.rules.get(r.code)) and r.score >= rule.threshold]
-        to_review = [r for r in acting if self.policy.rules[r.code].action is Decision.REVIEW]
-        to_reject = [r for r in acting if self.policy.rules[r.code].action is Decision.REJECT]
-        # Evidence of an alert: alert words, a report that says the police (or 112, an
-        # ambulance...) were called, an authority, or a category an authenticated client
-        # filed it under. With evidence a message is never rejected: at worst a person looks.
-        evidence = bool(codes & ALERTS) or police_called or category is not None
-        p_forward = verdict.probabilities["forward"] if verdict else (1.0 if evidence else 0.0)
-        p_reject = verdict.probabilities["reject"] if verdict else 0.0
-        likeliest = max(verdict.probabilities, key=verdict.probabilities.__getitem__) if verdict else None
-        # Vague alarm is doubt, not danger: the model weighs it (a chain message that says "let op" is noise).
-        unsafe = [r for r in to_review if r.code != "vague_alarm"]
-        vigilante = any(r.code == "vigilantism" for r in to_reject)
-        if authority:
-            # An authority names the street of a burglary and tells residents what to do when
-            # they are away: that is its job. A phone number or an email address in its
-            # message still goes past a person (a private number is easily pasted), as does
-            # anything else unsafe (profiling, rumour...).
-            held = [
-                r
-                for r in unsafe
-                if r.code != "privacy" or any(span.text in ("phone", "email") for span in r.spans)
-            ]
-            decision = Decision.REVIEW if held else Decision.FORWARD
-        elif vigilante and not (police_called or category is not None or p_forward >= 0.5):
-            # Never take the law into your own hands: calls to hunt or confront name the crime
-            # they answer ("burglars"), so alert words do not save them; a report that says
-            # the police were called, or that the model takes for an alert, goes to a person.
-            decision = Decision.REJECT
-        elif unsafe or vigilante:
-            decision = Decision.REVIEW
-        elif category is not None:
-            # Filed under a category the client may use (ingest checks its scope): the
-            # rules found nothing unsafe, so it goes where the category takes it.
-            decision = Decision.FORWARD
-        elif (
-            "urgent_112" in codes
-            and len({s.text for s in hits.get("details", ())}) >= DESCRIBED
-            and not to_reject
-            and not to_review
-            and likeliest != "reject"
-        ):
-            # A crime happening now with the person or vehicle described: what, where and who,
-            # the evidence an alert needs, whatever the model's doubt between forward and review.
-            decision = Decision.FORWARD
-        elif verdict is None:
-            # Rules alone: forward an alert they found, reject the noise they found, hold the rest.
-            if evidence and not to_reject and not to_review:
-                decision = Decision.FORWARD
-            elif to_reject and not evidence:
-                decision = Decision.REJECT
-            else:
-                decision = Decision.REVIEW
-                reasons.append(Reason(code="uncertain", score=0.5))
-        elif (
-            likeliest == "forward"
-            and p_forward >= (self.policy.forward_at if evidence else self.policy.forward_unmarked_at)
-            and not any(r.code == "chain_message" for r in to_reject)
-        ):
-            # A message that asks to be passed on ("fais tourner", "bitte teilen") is how hoaxes
-            # travel: even with alert words in it, it is never forwarded without a person.
-            decision = Decision.FORWARD
-        elif (
-            likeliest == "reject"
-            and not evidence
-            and p_reject >= (self.policy.reject_at if to_reject else self.policy.reject_unmarked_at)
-            and (to_reject or len({s.text for s in hits.get("details", ())}) < DESCRIBED)
-        ):
-            # Rejection, too, wants evidence: noise the rules found, or a model very sure alone
-            # of a message that describes nobody (a coat and a cap are how an alert reads
-            # where its alert words are missing: such a message goes to a person).
-            decision = Decision.REJECT
-            if not to_reject:
-                reasons.append(Reason(code="not_an_alert", score=round(p_reject, 3)))
-        else:
-            decision = Decision.REVIEW
-            reasons.append(Reason(code="uncertain", score=round(1 - max(p_forward, p_reject), 3)))
-        saar = crime and not police_called and not authority
+        signals = self.signals(reasons, hits, author_role=author_role, category=category)
+        decision, added = cascade(signals, verdict.probabilities if verdict else None, self._thresholds)
+        if added == "uncertain":
+            p = verdict.probabilities if verdict else None
+            doubt = 1 - max(p["forward"], p["reject"]) if p else 0.5
+            reasons.append(Reason(code="uncertain", score=round(doubt, 3)))
+        elif added == "not_an_alert" and verdict is not None:
+            reasons.append(Reason(code="not_an_alert", score=round(verdict.probabilities["reject"], 3)))
+        # The reminder to call 112 first goes with a report, and with a call to take the law
+        # into one's own hands (call the police instead); not with a joke or a hoax rejected
+        # although it carried alert words.
+        saar = (
+            crime
+            and not police_called
+            and not authority
+            and (decision is not Decision.REJECT or "vigilantism" in signals.to_reject)
+        )
         urgent = decision is Decision.REVIEW and (
             bool(codes & {"urgent_112", "missing_person", "police_alert"}) or police_called
         )
