@@ -93,7 +93,8 @@ async def test_two_processes_of_a_batch_subscriber_hear_their_shares_of_the_part
 ) -> None:
     """Two consumers of one topic in one group (two channels processes) are told the share of
     the partitions each holds after the rebalance: together all of them, each some (the
-    WhatsApp adapter paces itself at its share of the business number's tier)."""
+    WhatsApp adapter paces itself at its share of the business number's tier); during the
+    rebalance the one that held them all is told the smallest share."""
     shares: dict[str, list[float]] = {"first": [], "second": []}
     brokers = []
     for name in shares:
@@ -118,3 +119,5 @@ async def test_two_processes_of_a_batch_subscriber_hear_their_shares_of_the_part
 
         await eventually(settled, timeout=90, what="the partitions shared by the two")
     assert sorted([shares["first"][-1], shares["second"][-1]]) == [1 / 3, 2 / 3]
+    # while the partitions moved, the first sent at one partition's share, not all of them
+    assert shares["first"][:3] == [1.0, 1 / 3, shares["first"][-1]]

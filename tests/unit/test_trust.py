@@ -405,6 +405,9 @@ class FakeLedger:
     async def settle(self, status: DeliveryStatus) -> None:
         self.settled.append(status)
 
+    async def release(self, delivery: Delivery) -> None:
+        return None
+
 
 class FakeAdapter:
     name = "whatsapp"

@@ -118,6 +118,7 @@ class Deliverer:
                 if not exc.permanent:
                     DELIVERY_TRANSIENT_ERRORS.labels(adapter.name, exc.provider_code or "none").inc()
                     exc.args = (redact(str(exc)),)  # the retry and dead-letter topics keep no number
+                    await self.ledger.release(delivery)  # not sent: its retry claims it afresh
                     raise  # left unsettled: the retry path sends it again
                 failed = status_of(
                     delivery,

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from buurtalert.shared.channels import Attachment
+from buurtalert.shared.channels import Attachment, TransientDeliveryError
 from buurtalert.shared.collections import DELIVERIES, HELD_DELIVERIES, MEDIA, MEDIA_WAIT
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.models import Delivery, DeliveryStatus, MediaRef, utcnow
@@ -30,13 +30,25 @@ def outcome_stage(delivery_id: str) -> str:
     return f"deliveries.{delivery_id}"
 
 
+#: A claim without an outcome younger than this is a send under way in another process
+#: (one that held the delivery's partition before a rebalance): it is not sent again yet.
+#: Shorter than the retry path's first two delays, so a claim left by a crash is sent again.
+IN_FLIGHT = timedelta(seconds=10)
+
+
+class DeliveryInProgress(TransientDeliveryError):
+    """Another process claimed the delivery moments ago and has not recorded an outcome:
+    it is sending it. The retry path looks again later (then its outcome is there)."""
+
+
 class Ledger:
     """The delivery ledger (``deliveries``): ``claim`` before sending, ``settle`` with
-    the outcome after.
+    the outcome after, ``release`` a claim whose send failed for now.
 
-    A delivery claimed but never settled (a crash mid-send, a transient error) is
-    sent again when it comes back, with the same provider idempotency key or
-    Message-ID; a settled one is never sent again."""
+    A delivery claimed but never settled (a crash mid-send) is sent again when it comes
+    back after :data:`IN_FLIGHT`, with the same provider idempotency key or Message-ID;
+    a settled one is never sent again; one claimed moments ago is another process's
+    send under way (two processes hold the same records while their partitions move)."""
 
     def __init__(self, db: Database, audit: Audit) -> None:
         self._deliveries = db.write(DELIVERIES)
@@ -44,14 +56,16 @@ class Ledger:
         self._audit = audit
 
     async def claim(self, delivery: Delivery) -> DeliveryStatus | None:
-        """None if the delivery is to be sent now; its recorded outcome if it was settled."""
+        """None if the delivery is to be sent now; its recorded outcome if it was settled.
+        Raises :class:`DeliveryInProgress` if another claim of it is under way."""
+        now = utcnow()
         claimed = await self._claims.insert(
             {
                 "_id": delivery.id,
                 "message_id": delivery.message_id,
                 "channel": delivery.destination.channel,
                 "group_id": delivery.destination.group_id,
-                "created_at": utcnow(),
+                "created_at": now,
             }
         )
         if claimed:
@@ -59,7 +73,18 @@ class Ledger:
         outcome = await self._audit.entry(
             delivery.message_id, outcome_stage(delivery.id)
         )  # only when it came back
-        return DeliveryStatus.model_validate(outcome) if outcome else None
+        if outcome:
+            return DeliveryStatus.model_validate(outcome)
+        earlier = await self._deliveries.find_one({"_id": delivery.id})
+        if earlier is not None and now - earlier["created_at"] < IN_FLIGHT:
+            raise DeliveryInProgress(f"claimed {now - earlier['created_at']} ago by another send")
+        if earlier is None:  # released meanwhile: claim it again
+            return await self.claim(delivery)
+        return None
+
+    async def release(self, delivery: Delivery) -> None:
+        """Give up the claim of a send that failed for now: its retry claims it afresh."""
+        await self._deliveries.delete_one({"_id": delivery.id})
 
     async def find(self, delivery_id: str) -> Document | None:
         """The claim of a delivery that was sent (its message id, channel, group)."""

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, cast
 
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy, BaseMiddleware, ContextRepo
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -50,15 +50,33 @@ def by_key(records: Sequence[_Record]) -> list[list[_Record]]:
     return list(groups.values())
 
 
+def _held_by(consumer: Any) -> Callable[[_Record], bool]:
+    """Whether ``consumer`` still holds a record's partition. Records of a partition a
+    rebalance took away are left (not handled, not committed): the consumer that holds it
+    now reads them from the last commit, so two processes do not handle them at once."""
+    if consumer is None:
+        return lambda record: True
+
+    def held(record: _Record) -> bool:
+        return TopicPartition(record.topic, record.partition) in consumer.assignment()
+
+    return held
+
+
 class Shares(ConsumerRebalanceListener):  # type: ignore[misc]
     """Tells ``on_share`` the share of ``topic``'s partitions this consumer holds after
-    each rebalance (aiokafka hands the whole new assignment to ``on_partitions_assigned``)."""
+    each rebalance (aiokafka hands the whole new assignment to ``on_partitions_assigned``).
+    While a rebalance is under way (partitions revoked, the new assignment not yet known)
+    the share is the smallest there is, one partition's: the sends still in hand then go
+    slowly, so that this process and one that just took partitions over never send at
+    more than their cap together."""
 
     def __init__(self, topic: str, partitions: int, on_share: Callable[[float], None]) -> None:
         self.topic, self.partitions, self.on_share = topic, partitions, on_share
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        if self.partitions and any(tp.topic == self.topic for tp in revoked):
+            self.on_share(1 / self.partitions)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         held = sum(1 for tp in assigned if tp.topic == self.topic)
@@ -232,17 +250,25 @@ class Reliable:
         every record in it was handled or handed to that path."""
         limit = asyncio.Semaphore(concurrency)
 
-        async def in_order(records: Sequence[_Record]) -> None:
-            for record in records:
+        async def in_order(records: Sequence[_Record], held: Callable[[_Record], bool]) -> int:
+            """Handle ``records`` in turn; the number left to the process that holds their
+            partition now (a rebalance moved it while the batch was in hand)."""
+            for n, record in enumerate(records):
+                if not held(record):
+                    return len(records) - n
                 try:
                     await handle_record(record, limit)
                 except Exception as exc:  # this record alone takes the retry path
                     async with limit:
                         await self.retry.failed_record(record.topic, record.key, record.value, exc)
+            return 0
 
         async def consume_batch(body: Any, msg: KafkaMessage) -> None:
             # undecoded: each record is validated where it is handled
-            await asyncio.gather(*(in_order(records) for records in by_key(msg.raw_message)))
+            held = _held_by(getattr(msg, "consumer", None))
+            left = await asyncio.gather(*(in_order(records, held) for records in by_key(msg.raw_message)))
+            if sum(left):
+                log.info("records_left_to_new_owner", topic=name, records=sum(left))
 
         consume_batch.__name__ = handle_record.__name__
         extra: dict[str, Any] = {"listener": listener} if listener is not None else {}
