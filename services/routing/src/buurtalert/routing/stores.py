@@ -112,6 +112,12 @@ def _telling_id(incident_id: str, group: tuple[str, str]) -> str:
     return f"{incident_id}|{municipality}/{group_id}"
 
 
+def _group(key: str) -> tuple[str, str]:
+    """``(municipality, group id)`` of a stored ``municipality/group`` key."""
+    municipality, group_id = key.split("/", 1)
+    return municipality, group_id
+
+
 def _incident(
     doc: Document, *, closed: bool | None = None, told: dict[tuple[str, str], str] | None = None
 ) -> Incident:
@@ -210,19 +216,14 @@ class Incidents:
         if doc is None:
             return None
         # An incident from before incident_tellings kept its groups in its own "told".
-        earlier = {
-            (key.split("/", 1)[0], key.split("/", 1)[1]): min(tellers)
-            for key, tellers in (doc.get("told") or {}).items()
-            if tellers
-        }
+        earlier = {_group(key): min(tellers) for key, tellers in (doc.get("told") or {}).items() if tellers}
         return _incident(doc, told=earlier | await self.told(doc["_id"]))
 
     async def told(self, incident_id: str) -> dict[tuple[str, str], str]:
         """The groups the incident reached, each with the report that told it."""
         found: dict[tuple[str, str], str] = {}
         async for telling in self._tellings.find({"incident": incident_id}):
-            municipality, group_id = telling["group"].split("/", 1)
-            found[(municipality, group_id)] = telling["message"]
+            found[_group(telling["group"])] = telling["message"]
         return found
 
     async def tell(
@@ -254,8 +255,7 @@ class Incidents:
         tellers: dict[str, dict[tuple[str, str], str]] = {}
         for telling_id, doc in first.items():
             teller = taken[telling_id]["message"] if telling_id in taken else doc["message"]
-            municipality, group_id = doc["group"].split("/", 1)
-            tellers.setdefault(doc["incident"], {})[(municipality, group_id)] = teller
+            tellers.setdefault(doc["incident"], {})[_group(doc["group"])] = teller
         return tellers
 
     async def attach(self, message: InboundMessage, district: str | None, directory: Directory) -> Attached:
