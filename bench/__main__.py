@@ -5,11 +5,13 @@ message path as the data grows, on both FerretDB backends (:mod:`bench.store`).
 
 * baseline: raw aiokafka, an idempotent producer (acks=all) sending N messages and
   a consumer reading them back: produce→consume messages per second.
-* ours: the same N messages produced the same way, then one hop through a
-  FastStream batch subscriber of ours, as the services consume (``Reliable``: many
-  keys at once, in order per key, batched commits after confirmed publishes, the
-  retry guard, pydantic validation of an ``InboundMessage``) that publishes each to
-  the next topic, read back by a raw consumer.
+* ours: the same N messages produced the same way, then one hop of ours in a process
+  of its own, as a service runs (:mod:`bench.hop`: a batch subscriber of ``Reliable``,
+  many keys at once, in order per key, pydantic validation of an ``InboundMessage``,
+  published through the ``Sender``, batched commits after confirmed publishes, the
+  retry guard), read back by a raw consumer in this process. In one process with the
+  producer and the reader, a hop could never reach half of produce→consume: it does a
+  consume and a produce of its own.
 
 Consumers join their groups before the clock starts, in both cases.
 
@@ -32,13 +34,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench import hop
 from bench.fanout import fan_out_benchmark, kafka_fan_out_benchmark
 from bench.ingest import report, webhook_benchmark
 from bench.pipeline import pipeline_benchmark
 from bench.report import missed, write
 from bench.store import store_benchmark, write_section
 from buurtalert.devkit.testing import delete_prefixed_topics, isolated_settings, provide_infrastructure
-from buurtalert.shared.kafka import Reliable, create_broker
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel, utcnow
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import MESSAGES_INBOUND
@@ -124,26 +126,25 @@ async def raw_produce_consume(settings: Settings, payloads: list[bytes]) -> floa
 
 
 async def faststream_hop(settings: Settings, payloads: list[bytes]) -> float:
-    await _create(settings, MESSAGES_INBOUND.name, "bench.out", "bench.retry", "bench.deadletter")
-    broker = create_broker(settings, "bench")
-    reliable = Reliable(broker, settings, "bench")
-    out = broker.publisher(settings.topic("bench.out"))
-
-    @reliable.batch_subscriber(MESSAGES_INBOUND)
-    async def hop(message: InboundMessage) -> None:
-        await reliable.publish(out, message, key=message.partition_key)
-
-    async with broker:
-        await broker.start()
-        await reliable.start()
-        consumer = await _started_consumer(settings, "bench.out")
-        start = time.perf_counter()
-        await asyncio.gather(
-            _produce(settings, MESSAGES_INBOUND.name, payloads), _drain(consumer, len(payloads))
-        )
-        elapsed = time.perf_counter() - start
-        await reliable.stop()
-    return len(payloads) / elapsed
+    """Messages per second through one hop of ours in a process of its own (:mod:`bench.hop`),
+    produced and read back by this process as :func:`raw_produce_consume` does."""
+    await _create(settings, *hop.TOPICS)
+    process = hop.start(settings)
+    try:
+        consumer = await _started_consumer(settings, hop.OUT)
+        try:
+            await _produce(settings, MESSAGES_INBOUND.name, payloads[:1])  # the hop joined its group
+            await hop.read(consumer, 1, within=120)
+            start = time.perf_counter()
+            await asyncio.gather(
+                _produce(settings, MESSAGES_INBOUND.name, payloads), hop.read(consumer, len(payloads))
+            )
+            return len(payloads) / (time.perf_counter() - start)
+        finally:
+            await consumer.stop()
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def moderation_throughput(repeat: int = 60) -> dict[str, float]:
@@ -212,7 +213,7 @@ async def main(count: int) -> dict[str, object]:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--output", type=Path, default=Path(".local/bench/results.json"))
     parser.add_argument("--report", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args(argv)

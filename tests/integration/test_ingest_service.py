@@ -29,7 +29,7 @@ from buurtalert.ingest.parsers import email, whatsapp
 from buurtalert.ingest.parsers.common import Batch, Resolver, raw_id
 from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.collections import DIRECTORY
-from buurtalert.shared.kafka import create_broker
+from buurtalert.shared.kafka import Sender, create_broker
 from buurtalert.shared.models import MediaFetch
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.pseudonym import pseudonymise
@@ -395,21 +395,27 @@ class Taking:
 
 @pytest.fixture
 async def taking(settings: Settings) -> AsyncIterator[Taking]:
-    """An Intake on this test's topics and database, its broker started; the demo directory stored."""
+    """An Intake on this test's topics and database, its broker and sender started; the demo
+    directory stored."""
     client = mongo_client(settings)
     db = Database(client[settings.database], INGEST)
     municipality = load_municipality_config(settings.municipality_file)
     await store_directory(
         Database(client[settings.database], DIRECTORY),
-        load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(municipality.pseudonym_key)
+        load_directory(DEMO / "weert" / "directory.yaml").pseudonymised(municipality.pseudonym_key),
     )
     stores = IngestStores(db)
     broker = create_broker(settings, INGEST)
-    intake = Intake(broker, broker, settings, stores, municipality)
+    sender = Sender(settings, INGEST)
+    intake = Intake(broker, settings, stores, municipality, sender=sender, status_sender=sender)
     try:
         async with broker:
             await broker.start()
-            yield Taking(intake, stores, settings)
+            await sender.start()
+            try:
+                yield Taking(intake, stores, settings)
+            finally:
+                await sender.stop()
     finally:
         await client.close()
 

@@ -9,7 +9,7 @@ from buurtalert.ingest.accept import Intake
 from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.collections import CONTACTS
 from buurtalert.shared.contacts import Contacts
-from buurtalert.shared.kafka import create_broker
+from buurtalert.shared.kafka import Sender, create_broker
 from buurtalert.shared.mongo import Audit, Database, GroupInserts, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST
@@ -55,7 +55,8 @@ async def test_a_claim_without_a_recorded_ingest_stage_is_not_a_duplicate(settin
     db = Database(client[settings.database], INGEST)
     municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, INGEST)
-    intake = Intake(broker, broker, settings, IngestStores(db), municipality)
+    sender = Sender(settings, INGEST)  # not started: nothing is published here
+    intake = Intake(broker, settings, IngestStores(db), municipality, sender=sender, status_sender=sender)
     try:
         assert await intake.handled(["msg_a", "msg_b"]) == set()  # both claimed now
         assert await intake.handled(["msg_a"]) == set()  # claimed, never recorded: accept again

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
+
 from buurtalert.shared.kafka import PermanentError, Reliable, create_broker
+from buurtalert.shared.metrics import PUBLISHED
 from buurtalert.shared.models import Delivery, Destination
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import DELIVERY_TOPICS
@@ -121,3 +125,38 @@ async def test_two_processes_of_a_batch_subscriber_hear_their_shares_of_the_part
     assert sorted([shares["first"][-1], shares["second"][-1]]) == [1 / 3, 2 / 3]
     # while the partitions moved, the first sent at one partition's share, not all of them
     assert shares["first"][:3] == [1.0, 1 / 3, shares["first"][-1]]
+
+
+async def test_a_published_record_carries_the_handlings_trace_and_is_decoded_downstream(
+    settings: Settings,
+) -> None:
+    """What a handler publishes through the Sender carries the trace context of the span it
+    was handled in (W3C traceparent) and a content type a FastStream subscriber decodes;
+    it is counted by topic."""
+    sent = _delivery(7)
+    received: list[tuple[Delivery, str]] = []
+
+    async def downstream(delivery: Delivery, msg: KafkaMessage) -> None:
+        received.append((delivery, msg.headers.get("traceparent", "")))
+
+    broker = create_broker(settings, "channels")
+    reliable = Reliable(broker, settings, "channels")
+    broker.subscriber(
+        settings.topic("deliveries.webhook"), group_id="downstream", auto_offset_reset="earliest"
+    )(downstream)
+    out = broker.publisher(settings.topic("deliveries.webhook"))
+    before = PUBLISHED.labels(settings.topic("deliveries.webhook"))._value.get()
+    tracer = TracerProvider().get_tracer("test")
+    async with broker:
+        await broker.start()
+        await reliable.start()
+        try:
+            with tracer.start_as_current_span("handling") as span:
+                await reliable.publish(out, sent, key=b"g")
+            await eventually(lambda: received, what="the record to reach the subscriber")
+        finally:
+            await reliable.stop()
+    [(delivery, traceparent)] = received
+    assert delivery == sent
+    assert traceparent.split("-")[1] == format(span.get_span_context().trace_id, "032x")
+    assert PUBLISHED.labels(settings.topic("deliveries.webhook"))._value.get() == before + 1

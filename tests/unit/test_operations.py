@@ -10,7 +10,8 @@ from buurtalert.shared.collections import COLLECTIONS, Retention
 from buurtalert.shared.logging import add_trace_ids
 from buurtalert.shared.ops import ERASED, Person, ServiceStatus, format_status
 from buurtalert.shared.pseudonym import pseudonymise
-from buurtalert.shared.settings import MunicipalityConfig, RetentionPeriods
+from buurtalert.shared.settings import MunicipalityConfig, RetentionPeriods, Settings
+from buurtalert.shared.tracing import tracer_provider
 
 MUNICIPALITY = MunicipalityConfig(
     id="weert", name="Weert", country="NL", pseudonym_key=SecretStr("a-key-of-sixteen-chars")
@@ -63,3 +64,19 @@ def test_log_lines_carry_the_current_spans_trace_and_span_ids() -> None:
         context = span.get_span_context()
     assert event["trace_id"] == format(context.trace_id, "032x")
     assert event["span_id"] == format(context.span_id, "016x")
+
+
+def test_without_an_exporter_spans_are_not_recorded_but_their_ids_reach_log_lines() -> None:
+    """No OTLP endpoint: a span nobody receives is not recorded, yet the handling still has
+    a trace id for its log lines and the next service; with an endpoint spans are recorded."""
+    quiet = tracer_provider(Settings(), "routing").get_tracer("test")
+    with quiet.start_as_current_span("handling") as span:
+        event = add_trace_ids(None, "info", {"event": "x"})
+    assert not span.is_recording()
+    assert span.get_span_context().is_valid
+    assert event["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    exporting = tracer_provider(Settings(otlp_endpoint="http://127.0.0.1:9/v1/traces"), "routing")
+    try:
+        assert exporting.sampler.should_sample(None, 1, "handling").decision.is_sampled()
+    finally:
+        exporting.shutdown()

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
+import uvloop
 
 from buurtalert.shared.logging import configure_logging, get_logger
 from buurtalert.shared.service import asyncapi_document, service_factories
@@ -82,9 +83,13 @@ def run(service: str) -> None:
         kafka=settings.kafka_bootstrap,
         topic_prefix=settings.topic_prefix,
     )
-    asyncio.run(
+    # uvloop: the event loop of uvicorn's standard install, faster than asyncio's own for
+    # every service's Kafka, database and HTTP traffic (docs/benchmarks.md)
+    uvloop.run(
         app.run(
-            log_level=logging.INFO,
+            # the configured level (set on the root logger above) for FastStream's and uvicorn's
+            # own loggers too, which would otherwise log at INFO (uvicorn: every request)
+            log_level=logging.getLogger().level,
             # log_config=None: uvicorn (ingest) logs through our handler instead of its own.
             # timeout_graceful_shutdown: open event streams (the review console) do not hold up a stop.
             run_extra_options={

@@ -26,6 +26,12 @@ DELIVERY_TRANSIENT_ERRORS = Counter(
     ["channel", "code"],
     registry=REGISTRY,
 )
+PUBLISHED = Counter(
+    "buurtalert_published_messages",
+    "Records the services published on the message path (through their Sender), by topic",
+    ["topic"],
+    registry=REGISTRY,
+)
 DEAD_LETTERS = Counter(
     "buurtalert_dead_letters",
     "Messages sent to a dead-letter topic, by service",

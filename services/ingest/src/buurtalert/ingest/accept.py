@@ -8,8 +8,8 @@ Order matters for "nothing lost": the raw input is archived and every record is
 confirmed by Kafka *before* the message is marked as handled (its ``ingest`` stage in
 the audit trail) and before the provider hears 200. A crash in between means the
 provider retries and the message is published again under the same id, which
-moderation absorbs. Statuses go through a producer of their own, so a burst of them
-never queues in front of messages."""
+moderation absorbs. Records go out through the message path's :class:`Sender`; statuses
+through a sender of their own, so a burst of them never queues in front of messages."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from buurtalert.ingest.parsers.commands import outcome_command
 from buurtalert.ingest.parsers.common import Batch, InvalidInput, MembershipRequest, Parse, Resolver
 from buurtalert.ingest.stores import IngestStores, MediaFile
-from buurtalert.shared.kafka import topic_publisher
+from buurtalert.shared.kafka import Sender, topic_publisher
 from buurtalert.shared.logging import bound, get_logger
 from buurtalert.shared.models import (
     InboundMessage,
@@ -119,11 +119,15 @@ class Intake:
     def __init__(
         self,
         broker: KafkaBroker,
-        status_broker: KafkaBroker,
         settings: Settings,
         stores: IngestStores,
         municipality: MunicipalityConfig,
+        *,
+        sender: Sender,
+        status_sender: Sender,
     ) -> None:
+        """``broker`` documents the topics ingest publishes (AsyncAPI); ``sender`` and
+        ``status_sender`` publish (started and stopped by the caller)."""
         self.municipality = municipality
         self.stores = stores
         #: AANMELDEN attempts per number: codes cannot be tried one after another
@@ -135,7 +139,8 @@ class Intake:
         self._media = topic_publisher(broker, settings, INGEST_MEDIA)
         self._commands = topic_publisher(broker, settings, INGEST_OUTCOME_COMMANDS)
         self._poll_answers = topic_publisher(broker, settings, INGEST_POLL_ANSWERS)
-        self._statuses = topic_publisher(status_broker, settings, PROVIDER_STATUS)
+        self._statuses = topic_publisher(broker, settings, PROVIDER_STATUS)
+        self._sender, self._status_sender = sender, status_sender
 
     async def resolver(self) -> Resolver:
         """The municipality's resolver, with its current directory (cached briefly)."""
@@ -188,7 +193,7 @@ class Intake:
             size=len(body),
             truncated=len(kept) < len(body),
         )
-        await self._quarantine.publish(record, key=source.encode())
+        await (await self._sender.send(self._quarantine.topic, record, key=source.encode()))
         log.warning("input_quarantined", source=source, reason=reason, quarantine_id=record.id)
         return record.id
 
@@ -199,7 +204,7 @@ class Intake:
     async def accept(self, batch: Batch, *, source: str, body: bytes, content_type: str | None) -> Outcome:
         """Deduplicate, archive, publish and record what a parser produced."""
         statuses = [
-            self._statuses.publish(s, key=s.provider_message_id.encode(), no_confirm=True)
+            self._status_sender.send(self._statuses.topic, s, key=s.provider_message_id.encode())
             for s in batch.statuses
         ]
         status_confirms = await asyncio.gather(*statuses)
@@ -225,29 +230,23 @@ class Intake:
         # A reply that gives an incident its outcome is a command for the review service, not a report.
         commands = {m.id: c for m in fresh if (c := outcome_command(m)) is not None}
 
+        send = self._sender.send
         confirms = [
+            *[await send(self._inbound.topic, m, key=m.partition_key) for m in fresh if m.id not in commands],
             *[
-                await self._inbound.publish(m, key=m.partition_key, no_confirm=True)
-                for m in fresh
-                if m.id not in commands
-            ],
-            *[
-                await self._commands.publish(c, key=(c.group_id or c.id).encode(), no_confirm=True)
+                await send(self._commands.topic, c, key=(c.group_id or c.id).encode())
                 for c in commands.values()
             ],
             *[
-                await self._media.publish(f, key=f.message_id.encode(), no_confirm=True)
+                await send(self._media.topic, f, key=f.message_id.encode())
                 for f in batch.media
                 if f.message_id not in done
             ],
             *[
-                await self._reactions.publish(r, key=(r.group_id or r.id).encode(), no_confirm=True)
+                await send(self._reactions.topic, r, key=(r.group_id or r.id).encode())
                 for r in batch.reactions
             ],
-            *[
-                await self._poll_answers.publish(a, key=a.poll_id.encode(), no_confirm=True)
-                for a in batch.poll_answers
-            ],
+            *[await send(self._poll_answers.topic, a, key=a.poll_id.encode()) for a in batch.poll_answers],
         ]
         await asyncio.gather(*confirms, *status_confirms)
 

@@ -22,7 +22,7 @@ from buurtalert.ingest.lanes.media import MediaFetcher
 from buurtalert.ingest.lanes.smtp import start_receiver
 from buurtalert.ingest.parsers.language import warm_up
 from buurtalert.ingest.stores import IngestStores
-from buurtalert.shared.kafka import Reliable, create_broker
+from buurtalert.shared.kafka import Reliable, Sender, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound
 from buurtalert.shared.models import MediaFetch, MembershipDecision, ReviewDecision
 from buurtalert.shared.observability import Observability
@@ -33,10 +33,12 @@ from buurtalert.shared.topics import INGEST, INGEST_MEDIA, MODERATION_DECISIONS,
 def create_app(settings: Settings) -> AsgiFastStream:
     municipality = load_municipality_config(settings.municipality_file)
     broker = create_broker(settings, INGEST)
-    status_broker = create_broker(settings, f"{INGEST}-status")  # its own producer: see accept.py
     reliable = Reliable(broker, settings, INGEST)
+    status_sender = Sender(settings, f"{INGEST}-status")  # statuses have their own producer: see accept.py
     stores = IngestStores.connect(settings)
-    intake = Intake(broker, status_broker, settings, stores, municipality)
+    intake = Intake(
+        broker, settings, stores, municipality, sender=reliable.sender, status_sender=status_sender
+    )
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     media = MediaFetcher(municipality.ingest.whatsapp, stores, http_client)
     background: list[asyncio.Task[None]] = []
@@ -59,15 +61,16 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     http = routes(intake, municipality)
     paths = dict.fromkeys(route.path for route in http.routes if isinstance(route, Route))
-    observability = Observability(settings, INGEST, [broker, status_broker])
+    observability = Observability(settings, INGEST, [broker])
     app = AsgiFastStream(
         broker,
-        status_broker,
         # ingest's own /health (lanes/http.py); /ready and /metrics are every service's
         asgi_routes=[*((path, http) for path in paths), *observability.routes(health=False)],
         logger=APP_LOGGER,
     )
     reliable.attach(app)
+    app.on_startup(status_sender.start)
+    app.after_shutdown(status_sender.stop)
     observability.attach(app)
 
     @app.on_startup

@@ -1,7 +1,8 @@
 """Kafka with at-least-once semantics, batched commits, and a retry → dead-letter path.
 
-* :mod:`.broker`: the producer is idempotent (``enable_idempotence``, ``acks=all``);
-  each topic's publisher is documented from the topology.
+* :mod:`.broker`: the producers are idempotent (``enable_idempotence``, ``acks=all``);
+  each topic's publisher is documented from the topology; the message path publishes
+  through :class:`Sender`, without FastStream's per-record publishing pipeline.
 * :mod:`.commits`: a consumer's position is committed only after the messages before
   it were handled *and* everything their handlers published was confirmed by the
   broker: handlers publish through :meth:`Reliable.publish`, which does not wait for
@@ -21,7 +22,7 @@
   fan-out keeps the provider's rate, not one round trip per delivery).
 """
 
-from buurtalert.shared.kafka.broker import create_broker, topic_publisher
+from buurtalert.shared.kafka.broker import Sender, create_broker, topic_publisher
 from buurtalert.shared.kafka.commits import CommitTracker, Consumer, Position
 from buurtalert.shared.kafka.reliable import Reliable, by_key
 from buurtalert.shared.kafka.retry import (
@@ -45,6 +46,7 @@ __all__ = [
     "Publisher",
     "Reliable",
     "RetryPath",
+    "Sender",
     "backoff",
     "by_key",
     "create_broker",

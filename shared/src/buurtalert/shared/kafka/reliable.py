@@ -22,6 +22,7 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.message import StreamMessage
 from pydantic import BaseModel
 
+from buurtalert.shared.kafka.broker import Sender
 from buurtalert.shared.kafka.commits import CommitTracker
 from buurtalert.shared.kafka.retry import Handler, M, RetryPath
 from buurtalert.shared.logging import get_logger
@@ -110,6 +111,7 @@ class Reliable:
         self.service = service
         self.commits = CommitTracker(commit_every=commit_every, commit_interval=commit_interval)
         self.retry = RetryPath.on(broker, settings, service)
+        self.sender = Sender(settings, service)
         self._subscribe_batch(
             self.retry.retry_name,
             f"{settings.group_id(service)}.retry",
@@ -298,20 +300,32 @@ class Reliable:
 
     async def publish(self, publisher: DefaultPublisher, message: BaseModel, *, key: bytes | None) -> None:
         """Publish without waiting for the broker; confirmed before the next commit."""
-        self.commits.unconfirmed(await publisher.publish(message, key=key, no_confirm=True))
+        self.commits.unconfirmed(await self.sender.send(publisher.topic, message, key=key))
+
+    async def send(
+        self, publisher: DefaultPublisher, message: BaseModel, *, key: bytes | None
+    ) -> asyncio.Future[Any]:
+        """Publish outside a consumer (ingest's lanes): the caller awaits the confirmation."""
+        return await self.sender.send(publisher.topic, message, key=key)
 
     def attach(self, app: Any) -> None:
-        """Start the periodic commit with ``app`` and commit what was handled when it stops."""
-        app.after_startup(self.start)
-        app.on_shutdown(self.stop)
+        """Start the sender before the broker consumes and the periodic commit after it
+        started; when ``app`` stops, commit what was handled, and close the sender once
+        the broker's handlers are done."""
+        app.on_startup(self.sender.start)
+        app.after_startup(self.commits.start)
+        app.on_shutdown(self.commits.stop)
+        app.after_shutdown(self.sender.stop)
 
     async def start(self) -> None:
-        """Start the periodic commit (after the broker started)."""
+        """Start the sender and the periodic commit (without an app: after the broker started)."""
+        await self.sender.start()
         await self.commits.start()
 
     async def stop(self) -> None:
-        """Commit what was handled (before the broker stops)."""
+        """Commit what was handled, then close the sender (before the broker stops)."""
         await self.commits.stop()
+        await self.sender.stop()
 
     async def failed(self, msg: StreamMessage[Any], exc: BaseException) -> None:
         """Send a consumed message whose handling raised ``exc`` to retry or dead letter."""
