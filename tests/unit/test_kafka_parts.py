@@ -25,6 +25,7 @@ from buurtalert.shared.kafka import (
     decode_payload,
     encode_payload,
 )
+from buurtalert.shared.kafka.reliable import Left, Turn
 from buurtalert.shared.models import DeadLetter, Delivery, Destination, utcnow
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import DELIVERY_TOPICS
@@ -413,3 +414,23 @@ async def test_messages_of_topics_not_subscribed_reliably_pass_through() -> None
         return "handled"
 
     assert await reliable.handle(msg, handler) == "handled"
+
+
+async def test_a_record_whose_partition_moved_while_it_waited_for_its_turn_is_left() -> None:
+    """A batch's records wait for a turn among those in hand; one whose partition a
+    rebalance took meanwhile is left to the new holder (Left), and its wait gives the
+    turn back; one still held gets the turn and keeps it while it works."""
+    limit = asyncio.Semaphore(1)
+    holds = {"moved": True}
+    await limit.acquire()  # another record is in hand
+    waiting = asyncio.create_task(Turn(limit, lambda: not holds["moved"]).__aenter__())
+    await asyncio.sleep(0)
+    assert not waiting.done(), "it waits for its turn"
+    limit.release()  # the other record is done; meanwhile a rebalance moved this one's partition
+    with pytest.raises(Left):
+        await waiting
+    assert not limit.locked(), "a record that was left gives its turn back"
+    held = Turn(limit, lambda: True)
+    async with held:
+        assert limit.locked(), "a held record keeps the turn while it works"
+    assert not limit.locked()

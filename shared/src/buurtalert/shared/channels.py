@@ -97,6 +97,14 @@ class ChannelAdapter(ABC, Generic[C]):
         on failure; must use ``delivery.id`` as the provider-side idempotency key or
         message id where the provider has one, so a resend can be recognised."""
 
+    @property
+    def in_hand(self) -> int:
+        """How many deliveries this adapter may have in hand at once (claimed, waiting for
+        its pace or its provider's answer): enough to keep its provider's rate over the
+        round trips, few enough that a process which loses its partitions to another does
+        not keep a long queue of claimed deliveries (see :meth:`share`). By default 256."""
+        return 256
+
     def share(self, fraction: float) -> None:
         """This process now sends ``fraction`` (0 to 1) of the channel's deliveries: the
         share of the delivery topic's partitions it was assigned. An adapter whose provider

@@ -76,8 +76,11 @@ def create_app(settings: Settings) -> AsgiFastStream:
         # In batches, many destinations at once, each destination's deliveries in order:
         # a fan-out to thousands of members runs at the provider's rate, not at one
         # round trip per delivery.
-        # A provider's cap on the whole account is shared by the processes by partitions.
-        subscribe = reliable.batch_subscriber(delivery_topic(name), on_share=adapter.share)
+        # A provider's cap on the whole account is shared by the processes by partitions;
+        # the adapter says how many deliveries it keeps in hand at once.
+        subscribe = reliable.batch_subscriber(
+            delivery_topic(name), on_share=adapter.share, concurrency=adapter.in_hand
+        )
         deliverers[name] = subscribe(deliver_one)
 
     feedback = AuthorFeedback(Contacts(db), audit, deliverers)

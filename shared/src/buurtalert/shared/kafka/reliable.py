@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeAlias, cast
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -62,6 +63,30 @@ def _held_by(consumer: Any) -> Callable[[_Record], bool]:
         return TopicPartition(record.topic, record.partition) in consumer.assignment()
 
     return held
+
+
+class Left(Exception):
+    """A rebalance took the record's partition away while it waited for its turn."""
+
+
+class Turn:
+    """A record's turn among the handlings a batch subscriber has in hand at once: the
+    shared ``limit``, and then the check that this process still holds the record's
+    partition (``held``), raising :class:`Left` if not. The check comes after the wait:
+    the records of a large batch wait here, some of them for longer than a rebalance
+    takes, and a record whose partition moved is the new holder's to handle."""
+
+    def __init__(self, limit: asyncio.Semaphore, held: Callable[[], bool]) -> None:
+        self.limit, self.held = limit, held
+
+    async def __aenter__(self) -> None:
+        await self.limit.acquire()
+        if not self.held():
+            self.limit.release()
+            raise Left
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.limit.release()
 
 
 class Shares(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -162,8 +187,8 @@ class Reliable:
         def decorate(handler: Handler[M]) -> Handler[M]:
             self.retry.register(name, topic.payload, handler)
 
-            async def handle_record(record: _Record, limit: asyncio.Semaphore) -> None:
-                async with limit:
+            async def handle_record(record: _Record, turn: Turn) -> None:
+                async with turn:
                     await handler(cast(M, topic.payload.model_validate_json(record.value)))
 
             handle_record.__name__ = handler.__name__
@@ -239,7 +264,7 @@ class Reliable:
         name: str,
         group_id: str,
         description: str,
-        handle_record: Callable[[_Record, asyncio.Semaphore], Awaitable[None]],
+        handle_record: Callable[[_Record, Turn], Awaitable[None]],
         *,
         max_records: int,
         concurrency: int,
@@ -247,19 +272,20 @@ class Reliable:
     ) -> None:
         """Consume ``name`` in batches of up to ``max_records``: the records of each key
         in the order consumed, up to ``concurrency`` of them handled at once (the
-        semaphore ``handle_record`` holds while it works, not while it waits). A record
-        whose handling fails takes the retry path alone; the batch is committed once
-        every record in it was handled or handed to that path."""
+        :class:`Turn` ``handle_record`` holds while it works, not while it waits; a record
+        whose partition a rebalance moved meanwhile is left, with the rest of its key's,
+        to the new holder). A record whose handling fails takes the retry path alone; the
+        batch is committed once every record in it was handled or handed to that path."""
         limit = asyncio.Semaphore(concurrency)
 
         async def in_order(records: Sequence[_Record], held: Callable[[_Record], bool]) -> int:
             """Handle ``records`` in turn; the number left to the process that holds their
             partition now (a rebalance moved it while the batch was in hand)."""
             for n, record in enumerate(records):
-                if not held(record):
-                    return len(records) - n
                 try:
-                    await handle_record(record, limit)
+                    await handle_record(record, Turn(limit, partial(held, record)))
+                except Left:
+                    return len(records) - n
                 except Exception as exc:  # this record alone takes the retry path
                     async with limit:
                         await self.retry.failed_record(record.topic, record.key, record.value, exc)

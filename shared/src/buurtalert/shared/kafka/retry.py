@@ -29,6 +29,7 @@ import asyncio
 import base64
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
@@ -177,7 +178,9 @@ class RetryPath:
         """Hand ``message`` of ``topic``, whose handling outside a consumer failed, to the retry path."""
         await self.send_back(self.settings.topic(topic.name), key, 0, message.model_dump_json(), "utf-8", exc)
 
-    async def on_retry(self, letter: DeadLetter, limit: asyncio.Semaphore | None = None) -> None:
+    async def on_retry(
+        self, letter: DeadLetter, limit: AbstractAsyncContextManager[None] | None = None
+    ) -> None:
         """Wait until ``letter``'s ``retry_at``, then hand its payload to its topic's
         handler again (holding ``limit``, if given, while the handler works, not while
         waiting)."""
@@ -193,7 +196,9 @@ class RetryPath:
         async with limit:
             await handler(message)
 
-    async def retry_record(self, record: ConsumerRecord[bytes, bytes], limit: asyncio.Semaphore) -> None:
+    async def retry_record(
+        self, record: ConsumerRecord[bytes, bytes], limit: AbstractAsyncContextManager[None]
+    ) -> None:
         """A record of the retry topic, consumed in a batch (``Reliable``): each key's
         records are handed here one after the other, the keys concurrently, so a batch
         waits for the earliest retry_at not yet reached rather than for each in turn."""

@@ -20,6 +20,7 @@ counts as removed; the Groups API's rate limit (131208, HTTP 429) is transient."
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -63,6 +64,10 @@ MAX_BUTTONS = 3
 #: The least share of the tier a process keeps when it holds no partition of
 #: ``deliveries.whatsapp`` (it still sends the review console's notices).
 MIN_SHARE = 1 / 6
+#: Deliveries in hand per message/s of the tier: half a second's worth keeps the tier's
+#: rate over Graph API round trips of up to half a second, and what a process still holds
+#: when a rebalance takes its partitions is sent within a few seconds at its reduced pace.
+IN_HAND_SECONDS = 0.5
 
 
 def wa_id(phone: str) -> str:
@@ -118,6 +123,10 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
 
     async def start(self) -> None:
         await self.graph.start()
+
+    @property
+    def in_hand(self) -> int:
+        return max(8, math.ceil(self.config.messages_per_second * IN_HAND_SECONDS))
 
     def share(self, fraction: float) -> None:
         """The business number's tier is shared by every channels process: this one sends
