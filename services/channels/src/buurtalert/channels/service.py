@@ -46,6 +46,8 @@ from buurtalert.shared.topics import (
 )
 
 log = get_logger(__name__)
+#: A delivery batch holds this many times what the adapter keeps in hand at once.
+BATCH_TURNS = 10
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
@@ -77,9 +79,14 @@ def create_app(settings: Settings) -> AsgiFastStream:
         # a fan-out to thousands of members runs at the provider's rate, not at one
         # round trip per delivery.
         # A provider's cap on the whole account is shared by the processes by partitions;
-        # the adapter says how many deliveries it keeps in hand at once.
+        # the adapter says how many deliveries it keeps in hand at once, and a batch holds
+        # ten times that (at a tier's pace, seconds of work: positions are committed often,
+        # so a process that takes partitions over reads little that was sent already).
         subscribe = reliable.batch_subscriber(
-            delivery_topic(name), on_share=adapter.share, concurrency=adapter.in_hand
+            delivery_topic(name),
+            on_share=adapter.share,
+            concurrency=adapter.in_hand,
+            max_records=BATCH_TURNS * adapter.in_hand,
         )
         deliverers[name] = subscribe(deliver_one)
 
