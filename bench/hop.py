@@ -46,8 +46,8 @@ async def serve(settings: Settings) -> None:
         await reliable.publish(out, message, key=message.partition_key)
 
     async with broker:
+        await reliable.start()  # the sender first: the broker's consumers hand records over at once
         await broker.start()
-        await reliable.start()
         try:
             await asyncio.Event().wait()
         finally:

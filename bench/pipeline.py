@@ -360,8 +360,8 @@ async def pipeline_throughput(
 
 
 COUNTED = re.compile(
-    r'^faststream_(received|published)_messages_total\{[^}]*(?:handler|destination)="([^"]+)"[^}]*\} '
-    r"([0-9.e+]+)$",
+    r"^(?:faststream_(received)|buurtalert_(published))_messages_total"
+    r'\{[^}]*(?:handler|topic)="([^"]+)"[^}]*\} ([0-9.e+]+)$',
     re.M,
 )
 
@@ -369,14 +369,13 @@ COUNTED = re.compile(
 async def handled(port: int) -> float:
     """The work a process did so far, from its /metrics: messages it consumed from the
     pipeline's topics (its retry topic left out) or, for ingest, published on
-    messages.inbound."""
+    messages.inbound (by its Sender)."""
     async with httpx.AsyncClient(timeout=10) as http:
         text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     return sum(
         float(n)
-        for kind, topic, n in COUNTED.findall(text)
-        if (kind == "received" and not topic.endswith(".retry"))
-        or (kind == "published" and topic.endswith("messages.inbound"))
+        for received, published, topic, n in COUNTED.findall(text)
+        if (received and not topic.endswith(".retry")) or (published and topic.endswith("messages.inbound"))
     )
 
 

@@ -148,8 +148,8 @@ async def test_a_published_record_carries_the_handlings_trace_and_is_decoded_dow
     before = PUBLISHED.labels(settings.topic("deliveries.webhook"))._value.get()
     tracer = TracerProvider().get_tracer("test")
     async with broker:
-        await broker.start()
         await reliable.start()
+        await broker.start()
         try:
             with tracer.start_as_current_span("handling") as span:
                 await reliable.publish(out, sent, key=b"g")

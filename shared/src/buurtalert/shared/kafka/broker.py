@@ -1,11 +1,12 @@
-"""The broker and its publishers.
+"""The broker, its publishers and the message path's :class:`Sender`.
 
-Guarantees: the producer is idempotent and every write is acknowledged by all
-in-sync replicas (``enable_idempotence``, ``acks=all``), so a publish the broker
-confirmed is neither lost nor duplicated by the producer's own retries; a topic's
-publisher uses the deployment's topic name and carries the topic's payload and
-description from the topology into the AsyncAPI document. Every consumed and
-published message is traced (:mod:`buurtalert.shared.tracing`).
+Guarantees: every producer (the broker's and the Sender's) is idempotent and every
+write is acknowledged by all in-sync replicas (``enable_idempotence``, ``acks=all``),
+so a publish the broker confirmed is neither lost nor duplicated by the producer's own
+retries; a topic's publisher uses the deployment's topic name and carries the topic's
+payload and description from the topology into the AsyncAPI document. Every consumed
+message is traced, and what a handler publishes carries its trace context
+(:mod:`buurtalert.shared.tracing`).
 """
 
 from __future__ import annotations

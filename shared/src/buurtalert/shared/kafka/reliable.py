@@ -344,7 +344,8 @@ class Reliable:
         app.after_shutdown(self.sender.stop)
 
     async def start(self) -> None:
-        """Start the sender and the periodic commit (without an app: after the broker started)."""
+        """Start the sender and the periodic commit (without an app: before the broker
+        starts, whose consumers hand records to the handlers at once)."""
         await self.sender.start()
         await self.commits.start()
 
