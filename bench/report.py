@@ -53,7 +53,8 @@ def goals(results: dict[str, Any]) -> list[Goal]:
             Goal(
                 "Kafka: one hop of ours (consume, validate, publish, batched commit)",
                 f"{kafka['faststream_hop_per_s']:,} msg/s",
-                f"raw aiokafka produce→consume {kafka['raw_aiokafka_produce_consume_per_s']:,} msg/s",
+                f"raw aiokafka produce→consume {kafka['raw_aiokafka_produce_consume_per_s']:,} msg/s"
+                + (f" (medians of {kafka['rounds']} rounds in turn)" if kafka.get("rounds") else ""),
                 kafka["ratio_hop_to_raw"],
                 0.5,
             )
