@@ -33,8 +33,11 @@ async def test_two_processes_send_a_delivery_once_while_it_is_under_way(settings
         first, second = (Ledger(db := Database(c[settings.database], CHANNELS), Audit(db)) for c in clients)
         delivery = _delivery(1)
         assert await first.claim(delivery) is None  # the first sends it
-        with pytest.raises(DeliveryInProgress):
+        with pytest.raises(DeliveryInProgress) as under_way:
             await second.claim(delivery)  # the second holds the record too: not yet
+        # its retry waits until the claim could be a dead sender's, not less
+        assert 0 < under_way.value.retry_after <= IN_FLIGHT.total_seconds()
+        assert under_way.value.retry_after > IN_FLIGHT.total_seconds() - 5
         await first.release(delivery)  # the first's send failed for now
         assert await second.claim(delivery) is None  # taken afresh by whoever retries
         sent = DeliveryStatus(

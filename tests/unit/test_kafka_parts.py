@@ -434,3 +434,17 @@ async def test_a_record_whose_partition_moved_while_it_waited_for_its_turn_is_le
     async with held:
         assert limit.locked(), "a held record keeps the turn while it works"
     assert not limit.locked()
+
+
+def test_a_failure_that_says_when_retrying_can_help_is_not_retried_sooner() -> None:
+    """Another process's send under way (``retry_after``): the retry waits at least that
+    long, whatever the first delay is; a failure without it keeps the delays."""
+    path, _, _ = retry_path()
+    under_way = RuntimeError("claimed 1 s ago by another send")
+    under_way.retry_after = 9.0  # type: ignore[attr-defined]
+    letter = path.next_letter(TOPIC, "k", 0, "{}", "utf-8", under_way)
+    assert letter.retry_at is not None
+    assert (letter.retry_at - utcnow()).total_seconds() > 8.5
+    plain = path.next_letter(TOPIC, "k", 0, "{}", "utf-8", RuntimeError("hiccup"))
+    assert plain.retry_at is not None
+    assert (plain.retry_at - utcnow()).total_seconds() < path.settings.retry_delays[0] * 1.5 + 0.1

@@ -32,13 +32,18 @@ def outcome_stage(delivery_id: str) -> str:
 
 #: A claim without an outcome younger than this is a send under way in another process
 #: (one that held the delivery's partition before a rebalance): it is not sent again yet.
-#: Shorter than the retry path's first two delays, so a claim left by a crash is sent again.
+#: A record that finds such a claim is retried once the claim is this old (``retry_after``).
 IN_FLIGHT = timedelta(seconds=10)
 
 
 class DeliveryInProgress(TransientDeliveryError):
     """Another process claimed the delivery moments ago and has not recorded an outcome:
-    it is sending it. The retry path looks again later (then its outcome is there)."""
+    it is sending it. The retry path looks again once the claim is older than
+    :data:`IN_FLIGHT` (``retry_after``): then its outcome is there, or its sender died."""
+
+    def __init__(self, age: timedelta) -> None:
+        super().__init__(f"claimed {age} ago by another send")
+        self.retry_after = max((IN_FLIGHT - age).total_seconds(), 0.0)
 
 
 class Ledger:
@@ -77,7 +82,7 @@ class Ledger:
             return DeliveryStatus.model_validate(outcome)
         earlier = await self._deliveries.find_one({"_id": delivery.id})
         if earlier is not None and now - earlier["created_at"] < IN_FLIGHT:
-            raise DeliveryInProgress(f"claimed {now - earlier['created_at']} ago by another send")
+            raise DeliveryInProgress(now - earlier["created_at"])
         if earlier is None:  # released meanwhile: claim it again
             return await self.claim(delivery)
         return None

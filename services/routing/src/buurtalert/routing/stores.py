@@ -389,12 +389,15 @@ class Incidents:
                 await self._open.delete_one({"_id": claim, "updated_at": taken["updated_at"]})
             return False
         async with self._locks.hold(key):
-            result = await self._open.update_one(
-                {"_id": key, "version": version},
-                {"$set": {"entries": entries, "updated_at": now}, "$inc": {"version": 1}},
+            # The claim that made ``version`` is no use to anyone once the slot is there:
+            # it goes while this writer writes, not after (one round trip less per report).
+            result, _ = await asyncio.gather(
+                self._open.update_one(
+                    {"_id": key, "version": version},
+                    {"$set": {"entries": entries, "updated_at": now}, "$inc": {"version": 1}},
+                ),
+                self._open.delete_one({"_id": f"{key}@{version}"}),
             )
-        if result.matched_count == 1:
-            await self._open.delete_one({"_id": f"{key}@{version}"})  # the claim written before
         return result.matched_count == 1
 
     async def _insert_reports(self, pairs: list[tuple[str, str]]) -> None:

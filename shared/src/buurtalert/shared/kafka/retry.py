@@ -116,10 +116,13 @@ class RetryPath:
         self, topic: str, key: str | None, attempts: int, payload: str, encoding: Encoding, exc: BaseException
     ) -> DeadLetter:
         """The record of one more failed attempt after ``attempts``: with a ``retry_at``
-        if it goes to the retry topic, without one if to the dead-letter topic."""
+        if it goes to the retry topic, without one if to the dead-letter topic. A failure
+        that knows how long retrying cannot help (its ``retry_after``, in seconds: another
+        process's send under way) is not retried sooner."""
         attempts += 1
         delays = self.settings.retry_delays
         last = self.is_permanent(topic, exc) or attempts > len(delays)
+        delay = 0.0 if last else max(backoff(delays[attempts - 1]), float(getattr(exc, "retry_after", 0.0)))
         return DeadLetter(
             topic=topic,
             consumer=self.service,
@@ -128,7 +131,7 @@ class RetryPath:
             error=f"{type(exc).__name__}: {exc}"[:4000],
             payload=payload,
             payload_encoding=encoding,
-            retry_at=None if last else utcnow() + timedelta(seconds=backoff(delays[attempts - 1])),
+            retry_at=None if last else utcnow() + timedelta(seconds=delay),
         )
 
     async def send_back(
