@@ -328,12 +328,6 @@ class Reliable:
         """Publish without waiting for the broker; confirmed before the next commit."""
         self.commits.unconfirmed(await self.sender.send(publisher.topic, message, key=key))
 
-    async def send(
-        self, publisher: DefaultPublisher, message: BaseModel, *, key: bytes | None
-    ) -> asyncio.Future[Any]:
-        """Publish outside a consumer (ingest's lanes): the caller awaits the confirmation."""
-        return await self.sender.send(publisher.topic, message, key=key)
-
     def attach(self, app: Any) -> None:
         """Start the sender before the broker consumes and the periodic commit after it
         started; when ``app`` stops, commit what was handled, and close the sender once
