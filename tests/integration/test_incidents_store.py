@@ -101,6 +101,33 @@ async def test_processes_opening_incidents_in_one_district_at_once_lose_none(set
             await client.close()
 
 
+async def test_a_process_remembering_an_old_district_still_joins_what_another_opened(
+    settings: Settings,
+) -> None:
+    """A routing process uses a district's open incidents as it last saw them; when another
+    process opened an incident there since, the write finds a newer version, and the report
+    is attached again on what is stored now: it joins that incident, and nothing is lost."""
+    clients = [mongo_client(settings), mongo_client(settings)]
+    try:
+        first, second = (Incidents(Database(c[settings.database], ROUTING)) for c in clients)
+        fire = await first.attach(_report(1, FIRE), "boshoven", WEERT)
+        # Two versions later, the claim of the version after the one ``first`` saw is gone.
+        car = "Auto opengebroken aan de Molenweg, ruit ingeslagen"
+        bike = "Fietsendief bij de Kerkstraat, knipt sloten door"
+        opened = [await second.attach(_report(n, text), "boshoven", WEERT) for n, text in ((2, car), (3, bike))]
+        joined = await first.attach(_report(4, car), "boshoven", WEERT)
+        assert joined.joined and joined.incident.id == opened[0].incident.id
+        again = await first.attach(_report(5, FIRE), "boshoven", WEERT)
+        assert again.joined and again.incident.id == fire.incident.id
+        db = clients[0][settings.database]
+        slot = await db.open_incidents.find_one({"_id": "open:weert-demo:boshoven"})
+        assert slot is not None and len(slot["entries"]) == 3
+        assert await db.open_incidents.count_documents({"claim": True}) <= 1
+    finally:
+        for client in clients:
+            await client.close()
+
+
 async def test_look_alike_reports_from_two_streets_are_two_incidents(settings: Settings) -> None:
     client = mongo_client(settings)
     try:

@@ -10,6 +10,7 @@ district in ``open_incidents``, pruned to the time window.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -35,6 +36,11 @@ from buurtalert.shared.mongo import Database, Document, DocumentLocks, one_state
 OPEN_PER_DISTRICT = 200
 #: A district's next version taken by a writer that died before writing it is free again after this.
 CLAIM_EXPIRES = timedelta(seconds=30)
+#: A district's open incidents as this process last read or wrote them are used for this long
+#: without reading them again (seconds). Writing a district checks its version, so a stale copy
+#: never loses an incident; it can only miss, for this long, an incident that another routing
+#: process opened in a neighbouring district.
+SLOT_FRESH_FOR = 2.0
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[str]:
@@ -194,6 +200,24 @@ class Incidents:
         self._open = db.write(OPEN_INCIDENTS)
         self._writer = SlotWriter(self._attach_batch)
         self._locks = DocumentLocks()
+        #: Each district's open incidents as this process last read or wrote them (None: no
+        #: document), with the moment (``time.monotonic``).
+        self._slots: dict[str, tuple[float, Document | None]] = {}
+
+    def _remembered(self, keys: list[str]) -> dict[str, Document] | None:
+        """The districts' open incidents as last seen here, if all were seen recently."""
+        now = time.monotonic()
+        found: dict[str, Document] = {}
+        for key in keys:
+            seen = self._slots.get(key)
+            if seen is None or now - seen[0] > SLOT_FRESH_FOR:
+                return None
+            if seen[1] is not None:
+                found[key] = seen[1]
+        return found
+
+    def _remember(self, key: str, doc: Document | None) -> None:
+        self._slots[key] = (time.monotonic(), doc)
 
     async def _update(
         self, incident_id: str, query: Document, update: Document, **options: Any
@@ -266,21 +290,29 @@ class Incidents:
 
     async def _attach_batch(self, batch: list[_Waiting]) -> None:
         for attempt in range(20):
-            if await self._try_attach(batch):
+            # The first attempt may use the districts as this process last saw them; after
+            # another writer got there first, they are read again.
+            if await self._try_attach(batch, remembered=attempt == 0):
                 return
-            await asyncio.sleep(0.005 * (attempt + 1))  # another process wrote the district first
+            await asyncio.sleep(0.005 * attempt)
         raise RuntimeError("open incidents changed under every attempt")
 
-    async def _try_attach(self, batch: list[_Waiting]) -> bool:
+    async def _try_attach(self, batch: list[_Waiting], *, remembered: bool) -> bool:
         first = batch[0]
         municipality, district, directory = first.message.municipality, first.district, first.directory
         own = _slot(municipality, district)
         found = directory.district(district) if district else None
-        neighbours = [_slot(municipality, n) for n in (found.neighbours if found else ())]
-        slots, known = await asyncio.gather(
-            by_ids(self._open, [own, *neighbours]), by_ids(self._reports, [w.message.id for w in batch])
-        )
-        entries = {key: list(doc.get("entries", [])) for key, doc in slots.items()}
+        keys = [own, *(_slot(municipality, n) for n in (found.neighbours if found else ()))]
+        reports = [w.message.id for w in batch]
+        seen = self._remembered(keys) if remembered else None
+        if seen is None:
+            slots, known = await asyncio.gather(by_ids(self._open, keys), by_ids(self._reports, reports))
+            for key in keys:
+                self._remember(key, slots.get(key))
+        else:
+            slots, known = seen, await by_ids(self._reports, reports)
+        # Copies: a remembered district must not change unless its write succeeds.
+        entries = {key: [dict(e) for e in doc.get("entries", [])] for key, doc in slots.items()}
         entries.setdefault(own, [])
         changed: set[str] = set()
         chosen: dict[str, tuple[str, str]] = {}  # message id -> (slot, incident id)
@@ -366,7 +398,9 @@ class Incidents:
                     {"_id": key, "version": 1, "entries": kept, "updated_at": utcnow()}
                 )
             except DuplicateKeyError:
+                self._slots.pop(key, None)
                 return False
+            self._remember(key, {"_id": key, "version": 1, "entries": kept})
             return True
         return await self._swap_slot(key, before["version"], kept)
 
@@ -378,12 +412,17 @@ class Incidents:
         so two writers conditional on one version could both succeed, and one's incidents
         would vanish. So the writer first takes the next version by inserting its claim
         (``<slot>@<version>``): the primary key lets one writer, in any process, have it.
-        A claim whose writer died before writing is freed after :data:`CLAIM_EXPIRES`."""
+        A claim whose writer died before writing is freed after :data:`CLAIM_EXPIRES`.
+
+        ``version`` may be one this process remembers and others have passed: then either
+        the claim is taken, or it was deleted with the version after it and is taken now, but
+        the update finds another version and changes nothing, and the claim is deleted."""
         claim = f"{key}@{version + 1}"
         now = utcnow()
         try:
             await self._open.insert_one({"_id": claim, "claim": True, "updated_at": now})
         except DuplicateKeyError:
+            self._slots.pop(key, None)
             taken = await self._open.find_one({"_id": claim})
             if taken is not None and now - taken["updated_at"] > CLAIM_EXPIRES:
                 await self._open.delete_one({"_id": claim, "updated_at": taken["updated_at"]})
@@ -398,7 +437,12 @@ class Incidents:
                 ),
                 self._open.delete_one({"_id": f"{key}@{version}"}),
             )
-        return result.matched_count == 1
+        if result.matched_count != 1:
+            self._slots.pop(key, None)
+            await self._open.delete_one({"_id": claim})  # taken for a version long gone
+            return False
+        self._remember(key, {"_id": key, "version": version + 1, "entries": entries})
+        return True
 
     async def _insert_reports(self, pairs: list[tuple[str, str]]) -> None:
         """Insert each report's membership (a redelivered report's is there already)."""
