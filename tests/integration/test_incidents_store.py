@@ -128,6 +128,28 @@ async def test_a_process_remembering_an_old_district_still_joins_what_another_op
             await client.close()
 
 
+async def test_a_report_whose_incident_a_crash_left_unwritten_writes_it_when_redelivered(
+    settings: Settings,
+) -> None:
+    """A report's own document and its incident are written at once; when a crash left the
+    report without its incident, the redelivered report writes the incident from its
+    district's entry and is attached to it."""
+    client = mongo_client(settings)
+    try:
+        incidents = Incidents(Database(client[settings.database], ROUTING))
+        opened = await incidents.attach(_report(1, FIRE), "boshoven", WEERT)
+        db = client[settings.database]
+        await db.incidents.delete_one({"_id": opened.incident.id})  # as if the crash came first
+        fresh = Incidents(Database(client[settings.database], ROUTING))  # the restarted process
+        again = await fresh.attach(_report(1, FIRE), "boshoven", WEERT)
+        assert again.incident.id == opened.incident.id and not again.joined
+        stored = await db.incidents.find_one({"_id": opened.incident.id})
+        assert stored is not None and stored["text"] == FIRE and stored.get("closed_at") is None
+        assert await db.incident_reports.count_documents({"incident": opened.incident.id}) == 1
+    finally:
+        await client.close()
+
+
 async def test_look_alike_reports_from_two_streets_are_two_incidents(settings: Settings) -> None:
     client = mongo_client(settings)
     try:

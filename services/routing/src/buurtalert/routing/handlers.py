@@ -83,19 +83,20 @@ class Router:
     async def route_many(self, items: list[ModeratedMessage]) -> list[BaseException | None]:
         """Route the messages of one key, in order: their directories and incidents looked
         up together, the groups each tells about its incident taken together (of two reports
-        of one incident, one tells a group), then each routed and published in turn, then
-        what each leaves behind (rate counts, closings, audit entries) written together.
+        of one incident, one tells a group) while the rate-limited groups' counts are read,
+        then each routed and published in turn, then what each leaves behind (rate counts,
+        closings, audit entries) written together.
         Answers, per message, None or why it failed (that message alone is retried)."""
         now = utcnow()
         prepared = await asyncio.gather(*(self._prepare(item, now) for item in items), return_exceptions=True)
         ready = [p for p in prepared if isinstance(p, _Prepared)]
-        counts = await self._counts(ready, now)
         failures: dict[int, BaseException] = {
             n: p for n, p in enumerate(prepared) if isinstance(p, BaseException)
         }
         try:
-            tellers = await self.incidents.tell(
-                [(p.item.message.id, p.incident.id, sorted(p.groups)) for p in ready]
+            counts, tellers = await asyncio.gather(
+                self._counts(ready, now),
+                self.incidents.tell([(p.item.message.id, p.incident.id, sorted(p.groups)) for p in ready]),
             )
         except Exception as exc:  # every message of the key is retried
             return [failures.get(n, exc) for n in range(len(items))]

@@ -348,44 +348,50 @@ class Incidents:
         for key in sorted(changed):
             if not await self._write_slot(key, slots.get(key), entries[key]):
                 return False
-        # The district is written: now each incident (created if new), then each report's
-        # own document (an incident's reports are counted from these: inserts, so two
-        # processes lose none). A crash in between never leaves a report without its incident.
-        entry_of = {e["id"]: e for key in changed for e in entries[key]}
-        first_fields = ("municipality", "district", "category", "text", "location", "opened_at")
+        # The district is written: now each incident (created if new) and each report's own
+        # document (an incident's reports are counted from these: inserts, so two processes
+        # lose none), at once. A crash in between may leave a report whose incident is not
+        # written yet: its redelivery writes it from the district's entry (below).
+        entry_of = {e["id"]: e for key in entries for e in entries[key]}
         latest = _latest(batch, chosen)
-        upserts = await one_statement_each(
-            self._update(
-                incident_id,
-                {},
-                {
-                    "$setOnInsert": {k: entry_of[incident_id][k] for k in first_fields}
-                    | {"ref": short_reference(incident_id), "closed_at": None},
-                    "$max": {"last_seen": sent_at},
-                },
-                upsert=True,
-            )
-            for incident_id, sent_at in latest.items()
+        await asyncio.gather(
+            one_statement_each(self._upsert(entry_of[i], sent_at) for i, sent_at in latest.items()),
+            self._insert_reports(
+                [(message_id, incident_id) for message_id, (_, incident_id) in chosen.items()]
+            ),
         )
-        # An incident this batch created is as written: no need to read it back.
-        created = {
-            incident_id: {**entry_of[incident_id], "last_seen": latest[incident_id]}
-            for incident_id, result in zip(latest, upserts, strict=True)
-            if result.upserted_id is not None
+        # An incident this batch wrote is as its district's entry says: no need to read it back.
+        docs = {
+            incident_id: {**entry_of[incident_id], "last_seen": latest[incident_id]} for incident_id in latest
         }
-        await self._insert_reports(
-            [(message_id, incident_id) for message_id, (_, incident_id) in chosen.items()]
-        )
-        ids = {incident_id for _, incident_id in chosen.values()} | {
-            doc["incident"] for doc in known.values()
-        }
-        docs = created | await by_ids(self._incidents, ids - created.keys())
+        earlier = {doc["incident"] for doc in known.values()} - docs.keys()
+        docs |= await by_ids(self._incidents, earlier)
+        for incident_id in earlier - docs.keys():  # a report whose incident a crash left unwritten
+            if incident_id not in entry_of:
+                raise RuntimeError(f"incident {incident_id} is neither stored nor open")
+            await self._upsert(entry_of[incident_id], entry_of[incident_id]["last_seen"])
+            docs[incident_id] = entry_of[incident_id]
         for w in batch:
             report = known.get(w.message.id)
             incident_id = report["incident"] if report else chosen[w.message.id][1]
             doc = docs[incident_id]
             w.done.set_result(Attached(_incident(doc), joined=incident_id != stable_id("inc", w.message.id)))
         return True
+
+    async def _upsert(self, entry: Document, last_seen: datetime) -> UpdateResult:
+        """Write the incident of a district's ``entry``: created with its first report's
+        fields if new, its latest report at least ``last_seen``."""
+        first_fields = ("municipality", "district", "category", "text", "location", "opened_at")
+        return await self._update(
+            entry["id"],
+            {},
+            {
+                "$setOnInsert": {k: entry[k] for k in first_fields}
+                | {"ref": short_reference(entry["id"]), "closed_at": None},
+                "$max": {"last_seen": last_seen},
+            },
+            upsert=True,
+        )
 
     async def _write_slot(self, key: str, before: Document | None, entries: list[Document]) -> bool:
         """Write a district's open incidents if no one else did since ``before`` was read."""
