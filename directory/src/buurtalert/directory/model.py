@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from datetime import time as clock
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -199,8 +200,18 @@ class Directory(Strict):
             raise ValueError("; ".join(problems))
         return self
 
+    # Lookups by id (the directory is frozen; ``model_copy`` keeps these, so a copy that
+    # changes its groups or districts must be validated afresh instead).
+    @cached_property
+    def _groups_by_id(self) -> dict[str, Group]:
+        return {g.id: g for g in self.groups}
+
+    @cached_property
+    def _districts_by_id(self) -> dict[str, District]:
+        return {d.id: d for d in self.districts}
+
     def group(self, group_id: str) -> Group | None:
-        return next((g for g in self.groups if g.id == group_id), None)
+        return self._groups_by_id.get(group_id)
 
     def group_at(self, channel: str, address: str) -> Group | None:
         """The group that lives at ``address`` on ``channel`` (its own address or an inbound one)."""
@@ -238,7 +249,7 @@ class Directory(Strict):
         return [g for g in self.groups if g.kind is GroupKind.REGIEGROEP and g.district == district]
 
     def district(self, district_id: str) -> District | None:
-        return next((d for d in self.districts if d.id == district_id), None)
+        return self._districts_by_id.get(district_id)
 
     def pseudonymised(self, key: SecretStr) -> Directory:
         """The directory with every member's address replaced by its pseudonym, except

@@ -203,6 +203,8 @@ class Incidents:
         #: Each district's open incidents as this process last read or wrote them (None: no
         #: document), with the moment (``time.monotonic``).
         self._slots: dict[str, tuple[float, Document | None]] = {}
+        #: The incidents of those entries as parsed for matching, by id.
+        self._parsed: dict[str, Incident] = {}
 
     def _remembered(self, keys: list[str]) -> dict[str, Document] | None:
         """The districts' open incidents as last seen here, if all were seen recently."""
@@ -218,6 +220,23 @@ class Incidents:
 
     def _remember(self, key: str, doc: Document | None) -> None:
         self._slots[key] = (time.monotonic(), doc)
+
+    def _candidates(self, entries: dict[str, list[Document]]) -> dict[str, Incident]:
+        """The open incidents of these districts' entries, each parsed once while it is
+        unchanged (a busy district holds hundreds, matched against every report)."""
+        parsed: dict[str, Incident] = {}
+        for key in sorted(entries):
+            for e in entries[key]:
+                known = self._parsed.get(e["id"])
+                parsed[e["id"]] = (
+                    known
+                    if known is not None and known.last_seen == e["last_seen"]
+                    else _incident(e, closed=False)
+                )
+        self._parsed.update(parsed)
+        if len(self._parsed) > 4 * len(parsed) + 1000:  # incidents no district offers any more
+            self._parsed = dict(parsed)
+        return dict(parsed)
 
     async def _update(
         self, incident_id: str, query: Document, update: Document, **options: Any
@@ -311,12 +330,13 @@ class Incidents:
                 self._remember(key, slots.get(key))
         else:
             slots, known = seen, await by_ids(self._reports, reports)
-        # Copies: a remembered district must not change unless its write succeeds.
-        entries = {key: [dict(e) for e in doc.get("entries", [])] for key, doc in slots.items()}
+        # Copies of the lists (an entry that changes is replaced, never changed in place): a
+        # remembered district must not change unless its write succeeds.
+        entries = {key: list(doc.get("entries", [])) for key, doc in slots.items()}
         entries.setdefault(own, [])
         changed: set[str] = set()
         chosen: dict[str, tuple[str, str]] = {}  # message id -> (slot, incident id)
-        candidates = {e["id"]: _incident(e, closed=False) for key in sorted(entries) for e in entries[key]}
+        candidates = self._candidates(entries)
         for w in batch:
             message = w.message
             if message.id in known:
@@ -324,9 +344,9 @@ class Incidents:
             match = matching_incident(message, district, list(candidates.values()), directory)
             if match is not None:
                 key = _slot(municipality, match.district)
-                for e in entries[key]:
+                for n, e in enumerate(entries[key]):
                     if e["id"] == match.id and e["last_seen"] < message.sent_at:
-                        e["last_seen"] = message.sent_at
+                        entries[key][n] = {**e, "last_seen": message.sent_at}
                         candidates[match.id] = replace(match, last_seen=message.sent_at)
                 chosen[message.id] = (key, match.id)
             else:
