@@ -114,7 +114,9 @@ async def test_a_process_remembering_an_old_district_still_joins_what_another_op
         # Two versions later, the claim of the version after the one ``first`` saw is gone.
         car = "Auto opengebroken aan de Molenweg, ruit ingeslagen"
         bike = "Fietsendief bij de Kerkstraat, knipt sloten door"
-        opened = [await second.attach(_report(n, text), "boshoven", WEERT) for n, text in ((2, car), (3, bike))]
+        opened = [
+            await second.attach(_report(n, text), "boshoven", WEERT) for n, text in ((2, car), (3, bike))
+        ]
         joined = await first.attach(_report(4, car), "boshoven", WEERT)
         assert joined.joined and joined.incident.id == opened[0].incident.id
         again = await first.attach(_report(5, FIRE), "boshoven", WEERT)
@@ -123,6 +125,29 @@ async def test_a_process_remembering_an_old_district_still_joins_what_another_op
         slot = await db.open_incidents.find_one({"_id": "open:weert-demo:boshoven"})
         assert slot is not None and len(slot["entries"]) == 3
         assert await db.open_incidents.count_documents({"claim": True}) <= 1
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_district_version_taken_early_and_not_needed_is_given_back(settings: Settings) -> None:
+    """A process takes the next version of a report's district while it looks the reports
+    up; a redelivered report changes nothing, so that version is given back at once, and
+    another process writes the district without waiting for the claim to expire."""
+    clients = [mongo_client(settings), mongo_client(settings)]
+    try:
+        first, second = (Incidents(Database(c[settings.database], ROUTING)) for c in clients)
+        await first.attach(_report(1, FIRE), "boshoven", WEERT)
+        await first.attach(_report(2, "Fietsendief bij de Kerkstraat, knipt sloten door"), "boshoven", WEERT)
+        await first.attach(_report(1, FIRE), "boshoven", WEERT)  # a redelivery: nothing to write
+        db = clients[0][settings.database]
+        claims = [c["_id"] async for c in db.open_incidents.find({"claim": True})]
+        assert claims == ["open:weert-demo:boshoven@2"]
+        car = "Auto opengebroken aan de Molenweg, ruit ingeslagen"
+        opened = await asyncio.wait_for(second.attach(_report(3, car), "boshoven", WEERT), timeout=10)
+        assert not opened.joined
+        slot = await db.open_incidents.find_one({"_id": "open:weert-demo:boshoven"})
+        assert slot is not None and slot["version"] == 3 and len(slot["entries"]) == 3
     finally:
         for client in clients:
             await client.close()

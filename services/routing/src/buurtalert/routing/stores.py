@@ -324,12 +324,48 @@ class Incidents:
         keys = [own, *(_slot(municipality, n) for n in (found.neighbours if found else ()))]
         reports = [w.message.id for w in batch]
         seen = self._remembered(keys) if remembered else None
+        claimed = None  # the version after the remembered one of its own district, taken early
         if seen is None:
             slots, known = await asyncio.gather(by_ids(self._open, keys), by_ids(self._reports, reports))
             for key in keys:
                 self._remember(key, slots.get(key))
+        elif own in seen:
+            # A batch nearly always writes its own district: its claim is taken while the
+            # reports are looked up (and given back below if it was not needed).
+            slots = seen
+            known, taken = await asyncio.gather(
+                by_ids(self._reports, reports), self._claim(own, seen[own]["version"])
+            )
+            if not taken:
+                return False
+            claimed = seen[own]["version"]
         else:
             slots, known = seen, await by_ids(self._reports, reports)
+        try:
+            return await self._attach_on(batch, slots, known, keys, claimed=claimed is not None)
+        finally:
+            if claimed is not None and self._version(own) != claimed + 1:  # own district not written
+                await self._open.delete_one({"_id": f"{own}@{claimed + 1}"})  # its claim given back
+
+    def _version(self, key: str) -> int | None:
+        """The version of a district's open incidents this process last read or wrote."""
+        _, doc = self._slots.get(key, (0.0, None))
+        return doc["version"] if doc is not None else None
+
+    async def _attach_on(
+        self,
+        batch: list[_Waiting],
+        slots: dict[str, Document],
+        known: dict[str, Document],
+        keys: list[str],
+        *,
+        claimed: bool,
+    ) -> bool:
+        """Attach ``batch`` on these open incidents of its districts (its own first in
+        ``keys``), ``claimed``: the next version of its own is taken already."""
+        first = batch[0]
+        municipality, district, directory = first.message.municipality, first.district, first.directory
+        own = keys[0]
         # Copies of the lists (an entry that changes is replaced, never changed in place): a
         # remembered district must not change unless its write succeeds.
         entries = {key: list(doc.get("entries", [])) for key, doc in slots.items()}
@@ -366,7 +402,7 @@ class Incidents:
                 chosen[message.id] = (own, incident_id)
             changed.add(chosen[message.id][0])
         for key in sorted(changed):
-            if not await self._write_slot(key, slots.get(key), entries[key]):
+            if not await self._write_slot(key, slots.get(key), entries[key], claimed=claimed and key == own):
                 return False
         # The district is written: now each incident (created if new) and each report's own
         # document (an incident's reports are counted from these: inserts, so two processes
@@ -413,8 +449,11 @@ class Incidents:
             upsert=True,
         )
 
-    async def _write_slot(self, key: str, before: Document | None, entries: list[Document]) -> bool:
-        """Write a district's open incidents if no one else did since ``before`` was read."""
+    async def _write_slot(
+        self, key: str, before: Document | None, entries: list[Document], *, claimed: bool = False
+    ) -> bool:
+        """Write a district's open incidents if no one else did since ``before`` was read
+        (``claimed``: its next version is taken already)."""
         newest = max(e["last_seen"] for e in entries)
         kept = sorted((e for e in entries if newest - e["last_seen"] <= WINDOW), key=lambda e: e["last_seen"])
         kept = kept[-OPEN_PER_DISTRICT:]
@@ -428,9 +467,11 @@ class Incidents:
                 return False
             self._remember(key, {"_id": key, "version": 1, "entries": kept})
             return True
-        return await self._swap_slot(key, before["version"], kept)
+        return await self._swap_slot(key, before["version"], kept, claimed=claimed)
 
-    async def _swap_slot(self, key: str, version: int, entries: list[Document]) -> bool:
+    async def _swap_slot(
+        self, key: str, version: int, entries: list[Document], *, claimed: bool = False
+    ) -> bool:
         """Replace the entries of a district's open incidents at ``version`` with ``entries``
         (the next version), unless another writer got there first.
 
@@ -445,13 +486,7 @@ class Incidents:
         the update finds another version and changes nothing, and the claim is deleted."""
         claim = f"{key}@{version + 1}"
         now = utcnow()
-        try:
-            await self._open.insert_one({"_id": claim, "claim": True, "updated_at": now})
-        except DuplicateKeyError:
-            self._slots.pop(key, None)
-            taken = await self._open.find_one({"_id": claim})
-            if taken is not None and now - taken["updated_at"] > CLAIM_EXPIRES:
-                await self._open.delete_one({"_id": claim, "updated_at": taken["updated_at"]})
+        if not claimed and not await self._claim(key, version):
             return False
         async with self._locks.hold(key):
             # The claim that made ``version`` is no use to anyone once the slot is there:
@@ -468,6 +503,21 @@ class Incidents:
             await self._open.delete_one({"_id": claim})  # taken for a version long gone
             return False
         self._remember(key, {"_id": key, "version": version + 1, "entries": entries})
+        return True
+
+    async def _claim(self, key: str, version: int) -> bool:
+        """Take the version after ``version`` of a district's open incidents (see
+        :meth:`_swap_slot`); False if another writer has it."""
+        claim = f"{key}@{version + 1}"
+        now = utcnow()
+        try:
+            await self._open.insert_one({"_id": claim, "claim": True, "updated_at": now})
+        except DuplicateKeyError:
+            self._slots.pop(key, None)
+            taken = await self._open.find_one({"_id": claim})
+            if taken is not None and now - taken["updated_at"] > CLAIM_EXPIRES:
+                await self._open.delete_one({"_id": claim, "updated_at": taken["updated_at"]})
+            return False
         return True
 
     async def _insert_reports(self, pairs: list[tuple[str, str]]) -> None:

@@ -10,6 +10,8 @@ messages again. Records of one key are handled in the order consumed.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import types
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -111,8 +113,19 @@ class Shares(ConsumerRebalanceListener):  # type: ignore[misc]
         self.on_share(share)
 
 
-#: How long a batch consumer waits for records before it looks again (milliseconds).
-BATCH_WAIT_MS = 10
+#: How long one poll of an idle batch consumer waits for records (milliseconds); it
+#: returns as soon as some come.
+BATCH_WAIT_MS = 200
+
+
+async def _poll(subscriber: Any, consumer: Any) -> tuple[Any, ...]:
+    """A batch subscriber's poll: the records that came within ``batch_timeout_ms``, and
+    when none came, none, at once. FastStream's own poll sleeps ``batch_timeout_ms`` after
+    an empty one, so that a record arriving in that sleep waits for it, on every hop."""
+    records = await consumer.getmany(
+        timeout_ms=subscriber.batch_timeout_ms, max_records=subscriber.max_records
+    )
+    return tuple(itertools.chain.from_iterable(records.values()))
 
 
 class Reliable:
@@ -307,22 +320,19 @@ class Reliable:
     def _subscribe(self, name: str, group_id: str, description: str, **batch: Any) -> Callable[[Any], Any]:
         self.commits.track(name)
         if batch.get("batch"):
-            # FastStream waits this long for records and, when none came, sleeps as long
-            # again: a record arriving in that sleep waited up to 200 ms (the default) on
-            # every hop. A short wait costs an idle consumer a few wake-ups a second.
             batch.setdefault("batch_timeout_ms", BATCH_WAIT_MS)
-        return cast(
-            Callable[[Any], Any],
-            self.broker.subscriber(
-                name,
-                group_id=group_id,
-                ack_policy=AckPolicy.MANUAL,
-                auto_offset_reset="earliest",
-                title=f"{name}:consume",
-                description=description,
-                **batch,
-            ),
+        subscriber = self.broker.subscriber(
+            name,
+            group_id=group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            title=f"{name}:consume",
+            description=description,
+            **batch,
         )
+        if batch.get("batch"):
+            subscriber.get_msg = types.MethodType(_poll, subscriber)  # no sleep after an empty poll
+        return cast(Callable[[Any], Any], subscriber)
 
     async def publish(self, publisher: DefaultPublisher, message: BaseModel, *, key: bytes | None) -> None:
         """Publish without waiting for the broker; confirmed before the next commit."""
