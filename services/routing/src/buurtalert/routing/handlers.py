@@ -83,10 +83,10 @@ class Router:
     async def route_many(self, items: list[ModeratedMessage]) -> list[BaseException | None]:
         """Route the messages of one key, in order: their directories and incidents looked
         up together, the groups each tells about its incident taken together (of two reports
-        of one incident, one tells a group) while the rate-limited groups' counts are read,
-        then each routed and published in turn, then what each leaves behind (rate counts,
-        closings, audit entries) written together.
-        Answers, per message, None or why it failed (that message alone is retried)."""
+        of one incident, one tells a group) while the rate-limited groups' counts are read
+        and their incidents and memberships are written, then each routed and published in
+        turn, then what each leaves behind (rate counts, closings, audit entries) written
+        together. Answers, per message, None or why it failed (that message alone is retried)."""
         now = utcnow()
         prepared = await asyncio.gather(*(self._prepare(item, now) for item in items), return_exceptions=True)
         ready = [p for p in prepared if isinstance(p, _Prepared)]
@@ -94,9 +94,10 @@ class Router:
             n: p for n, p in enumerate(prepared) if isinstance(p, BaseException)
         }
         try:
-            counts, tellers = await asyncio.gather(
+            counts, tellers, *_ = await asyncio.gather(
                 self._counts(ready, now),
                 self.incidents.tell([(p.item.message.id, p.incident.id, sorted(p.groups)) for p in ready]),
+                *{p.written for p in ready if p.written is not None},
             )
         except Exception as exc:  # every message of the key is retried
             return [failures.get(n, exc) for n in range(len(items))]
@@ -129,7 +130,7 @@ class Router:
         sender = directory.group(message.group_id) if message.group_id else None
         district = sender.district if sender else None
         closing = await self.incidents.containing(message.closes) if message.closes else None
-        attached = None if closing else await self.incidents.attach(message, district, directory)
+        attached = None if closing else await self.incidents.attaching(message, district, directory)
         incident = closing or attached.incident  # type: ignore[union-attr]
         context = Context(
             directory=directory,
@@ -150,7 +151,8 @@ class Router:
             & {g.id for g in directory.groups if g.max_per_hour}
         )
         joined = bool(attached and attached.joined)
-        return _Prepared(item, context, incident, closing is not None, joined, limited, decision)
+        written = attached.written if attached else None
+        return _Prepared(item, context, incident, closing is not None, joined, limited, decision, written)
 
     async def _counts(self, ready: list[_Prepared], now: datetime) -> dict[str, int]:
         """This hour's deliveries to the rate-limited groups these messages go to."""
@@ -202,6 +204,8 @@ class _Prepared:
     limited: frozenset[str]
     #: Its route before the rate limits: the groups it tells about its incident.
     planned: Route
+    #: Done once its incident and membership are stored (awaited before it is published).
+    written: Awaitable[Any] | None = None
 
     @property
     def groups(self) -> set[tuple[str, str]]:

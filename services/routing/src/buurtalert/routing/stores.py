@@ -143,10 +143,13 @@ def _incident(
 
 @dataclass(frozen=True)
 class Attached:
-    """A report's incident, and whether it joined one that another report opened."""
+    """A report's incident, and whether it joined one that another report opened;
+    ``written``: done once the incident and the report's membership are stored (nothing
+    about the report may be published before)."""
 
     incident: Incident
     joined: bool
+    written: Awaitable[Any] | None = None
 
 
 @dataclass
@@ -303,7 +306,17 @@ class Incidents:
 
     async def attach(self, message: InboundMessage, district: str | None, directory: Directory) -> Attached:
         """The incident ``message`` belongs to: the one it already joined (a redelivery), an
-        open one reporting the same event, or a new one."""
+        open one reporting the same event, or a new one; once it is stored."""
+        attached = await self.attaching(message, district, directory)
+        if attached.written is not None:
+            await attached.written
+        return attached
+
+    async def attaching(
+        self, message: InboundMessage, district: str | None, directory: Directory
+    ) -> Attached:
+        """Like :meth:`attach`, but as soon as the incident is decided: ``written`` is done
+        once it is stored (await it before publishing anything about ``message``)."""
         waiting = _Waiting(message, district, directory, asyncio.get_running_loop().create_future())
         return await self._writer.submit(_slot(message.municipality, district), waiting)
 
@@ -410,28 +423,34 @@ class Incidents:
         # written yet: its redelivery writes it from the district's entry (below).
         entry_of = {e["id"]: e for key in entries for e in entries[key]}
         latest = _latest(batch, chosen)
-        await asyncio.gather(
+        written = asyncio.gather(  # under way from here
             one_statement_each(self._upsert(entry_of[i], sent_at) for i, sent_at in latest.items()),
             self._insert_reports(
                 [(message_id, incident_id) for message_id, (_, incident_id) in chosen.items()]
             ),
         )
-        # An incident this batch wrote is as its district's entry says: no need to read it back.
-        docs = {
-            incident_id: {**entry_of[incident_id], "last_seen": latest[incident_id]} for incident_id in latest
-        }
-        earlier = {doc["incident"] for doc in known.values()} - docs.keys()
-        docs |= await by_ids(self._incidents, earlier)
+        # A report attached now has its incident as its district's entry says (no need to read
+        # it back); routing goes on with it while those writes are under way, and awaits them
+        # before it publishes anything.
+        for w in batch:
+            if w.message.id in chosen:
+                incident_id = chosen[w.message.id][1]
+                doc = {**entry_of[incident_id], "last_seen": latest[incident_id]}
+                joined = incident_id != stable_id("inc", w.message.id)
+                w.done.set_result(Attached(_incident(doc), joined=joined, written=written))
+        await written
+        earlier = {doc["incident"] for doc in known.values()}
+        docs = await by_ids(self._incidents, earlier)
         for incident_id in earlier - docs.keys():  # a report whose incident a crash left unwritten
             if incident_id not in entry_of:
                 raise RuntimeError(f"incident {incident_id} is neither stored nor open")
             await self._upsert(entry_of[incident_id], entry_of[incident_id]["last_seen"])
             docs[incident_id] = entry_of[incident_id]
         for w in batch:
-            report = known.get(w.message.id)
-            incident_id = report["incident"] if report else chosen[w.message.id][1]
-            doc = docs[incident_id]
-            w.done.set_result(Attached(_incident(doc), joined=incident_id != stable_id("inc", w.message.id)))
+            if (report := known.get(w.message.id)) is not None:
+                incident_id = report["incident"]
+                joined = incident_id != stable_id("inc", w.message.id)
+                w.done.set_result(Attached(_incident(docs[incident_id]), joined=joined))
         return True
 
     async def _upsert(self, entry: Document, last_seen: datetime) -> UpdateResult:
