@@ -448,3 +448,31 @@ def test_a_failure_that_says_when_retrying_can_help_is_not_retried_sooner() -> N
     plain = path.next_letter(TOPIC, "k", 0, "{}", "utf-8", RuntimeError("hiccup"))
     assert plain.retry_at is not None
     assert (plain.retry_at - utcnow()).total_seconds() < path.settings.retry_delays[0] * 1.5 + 0.1
+
+
+async def test_a_batch_subscriber_polls_again_at_once_after_an_empty_poll() -> None:
+    """FastStream's batch poll (``BatchSubscriber.get_msg``) sleeps ``batch_timeout_ms``
+    after an empty one, and a record arriving meanwhile waits; each batch subscriber polls
+    with ours instead, which asks again at once. Fails if FastStream renames the method it
+    calls (our poll would then be set on nothing)."""
+    from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+    from buurtalert.shared.kafka.reliable import BATCH_WAIT_MS, _poll
+
+    assert "get_msg" in vars(BatchSubscriber)
+    config = settings()
+    reliable = Reliable(create_broker(config, "channels"), config, "channels", commit_interval=3600)
+    subscriber: Any = reliable._subscribe("t.topic", "g", "a topic", batch=True, max_records=7)
+    assert subscriber.get_msg.__func__ is _poll
+
+    asked: list[dict[str, int]] = []
+
+    class Idle:
+        async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[str, list[int]]:
+            asked.append({"timeout_ms": timeout_ms, "max_records": max_records})
+            return {} if len(asked) == 1 else {"tp": [1, 2]}
+
+    idle = Idle()
+    assert await subscriber.get_msg(idle) == ()
+    assert await subscriber.get_msg(idle) == (1, 2)
+    assert asked == [{"timeout_ms": BATCH_WAIT_MS, "max_records": 7}] * 2
