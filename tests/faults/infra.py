@@ -32,6 +32,16 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _cluster_id() -> str:
+    """A random Kafka cluster id (URL-safe base64 of 16 bytes) that does not start with
+    "-": the storage tool would read one that does as an option and refuse to format (as
+    Kafka's own ``Uuid.randomUuid`` avoids too)."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster.startswith("-"):
+            return cluster
+
+
 class OwnKafka:
     """One KRaft node on ports of its own. Two listeners: ``port`` for everyone, and
     ``proxied_port``, which tells its clients to come back through ``advertised`` (a
@@ -74,7 +84,7 @@ class OwnKafka:
             )
             + "\n"
         )
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster = _cluster_id()
         subprocess.run(
             [
                 *self._java(),
