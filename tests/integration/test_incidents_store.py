@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from buurtalert.directory.model import load_directory
-from buurtalert.routing.stores import GroupRates, Incidents
+from buurtalert.routing.stores import HEAD_ENTRIES, GroupRates, Incidents
 from buurtalert.shared.models import Author, InboundMessage, ProviderRef, SourceChannel
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings
@@ -92,10 +92,8 @@ async def test_processes_opening_incidents_in_one_district_at_once_lose_none(set
             )
         )
         assert [a.incident.id for a in later] == ids[::2]
-        slot = await clients[0][settings.database].open_incidents.find_one(
-            {"_id": "open:weert-demo:boshoven"}
-        )
-        assert slot is not None and len(slot["entries"]) == len(texts)
+        still_open = await stores[0].open_in("weert-demo", "boshoven")
+        assert sorted(i.id for i in still_open) == sorted(set(ids))
     finally:
         for client in clients:
             await client.close()
@@ -122,12 +120,70 @@ async def test_a_process_remembering_an_old_district_still_joins_what_another_op
         again = await first.attach(_report(5, FIRE), "boshoven", WEERT)
         assert again.joined and again.incident.id == fire.incident.id
         db = clients[0][settings.database]
-        slot = await db.open_incidents.find_one({"_id": "open:weert-demo:boshoven"})
-        assert slot is not None and len(slot["entries"]) == 3
+        assert len(await second.open_in("weert-demo", "boshoven")) == 3
         assert await db.open_incidents.count_documents({"claim": True}) <= 1
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_a_busy_district_is_written_a_few_entries_at_a_time_and_offers_them_all(
+    settings: Settings,
+) -> None:
+    """60 events in one district, one after another: the district's document holds at most
+    HEAD_ENTRIES of them, the others are in segments; a process that starts afresh offers
+    all 60, a report of the first event joins it, and an incident closed while it sits in a
+    segment is offered by no process any more (a new report of it opens another)."""
+    client = mongo_client(settings)
+    try:
+        db = client[settings.database]
+        incidents = Incidents(Database(db, ROUTING))
+        texts = [f"Auto opengebroken aan de {street.capitalize()}, ruit ingeslagen" for street in STREETS]
+        opened = [
+            await incidents.attach(_report(n, text, at=T0 + timedelta(minutes=n)), "boshoven", WEERT)
+            for n, text in enumerate(texts)
+        ]
+        head = await db.open_incidents.find_one({"_id": "open:weert-demo:boshoven"})
+        assert head is not None and len(head["entries"]) <= HEAD_ENTRIES and len(head["segments"]) >= 3
+        fresh = Incidents(Database(db, ROUTING))  # another process: reads every segment
+        offered = await fresh.open_in("weert-demo", "boshoven")
+        assert sorted(i.id for i in offered) == sorted(a.incident.id for a in opened)
+        first_again = _report(100, texts[0], at=T0 + timedelta(minutes=61))
+        again = await fresh.attach(first_again, "boshoven", WEERT)
+        assert again.joined and again.incident.id == opened[0].incident.id
+        await fresh.close(opened[1].incident, "msg_close", T0 + timedelta(minutes=62))
+        left = {i.id for i in await incidents.open_in("weert-demo", "boshoven")}
+        assert opened[1].incident.id not in left and len(left) == len(texts) - 1
+        after = await incidents.attach(
+            _report(101, texts[1], at=T0 + timedelta(minutes=63)), "boshoven", WEERT
+        )
+        assert not after.joined and after.incident.id != opened[1].incident.id
+    finally:
+        await client.close()
+
+
+async def test_segments_of_incidents_past_the_window_are_deleted(settings: Settings) -> None:
+    """Once a district's segments hold only incidents past the time window, the next
+    segment written takes their place: they are deleted, so a district's documents do not
+    grow with its history."""
+    client = mongo_client(settings)
+    try:
+        db = client[settings.database]
+        incidents = Incidents(Database(db, ROUTING))
+        texts = [f"Fietsendief bij de {street.capitalize()}, knipt sloten door" for street in STREETS]
+        for n, text in enumerate(texts):
+            await incidents.attach(_report(n, text, at=T0 + timedelta(minutes=n)), "boshoven", WEERT)
+        later = T0 + timedelta(hours=3)
+        for n, text in enumerate(texts[: HEAD_ENTRIES + 1]):
+            await incidents.attach(_report(200 + n, text, at=later + timedelta(minutes=n)), "boshoven", WEERT)
+        head = await db.open_incidents.find_one({"_id": "open:weert-demo:boshoven"})
+        assert head is not None and len(head["segments"]) == 1
+        stored = [d["_id"] async for d in db.open_incidents.find({}) if "#" in d["_id"]]
+        assert stored == head["segments"]
+        offered = await Incidents(Database(db, ROUTING)).open_in("weert-demo", "boshoven")
+        assert len(offered) == HEAD_ENTRIES + 1 and all(i.last_seen >= later for i in offered)
+    finally:
+        await client.close()
 
 
 async def test_a_district_version_taken_early_and_not_needed_is_given_back(settings: Settings) -> None:

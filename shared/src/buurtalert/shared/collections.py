@@ -212,9 +212,11 @@ OPEN_INCIDENTS = Collection(
     ROUTING,
     (),
     "The incidents a new report may join, per municipality and district (_id "
-    "open:<municipality>:<district>): a short list pruned to the time window, with a version "
-    "for conditional updates, so matching a report is one lookup whatever the history; beside "
-    "it the claim of its latest version (_id <slot>@<version>), one writer's in any process.",
+    "open:<municipality>:<district>): its newest entries and the ids of its segments (_id "
+    "<slot>#<version>.<random>, immutable lists of earlier entries), pruned to the time window, "
+    "with a version for conditional updates, so matching a report is one lookup whatever the "
+    "history; beside it the claim of its latest version (_id <slot>@<version>), one writer's "
+    "in any process.",
     Retention.OPERATIONAL,
     personal_data=True,
     dated_by="updated_at",

@@ -4,13 +4,16 @@
 Every operation is a lookup or an update by ``_id``, so its cost does not grow with the
 history: a report's incident is found through its own small document in
 ``incident_reports``, and the incidents a new report may join are one short document per
-district in ``open_incidents``, pruned to the time window.
+district in ``open_incidents`` (its newest entries, the rest in immutable segments that
+each process reads once), pruned to the time window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,6 +44,15 @@ CLAIM_EXPIRES = timedelta(seconds=30)
 #: never loses an incident; it can only miss, for this long, an incident that another routing
 #: process opened in a neighbouring district.
 SLOT_FRESH_FOR = 2.0
+#: A district's document holds up to this many of its newest entries; a write that would
+#: hold more moves them, as they are, into a segment of their own (one small insert) and
+#: the document starts afresh. So a report rewrites a few entries, not the district's
+#: hundreds (FerretDB v1 reads and writes a document whole: at 200 entries, ~70 KB per
+#: write, the district's write was routing's largest cost).
+HEAD_ENTRIES = 16
+#: At most this many segments per district; beyond, the oldest is dropped (its entries
+#: are older than those of the :data:`OPEN_PER_DISTRICT` kept).
+MAX_SEGMENTS = 2 * OPEN_PER_DISTRICT // HEAD_ENTRIES
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[str]:
@@ -111,6 +123,66 @@ def _latest(batch: list[_Waiting], chosen: dict[str, tuple[str, str]]) -> dict[s
 
 def _slot(municipality: str, district: str | None) -> str:
     return f"open:{municipality}:{district or '-'}"
+
+
+def _pruned(entries: Iterable[Document]) -> list[Document]:
+    """The entries open to new reports: within the time window of the newest, at most
+    :data:`OPEN_PER_DISTRICT` of them, the most recently seen, oldest first."""
+    entries = list(entries)
+    if not entries:
+        return []
+    newest = max(e["last_seen"] for e in entries)
+    kept = sorted((e for e in entries if newest - e["last_seen"] <= WINDOW), key=lambda e: e["last_seen"])
+    return kept[-OPEN_PER_DISTRICT:]
+
+
+def _view(head: list[Document], segments: Iterable[list[Document]]) -> list[Document]:
+    """A district's open incidents from its segments (oldest first) and its own newest
+    entries: each incident as its latest source has it (a later copy replaces an earlier
+    one, a closed one, marked ``gone``, is left out), pruned."""
+    latest: dict[str, Document] = {}
+    for entries in (*segments, head):
+        for e in entries:
+            latest[e["id"]] = e
+    return _pruned(e for e in latest.values() if not e.get("gone"))
+
+
+def _merged(head: list[Document], changes: list[Document]) -> list[Document]:
+    """``head`` with ``changes``: a changed entry replaces its earlier copy."""
+    changed = {e["id"] for e in changes}
+    return [e for e in head if e["id"] not in changed] + changes
+
+
+def _drop_unused(
+    head: list[Document], segments: dict[str, list[Document]]
+) -> tuple[list[Document], list[str]]:
+    """The district's entries from ``head`` and ``segments`` (oldest first), after taking
+    out of ``segments`` the oldest that add nothing to them (each of their entries
+    replaced by a later copy, closed or out of the window; a closing in the oldest segment
+    hides nothing older) or exceed :data:`MAX_SEGMENTS`; and the ids taken out."""
+    dropped: list[str] = []
+    while True:
+        entries = _view(head, segments.values())
+        if not segments:
+            return entries, dropped
+        oldest = next(iter(segments))
+        shown = {id(e) for e in entries}
+        if len(segments) <= MAX_SEGMENTS and any(id(e) in shown for e in segments[oldest]):
+            return entries, dropped
+        dropped.append(oldest)
+        del segments[oldest]
+
+
+@dataclass(frozen=True)
+class _District:
+    """A district's open incidents as read or written: the ``version`` of its document,
+    the newest entries the document holds itself (``head``), its segments' entries by id
+    (oldest first) and what they add up to (``entries``, see :func:`_view`)."""
+
+    version: int
+    head: list[Document]
+    segments: dict[str, list[Document]]
+    entries: list[Document]
 
 
 def _telling_id(incident_id: str, group: tuple[str, str]) -> str:
@@ -194,7 +266,12 @@ class Incidents:
     reached (and which report told them), and its closing. Two routing processes may
     attach to one district at once: the district's open incidents carry a version, a
     writer takes the next version by inserting a claim (one writer per version, in any
-    process), and a write that finds another version reads again and retries."""
+    process), and a write that finds another version reads again and retries.
+
+    A district's document holds its newest entries and the ids of its segments, each an
+    immutable document of earlier entries (``<slot>#<version>.<random>``), written before
+    the version that lists it and deleted only after a version no longer lists it; each
+    process reads a segment once."""
 
     def __init__(self, db: Database) -> None:
         self._incidents = db.write(INCIDENTS)
@@ -205,14 +282,16 @@ class Incidents:
         self._locks = DocumentLocks()
         #: Each district's open incidents as this process last read or wrote them (None: no
         #: document), with the moment (``time.monotonic``).
-        self._slots: dict[str, tuple[float, Document | None]] = {}
+        self._slots: dict[str, tuple[float, _District | None]] = {}
+        #: Segments' entries by id (segments never change), the most recently used last.
+        self._segments: OrderedDict[str, list[Document]] = OrderedDict()
         #: The incidents of those entries as parsed for matching, by id.
         self._parsed: dict[str, Incident] = {}
 
-    def _remembered(self, keys: list[str]) -> dict[str, Document] | None:
+    def _remembered(self, keys: list[str]) -> dict[str, _District] | None:
         """The districts' open incidents as last seen here, if all were seen recently."""
         now = time.monotonic()
-        found: dict[str, Document] = {}
+        found: dict[str, _District] = {}
         for key in keys:
             seen = self._slots.get(key)
             if seen is None or now - seen[0] > SLOT_FRESH_FOR:
@@ -221,8 +300,52 @@ class Incidents:
                 found[key] = seen[1]
         return found
 
-    def _remember(self, key: str, doc: Document | None) -> None:
-        self._slots[key] = (time.monotonic(), doc)
+    def _remember(self, key: str, district: _District | None) -> None:
+        self._slots[key] = (time.monotonic(), district)
+
+    def _keep_segment(self, segment_id: str, entries: list[Document]) -> None:
+        self._segments[segment_id] = entries
+        self._segments.move_to_end(segment_id)
+        while len(self._segments) > 64 * MAX_SEGMENTS:
+            self._segments.popitem(last=False)
+
+    async def _read(self, keys: list[str]) -> dict[str, _District] | None:
+        """The districts' open incidents as stored now (each remembered); None if a
+        segment a district listed was gone when looked up (read again)."""
+        heads = await by_ids(self._open, keys)
+        listed = {s for head in heads.values() for s in head.get("segments", ())}
+        segments = {s: self._segments[s] for s in listed if s in self._segments}
+        if missing := listed - segments.keys():
+            found = await by_ids(self._open, missing)
+            if found.keys() != missing:  # dropped since its district was read
+                for key in keys:
+                    self._slots.pop(key, None)
+                return None
+            for segment_id, doc in found.items():
+                self._keep_segment(segment_id, doc["entries"])
+                segments[segment_id] = doc["entries"]
+        districts: dict[str, _District] = {}
+        for key in keys:
+            head = heads.get(key)
+            if head is None:
+                self._remember(key, None)
+                continue
+            own = {s: segments[s] for s in head.get("segments", [])}
+            entries = _view(head.get("entries", []), own.values())
+            districts[key] = _District(head["version"], head.get("entries", []), own, entries)
+            self._remember(key, districts[key])
+        return districts
+
+    async def open_in(self, municipality: str, district: str | None) -> list[Incident]:
+        """The incidents of a district open to new reports, as stored now."""
+        key = _slot(municipality, district)
+        for attempt in range(20):
+            districts = await self._read([key])
+            if districts is not None:
+                found = districts.get(key)
+                return [_incident(e, closed=False) for e in (found.entries if found else [])]
+            await asyncio.sleep(0.005 * attempt)
+        raise RuntimeError("open incidents changed under every attempt")
 
     def _candidates(self, entries: dict[str, list[Document]]) -> dict[str, Incident]:
         """The open incidents of these districts' entries, each parsed once while it is
@@ -339,19 +462,20 @@ class Incidents:
         seen = self._remembered(keys) if remembered else None
         claimed = None  # the version after the remembered one of its own district, taken early
         if seen is None:
-            slots, known = await asyncio.gather(by_ids(self._open, keys), by_ids(self._reports, reports))
-            for key in keys:
-                self._remember(key, slots.get(key))
+            read, known = await asyncio.gather(self._read(keys), by_ids(self._reports, reports))
+            if read is None:
+                return False
+            slots = read
         elif own in seen:
             # A batch nearly always writes its own district: its claim is taken while the
             # reports are looked up (and given back below if it was not needed).
             slots = seen
             known, taken = await asyncio.gather(
-                by_ids(self._reports, reports), self._claim(own, seen[own]["version"])
+                by_ids(self._reports, reports), self._claim(own, seen[own].version)
             )
             if not taken:
                 return False
-            claimed = seen[own]["version"]
+            claimed = seen[own].version
         else:
             slots, known = seen, await by_ids(self._reports, reports)
         try:
@@ -362,13 +486,13 @@ class Incidents:
 
     def _version(self, key: str) -> int | None:
         """The version of a district's open incidents this process last read or wrote."""
-        _, doc = self._slots.get(key, (0.0, None))
-        return doc["version"] if doc is not None else None
+        _, district = self._slots.get(key, (0.0, None))
+        return district.version if district is not None else None
 
     async def _attach_on(
         self,
         batch: list[_Waiting],
-        slots: dict[str, Document],
+        slots: dict[str, _District],
         known: dict[str, Document],
         keys: list[str],
         *,
@@ -381,7 +505,7 @@ class Incidents:
         own = keys[0]
         # Copies of the lists (an entry that changes is replaced, never changed in place): a
         # remembered district must not change unless its write succeeds.
-        entries = {key: list(doc.get("entries", [])) for key, doc in slots.items()}
+        entries = {key: list(district.entries) for key, district in slots.items()}
         entries.setdefault(own, [])
         changed: set[str] = set()
         chosen: dict[str, tuple[str, str]] = {}  # message id -> (slot, incident id)
@@ -469,30 +593,33 @@ class Incidents:
         )
 
     async def _write_slot(
-        self, key: str, before: Document | None, entries: list[Document], *, claimed: bool = False
+        self, key: str, before: _District | None, entries: list[Document], *, claimed: bool = False
     ) -> bool:
-        """Write a district's open incidents if no one else did since ``before`` was read
-        (``claimed``: its next version is taken already)."""
-        newest = max(e["last_seen"] for e in entries)
-        kept = sorted((e for e in entries if newest - e["last_seen"] <= WINDOW), key=lambda e: e["last_seen"])
-        kept = kept[-OPEN_PER_DISTRICT:]
+        """Write a district's open incidents, now ``entries``, if no one else did since
+        ``before`` was read (``claimed``: its next version is taken already). Entries are
+        replaced when they change, never changed in place: what differs from ``before``
+        is what changed."""
         if before is None:
+            kept = _pruned(entries)
             try:
                 await self._open.insert_one(
-                    {"_id": key, "version": 1, "entries": kept, "updated_at": utcnow()}
+                    {"_id": key, "version": 1, "entries": kept, "segments": [], "updated_at": utcnow()}
                 )
             except DuplicateKeyError:
                 self._slots.pop(key, None)
                 return False
-            self._remember(key, {"_id": key, "version": 1, "entries": kept})
+            self._remember(key, _District(1, kept, {}, kept))
             return True
-        return await self._swap_slot(key, before["version"], kept, claimed=claimed)
+        earlier = {id(e) for e in before.entries}
+        changes = [e for e in entries if id(e) not in earlier]
+        return await self._swap_slot(key, before, changes, claimed=claimed)
 
     async def _swap_slot(
-        self, key: str, version: int, entries: list[Document], *, claimed: bool = False
+        self, key: str, before: _District, changes: list[Document], *, claimed: bool = False
     ) -> bool:
-        """Replace the entries of a district's open incidents at ``version`` with ``entries``
-        (the next version), unless another writer got there first.
+        """Write ``changes`` (new and changed entries, closed ones marked ``gone``) into a
+        district's open incidents as of ``before`` (the next version), unless another
+        writer got there first.
 
         FerretDB v1 checks an update's condition and writes the document back in two steps,
         so two writers conditional on one version could both succeed, and one's incidents
@@ -500,28 +627,53 @@ class Incidents:
         (``<slot>@<version>``): the primary key lets one writer, in any process, have it.
         A claim whose writer died before writing is freed after :data:`CLAIM_EXPIRES`.
 
-        ``version`` may be one this process remembers and others have passed: then either
+        ``before`` may be a version this process remembers and others have passed: then either
         the claim is taken, or it was deleted with the version after it and is taken now, but
-        the update finds another version and changes nothing, and the claim is deleted."""
+        the update finds another version and changes nothing, and the claim (and the segment
+        written for it) is deleted.
+
+        When the district's own entries would be more than :data:`HEAD_ENTRIES`, they go
+        into a new segment first (a name no other writer can have), and the document lists
+        it; segments that add nothing any more are deleted once the document is written."""
+        version = before.version
         claim = f"{key}@{version + 1}"
-        now = utcnow()
         if not claimed and not await self._claim(key, version):
             return False
+        head, segments = _merged(before.head, changes), dict(before.segments)
+        new_segment: tuple[str, list[Document]] | None = None
+        if len(head) > HEAD_ENTRIES:
+            new_segment = (f"{key}#{version + 1}.{secrets.token_hex(4)}", head)
+            segments[new_segment[0]] = head
+            head = []
+        entries, dropped = _drop_unused(head, segments)
+        now = utcnow()
+        if new_segment is not None:  # stored before any version lists it
+            await self._open.insert_one({"_id": new_segment[0], "entries": new_segment[1], "updated_at": now})
         async with self._locks.hold(key):
             # The claim that made ``version`` is no use to anyone once the slot is there:
             # it goes while this writer writes, not after (one round trip less per report).
             result, _ = await asyncio.gather(
                 self._open.update_one(
                     {"_id": key, "version": version},
-                    {"$set": {"entries": entries, "updated_at": now}, "$inc": {"version": 1}},
+                    {
+                        "$set": {"entries": head, "segments": list(segments), "updated_at": now},
+                        "$inc": {"version": 1},
+                    },
                 ),
                 self._open.delete_one({"_id": f"{key}@{version}"}),
             )
         if result.matched_count != 1:
             self._slots.pop(key, None)
-            await self._open.delete_one({"_id": claim})  # taken for a version long gone
+            given_back = [claim, *([new_segment[0]] if new_segment else [])]  # taken for a version long gone
+            await asyncio.gather(*(self._open.delete_one({"_id": i}) for i in given_back))
             return False
-        self._remember(key, {"_id": key, "version": version + 1, "entries": entries})
+        if new_segment is not None:
+            self._keep_segment(*new_segment)
+        self._remember(key, _District(version + 1, head, segments, entries))
+        if dropped:  # no version from now on lists them
+            await asyncio.gather(*(self._open.delete_one({"_id": s}) for s in dropped))
+            for segment_id in dropped:
+                self._segments.pop(segment_id, None)
         return True
 
     async def _claim(self, key: str, version: int) -> bool:
@@ -553,13 +705,14 @@ class Incidents:
     async def _leave_open(self, municipality: str, district: str | None, incident_id: str) -> None:
         """Take the incident out of its district's open incidents: it takes no new reports."""
         key = _slot(municipality, district)
-        for attempt in range(20):  # FerretDB v1's $pull does not match by a field: read, then write
-            slot = await self._open.find_one({"_id": key})
-            if slot is None or all(e["id"] != incident_id for e in slot["entries"]):
-                return
-            kept = [e for e in slot["entries"] if e["id"] != incident_id]
-            if await self._swap_slot(key, slot["version"], kept):
-                return
+        for attempt in range(20):
+            districts = await self._read([key])
+            found = districts.get(key) if districts is not None else None
+            if districts is not None:
+                entries = found.entries if found else []
+                gone = [{**e, "gone": True} for e in entries if e["id"] == incident_id]
+                if found is None or not gone or await self._swap_slot(key, found, gone):
+                    return
             await asyncio.sleep(0.005 * (attempt + 1))
 
     async def fed_back(
