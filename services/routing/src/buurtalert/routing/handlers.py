@@ -173,15 +173,17 @@ class Router:
     async def _record(self, p: _Prepared, decision: Route, now: datetime) -> None:
         message = p.item.message
         with bound(message_id=message.id):
-            # The rate counts and the closing are separate documents, written at once (each
-            # write idempotent); the audit entry, which says the message was routed, last.
-            writes = []
+            # The rate counts, the closing and the audit entry are separate documents, each
+            # write idempotent, written at once: the message is committed only after all
+            # three, so a crash between them has its redelivery write what is missing.
+            writes: list[Awaitable[Any]] = [
+                self.audit.record(message.id, ROUTING, routing_record(decision, p.incident.id))
+            ]
             if p.closing:
                 writes.append(self.incidents.close(p.incident, message.id, now))
             if not is_urgent(p.item):
                 writes.append(self.rates.count(sorted(p.counted(decision)), message.id, now))
             await asyncio.gather(*writes)
-            await self.audit.record(message.id, ROUTING, routing_record(decision, p.incident.id))
             log.info(
                 "routed",
                 deliveries=len(decision.deliveries),
