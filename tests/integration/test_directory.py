@@ -122,3 +122,44 @@ async def test_an_active_member_asking_for_another_group_waits_for_its_coordinat
         assert member.groups == ("a", "b") and not member.asking
     finally:
         await client.close()
+
+
+async def test_consents_before_a_send_come_from_the_register_and_heed_a_stop_within_a_second(
+    settings: Settings,
+) -> None:
+    """Channels asks each member's consent just before a one-to-one send. The answer comes
+    from the register as read at its version, which is looked up once a second, not once per
+    recipient; a STOP counts from the next look-up: then each answer is read from the
+    database until the register is read again (at most every ten seconds)."""
+    from datetime import UTC, datetime, timedelta
+
+    from buurtalert.directory.store import Memberships, RegisterConsents
+    from buurtalert.shared.topics import INGEST
+
+    t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    now = [0.0]
+    client = mongo_client(settings)
+    try:
+        register = Memberships(Database(client[settings.database], INGEST))
+        for n, member in enumerate(("p_a", "p_b")):
+            assert await register.join("m", member, f"3161234567{n}", "g", t0)
+            assert await register.vet("m", member, "g", True, t0, t0 + timedelta(minutes=1))
+        consents = RegisterConsents(register, fresh=1.0, reload=10.0, clock=lambda: now[0])
+        assert [await consents("m", p) for p in ("p_a", "p_b", "p_never")] == [True, True, None]
+        assert await register.leave("m", "p_a", t0 + timedelta(minutes=5))
+        now[0] = 0.5
+        assert await consents("m", "p_a") is True, "within the second: the register as read"
+        now[0] = 1.0
+        assert await consents("m", "p_a") is False, "the register changed: asked of the database"
+        assert await consents("m", "p_b") is True
+        assert await register.leave("m", "p_b", t0 + timedelta(minutes=6))
+        now[0] = 2.0
+        assert await consents("m", "p_b") is False
+        now[0] = 12.0  # read again; unchanged since, it answers by itself
+        assert [await consents("m", p) for p in ("p_a", "p_b")] == [False, False]
+        assert await register.join("m", "p_c", "31612345672", "g", t0 + timedelta(minutes=7))
+        assert await register.vet("m", "p_c", "g", True, t0 + timedelta(minutes=7), t0 + timedelta(minutes=8))
+        now[0] = 12.5
+        assert await consents("m", "p_c") is None, "a member approved within the second is not known yet"
+    finally:
+        await client.close()

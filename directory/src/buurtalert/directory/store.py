@@ -3,9 +3,11 @@ membership register (``memberships``) applied on top of it, and a cache."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -267,6 +269,72 @@ class Memberships:
     async def of(self, municipality: str) -> list[Membership]:
         cursor = self._db.read(MEMBERSHIPS).find({"municipality": municipality}, projection={"_id": 0})
         return [Membership.model_validate(doc) async for doc in cursor]
+
+
+@dataclass
+class _Register:
+    """A municipality's register as read: its version, each member's consent, when read
+    and when its version was last looked up, and whether that version is still current."""
+
+    version: int
+    consents: dict[str, bool]
+    read_at: float
+    checked_at: float
+    current: bool = True
+
+
+class RegisterConsents:
+    """Members' consent to one-to-one delivery (as :meth:`Memberships.consents`), answered
+    from the municipality's register as read at its current version: the version is looked
+    up at most every ``fresh`` seconds, so a fan-out to thousands of members does not ask
+    the database once per recipient. A member's STOP is heeded within ``fresh`` seconds:
+    after a change, each answer comes from the database until the register was read
+    again, which happens at most every ``reload`` seconds (a large register is not read
+    for every change)."""
+
+    def __init__(
+        self,
+        memberships: Memberships,
+        *,
+        fresh: float = 1.0,
+        reload: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._memberships = memberships
+        self._fresh, self._reload, self._clock = fresh, reload, clock
+        self._registers: dict[str, _Register] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __call__(self, municipality: str, pseudonym: str) -> bool | None:
+        register = self._registers.get(municipality)
+        if register is None or self._clock() - register.checked_at >= self._fresh:
+            register = await self._check(municipality)
+        if register.current:
+            return register.consents.get(pseudonym)
+        return await self._memberships.consents(municipality, pseudonym)
+
+    async def _check(self, municipality: str) -> _Register:
+        """Look the register's version up (one lookup for all who ask at once), and read
+        the register again if it changed and was read long enough ago."""
+        async with self._locks.setdefault(municipality, asyncio.Lock()):
+            register = self._registers.get(municipality)
+            now = self._clock()
+            if register is not None and now - register.checked_at < self._fresh:
+                return register  # checked while this one waited
+            version = await self._memberships.version(municipality)
+            if register is not None and register.version == version:
+                register.checked_at = now
+                return register
+            if register is None or now - register.read_at >= self._reload:
+                members = await self._memberships.of(municipality)  # a change meanwhile: a new version
+                consents = {
+                    m.pseudonym: m.consent_one_to_one and m.state == MembershipState.ACTIVE for m in members
+                }
+                register = _Register(version, consents, now, now)
+            else:
+                register.current, register.checked_at = False, now  # answers from the database
+            self._registers[municipality] = register
+            return register
 
 
 class Directories:

@@ -19,7 +19,7 @@ from buurtalert.channels.handlers import (
     send_notice,
 )
 from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore
-from buurtalert.directory.store import Memberships
+from buurtalert.directory.store import Memberships, RegisterConsents
 from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.contacts import Contacts
 from buurtalert.shared.kafka import Reliable, create_broker, topic_publisher
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     held = HeldDeliveries(db)
     media = MediaStore(db)
     memberships = Memberships(db)
+    consents = RegisterConsents(memberships)  # one lookup a second, not one per recipient
     statuses = topic_publisher(broker, settings, DELIVERIES_STATUS)
     adapters = load_adapters(municipality.channels)
 
@@ -69,7 +70,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     deliverers: dict[str, Deliver] = {}
     for name, adapter in adapters.items():
-        deliver = Deliverer(adapter, ledger, held, media, report, memberships.consents)
+        deliver = Deliverer(adapter, ledger, held, media, report, consents)
 
         async def deliver_one(delivery: Delivery, deliver: Deliverer = deliver) -> None:
             await deliver(delivery)
