@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -160,3 +162,55 @@ async def test_a_published_record_carries_the_handlings_trace_and_is_decoded_dow
     assert delivery == sent
     assert traceparent.split("-")[1] == format(span.get_span_context().trace_id, "032x")
     assert PUBLISHED.labels(settings.topic("deliveries.webhook"))._value.get() == before + 1
+
+
+async def test_a_slow_key_holds_up_no_other_key_and_its_partition_is_committed_only_up_to_it(
+    settings: Settings,
+) -> None:
+    """A batch subscriber in lanes (a paced adapter's deliveries) does not wait for a slow
+    record before it polls again: records of other keys that came after it, in the same
+    partition and a later poll, are handled while it is in hand. The partition is committed
+    only up to the slow record until it is done (a crash meanwhile brings it back), then
+    past all of them."""
+    in_hand, release = asyncio.Event(), asyncio.Event()
+    handled: list[str] = []
+
+    async def handle(delivery: Delivery) -> None:
+        if delivery.id == "dlv_0":
+            in_hand.set()
+            await release.wait()
+        handled.append(delivery.id)
+
+    broker = create_broker(settings, "channels")
+    reliable = Reliable(broker, settings, "channels", commit_interval=0.05)
+    reliable.batch_subscriber(DELIVERY_TOPICS["email"], lanes=True)(handle)
+    topic = settings.topic("deliveries.email")
+    group = f"{settings.group_id('channels')}.deliveries.email"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+
+    async def committed() -> int | None:
+        offsets = await admin.list_consumer_group_offsets(group)
+        found = offsets.get(TopicPartition(topic, 0))
+        return found.offset if found is not None and found.offset >= 0 else None
+
+    async def committed_past_all() -> bool:
+        return await committed() == 6
+
+    try:
+        async with broker:
+            await reliable.start()
+            await broker.start()
+            await broker.publish(_delivery(0), topic=topic, key=b"slow", partition=0)
+            await eventually(in_hand.is_set, what="the slow record in hand")
+            for n in range(1, 6):
+                await broker.publish(_delivery(n), topic=topic, key=f"fast-{n}".encode(), partition=0)
+            await eventually(lambda: len(handled) == 5, what="the later keys handled meanwhile")
+            assert handled == [f"dlv_{n}" for n in range(1, 6)]
+            await asyncio.sleep(0.5)  # commits come every 0.05 s
+            assert await committed() in (None, 0), "committed past a record still in hand"
+            release.set()
+            await eventually(lambda: committed_past_all(), what="committed past all six", timeout=10)
+            await reliable.stop()
+    finally:
+        await admin.close()

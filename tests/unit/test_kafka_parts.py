@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from buurtalert.shared.kafka import (
@@ -25,7 +26,8 @@ from buurtalert.shared.kafka import (
     decode_payload,
     encode_payload,
 )
-from buurtalert.shared.kafka.reliable import Left, Turn
+from buurtalert.shared.kafka.commits import Position
+from buurtalert.shared.kafka.reliable import Lanes, Left, Turn
 from buurtalert.shared.models import DeadLetter, Delivery, Destination, utcnow
 from buurtalert.shared.settings import Settings
 from buurtalert.shared.topics import DELIVERY_TOPICS
@@ -49,7 +51,7 @@ class FakeConsumer:
         self.commits = 0
         self.rewinds = 0
 
-    async def commit(self) -> None:
+    async def commit(self, offsets: Any = None) -> None:
         self.commits += 1
 
     async def seek_to_committed(self) -> None:
@@ -201,6 +203,117 @@ async def test_stop_commits_what_was_handled_once_the_message_in_hand_is_done() 
         assert consumer.commits == 0
     await stopping
     assert (consumer.commits, position.uncommitted) == (1, 0)
+
+
+def _records(partition: int, offsets: range, key: bytes | None = b"k") -> list[Any]:
+    return [SimpleNamespace(topic=TOPIC, partition=partition, offset=o, key=key) for o in offsets]
+
+
+def test_a_position_committed_by_offsets_stops_at_the_first_record_in_hand() -> None:
+    """A batch subscriber's records outlive their poll: each partition is committed up to
+    its first record still in hand, past the last one handed out when none is, and not at
+    all once a rebalance took it away."""
+    position = Position(0.0)
+    p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    first, second = _records(0, range(10, 15)), _records(1, range(3, 5))
+    position.taken(first + second)
+    position.done([first[0], first[1], first[3]])
+    assert position.offsets({p0, p1}) == {p0: 12, p1: 3}
+    assert position.uncommitted == 3
+    position.done([first[2], first[4], *second])
+    assert position.offsets({p0, p1}) == {p0: 15, p1: 5}
+    assert position.offsets({p0}) == {p0: 15}, "a partition no longer assigned is not committed"
+    left = _records(0, range(15, 17))
+    position.taken(left)
+    position.done(left, handled=False)  # left to the new holder: nothing handled here
+    assert position.uncommitted == 7
+    position.forget([p0])
+    assert position.offsets({p0, p1}) == {p1: 5}
+
+
+async def test_lanes_keep_each_keys_order_across_polls_and_no_key_waits_for_a_slow_one() -> None:
+    """A slow key holds up neither the other keys nor the next poll; a key's records of a
+    later poll wait for its earlier ones, and those that came while it was busy are handled
+    together; its partition is committed only up to the slow record while that is in hand."""
+    position = Position(0.0)
+    p0 = TopicPartition(TOPIC, 0)
+    release = asyncio.Event()
+    calls: list[list[int]] = []
+    handled: list[int] = []
+
+    async def work(records: Any) -> int:
+        calls.append([r.offset for r in records])
+        for record in records:
+            if record.offset == 0:
+                await release.wait()
+            handled.append(record.offset)
+        return 0
+
+    async def rewind() -> None:
+        raise AssertionError("nothing failed")
+
+    lanes = Lanes(position, bound=100, work=work, rewind=rewind)
+    lanes.add(_records(0, range(0, 1), b"slow"))
+    lanes.add(_records(0, range(1, 3), b"fast"))
+    await lanes.room()  # the next poll goes on at once
+    await asyncio.sleep(0.01)
+    lanes.add(_records(0, range(3, 4), b"slow"))
+    lanes.add(_records(0, range(4, 5), b"fast"))
+    await asyncio.sleep(0.01)
+    lanes.add(_records(0, range(5, 6), b"slow"))
+    await asyncio.sleep(0.05)
+    assert handled == [1, 2, 4]
+    assert position.offsets({p0}) == {p0: 0}
+    release.set()
+    await lanes.drain()
+    assert handled == [1, 2, 4, 0, 3, 5]
+    assert calls == [[0], [1, 2], [4], [3, 5]], "what came while the slow key was busy went together"
+    assert position.offsets({p0}) == {p0: 6}
+
+
+async def test_lanes_make_a_full_poll_wait_for_room() -> None:
+    position = Position(0.0)
+    release = asyncio.Event()
+
+    async def work(records: Any) -> int:
+        await release.wait()
+        return 0
+
+    async def rewind() -> None:
+        return None
+
+    lanes = Lanes(position, bound=3, work=work, rewind=rewind)
+    lanes.add(_records(0, range(0, 3), b"a"))
+    waiting = asyncio.create_task(lanes.room())
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "three records in hand: the next poll waits"
+    release.set()
+    await asyncio.wait_for(waiting, timeout=1)
+
+
+async def test_a_lane_whose_retry_path_is_unreachable_keeps_its_records_and_rewinds() -> None:
+    """A lane whose records could be neither handled nor handed to the retry path does not
+    mark them done: the subscriber goes back to its last commit, nothing is committed for
+    the partition until its records come again, and then not past them."""
+    tracker, position, consumer = tracker_with_position()
+    p0 = TopicPartition(TOPIC, 0)
+
+    async def rewind() -> None:
+        await tracker.rewind(position)
+
+    async def broken(records: Any) -> int:
+        raise ConnectionError("retry topic unreachable")
+
+    lanes = Lanes(position, bound=100, work=broken, rewind=rewind)
+
+    position.taken(_records(0, range(0, 1), b"before"))
+    position.done(_records(0, range(0, 1), b"before"))
+    lanes.add(_records(0, range(1, 3), b"k"))
+    await lanes.drain()
+    assert consumer.rewinds == 1
+    assert position.offsets({p0}) == {}, "after the rewind, nothing until they come again"
+    position.taken(_records(0, range(1, 3), b"k"))
+    assert position.offsets({p0}) == {p0: 1}
 
 
 # --- the retry → dead-letter path

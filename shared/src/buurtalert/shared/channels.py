@@ -97,6 +97,14 @@ class ChannelAdapter(ABC, Generic[C]):
         on failure; must use ``delivery.id`` as the provider-side idempotency key or
         message id where the provider has one, so a resend can be recognised."""
 
+    #: Whether the adapter sends at a provider's pace (a cap on the whole account): its
+    #: delivery subscriber then takes the next poll while the last one is still being sent
+    #: (``Reliable.batch_subscriber(lanes=True)``), so the pace does not pause between
+    #: polls. An adapter that sends as fast as its provider answers has no pace to keep,
+    #: and handles a poll before it takes the next (which gathers a busy moment's records
+    #: into fewer, larger batches).
+    paced: ClassVar[bool] = False
+
     @property
     def in_hand(self) -> int:
         """How many deliveries this adapter may have in hand at once (claimed, waiting for

@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
             on_share=adapter.share,
             concurrency=adapter.in_hand,
             max_records=BATCH_TURNS * adapter.in_hand,
+            lanes=adapter.paced,
         )
         deliverers[name] = subscribe(deliver_one)
 

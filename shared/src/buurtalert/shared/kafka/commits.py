@@ -8,7 +8,11 @@ Guarantees:
 * A failed publish rewinds: if one was not confirmed, the position is not committed
   but moved back to its last commit, so everything handled since is handled again.
 * A commit never covers a message still in hand: a position is committed with its
-  lock held, and the lock is held while one of its messages is handled.
+  lock held, and the lock is held while one of its messages is handled. A batch
+  subscriber whose keys go on across polls (:class:`~.reliable.Lanes`) holds no lock
+  while they are handled: its position knows, per partition, the offsets still in hand
+  (:meth:`Position.taken`, :meth:`Position.done`) and is committed up to the first of
+  them (:meth:`Position.offsets`).
 * Commits are batched, Kafka Streams' model: after ``commit_every`` messages or
   ``commit_interval`` seconds, in the handling path and by a periodic task for a
   subscriber that went quiet; :meth:`CommitTracker.stop` commits what is left.
@@ -22,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
+
+from aiokafka import TopicPartition
 
 from buurtalert.shared.logging import get_logger
 
@@ -33,9 +39,19 @@ log = get_logger(__name__)
 class Consumer(Protocol):
     """What the tracker uses of a Kafka consumer (aiokafka's ``AIOKafkaConsumer``)."""
 
-    async def commit(self) -> object: ...
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> object: ...
 
     async def seek_to_committed(self) -> object: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+
+class Record(Protocol):
+    """What a position tracks of a consumed record (aiokafka's ``ConsumerRecord``)."""
+
+    topic: str
+    partition: int
+    offset: int
 
 
 class Position:
@@ -47,6 +63,45 @@ class Position:
         self.consumer: Consumer | None = None
         self.uncommitted = 0
         self.since = since
+        #: Whether it is committed by offsets (a subscriber whose records outlive their poll).
+        self.by_offsets = False
+        #: Per partition: the offsets handed to handlers and not done yet, and the offset
+        #: after the last one handed out.
+        self._in_hand: dict[TopicPartition, set[int]] = {}
+        self._after: dict[TopicPartition, int] = {}
+
+    def taken(self, records: Iterable[Record]) -> None:
+        """``records`` were handed to their handlers."""
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            self._in_hand.setdefault(tp, set()).add(record.offset)
+            self._after[tp] = max(self._after.get(tp, 0), record.offset + 1)
+
+    def done(self, records: Sequence[Record], *, handled: bool = True) -> None:
+        """``records`` are out of hand: ``handled`` (or handed to the retry path), or left
+        to the process that holds their partition now (not ``handled``: nothing to commit)."""
+        for record in records:
+            self._in_hand.get(TopicPartition(record.topic, record.partition), set()).discard(record.offset)
+        if handled:
+            self.uncommitted += len(records)
+
+    def offsets(self, assigned: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """What to commit of the partitions still ``assigned``: up to the first record
+        in hand, or past the last handed out when none is."""
+        return {
+            tp: min(self._in_hand[tp]) if self._in_hand.get(tp) else after
+            for tp, after in self._after.items()
+            if tp in assigned
+        }
+
+    def forget(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """After a rewind (all partitions) or a rebalance (those moved): what was handed
+        out there comes again from the last commit, so nothing is committed for them
+        until it does. Records still in hand stay in hand until they are done."""
+        for tp in list(self._after) if partitions is None else partitions:
+            self._after.pop(tp, None)
+            if partitions is not None:
+                self._in_hand.pop(tp, None)
 
 
 class CommitTracker:
@@ -103,7 +158,12 @@ class CommitTracker:
             log.exception("publish_unconfirmed_rewinding")
             await self.rewind(position)
             return
-        await consumer.commit()
+        if position.by_offsets:
+            offsets = position.offsets(consumer.assignment())
+            if offsets:
+                await consumer.commit(offsets)
+        else:
+            await consumer.commit()
         position.uncommitted = 0
         position.since = self._clock()
 
@@ -112,6 +172,7 @@ class CommitTracker:
         delivers again everything after it."""
         if position.consumer is not None:
             await position.consumer.seek_to_committed()
+        position.forget()
         position.uncommitted = 0
 
     async def start(self) -> None:

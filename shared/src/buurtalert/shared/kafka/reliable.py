@@ -5,6 +5,12 @@ Guarantees: every consumed message is handled, or handed to the retry path
 what its handler published was confirmed (:mod:`.commits`). If even the retry path
 is unreachable, the subscriber goes back to its last commit and handles the
 messages again. Records of one key are handled in the order consumed.
+
+A batch subscriber handles a poll's keys at once and polls again when they are done,
+or, with ``lanes`` (channels' deliveries: a fan-out at a provider's pace must not pause
+between polls), does not wait for the slowest key of a poll: each key's records go on in
+a lane of their own (:class:`Lanes`), after that key's records of earlier polls, and its
+position is committed up to the first record still in hand.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from faststream.message import StreamMessage
 from pydantic import BaseModel
 
 from buurtalert.shared.kafka.broker import Sender
-from buurtalert.shared.kafka.commits import CommitTracker
+from buurtalert.shared.kafka.commits import CommitTracker, Position
 from buurtalert.shared.kafka.retry import Handler, M, RetryPath
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.settings import Settings
@@ -52,6 +58,110 @@ def by_key(records: Sequence[_Record]) -> list[list[_Record]]:
     for record in records:
         groups[record.key if record.key is not None else b"%d" % record.offset].append(record)
     return list(groups.values())
+
+
+def _lane(records: Sequence[_Record]) -> object:
+    """The lane of a key's records (see :func:`by_key`); keyless ones, by their place."""
+    first = records[0]
+    return first.key if first.key is not None else (first.partition, first.offset)
+
+
+#: How long a stopping subscriber waits for the records in its lanes (seconds).
+DRAIN_SECONDS = 10.0
+
+
+class Lanes:
+    """The records of a batch subscriber in hand, across its polls: each key's in order,
+    after that key's records of earlier polls; the keys at once; a poll does not wait for
+    the slowest key of the one before. The records of a key that came while its lane was
+    busy go to ``work`` together (a busy key is handled in batches, a quiet one at once).
+    Up to ``bound`` records are in hand: a poll with more waits for room (:meth:`room`).
+
+    Each record is marked done on the subscriber's ``position`` when its handling ends, so
+    a commit covers no record still in hand. When even the retry path fails (``work``
+    raises), those records stay in hand, and the subscriber goes back to its last commit
+    (``rewind``) and gets them again."""
+
+    def __init__(
+        self,
+        position: Position,
+        bound: int,
+        work: Callable[[Sequence[_Record]], Awaitable[int]],
+        rewind: Callable[[], Awaitable[None]],
+    ) -> None:
+        """``work`` handles one key's records in order and answers how many of the last
+        it left to another process (their partition moved)."""
+        self.position = position
+        self.bound = bound
+        self._work = work
+        self._rewind = rewind
+        self._waiting: dict[object, list[_Record]] = {}  # per busy lane, what came meanwhile
+        self._lanes: dict[object, asyncio.Task[None]] = {}
+        self._in_hand = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def add(self, records: Sequence[_Record]) -> None:
+        """Hand one key's records of a poll on, after that key's earlier ones."""
+        lane = _lane(records)
+        self.position.taken(records)
+        self._in_hand += len(records)
+        if self._in_hand >= self.bound:
+            self._room.clear()
+        waiting = self._waiting.get(lane)
+        if waiting is not None:  # the lane is busy: these go with its next turn
+            waiting.extend(records)
+            return
+        self._waiting[lane] = list(records)
+        self._lanes[lane] = asyncio.create_task(self._run(lane))
+
+    async def _run(self, lane: object) -> None:
+        try:
+            while records := self._waiting[lane]:
+                self._waiting[lane] = []
+                await self._handle(records)
+        finally:
+            del self._waiting[lane], self._lanes[lane]
+
+    async def _handle(self, records: Sequence[_Record]) -> None:
+        try:
+            left = await self._work(records)
+            self.position.done(records[: len(records) - left])
+            self.position.done(records[len(records) - left :], handled=False)
+        except Exception:  # the retry path is unreachable: get these again from the last commit
+            log.exception("retry_path_unavailable", topic=records[0].topic)
+            await asyncio.sleep(1.0)
+            await self._rewind()
+        finally:
+            self._in_hand -= len(records)
+            if self._in_hand < self.bound:
+                self._room.set()
+
+    async def room(self) -> None:
+        """Wait until fewer than ``bound`` records are in hand."""
+        await self._room.wait()
+
+    async def drain(self) -> None:
+        """Wait (up to :data:`DRAIN_SECONDS`) until the records in hand now are done."""
+        if self._lanes:
+            await asyncio.wait(list(self._lanes.values()), timeout=DRAIN_SECONDS)
+
+
+class Forget(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells a position which partitions a rebalance took away (nothing of theirs is
+    committed any more, see :meth:`Position.forget`), then ``then``'s listener hears it."""
+
+    def __init__(self, position: Position, then: ConsumerRebalanceListener | None = None) -> None:
+        self.position, self.then = position, then
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.position.forget(revoked)
+        if self.then is not None:
+            await self.then.on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.then is not None:
+            await self.then.on_partitions_assigned(assigned)
 
 
 def _held_by(consumer: Any) -> Callable[[_Record], bool]:
@@ -150,6 +260,7 @@ class Reliable:
         self.commits = CommitTracker(commit_every=commit_every, commit_interval=commit_interval)
         self.retry = RetryPath.on(broker, settings, service)
         self.sender = Sender(settings, service)
+        self._all_lanes: dict[str, Lanes] = {}
         self._subscribe_batch(
             self.retry.retry_name,
             f"{settings.group_id(service)}.retry",
@@ -187,6 +298,7 @@ class Reliable:
         max_records: int = 5000,
         concurrency: int = 256,
         on_share: Callable[[float], None] | None = None,
+        lanes: bool = False,
     ) -> Callable[[Handler[M]], Handler[M]]:
         """Decorator: like :meth:`subscriber`, but consume up to ``max_records`` at a
         time and handle up to ``concurrency`` keys at once, each key's records in
@@ -194,7 +306,8 @@ class Reliable:
         record). A record whose handling fails takes the retry path alone; the batch
         is committed once every record in it was handled or handed to that path.
         ``on_share`` hears, after each rebalance, the share of the topic's partitions
-        this process now consumes (of those the topology declares)."""
+        this process now consumes (of those the topology declares). With ``lanes``, the
+        next poll does not wait for the slowest key of the last (:class:`Lanes`)."""
         name = self.settings.topic(topic.name)
 
         def decorate(handler: Handler[M]) -> Handler[M]:
@@ -213,6 +326,7 @@ class Reliable:
                 max_records=max_records,
                 concurrency=concurrency,
                 listener=Shares(name, topic.partitions, on_share) if on_share else None,
+                lanes=lanes,
             )
             return handler
 
@@ -282,34 +396,51 @@ class Reliable:
         max_records: int,
         concurrency: int,
         listener: ConsumerRebalanceListener | None = None,
+        lanes: bool = False,
     ) -> None:
         """Consume ``name`` in batches of up to ``max_records``: the records of each key
         in the order consumed, up to ``concurrency`` of them handled at once (the
         :class:`Turn` ``handle_record`` holds while it works, not while it waits; a record
         whose partition a rebalance moved meanwhile is left, with the rest of its key's,
         to the new holder). A record whose handling fails takes the retry path alone; the
-        batch is committed once every record in it was handled or handed to that path."""
+        batch is committed once every record in it was handled or handed to that path,
+        or, with ``lanes`` (:class:`Lanes`), each record once it and every record before
+        it in its partition were."""
         limit = asyncio.Semaphore(concurrency)
 
         async def in_order(records: Sequence[_Record], held: Callable[[_Record], bool]) -> int:
             """Handle ``records`` in turn; the number left to the process that holds their
-            partition now (a rebalance moved it while the batch was in hand)."""
+            partition now (a rebalance moved it while they were in hand)."""
             for n, record in enumerate(records):
                 try:
                     await handle_record(record, Turn(limit, partial(held, record)))
                 except Left:
+                    log.info("records_left_to_new_owner", topic=name, records=len(records) - n)
                     return len(records) - n
                 except Exception as exc:  # this record alone takes the retry path
                     async with limit:
                         await self.retry.failed_record(record.topic, record.key, record.value, exc)
             return 0
 
-        async def consume_batch(body: Any, msg: KafkaMessage) -> None:
-            # undecoded: each record is validated where it is handled
-            held = _held_by(getattr(msg, "consumer", None))
-            left = await asyncio.gather(*(in_order(records, held) for records in by_key(msg.raw_message)))
-            if sum(left):
-                log.info("records_left_to_new_owner", topic=name, records=sum(left))
+        if lanes:
+
+            async def handle_lane(records: Sequence[_Record]) -> int:
+                return await in_order(records, _held_by(in_lanes.position.consumer))
+
+            in_lanes = self._lanes(name, max_records, handle_lane)
+
+            async def consume_batch(body: Any, msg: KafkaMessage) -> None:
+                # undecoded: each record is validated where it is handled
+                for records in by_key(msg.raw_message):
+                    in_lanes.add(records)
+                await in_lanes.room()
+
+            listener = Forget(in_lanes.position, listener)
+        else:
+
+            async def consume_batch(body: Any, msg: KafkaMessage) -> None:
+                held = _held_by(getattr(msg, "consumer", None))
+                await asyncio.gather(*(in_order(records, held) for records in by_key(msg.raw_message)))
 
         consume_batch.__name__ = handle_record.__name__
         extra: dict[str, Any] = {"listener": listener} if listener is not None else {}
@@ -317,8 +448,21 @@ class Reliable:
             name, group_id, description, batch=True, max_records=max_records, decoder=_undecoded, **extra
         )(consume_batch)
 
+    def _lanes(self, name: str, bound: int, work: Callable[[Sequence[_Record]], Awaitable[int]]) -> Lanes:
+        """The lanes of the batch subscriber of ``name``, committed by offsets."""
+        position = self.commits.track(name)
+        position.by_offsets = True
+
+        async def rewind() -> None:
+            async with position.lock:
+                await self.commits.rewind(position)
+
+        lanes = self._all_lanes[name] = Lanes(position, bound, work, rewind)
+        return lanes
+
     def _subscribe(self, name: str, group_id: str, description: str, **batch: Any) -> Callable[[Any], Any]:
-        self.commits.track(name)
+        if self.commits.position(name) is None:
+            self.commits.track(name)
         if batch.get("batch"):
             batch.setdefault("batch_timeout_ms", BATCH_WAIT_MS)
         subscriber = self.broker.subscriber(
@@ -344,7 +488,7 @@ class Reliable:
         the broker's handlers are done."""
         app.on_startup(self.sender.start)
         app.after_startup(self.commits.start)
-        app.on_shutdown(self.commits.stop)
+        app.on_shutdown(self._stop_committing)
         app.after_shutdown(self.sender.stop)
 
     async def start(self) -> None:
@@ -355,8 +499,13 @@ class Reliable:
 
     async def stop(self) -> None:
         """Commit what was handled, then close the sender (before the broker stops)."""
-        await self.commits.stop()
+        await self._stop_committing()
         await self.sender.stop()
+
+    async def _stop_committing(self) -> None:
+        """Let the records in the lanes finish (for a while), then commit what was handled."""
+        await asyncio.gather(*(lanes.drain() for lanes in self._all_lanes.values()))
+        await self.commits.stop()
 
     async def failed(self, msg: StreamMessage[Any], exc: BaseException) -> None:
         """Send a consumed message whose handling raised ``exc`` to retry or dead letter."""
@@ -375,6 +524,12 @@ class Reliable:
         position = self.commits.position(records[0].topic) if records else None
         if position is None:  # not one of ours
             return await call_next(msg)
+        if position.by_offsets:  # handed to its lanes, which mark each record done
+            position.consumer = msg.consumer
+            result = await call_next(msg)
+            async with position.lock:
+                await self.commits.handled(position, 0)
+            return result
         async with position.lock:
             position.consumer = msg.consumer
             try:

@@ -112,6 +112,7 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
     config_model: ClassVar[type[AdapterConfig]] = WhatsAppConfig
     max_text_length: ClassVar[int] = 4096
     supports_media: ClassVar[bool] = True
+    paced: ClassVar[bool] = True  # the business number's tier
 
     def __init__(self, config: WhatsAppConfig) -> None:
         super().__init__(config)
