@@ -3,13 +3,14 @@ learned model: how the two combine is checked at the end of this module)."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
 from buurtalert.moderation.model import LinearModel, Thresholds, features, normalise_text
 from buurtalert.moderation.policy import default_policy, load_policy
-from buurtalert.moderation.rules import Scorer, Signals, cascade, hold_flagged
+from buurtalert.moderation.rules import Scorer, Signals, _PrivacyDetector, cascade, hold_flagged
 from buurtalert.shared.models import Decision, ModerationResult, Reason, Role
 from buurtalert.shared.yamlfile import ConfigFileError
 
@@ -508,3 +509,13 @@ def test_noise_is_found_in_every_language(text: str, language: str, code: str) -
     """Reactions, opinions, chain messages and vigilantism have word lists in each language,
     so that noise in French, German or English is noise the rules found as well."""
     assert code in {r.code for r in RULES.assess(text, language=language)[0]}
+
+
+def test_deduce_loads_with_the_collector_paused_and_leaves_it_on_with_its_structures_frozen() -> None:
+    """deduce's lookup structures (millions of objects) are built without the collector
+    scanning them as they grow, then frozen; the collector is on again afterwards."""
+    detector = _PrivacyDetector()
+    detector.load()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 1_000_000
+    assert detector.find("Jan de Vries woont aan de Dorpstraat 12 in Weert")["name"]
