@@ -215,20 +215,34 @@ def test_a_position_committed_by_offsets_stops_at_the_first_record_in_hand() -> 
     all once a rebalance took it away."""
     position = Position(0.0)
     p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-    first, second = _records(0, range(10, 15)), _records(1, range(3, 5))
-    position.taken(first + second)
+    first = position.taken(_records(0, range(10, 15)))
+    second = position.taken(_records(1, range(3, 5)))
     position.done([first[0], first[1], first[3]])
     assert position.offsets({p0, p1}) == {p0: 12, p1: 3}
     assert position.uncommitted == 3
     position.done([first[2], first[4], *second])
     assert position.offsets({p0, p1}) == {p0: 15, p1: 5}
     assert position.offsets({p0}) == {p0: 15}, "a partition no longer assigned is not committed"
-    left = _records(0, range(15, 17))
-    position.taken(left)
+    left = position.taken(_records(0, range(15, 17)))
     position.done(left, handled=False)  # left to the new holder: nothing handled here
     assert position.uncommitted == 7
     position.forget([p0])
     assert position.offsets({p0, p1}) == {p1: 5}
+
+
+def test_a_record_taken_before_a_rebalance_does_not_mark_its_copy_read_again_done() -> None:
+    """A rebalance hands a partition back from its last commit: the records in hand come
+    again while the earlier copies are still being handled. An earlier copy that ends (or
+    is left) then must not count for the copy read again, which is still in hand."""
+    position = Position(0.0)
+    p0 = TopicPartition(TOPIC, 0)
+    before = position.taken(_records(0, range(0, 3)))
+    position.forget([p0])  # revoked, then assigned again
+    again = position.taken(_records(0, range(0, 3)))
+    position.done(before, handled=False)
+    assert position.offsets({p0}) == {p0: 0}, "the copies read again are still in hand"
+    position.done(again)
+    assert position.offsets({p0}) == {p0: 3}
 
 
 async def test_lanes_keep_each_keys_order_across_polls_and_no_key_waits_for_a_slow_one() -> None:
@@ -306,8 +320,7 @@ async def test_a_lane_whose_retry_path_is_unreachable_keeps_its_records_and_rewi
 
     lanes = Lanes(position, bound=100, work=broken, rewind=rewind)
 
-    position.taken(_records(0, range(0, 1), b"before"))
-    position.done(_records(0, range(0, 1), b"before"))
+    position.done(position.taken(_records(0, range(0, 1), b"before")))
     lanes.add(_records(0, range(1, 3), b"k"))
     await lanes.drain()
     assert consumer.rewinds == 1

@@ -69,21 +69,31 @@ class Position:
         #: after the last one handed out.
         self._in_hand: dict[TopicPartition, set[int]] = {}
         self._after: dict[TopicPartition, int] = {}
+        #: Per partition, how often it was forgotten (see :meth:`forget`).
+        self._epochs: dict[TopicPartition, int] = {}
 
-    def taken(self, records: Iterable[Record]) -> None:
-        """``records`` were handed to their handlers."""
+    def taken(self, records: Iterable[Record]) -> list[tuple[Record, int]]:
+        """``records`` were handed to their handlers: each with the epoch of its partition
+        (hand it back to :meth:`done`)."""
+        taken = []
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             self._in_hand.setdefault(tp, set()).add(record.offset)
             self._after[tp] = max(self._after.get(tp, 0), record.offset + 1)
+            taken.append((record, self._epochs.get(tp, 0)))
+        return taken
 
-    def done(self, records: Sequence[Record], *, handled: bool = True) -> None:
-        """``records`` are out of hand: ``handled`` (or handed to the retry path), or left
-        to the process that holds their partition now (not ``handled``: nothing to commit)."""
-        for record in records:
-            self._in_hand.get(TopicPartition(record.topic, record.partition), set()).discard(record.offset)
+    def done(self, taken: Sequence[tuple[Record, int]], *, handled: bool = True) -> None:
+        """Records (as :meth:`taken` answered) are out of hand: ``handled`` (or handed to
+        the retry path), or left to the process that holds their partition now (not
+        ``handled``: nothing to commit). A record taken before its partition was forgotten
+        changes nothing: the copy read again since may still be in hand."""
+        for record, epoch in taken:
+            tp = TopicPartition(record.topic, record.partition)
+            if self._epochs.get(tp, 0) == epoch:
+                self._in_hand.get(tp, set()).discard(record.offset)
         if handled:
-            self.uncommitted += len(records)
+            self.uncommitted += len(taken)
 
     def offsets(self, assigned: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """What to commit of the partitions still ``assigned``: up to the first record
@@ -97,11 +107,12 @@ class Position:
     def forget(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         """After a rewind (all partitions) or a rebalance (those moved): what was handed
         out there comes again from the last commit, so nothing is committed for them
-        until it does. Records still in hand stay in hand until they are done."""
-        for tp in list(self._after) if partitions is None else partitions:
+        until it does, and the records handed out before start a new epoch: their copies
+        read again are tracked afresh, whatever becomes of the earlier ones."""
+        for tp in set(self._after) | set(self._in_hand) if partitions is None else partitions:
             self._after.pop(tp, None)
-            if partitions is not None:
-                self._in_hand.pop(tp, None)
+            self._in_hand.pop(tp, None)
+            self._epochs[tp] = self._epochs.get(tp, 0) + 1
 
 
 class CommitTracker:

@@ -95,7 +95,8 @@ class Lanes:
         self.bound = bound
         self._work = work
         self._rewind = rewind
-        self._waiting: dict[object, list[_Record]] = {}  # per busy lane, what came meanwhile
+        #: Per busy lane, what came meanwhile (each record with its partition's epoch).
+        self._waiting: dict[object, list[tuple[_Record, int]]] = {}
         self._lanes: dict[object, asyncio.Task[None]] = {}
         self._in_hand = 0
         self._room = asyncio.Event()
@@ -104,36 +105,36 @@ class Lanes:
     def add(self, records: Sequence[_Record]) -> None:
         """Hand one key's records of a poll on, after that key's earlier ones."""
         lane = _lane(records)
-        self.position.taken(records)
+        taken = self.position.taken(records)
         self._in_hand += len(records)
         if self._in_hand >= self.bound:
             self._room.clear()
         waiting = self._waiting.get(lane)
         if waiting is not None:  # the lane is busy: these go with its next turn
-            waiting.extend(records)
+            waiting.extend(taken)
             return
-        self._waiting[lane] = list(records)
+        self._waiting[lane] = taken
         self._lanes[lane] = asyncio.create_task(self._run(lane))
 
     async def _run(self, lane: object) -> None:
         try:
-            while records := self._waiting[lane]:
+            while taken := self._waiting[lane]:
                 self._waiting[lane] = []
-                await self._handle(records)
+                await self._handle(taken)
         finally:
             del self._waiting[lane], self._lanes[lane]
 
-    async def _handle(self, records: Sequence[_Record]) -> None:
+    async def _handle(self, taken: list[tuple[_Record, int]]) -> None:
         try:
-            left = await self._work(records)
-            self.position.done(records[: len(records) - left])
-            self.position.done(records[len(records) - left :], handled=False)
+            left = await self._work([record for record, _ in taken])
+            self.position.done(taken[: len(taken) - left])
+            self.position.done(taken[len(taken) - left :], handled=False)
         except Exception:  # the retry path is unreachable: get these again from the last commit
-            log.exception("retry_path_unavailable", topic=records[0].topic)
+            log.exception("retry_path_unavailable", topic=taken[0][0].topic)
             await asyncio.sleep(1.0)
             await self._rewind()
         finally:
-            self._in_hand -= len(records)
+            self._in_hand -= len(taken)
             if self._in_hand < self.bound:
                 self._room.set()
 
