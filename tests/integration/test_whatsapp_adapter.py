@@ -97,6 +97,26 @@ async def test_rate_limit_errors_are_transient_with_the_provider_code(serve: Ser
     assert refused.value.provider_code == "130429"
 
 
+async def test_a_refused_send_gives_the_recipient_turn_back_and_a_paced_one_says_when(serve: Serve) -> None:
+    """A message the number's tier refused (130429) reached no one: its retry is not held
+    behind the recipient's six seconds. A second message within them is refused by the
+    adapter itself with the wait, so the retry path brings it back at the recipient's turn
+    rather than spending its attempts before it."""
+    emulator = GraphEmulator(access_token="t", messages_per_second=1)
+    adapter = await adapter_for(serve, emulator, messages_per_second=1000, recipient_interval=6.0)
+    await adapter.send(delivery("31620000001"), "x")
+    with pytest.raises(TransientDeliveryError) as refused:
+        await adapter.send(delivery("31620000002"), "x")  # the tier's one message this second is used
+    assert refused.value.provider_code == "130429"
+    await asyncio.sleep(1.05)
+    await adapter.send(delivery("31620000002"), "x")  # its turn was given back: sent, not paced
+    assert [m["to"] for m in emulator.sent] == ["31620000001", "31620000002"]
+    with pytest.raises(TransientDeliveryError) as paced:
+        await adapter.send(delivery("31620000002", n=1), "x")
+    assert paced.value.provider_code == "131056" and 4.0 < paced.value.retry_after <= 6.0
+    assert len(emulator.sent) == 2
+
+
 async def test_outside_the_24_hour_window_the_approved_template_is_sent(serve: Serve) -> None:
     emulator = GraphEmulator(access_token="t", service_window=set())
     adapter = await adapter_for(serve, emulator, template_name="buurtalert_melding")

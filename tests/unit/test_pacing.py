@@ -115,6 +115,26 @@ async def test_recipient_pacing_refuses_to_hold_up_the_sender_for_long() -> None
     assert clock.now == 6.0
 
 
+async def test_a_turn_given_back_leaves_the_recipient_as_before() -> None:
+    """A send refused by the provider gives its turn back: the next message to that
+    person is due as if the refused one had not been tried."""
+    clock = Clock()
+    pacing = RecipientPacing(6.0, max_wait=1.0, clock=clock, sleep=clock.sleep)
+    first = await pacing.acquire("a")
+    assert first is None
+    clock.now = 7.0
+    before = await pacing.acquire("a")
+    assert before == 0.0
+    pacing.give_back("a", before)
+    clock.now = 7.5
+    await pacing.acquire("a")  # due at 6.0 again: no wait, no Paced
+    assert clock.now == 7.5
+    fresh = await pacing.acquire("b")
+    pacing.give_back("b", fresh)
+    await pacing.acquire("b")  # never sent to: no turn to wait for
+    assert clock.now == 7.5
+
+
 async def test_two_processes_at_their_shares_of_the_tier_stay_under_it_together() -> None:
     """Two channels processes hold 2 and 1 of the 3 partitions: each paces at its share of
     the business number's tier, so their sends together (two schedules on one wall clock)

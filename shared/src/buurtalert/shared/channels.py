@@ -52,13 +52,15 @@ class Attachment:
 
 class DeliveryError(Exception):
     """A send failed. ``permanent`` failures go to the dead-letter topic at once;
-    others are retried with backoff."""
+    others are retried with backoff, and not before ``retry_after`` seconds (when the
+    adapter knows a send cannot succeed sooner)."""
 
     permanent: ClassVar[bool] = False
 
-    def __init__(self, message: str, *, provider_code: str | None = None) -> None:
+    def __init__(self, message: str, *, provider_code: str | None = None, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.provider_code = provider_code
+        self.retry_after = retry_after
 
 
 class TransientDeliveryError(DeliveryError):

@@ -89,9 +89,12 @@ class RecipientPacing:
         self._clock, self._sleep = clock, sleep
         self._last: dict[str, float] = {}
 
-    async def acquire(self, recipient: str) -> None:
+    async def acquire(self, recipient: str) -> float | None:
+        """Wait for the recipient's turn and take it; answers the turn taken before it
+        (for :meth:`give_back`)."""
         now = self._clock()
-        due = self._last.get(recipient, float("-inf")) + self.interval
+        before = self._last.get(recipient)
+        due = (before if before is not None else float("-inf")) + self.interval
         if due - now > self.max_wait:
             raise Paced(due - now)
         self._last[recipient] = max(due, now)  # reserved before waiting: concurrent sends queue up
@@ -100,3 +103,13 @@ class RecipientPacing:
             self._last = {r: t for r, t in self._last.items() if t > horizon}
         if due > now:
             await self._sleep(due - now)
+        return before
+
+    def give_back(self, recipient: str, before: float | None) -> None:
+        """The send that took the recipient's turn was refused (nothing reached them):
+        the turn is theirs again, so its retry is not paced behind it. (One recipient's
+        sends go in turn, in the lane of their destination: no later turn is undone.)"""
+        if before is None:
+            self._last.pop(recipient, None)
+        else:
+            self._last[recipient] = before

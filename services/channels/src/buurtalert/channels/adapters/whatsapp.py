@@ -221,14 +221,17 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
             return media_id
 
     async def _post(self, delivery: Delivery, body: dict[str, Any], *, pace: bool = True) -> SendResult:
+        turn: float | None = None
         if pace:
             try:
-                await self.pacing.acquire(body["to"])
-            except Paced as exc:  # not now: the retry path brings it back after a delay
-                raise TransientDeliveryError(str(exc), provider_code="131056") from exc
+                turn = await self.pacing.acquire(body["to"])
+            except Paced as exc:  # not now: the retry path brings it back at the recipient's turn
+                raise TransientDeliveryError(str(exc), provider_code="131056", retry_after=exc.wait) from exc
         await self.throttle.acquire()
         answer = await self.graph.post(f"{self.config.phone_number_id}/messages", json=body)
         if isinstance(answer, GraphError):
+            if pace and (answer.code in RATE_LIMITED or answer.status == 429):
+                self.pacing.give_back(body["to"], turn)  # refused: the recipient got nothing
             self._raise(answer)
         messages = answer.get("messages") or [{}]
         return SendResult(provider_message_id=messages[0].get("id"))
