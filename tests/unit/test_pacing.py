@@ -145,10 +145,10 @@ async def test_two_processes_at_their_shares_of_the_tier_stay_under_it_together(
     for share in (2 / 3, 1 / 3):
         clock = Clock()  # each process's own schedule, from the same moment
         adapter = WhatsAppAdapter(config)
-        adapter.throttle = Throttle(80, clock=clock, sleep=clock.sleep)
+        adapter.own_pace = Throttle(80, clock=clock, sleep=clock.sleep)
         adapter.share(share)
         for _ in range(round(80 * 5 * share)):
-            await adapter.throttle.acquire()
+            await adapter.own_pace.acquire()
             sent.append(clock.now)
     assert max_in_window(sent) <= 80
     assert (len(sent) - 1) / (max(sent) - min(sent)) / 80 >= 0.95
@@ -156,4 +156,4 @@ async def test_two_processes_at_their_shares_of_the_tier_stay_under_it_together(
     assert unshared.rate == 80  # without a share, one process alone takes the whole tier
     idle = WhatsAppAdapter(config)
     idle.share(0.0)
-    assert idle.throttle.rate == pytest.approx(80 / 6)
+    assert idle.own_pace.rate == pytest.approx(80 / 6)

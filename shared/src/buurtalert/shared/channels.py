@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -48,6 +48,17 @@ class Attachment:
     mime_type: str
     data: bytes = field(repr=False)
     filename: str | None = None
+
+
+class TierSchedule(Protocol):
+    """The send times of provider accounts with a throughput tier, shared by every
+    channels process of a deployment (the channels service keeps it in the database)."""
+
+    async def reserve(self, account: str, now: float, count: int, interval: float) -> float:
+        """Take ``count`` send times ``interval`` seconds apart for ``account``, the
+        first free ones at or around ``now`` (wall-clock seconds); answers the first.
+        It may lie just before ``now`` (a block of times already begun): a sender skips
+        the times that have passed."""
 
 
 class DeliveryError(Exception):
@@ -120,6 +131,13 @@ class ChannelAdapter(ABC, Generic[C]):
         share of the delivery topic's partitions it was assigned. An adapter whose provider
         caps a whole account (a business number's tier) scales its own pace by it, so that
         the processes of one deployment stay under the cap together; by default nothing."""
+
+    def share_tier(self, schedule: TierSchedule) -> None:
+        """The schedule the channels processes share: an adapter whose provider caps a
+        whole account takes its send times from it (channels' ``SharedThrottle``), so
+        the processes share the cap by what each has to send, and keeps its share by
+        partitions (:meth:`share`) for when the schedule cannot be reached; by default
+        nothing."""
 
     async def send_with_media(
         self, delivery: Delivery, text: str, attachments: Sequence[Attachment]

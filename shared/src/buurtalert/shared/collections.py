@@ -310,7 +310,18 @@ DLQ_REPLAYS = Collection(
     personal_data=False,
     dated_by="replayed_at",
 )
-
+TIER_SCHEDULES = Collection(
+    "tier_schedules",
+    CHANNELS,
+    (),
+    "The blocks of send times taken of a provider account's throughput tier (_id "
+    "<account>#<block number>, e.g. whatsapp:<phone number id>#<n>; at: when taken): a channels "
+    "process takes a block by inserting it, so the processes share the tier by what each has "
+    "to send. Each deletes its own a second after they end; a stopped process's are purged.",
+    Retention.OPERATIONAL,
+    personal_data=False,
+    dated_by="at",
+)
 REVIEW_ITEMS = Collection(
     "review_items",
     REVIEW,
@@ -388,6 +399,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     GROUP_RATES,
     DELIVERIES,
     HELD_DELIVERIES,
+    TIER_SCHEDULES,
     REVIEW_ITEMS,
     REVIEW_USERS,
     REVIEW_SESSIONS,

@@ -18,7 +18,7 @@ from buurtalert.channels.handlers import (
     release_due,
     send_notice,
 )
-from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore
+from buurtalert.channels.stores import HeldDeliveries, Ledger, MediaStore, TierSchedules
 from buurtalert.directory.store import Memberships, RegisterConsents
 from buurtalert.shared.channels import load_adapters
 from buurtalert.shared.contacts import Contacts
@@ -63,6 +63,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
     consents = RegisterConsents(memberships)  # one lookup a second, not one per recipient
     statuses = topic_publisher(broker, settings, DELIVERIES_STATUS)
     adapters = load_adapters(municipality.channels)
+    schedules = TierSchedules(db)  # a provider's tier, shared by every channels process
+    for adapter in adapters.values():
+        adapter.share_tier(schedules)
 
     async def report(status: DeliveryStatus) -> None:
         DELIVERIES.labels(status.channel, status.state.value).inc()

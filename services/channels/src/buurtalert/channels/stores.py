@@ -12,12 +12,15 @@ time on FerretDB v1 (updates by ``_id`` scan the collection there), gathered int
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from pymongo.errors import DuplicateKeyError
+
 from buurtalert.shared.channels import Attachment, TransientDeliveryError
-from buurtalert.shared.collections import DELIVERIES, HELD_DELIVERIES, MEDIA, MEDIA_WAIT
+from buurtalert.shared.collections import DELIVERIES, HELD_DELIVERIES, MEDIA, MEDIA_WAIT, TIER_SCHEDULES
 from buurtalert.shared.logging import get_logger
 from buurtalert.shared.models import Delivery, DeliveryStatus, MediaRef, utcnow
 from buurtalert.shared.mongo import Audit, Database, Document, GroupInserts
@@ -228,3 +231,44 @@ class MediaStore:
                 log.warning("medium_missing_sent_without", storage_ref=storage_ref)
                 return None
             await asyncio.sleep(0.5)
+
+
+class ContendedSchedule(Exception):
+    """Other processes had taken every block this one tried."""
+
+
+class TierSchedules:
+    """The send times of each provider account's tier (``tier_schedules``), shared by the
+    channels processes (:class:`~buurtalert.channels.pacing.SharedThrottle`). Time is cut
+    into blocks of ``count`` sends ``interval`` apart, numbered from the epoch; a process
+    takes a block by inserting its document (``<account>#<number>``), which only one
+    insert can do. FerretDB v1 does not apply a conditional update atomically (two
+    processes both "win" a compare-and-set), a unique ``_id`` it does. One round trip
+    per block; a process deletes its own blocks once they are a second past."""
+
+    ATTEMPTS = 50
+
+    def __init__(self, db: Database) -> None:
+        self._collection = db.write(TIER_SCHEDULES)
+        self._taken: dict[str, list[tuple[float, str]]] = {}  # per account: own blocks (end, _id)
+
+    async def reserve(self, account: str, now: float, count: int, interval: float) -> float:
+        span = count * interval
+        taken = self._taken.setdefault(account, [])
+        number = math.floor(now / span)
+        if taken:  # after this process's last block (it may lie ahead: the next is taken early)
+            number = max(number, round(taken[-1][0] / span))
+        past = [block for end, block in taken if end < now - 1.0]
+        if past:
+            del taken[: len(past)]
+            await self._collection.delete_many({"_id": {"$in": past}})
+        for _ in range(self.ATTEMPTS):
+            block = f"{account}#{number}"
+            try:
+                await self._collection.insert_one({"_id": block, "at": utcnow()})
+            except DuplicateKeyError:
+                number += 1  # another process's block
+                continue
+            taken.append(((number + 1) * span, block))
+            return number * span
+        raise ContendedSchedule(f"{self.ATTEMPTS} blocks of {account} in a row were taken")

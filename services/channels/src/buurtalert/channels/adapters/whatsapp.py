@@ -30,13 +30,14 @@ import aiohttp
 from pydantic import Field, SecretStr
 
 from buurtalert.channels.adapters.graph import GraphError, GraphSession
-from buurtalert.channels.pacing import Paced, RecipientPacing, Throttle
+from buurtalert.channels.pacing import Paced, RecipientPacing, SharedThrottle, Throttle
 from buurtalert.shared.channels import (
     AdapterConfig,
     Attachment,
     ChannelAdapter,
     PermanentDeliveryError,
     SendResult,
+    TierSchedule,
     TransientDeliveryError,
 )
 from buurtalert.shared.models import Delivery
@@ -117,7 +118,10 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
     def __init__(self, config: WhatsAppConfig) -> None:
         super().__init__(config)
         self.graph = GraphSession(config.graph_url, config.access_token, config.timeout)
-        self.throttle = Throttle(config.messages_per_second)
+        #: This process's share of the tier by partitions (alone, or when the shared
+        #: schedule cannot be reached); ``throttle`` is what sends wait for.
+        self.own_pace = Throttle(config.messages_per_second)
+        self.throttle: Throttle | SharedThrottle = self.own_pace
         self.pacing = RecipientPacing(config.recipient_interval)
         self._uploads: dict[str, tuple[str, float]] = {}  # storage ref: media id, when
         self._upload_locks: dict[str, asyncio.Lock] = {}
@@ -133,7 +137,15 @@ class WhatsAppAdapter(ChannelAdapter[WhatsAppConfig]):
         """The business number's tier is shared by every channels process: this one sends
         at its share of it (the share of ``deliveries.whatsapp`` it consumes), never less
         than :data:`MIN_SHARE`, since review notices reach every process."""
-        self.throttle.pace(self.config.messages_per_second * min(max(fraction, MIN_SHARE), 1.0))
+        self.own_pace.pace(self.config.messages_per_second * min(max(fraction, MIN_SHARE), 1.0))
+
+    def share_tier(self, schedule: TierSchedule) -> None:
+        """Send at the times taken from the schedule of this business number, which every
+        channels process shares."""
+        account = f"{self.name}:{self.config.phone_number_id}"
+        self.throttle = SharedThrottle(
+            schedule, account, self.config.messages_per_second, fallback=self.own_pace
+        )
 
     async def close(self) -> None:
         await self.graph.close()
