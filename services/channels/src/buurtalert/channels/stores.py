@@ -261,7 +261,7 @@ class TierSchedules:
         past = [block for end, block in taken if end < now - 1.0]
         if past:
             del taken[: len(past)]
-            await self._collection.delete_many({"_id": {"$in": past}})
+            await asyncio.gather(*(self._collection.delete_one({"_id": block}) for block in past))
         for _ in range(self.ATTEMPTS):
             block = f"{account}#{number}"
             try:
