@@ -1,6 +1,7 @@
 """Channels' stores: the delivery ledger (``deliveries``, with the outcome in the
-audit trail), held deliveries (``held_deliveries``) and the media it sends along
-(``media``, ingest's, read only).
+audit trail), held deliveries (``held_deliveries``), the media it sends along
+(``media``, ingest's, read only) and the providers' tiers shared by the channels
+processes (``tier_schedules``).
 
 The ledger: a delivery id is claimed before sending and its outcome recorded after,
 so a redelivered delivery is never sent twice once it was settled. The outcome is the
