@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from pydantic import BaseModel
 
 from buurtalert.devkit.testing import free_port, settings_environment
@@ -40,10 +41,11 @@ from buurtalert.shared.models import (
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import MODERATION_PROPOSALS, MODERATION_REVIEW, REVIEW
-from tests.conftest import DEMO
+from tests.conftest import DEMO, ROOT
 from tests.support import BIN, ServiceProcess, wait_http
 
 PASSWORD = "correct horse battery"
+DOCS = ROOT / "docs"  # where the browser tests write their screenshots
 LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -255,3 +257,17 @@ def log_dir(tmp_path: Path) -> Path:
     path = tmp_path / "logs"
     path.mkdir(exist_ok=True)
     return path
+
+
+async def logged_in(browser: Browser, review: ReviewService, name: str, **options: object) -> Page:
+    """A page of a new browser context in which ``name`` logged in through the form (the
+    queue asked for first, so the login page is where an unauthenticated visit lands)."""
+    context: BrowserContext = await browser.new_context(base_url=review.url, locale="nl-NL", **options)  # type: ignore[arg-type]
+    page = await context.new_page()
+    await page.goto("/queue")
+    await expect(page).to_have_url(re.compile(r"/login"))
+    await page.get_by_label("Gebruikersnaam").fill(name)
+    await page.get_by_label("Wachtwoord").fill(PASSWORD)
+    await page.get_by_role("button", name="Inloggen").click()
+    await expect(page).to_have_url(re.compile(r"/queue$"))
+    return page

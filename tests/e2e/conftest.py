@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from buurtalert.devkit.devmail import DevMailbox
 from buurtalert.devkit.testing import free_port
@@ -19,6 +21,7 @@ from tests.review_support import ReviewService, running_review
 from tests.support import ServiceProcess, wait_http
 
 SERVICES = ("ingest", "moderation", "routing", "channels")
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @dataclass
@@ -82,3 +85,16 @@ async def review(
         system.settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
     ) as service:
         yield service
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium driven by Playwright (``make test`` installs it when missing)."""
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (once, before the browser starts)
+        pytest.fail("the browser tests need Debian's chromium: apt-get install -y chromium (make test does)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield launched
+        finally:
+            await launched.close()

@@ -18,12 +18,10 @@ from buurtalert.directory.store import store_directory
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
-from tests.e2e.test_review_console import DOCS, browser, logged_in
 from tests.effect_support import POLL_ID, history
-from tests.review_support import ReviewService, running_review
+from tests.review_support import DOCS, ReviewService, logged_in, running_review
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-__all__ = ["browser"]
 
 
 @pytest.fixture

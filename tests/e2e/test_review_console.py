@@ -4,41 +4,36 @@ processes. Writes docs/review-queue.png, docs/review-item.png and docs/review-me
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from buurtalert.devkit.testing import free_port
 from buurtalert.directory.model import load_directory
 from buurtalert.directory.store import Memberships, store_directory
+from buurtalert.shared.collections import REVIEW_SESSIONS
 from buurtalert.shared.models import utcnow
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from buurtalert.shared.topics import INGEST, MESSAGES_APPROVED, REVIEW_MEMBERSHIPS
-from tests.conftest import DEMO, ROOT, TEST_FAILED
-from tests.review_support import PASSWORD, ReviewService, held_message, log_dir, running_review
+from tests.conftest import DEMO, TEST_FAILED
+from tests.review_support import (
+    DOCS,
+    PASSWORD,
+    ReviewService,
+    held_message,
+    log_dir,
+    logged_in,
+    running_review,
+)
 from tests.support import ServiceProcess, read_topic, wait_http
 
-CHROMIUM = Path("/usr/bin/chromium")
-DOCS = ROOT / "docs"
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (once, before the browser starts)
-        pytest.fail("the browser tests need Debian's chromium: apt-get install -y chromium (make test does)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture
@@ -49,18 +44,6 @@ async def review(
         settings, tmp_path, failed=lambda: request.node.stash.get(TEST_FAILED, False)
     ) as service:
         yield service
-
-
-async def logged_in(browser: Browser, review: ReviewService, name: str, **options: object) -> Page:
-    context: BrowserContext = await browser.new_context(base_url=review.url, locale="nl-NL", **options)  # type: ignore[arg-type]
-    page = await context.new_page()
-    await page.goto("/queue")
-    await expect(page).to_have_url(re.compile(r"/login"))
-    await page.get_by_label("Gebruikersnaam").fill(name)
-    await page.get_by_label("Wachtwoord").fill(PASSWORD)
-    await page.get_by_role("button", name="Inloggen").click()
-    await expect(page).to_have_url(re.compile(r"/queue$"))
-    return page
 
 
 async def test_a_held_message_appears_live_and_an_approval_reaches_messages_approved(
@@ -184,7 +167,7 @@ async def test_a_second_moderator_sees_the_claim_and_a_stale_action_gets_409(
     await expect(second.locator("h1")).to_contain_text("intussen gewijzigd")
 
 
-async def test_wrong_password_lockout_missing_csrf_and_another_municipalitys_item(
+async def test_wrong_password_lockout_missing_csrf_another_municipalitys_item_and_an_expired_session(
     browser: Browser, review: ReviewService
 ) -> None:
     await review.hold(held_message("msg_weert"))
@@ -226,6 +209,25 @@ async def test_wrong_password_lockout_missing_csrf_and_another_municipalitys_ite
     response = await eve.goto("/items/msg_weert")
     assert response is not None and response.status == 404
     await expect(eve.locator("h1")).to_have_text("Niet gevonden.")
+
+    # alice's session expires (eight hours after her login): the next page asks her to log in,
+    # and an action with the form's token of that session is refused
+    csrf = await alice.locator("#reject-form input[name=csrf]").get_attribute("value")
+    client = mongo_client(review.settings)
+    try:
+        sessions = client[review.settings.database][REVIEW_SESSIONS.name]
+        ended = await sessions.update_many(
+            {"user": "alice"}, {"$set": {"expires": utcnow() - timedelta(seconds=1)}}
+        )
+        assert ended.modified_count == 1
+    finally:
+        await client.close()
+    await alice.goto("/items/msg_weert")
+    await expect(alice).to_have_url(re.compile(r"/login"))
+    answer = await alice.context.request.post(
+        f"{review.url}/items/msg_weert/approve", form={"version": "0", "csrf": str(csrf)}
+    )
+    assert answer.status == 401
 
 
 async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(

@@ -337,6 +337,11 @@ class RegisterConsents:
             return register
 
 
+#: How long a process keeps a directory it read: a reload, or a change of the membership
+#: register (a join approved, a member who left), shows in routing within this time.
+DIRECTORY_CACHE_SECONDS = 10.0
+
+
 class Directories:
     """Directories from MongoDB, cached for ``ttl`` seconds (a reload shows within that).
 
@@ -344,7 +349,9 @@ class Directories:
     itself, which grows with the members, is read again only when its version changed,
     or every ``full_reload`` seconds in case a raise of the version was lost in a crash."""
 
-    def __init__(self, db: Database, ttl: float = 10.0, full_reload: float = 600.0) -> None:
+    def __init__(
+        self, db: Database, ttl: float = DIRECTORY_CACHE_SECONDS, full_reload: float = 600.0
+    ) -> None:
         self._db, self._ttl, self._full = db, ttl, full_reload
         self._memberships = Memberships(db)
         self._cache: dict[str, tuple[float, Directory | None]] = {}

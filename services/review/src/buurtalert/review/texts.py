@@ -64,6 +64,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "agree": {"nl": "Akkoord met verwijderen", "en": "Agree to remove"},
     "dismiss": {"nl": "Lid behouden", "en": "Keep the member"},
     "agreed_by": {"nl": "Akkoord gegeven door", "en": "Agreed by"},
+    "agree_waiting": {
+        "nl": "Jij gaf akkoord. Er is nog een tweede beheerder of coördinator nodig.",
+        "en": "You agreed. A second admin or coordinator is still needed.",
+    },
     "four_eyes": {
         "nl": "Vier ogen: twee verschillende beheerders of coördinatoren moeten akkoord geven.",
         "en": "Four eyes: two different admins or coordinators must agree.",

@@ -1,0 +1,217 @@
+"""The review console in a real browser (Playwright driving Debian's Chromium) with all
+the services running as processes, the Graph API emulator and a real mail server: what a
+moderator, an admin or a coordinator does on the page has its effect on the groups.
+Writes docs/review-proposal.png."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from buurtalert.devkit.graph_emulator import GraphEmulator
+from buurtalert.directory.store import DIRECTORY_CACHE_SECONDS
+from buurtalert.shared.mongo import Audit, Database, mongo_client
+from buurtalert.shared.topics import MESSAGES_REJECTED
+from tests.e2e.conftest import System
+from tests.meta import REGIE_GROUP, signed, wa_message, wa_messages
+from tests.review_support import DOCS, ReviewService, logged_in
+from tests.support import eventually, read_topic
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+RESIDENT = {"authorization": "Bearer demo-token-buurtpreventie"}
+POLICE = {"authorization": "Bearer demo-token-politie"}
+APP_SECRET = "demo-whatsapp-app-secret"
+REGIE_BOSHOVEN = "regie-boshoven@lists.weert-demo.buurtalert.test"
+APPROVED = "Verdachte man probeert achterdeuren aan de Dorpstraat, zijn nummer is 06-98765432"
+REJECTED = "Fietsendief gezien aan de Molenstraat, het is die jongen van nummer 12, 06-55511122"
+
+
+async def report(system: System, report_id: str, text: str, headers: dict[str, str], **fields: Any) -> str:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            system.reports_url,
+            json={"report_id": report_id, "reporter": "+31 6 44455566", "text": text, **fields},
+            headers=headers,
+        )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def whatsapp(system: System, message: dict[str, Any]) -> None:
+    """One message through ingest's WhatsApp webhook, signed as Meta signs it."""
+    body = wa_messages(message)
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"http://127.0.0.1:{system.settings.http_port}/webhooks/whatsapp",
+            content=body,
+            headers=signed(body, APP_SECRET),
+        )
+    assert response.status_code == 200, response.text
+
+
+def mails(system: System) -> dict[str, list[str]]:
+    """Recipient address → plain-text bodies received by the mail server."""
+    inbox: dict[str, list[str]] = {}
+    for mail in system.mailbox.mailbox.snapshot():
+        body = mail.get_body(preferencelist=("plain",))
+        inbox.setdefault(str(mail["To"]), []).append(body.get_content() if body else "")
+    return inbox
+
+
+def whatsapp_to(graph: GraphEmulator, number: str) -> list[str]:
+    """The texts the emulator accepted for one number."""
+    return [m["text"]["body"] for m in graph.sent if m["to"] == number and m.get("type") == "text"]
+
+
+async def audit_trail(system: System, message_id: str) -> dict[str, Any]:
+    client = mongo_client(system.settings)
+    try:
+        return await Audit(Database(client[system.settings.database], "tests")).trail(message_id)
+    finally:
+        await client.close()
+
+
+async def open_item(page: Page, item_id: str) -> None:
+    """Open an item from the live queue by its row's link (it claims the item)."""
+    row = page.locator(f'li.item[data-id="{item_id}"]')
+    await expect(row).to_be_visible(timeout=60_000)
+    await page.goto(f"/items/{item_id}")
+    await expect(page.locator("#claim-notice")).to_contain_text("Jij behandelt dit")
+
+
+async def test_an_item_approved_in_the_browser_reaches_its_group_and_a_rejected_one_no_group(
+    browser: Browser, system: System, review: ReviewService
+) -> None:
+    """Two reports held for a phone number: alice rejects one and approves the other on their
+    pages; the approved one arrives at Boshoven's regiegroep by email, the rejected one is
+    published on messages.rejected, never routed, and no mailbox receives it."""
+    approved_id = await report(system, "console-ok", APPROVED, RESIDENT, group="boshoven-noord")
+    rejected_id = await report(system, "console-no", REJECTED, RESIDENT, group="boshoven-noord")
+    alice = await logged_in(browser, review, "alice")
+
+    await open_item(alice, rejected_id)
+    await alice.get_by_label("Reden voor afwijzen").select_option("privacy")
+    await alice.get_by_role("button", name="Afwijzen").click()
+    await expect(alice).to_have_url(re.compile(r"/queue"))  # a rejection goes at once: back to the queue
+    await expect(alice.locator(f'li.item[data-id="{rejected_id}"]')).to_have_count(0)
+    [rejection] = await read_topic(system.settings, MESSAGES_REJECTED.name, 1, timeout=60)
+    assert rejection["message"]["id"] == rejected_id
+    assert rejection["moderation"]["reviewer"] == "alice" and rejection["moderation"]["decision"] == "reject"
+
+    await open_item(alice, approved_id)
+    await alice.get_by_role("button", name="Goedkeuren").click()
+    await expect(alice.locator("#undo-button")).to_be_visible()  # the forward waits out its undo window
+
+    inbox = await eventually(
+        lambda: (box := mails(system)) and REGIE_BOSHOVEN in box and box,
+        timeout=90,
+        what="the regiegroep's email",
+    )
+    assert any("achterdeuren aan de Dorpstraat" in body for body in inbox[REGIE_BOSHOVEN])
+    trail = await audit_trail(system, rejected_id)
+    assert trail["moderation_decision"]["actor"] == "alice"
+    await asyncio.sleep(2.0)  # the rejected report had longer than the approved one to go anywhere
+    assert not any("Molenstraat" in body for bodies in mails(system).values() for body in bodies)
+    assert "routing" not in await audit_trail(system, rejected_id)
+    assert "routing" in await audit_trail(system, approved_id)
+
+
+COORDINATOR = "31600000002"  # coordinator-noord, in Boshoven's regiegroep and its WhatsApp group
+WIJKAGENT = "31600000001"
+
+
+async def test_a_removal_in_the_browser_needs_a_second_admin_before_the_member_leaves_the_group(
+    browser: Browser, system: System, review: ReviewService, graph: GraphEmulator
+) -> None:
+    """Three off-topic messages in the regiegroep's WhatsApp group propose their author's
+    removal; anna (admin) agrees on the proposal's page and nothing happens yet, nor can she
+    agree twice; carl (coordinator) agrees too and channels takes the author, and only the
+    author, out of the WhatsApp group."""
+    graph.groups[REGIE_GROUP] = {WIJKAGENT, COORDINATOR}
+    for n, text in enumerate(("Bedankt!", "Wie heeft mijn kat gezien?", "Te koop: fiets")):
+        await whatsapp(
+            system, wa_message(COORDINATOR, f"wamid.off-{n}", group_id=REGIE_GROUP, text={"body": text})
+        )
+    anna = await logged_in(browser, review, "anna", viewport={"width": 1100, "height": 900})
+    proposal = anna.locator("li.item:has(.proposal-badge)")
+    await expect(proposal).to_have_count(1, timeout=90_000)
+    proposal_id = await proposal.get_attribute("data-id")
+    await open_item(anna, str(proposal_id))
+    await anna.get_by_role("button", name="Akkoord met verwijderen").click()
+    await expect(anna.locator("#agreed-by")).to_have_text("anna")
+    await expect(anna.locator("#agree-waiting")).to_be_visible()
+    await expect(anna.locator("#agree-button")).to_be_disabled()  # the same person cannot be the second
+    await anna.screenshot(path=str(DOCS / "review-proposal.png"), full_page=True)
+    await anna.get_by_role("button", name="Vrijgeven").click()
+    await asyncio.sleep(1.0)
+    assert graph.participants(REGIE_GROUP) == {WIJKAGENT, COORDINATOR}
+
+    carl = await logged_in(browser, review, "carl")
+    await open_item(carl, str(proposal_id))
+    await expect(carl.locator("#agreed-by")).to_have_text("anna")
+    await carl.get_by_role("button", name="Akkoord met verwijderen").click()
+    await expect(carl).to_have_url(re.compile(r"/queue"))  # decided: back to the queue
+    await expect(carl.locator(f'li.item[data-id="{proposal_id}"]')).to_have_count(0)
+
+    await eventually(
+        lambda: graph.participants(REGIE_GROUP) == {WIJKAGENT}, timeout=90, what="the author out of the group"
+    )
+    assert graph.calls == [("DELETE", f"/v21.0/{REGIE_GROUP}/participants")]
+
+
+NEWCOMER = "31655501234"
+CENTRUM_WEST_MEMBERS = ("31600000011", "31600000012")  # who consented in the directory
+
+
+async def test_a_join_approved_in_the_browser_starts_the_member_receiving(
+    browser: Browser, system: System, review: ReviewService, graph: GraphEmulator
+) -> None:
+    """A newcomer sends AANMELDEN with Centrum-West's code and gets nothing of a police alert
+    while pending; carl, its coordinator, approves the join on the vetting screen; the
+    newcomer is welcomed with the house rules and receives the next alert."""
+    await whatsapp(system, wa_message(NEWCOMER, "wamid.join-1", text={"body": "AANMELDEN CW-5H2J9N4D"}))
+    carl = await logged_in(browser, review, "carl")
+    await carl.get_by_role("link", name="Aanmeldingen").click()
+    join = carl.locator("li.join")
+    await expect(join).to_have_count(1, timeout=60_000)
+    await expect(join).to_contain_text("centrum-west")
+
+    await report(
+        system,
+        "alert-before",
+        "Let op: inbraakgolf in Centrum. Sluit ramen.",
+        POLICE,
+        category="burglary_wave",
+        target={"districts": ["centrum"]},
+    )
+    await eventually(
+        lambda: all(whatsapp_to(graph, n) for n in CENTRUM_WEST_MEMBERS), timeout=60, what="the first alert"
+    )
+    assert not whatsapp_to(graph, NEWCOMER)  # pending members receive nothing
+
+    await carl.goto(str(await join.locator("a.join-link").get_attribute("href")))
+    await carl.get_by_role("button", name="Goedkeuren").click()
+    await expect(carl.locator("#vet-notice")).to_contain_text("goedgekeurd")
+    welcome = await eventually(lambda: whatsapp_to(graph, NEWCOMER), timeout=60, what="the welcome")
+    assert "goedgekeurd" in welcome[0] and "112" in welcome[0]
+    await asyncio.sleep(DIRECTORY_CACHE_SECONDS)  # routing's copy of the register, read for the first alert
+
+    await report(
+        system,
+        "alert-after",
+        "Let op: auto-inbraken in Centrum vannacht.",
+        POLICE,
+        category="burglary_wave",
+        target={"districts": ["centrum"]},
+    )
+
+    async def alerted() -> list[str]:
+        return [t for t in whatsapp_to(graph, NEWCOMER) if "auto-inbraken" in t]
+
+    await eventually(alerted, timeout=90, what="the next alert at the newcomer")
+    assert not any("inbraakgolf" in t for t in whatsapp_to(graph, NEWCOMER))
