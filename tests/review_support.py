@@ -109,6 +109,7 @@ def held_message(
     received_at: datetime | None = None,
     reason: str = "privacy",
     also: str = "suspicious_situation",
+    strikes: int | None = None,
 ) -> ModeratedMessage:
     """A message as moderation holds it: the phone number's span marked as privacy."""
     start = text.find("06-")
@@ -133,6 +134,7 @@ def held_message(
         explanation="Een moderator kijkt naar je bericht.",
         explanation_en="A moderator will look at your message.",
         urgent=urgent,
+        strikes=strikes,
         policy_version="nl-test",
     )
     return ModeratedMessage(message=message, moderation=result)

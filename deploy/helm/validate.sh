@@ -63,6 +63,9 @@ base=(-f "$chart/values-weert.yaml" --set-file "directory.content=$root/deploy/d
 refused "more routing replicas than its topics have partitions" \
   "services.routing.replicas is 4, but routing reads the topic" \
   "${base[@]}" --set services.routing.replicas=4
+refused "a second review console process" \
+  "services.review.replicas is 2, but the review console runs as one process" \
+  "${base[@]}" --set services.review.replicas=2
 refused "a misspelt key (values.schema.json)" "additional properties 'replica' not allowed" \
   "${base[@]}" --set services.routing.replica=2
 refused "no municipality file Secret" "municipalityFile.existingSecret" \

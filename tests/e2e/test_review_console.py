@@ -142,11 +142,15 @@ async def test_a_held_message_appears_live_and_an_approval_reaches_messages_appr
 async def test_a_second_moderator_sees_the_claim_and_a_stale_action_gets_409(
     browser: Browser, review: ReviewService
 ) -> None:
-    await review.hold(held_message("msg_claimed"))
+    await review.hold(held_message("msg_claimed", strikes=2))
     alice = await logged_in(browser, review, "alice")
     await expect(alice.locator('li.item[data-id="msg_claimed"]')).to_be_visible(timeout=30_000)
+    await expect(alice.locator('li.item[data-id="msg_claimed"] .strikes')).to_contain_text("2")
     await alice.goto("/items/msg_claimed")
     await expect(alice.locator("#claim-notice")).to_contain_text("Jij behandelt dit")
+    await expect(alice.locator("#author-strikes")).to_have_text("2")
+    await expect(alice.locator("#district")).to_have_text("boshoven")
+    await expect(alice.locator("#no-nearby-incidents")).to_be_visible()
 
     # bob, on a phone, sees who holds it and cannot act on it
     bob = await logged_in(browser, review, "bob", viewport={"width": 390, "height": 844}, is_mobile=True)

@@ -87,23 +87,17 @@ async def open_item(page: Page, item_id: str) -> None:
 async def test_an_item_approved_in_the_browser_reaches_its_group_and_a_rejected_one_no_group(
     browser: Browser, system: System, review: ReviewService
 ) -> None:
-    """Two reports held for a phone number: alice rejects one and approves the other on their
-    pages; the approved one arrives at Boshoven's regiegroep by email, the rejected one is
-    published on messages.rejected, never routed, and no mailbox receives it."""
+    """Two reports held for a phone number: alice approves the first on its page, and it
+    arrives at Boshoven's regiegroep by email as an incident; the second's page shows that
+    incident of its district; she rejects it: it is published on messages.rejected, never
+    routed, and no mailbox receives it."""
     approved_id = await report(system, "console-ok", APPROVED, RESIDENT, group="boshoven-noord")
     rejected_id = await report(system, "console-no", REJECTED, RESIDENT, group="boshoven-noord")
     alice = await logged_in(browser, review, "alice")
 
-    await open_item(alice, rejected_id)
-    await alice.get_by_label("Reden voor afwijzen").select_option("privacy")
-    await alice.get_by_role("button", name="Afwijzen").click()
-    await expect(alice).to_have_url(re.compile(r"/queue"))  # a rejection goes at once: back to the queue
-    await expect(alice.locator(f'li.item[data-id="{rejected_id}"]')).to_have_count(0)
-    [rejection] = await read_topic(system.settings, MESSAGES_REJECTED.name, 1, timeout=60)
-    assert rejection["message"]["id"] == rejected_id
-    assert rejection["moderation"]["reviewer"] == "alice" and rejection["moderation"]["decision"] == "reject"
-
     await open_item(alice, approved_id)
+    await expect(alice.locator("#district")).to_have_text("boshoven")
+    await expect(alice.locator("#no-nearby-incidents")).to_be_visible()
     await alice.get_by_role("button", name="Goedkeuren").click()
     await expect(alice.locator("#undo-button")).to_be_visible()  # the forward waits out its undo window
 
@@ -112,10 +106,24 @@ async def test_an_item_approved_in_the_browser_reaches_its_group_and_a_rejected_
         timeout=90,
         what="the regiegroep's email",
     )
-    assert any("achterdeuren aan de Dorpstraat" in body for body in inbox[REGIE_BOSHOVEN])
+    [body] = [b for b in inbox[REGIE_BOSHOVEN] if "achterdeuren aan de Dorpstraat" in b]
+    reference = re.search(r"Incident ([0-9A-F]{6})", body)
+    assert reference, body
+
+    # the second held report's page shows the incident the first one opened in the district
+    await alice.goto("/queue")
+    await open_item(alice, rejected_id)
+    await expect(alice.locator("#nearby-incidents")).to_contain_text(reference.group(1))
+    await alice.get_by_label("Reden voor afwijzen").select_option("privacy")
+    await alice.get_by_role("button", name="Afwijzen").click()
+    await expect(alice).to_have_url(re.compile(r"/queue"))  # a rejection goes at once: back to the queue
+    await expect(alice.locator(f'li.item[data-id="{rejected_id}"]')).to_have_count(0)
+    [rejection] = await read_topic(system.settings, MESSAGES_REJECTED.name, 1, timeout=60)
+    assert rejection["message"]["id"] == rejected_id
+    assert rejection["moderation"]["reviewer"] == "alice" and rejection["moderation"]["decision"] == "reject"
     trail = await audit_trail(system, rejected_id)
     assert trail["moderation_decision"]["actor"] == "alice"
-    await asyncio.sleep(2.0)  # the rejected report had longer than the approved one to go anywhere
+    await asyncio.sleep(2.0)  # time for the rejected report to go anywhere it wrongly would
     assert not any("Molenstraat" in body for bodies in mails(system).values() for body in bodies)
     assert "routing" not in await audit_trail(system, rejected_id)
     assert "routing" in await audit_trail(system, approved_id)

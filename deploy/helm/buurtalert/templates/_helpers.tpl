@@ -30,12 +30,16 @@ buurtalert.nl/municipality: {{ . | quote }}
 {{- end -}}
 {{- end }}
 
-{{/* Fails rendering when a service has more replicas than the partitions of a topic it reads:
-(list $ name svc). The bounds come from the generated templates/topics.yaml. */}}
+{{/* Fails rendering when a service has more replicas than the partitions of a topic it reads,
+or the review console more than one: (list $ name svc). The bounds come from the generated
+templates/topics.yaml. */}}
 {{- define "buurtalert.checkReplicas" -}}
 {{- $root := index . 0 -}}
 {{- $name := index . 1 -}}
 {{- $svc := index . 2 -}}
+{{- if and (eq $name "review") (gt (int $svc.replicas) 1) -}}
+{{- fail (printf "services.review.replicas is %d, but the review console runs as one process: it serialises the changes of a queue item in memory, because FerretDB v1 does not apply a conditional update atomically across clients. Keep services.review.replicas at 1." (int $svc.replicas)) -}}
+{{- end -}}
 {{- $bounds := include "buurtalert.partitionBounds" $root | fromYaml -}}
 {{- $consumer := $svc.topicsConsumer | default $name -}}
 {{- with get $bounds $consumer -}}

@@ -197,7 +197,11 @@ class ModerationResult(Record):
         default=False, description="Held for review but urgent (112, a missing person, an authority)"
     )
     model: ModelFinding | None = None
-    strikes: int | None = Field(default=None, description="The author's live strikes after this rejection")
+    strikes: int | None = Field(
+        default=None,
+        description="The author's live strikes: after this rejection, or when a held message was held "
+        "(verified authors only)",
+    )
     reviewer: str | None = Field(
         default=None, description="The person who decided a held message in the review console"
     )

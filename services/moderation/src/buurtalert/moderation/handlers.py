@@ -73,6 +73,12 @@ class Moderator:
                         message.id, "strike", {"counted": False, "why": "sender not verified"}
                     )
                     log.info("strike_not_counted", why="sender not verified")
+            elif result.decision is Decision.REVIEW and _has_strikes(message):
+                # what the moderator sees beside the held message (a held share, not the forwards)
+                strikes = await self.strikes.live(
+                    message.municipality, message.author.pseudonym, message.received_at, self.policy.strikes
+                )
+                result = result.model_copy(update={"strikes": strikes})
             await self.publish(ModeratedMessage(message=message, moderation=result))
             await self.audit.record(message.id, MODERATION, result.model_dump(mode="json"))
             log.info("moderated", decision=result.decision, reasons=[r.code for r in result.reasons])
@@ -107,6 +113,11 @@ class Moderator:
                 )
                 log.warning("removal_proposed", strikes=count, group_id=message.group_id)
         return result.model_copy(update=update)
+
+
+def _has_strikes(message: InboundMessage) -> bool:
+    """Whether strikes are counted against the message's author: a verified resident."""
+    return message.author.verified and message.author.role not in AUTHORITIES
 
 
 #: The audit stage of a person's decision on a held message or a removal proposal.

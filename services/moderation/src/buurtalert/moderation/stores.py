@@ -41,6 +41,10 @@ class Strikes:
                     "at": at,
                 }
             )
+        return await self.live(municipality, member, at, policy)
+
+    async def live(self, municipality: str, member: str, at: datetime, policy: StrikePolicy) -> int:
+        """``member``'s strikes that count at ``at`` (within the policy's period)."""
         since = at - timedelta(days=policy.expire_after_days)
         return await self._strikes.count_documents(
             {"municipality": municipality, "member": member, "at": {"$gt": since, "$lte": at}}

@@ -168,6 +168,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         ],
         vetting=vetting,
         reveal=Reveal(items, contacts, audit),
+        incidents=IncidentsView(db),
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)

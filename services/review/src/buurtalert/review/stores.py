@@ -4,9 +4,11 @@
 A scoped user's queue is read per group or per district (an equality on an indexed field
 each, concurrently), never by loading the municipality's queue and filtering it here.
 
-Every change to an item is one conditional update on its ``_id`` and ``version`` (an
-atomic compare-and-set, which FerretDB v1 supports as MongoDB does): of two moderators
-acting on the same version, one wins and the other is told it is stale. The records an
+Every change to an item is one conditional update on its ``_id`` and ``version``, made
+while this process holds the item's lock: of two moderators acting on the same version, one
+wins and the other is told it is stale. The lock is needed because FerretDB v1 checks the
+condition and writes the document in two steps (two clients can both "win"), so the console
+runs as one process (the Helm chart refuses a second replica). The records an
 item holds travel as JSON text, as GeoJSON does elsewhere (FerretDB v1 stores no nested
 arrays, and an authority alert's polygon is one)."""
 

@@ -61,6 +61,22 @@ STRINGS: dict[str, dict[str, str]] = {
     "received": {"nl": "Ontvangen", "en": "Received"},
     "member": {"nl": "Lid (pseudoniem)", "en": "Member (pseudonym)"},
     "strikes": {"nl": "Overtredingen", "en": "Strikes"},
+    "district": {"nl": "Wijk", "en": "District"},
+    "author_pseudonym": {"nl": "Melder (pseudoniem)", "en": "Author (pseudonym)"},
+    "strikes_of_author": {"nl": "Overtredingen van de melder", "en": "Author's strikes"},
+    "strikes_unknown": {
+        "nl": "niet geteld (alleen bij geverifieerde bewoners)",
+        "en": "not counted (verified residents only)",
+    },
+    "nearby_incidents": {
+        "nl": "Incidenten in deze wijk (24 uur)",
+        "en": "Incidents in this district (24 hours)",
+    },
+    "no_nearby_incidents": {
+        "nl": "Geen incidenten in deze wijk in de laatste 24 uur.",
+        "en": "No incidents in this district in the last 24 hours.",
+    },
+    "reports_count": {"nl": "meldingen", "en": "reports"},
     "agree": {"nl": "Akkoord met verwijderen", "en": "Agree to remove"},
     "dismiss": {"nl": "Lid behouden", "en": "Keep the member"},
     "agreed_by": {"nl": "Akkoord gegeven door", "en": "Agreed by"},

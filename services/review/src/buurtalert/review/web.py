@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -39,6 +39,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from buurtalert.review.effect.rules import IncidentView
+from buurtalert.review.effect.stores import IncidentsView
 from buurtalert.review.handlers import Access, Changes, Console, Outcome, Session
 from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import (
@@ -68,6 +70,10 @@ LANGUAGE_COOKIE = "review_lang"
 #: An open queue's event stream ends after this long and the browser reconnects: a
 #: stream never holds up a shutdown for longer, and a lost connection is noticed.
 STREAM_SECONDS = 25.0
+#: A held message's page shows the incidents of its district opened this many hours ago or
+#: later, at most NEARBY_SHOWN of them (the newest).
+NEARBY_HOURS = 24
+NEARBY_SHOWN = 3
 POLL_SECONDS = 2.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -177,9 +183,11 @@ def console_app(
     extensions: Sequence[Callable[[Kit], Sequence[Route]]] = (),
     vetting: Vetting | None = None,
     reveal: Reveal | None = None,
+    incidents: IncidentsView | None = None,
 ) -> Starlette:
     """The console's pages, ``probes`` (``/ready``, ``/metrics``: path and ASGI app), and the
-    routes each of ``extensions`` adds (effect's pages)."""
+    routes each of ``extensions`` adds (effect's pages); ``incidents``: routing's, for the
+    incidents of a held message's district beside it."""
     env = templates()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -375,7 +383,7 @@ def console_app(
         item = outcome.item
         if wants_json(request):
             return JSONResponse(item_json(item, utcnow()))
-        history = await console.history(item.id)
+        history, nearby = await asyncio.gather(console.history(item.id), recent_incidents(item))
         language = item.held.message.language if item.held else None
         explanations = {reason: rejection_explanation(reason, language) for reason in REJECT_REASONS}
         return page(
@@ -389,7 +397,17 @@ def console_app(
             may=lambda action: may(session.user.role, Action(action), item.kind),
             claim_seconds=CLAIM_SECONDS,
             notice=request.query_params.get("notice"),
+            nearby=nearby,
         )
+
+    async def recent_incidents(item: Item) -> list[IncidentView]:
+        """The incidents of the item's district opened in the last :data:`NEARBY_HOURS` hours
+        (the newest :data:`NEARBY_SHOWN`): is what the message reports already known?"""
+        if incidents is None or item.district is None:
+            return []
+        since = utcnow() - timedelta(hours=NEARBY_HOURS)
+        found = await incidents.recent(item.municipality, (item.district,), limit=NEARBY_SHOWN)
+        return [i for i in found if i.opened_at is not None and i.opened_at >= since]
 
     async def version_of(request: Request) -> int | None:
         raw = (await request.form()).get("version")
@@ -610,6 +628,8 @@ def item_json(item: Item, now: datetime) -> dict[str, Any]:
         "group_id": item.group_id,
         "district": item.district,
         "channel": held.message.provider.channel.value if held else None,
+        "author": held.message.author.pseudonym if held else None,
+        "strikes": held.moderation.strikes if held else None,
         "text": item.text,
         "age_minutes": age_minutes(item.received_at, now),
         "claimed_by": holder(item.claim, now),
