@@ -240,7 +240,8 @@ async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(
     """A pending join shows on the vetting screen of its group's coordinator (writes
     docs/review-members.png) and is approved with a click, published for ingest; the
     coordinator of another group does not see it and gets 404 at its address; a moderator
-    ticks two noise rows and rejects them with one reason."""
+    narrows the queue to one group, ticks its two noise rows and rejects them with one
+    reason."""
     client = mongo_client(review.settings)
     try:
         memberships = Memberships(Database(client[review.settings.database], INGEST))
@@ -249,6 +250,7 @@ async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(
         await client.close()
     for name in ("msg_noise_a", "msg_noise_b"):
         await review.hold(held_message(name, "Wie heeft mijn kat gezien? Bel 06-12345678"))
+    await review.hold(held_message("msg_west", group_id="centrum-west"))
 
     carl = await logged_in(browser, review, "carl")  # coordinator of boshoven-noord (and others)
     await expect(carl.locator("#scope")).to_have_text("boshoven-noord, boshoven-regie, centrum-west")
@@ -278,6 +280,11 @@ async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(
     assert decisions[0]["actor"] == "carl"
 
     alice = await logged_in(browser, review, "alice")
+    await expect(alice.locator("li.item")).to_have_count(3, timeout=30_000)
+    await alice.get_by_label("Groep").select_option("boshoven-noord")
+    await alice.get_by_role("button", name="Toepassen").click()
+    await expect(alice).to_have_url(re.compile(r"group=boshoven-noord"))
+    await expect(alice.locator("li.item")).to_have_count(2)  # centrum-west's item filtered out
     for name in ("msg_noise_a", "msg_noise_b"):
         row = alice.locator(f'li.item[data-id="{name}"]')
         await expect(row).to_be_visible(timeout=30_000)
@@ -285,4 +292,6 @@ async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(
     await alice.get_by_label("Geselecteerde afwijzen met reden").select_option("off_topic")
     await alice.get_by_role("button", name="Selectie afwijzen").click()
     await expect(alice.locator("#bulk-notice")).to_contain_text("2 afgewezen")
-    await expect(alice.locator("li.item")).to_have_count(0)
+    await alice.goto("/queue")
+    await expect(alice.locator("li.item")).to_have_count(1)
+    await expect(alice.locator('li.item[data-id="msg_west"]')).to_be_visible()

@@ -21,6 +21,7 @@ from buurtalert.review.rules import (
     Action,
     Claim,
     Item,
+    QueueFilter,
     Refusal,
     Scope,
     User,
@@ -50,6 +51,7 @@ from buurtalert.review.rules import (
     token_hash,
     unknown_scope,
     user_of,
+    wijkagent_order,
     within_scope,
 )
 from buurtalert.review.texts import STRINGS, text
@@ -435,12 +437,33 @@ def test_what_makes_an_item_urgent() -> None:
     assert not is_urgent(held())
 
 
-def test_filters_by_reason_and_urgency() -> None:
-    privacy = item_for_message(held(message_id="a"))
+def test_filters_by_reason_group_age_and_urgency() -> None:
+    privacy = item_for_message(held(message_id="a", received=NOW - timedelta(minutes=90)))
     rumour = item_for_message(held(message_id="b", reasons=(Reason(code="rumour", score=0.7),), urgent=True))
-    assert [i.id for i in filtered([privacy, rumour], reason="rumour", urgent_only=False)] == ["b"]
-    assert [i.id for i in filtered([privacy, rumour], reason=None, urgent_only=True)] == ["b"]
-    assert len(filtered([privacy, rumour], reason=None, urgent_only=False)) == 2
+    elsewhere = item_for_message(held(message_id="c")).model_copy(update={"group_id": "centrum-west"})
+    items = [privacy, rumour, elsewhere]
+
+    def ids(**params: str) -> list[str]:
+        return [i.id for i in filtered(items, QueueFilter.of(params), NOW)]
+
+    assert ids(reason="rumour") == ["b"]
+    assert ids(urgent="1") == ["b"]
+    assert ids(group="centrum-west") == ["c"]
+    assert ids(age="60") == ["a"]  # waiting an hour or more
+    assert ids() == ["a", "b", "c"]
+    assert ids(age="7", group="", urgent="yes") == ["a", "b", "c"]  # not understood: no filter
+
+
+def test_newest_first_keeps_urgent_on_top_and_a_wijkagents_escalated_above_all() -> None:
+    old = item_for_message(held(message_id="old", received=NOW - timedelta(minutes=30)))
+    new = item_for_message(held(message_id="new", received=NOW - timedelta(minutes=5)))
+    urgent = item_for_message(held(message_id="urgent", urgent=True, received=NOW - timedelta(minutes=40)))
+    escalated = old.model_copy(update={"id": "escalated", "escalated_by": "alice"})
+    items = queue_order([new, urgent, old, escalated])
+    newest = QueueFilter(newest_first=True)
+    assert [i.id for i in filtered(items, newest, NOW)] == ["urgent", "new", "escalated", "old"]
+    wijkagent = filtered(wijkagent_order(items), newest, NOW, escalated_first=True)
+    assert [i.id for i in wijkagent] == ["escalated", "urgent", "new", "old"]
 
 
 def test_age_in_whole_minutes() -> None:

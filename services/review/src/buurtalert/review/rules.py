@@ -7,7 +7,7 @@ hold a message."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -205,8 +205,57 @@ def wijkagent_order(items: Iterable[Item]) -> list[Item]:
     return [i for i in ordered if i.escalated_by] + [i for i in ordered if not i.escalated_by]
 
 
-def filtered(items: Iterable[Item], *, reason: str | None, urgent_only: bool) -> list[Item]:
-    return [i for i in items if (not reason or reason in i.reasons) and (not urgent_only or i.urgent)]
+#: The queue's age filter: items waiting at least this many minutes.
+AGE_CHOICES = (15, 60, 240, 1440)
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What a user narrowed their queue to, and its order (urgent items stay on top)."""
+
+    reason: str | None = None
+    group: str | None = None
+    older_than: int | None = None  # minutes
+    urgent_only: bool = False
+    newest_first: bool = False
+
+    @classmethod
+    def of(cls, params: Mapping[str, str]) -> QueueFilter:
+        """From a query string; anything not understood is no filter."""
+        age = params.get("age", "")
+        return cls(
+            reason=params.get("reason") or None,
+            group=params.get("group") or None,
+            older_than=int(age) if age.isdigit() and int(age) in AGE_CHOICES else None,
+            urgent_only=params.get("urgent") == "1",
+            newest_first=params.get("sort") == "newest",
+        )
+
+
+def filtered(
+    items: Iterable[Item], wanted: QueueFilter, now: datetime, *, escalated_first: bool = False
+) -> list[Item]:
+    """The items ``wanted`` keeps, in the queue's order (given), or newest first within
+    urgent and not urgent (and, for a wijkagent, ``escalated_first``, within escalated and
+    not escalated: see :func:`wijkagent_order`)."""
+    kept = [
+        i
+        for i in items
+        if (not wanted.reason or wanted.reason in i.reasons)
+        and (not wanted.group or i.group_id == wanted.group)
+        and (not wanted.urgent_only or i.urgent)
+        and (wanted.older_than is None or age_minutes(i.received_at, now) >= wanted.older_than)
+    ]
+    if wanted.newest_first:
+        kept.sort(
+            key=lambda i: (
+                not (escalated_first and i.escalated_by),
+                not i.urgent,
+                -i.received_at.timestamp(),
+                i.id,
+            )
+        )
+    return kept
 
 
 def age_minutes(since: datetime, now: datetime) -> int:

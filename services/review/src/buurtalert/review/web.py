@@ -44,10 +44,12 @@ from buurtalert.review.effect.stores import IncidentsView
 from buurtalert.review.handlers import Access, Changes, Console, Outcome, Session
 from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import (
+    AGE_CHOICES,
     CLAIM_SECONDS,
     REJECT_REASONS,
     Action,
     Item,
+    QueueFilter,
     Refusal,
     age_minutes,
     filtered,
@@ -60,7 +62,7 @@ from buurtalert.review.rules import (
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
 from buurtalert.review.vetting import Join, Vetting, may_vet
 from buurtalert.shared.logging import APP_LOGGER, get_logger
-from buurtalert.shared.models import utcnow
+from buurtalert.shared.models import Role, utcnow
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -320,21 +322,20 @@ def console_app(
 
     # --- the queue ------------------------------------------------------------------------
 
-    def queue_filters(request: Request) -> tuple[str | None, bool]:
-        return request.query_params.get("reason") or None, request.query_params.get("urgent") == "1"
-
     async def queue_context(request: Request, session: Session) -> dict[str, Any]:
-        reason, urgent_only = queue_filters(request)
+        wanted = QueueFilter.of(request.query_params)
         everything = await console.queue(session.user)
-        shown = filtered(everything, reason=reason, urgent_only=urgent_only)
-        reasons = sorted({r for i in everything for r in i.reasons})
+        now = utcnow()
+        escalated_first = session.user.role is Role.WIJKAGENT
+        shown = filtered(everything, wanted, now, escalated_first=escalated_first)
         return {
             "session": session,
             "items": shown,
-            "reasons": reasons,
-            "reason": reason,
-            "urgent_only": urgent_only,
-            "now": utcnow(),
+            "reasons": sorted({r for i in everything for r in i.reasons}),
+            "groups": sorted({i.group_id for i in everything if i.group_id}),
+            "ages": AGE_CHOICES,
+            "wanted": wanted,
+            "now": now,
             "query": request.url.query,
             "bulk": {k: request.query_params.get(k) for k in ("rejected", "refused")},
         }
