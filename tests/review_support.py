@@ -110,6 +110,7 @@ def held_message(
     reason: str = "privacy",
     also: str = "suspicious_situation",
     strikes: int | None = None,
+    verified: bool = True,
 ) -> ModeratedMessage:
     """A message as moderation holds it: the phone number's span marked as privacy."""
     start = text.find("06-")
@@ -120,7 +121,7 @@ def held_message(
         provider=ProviderRef(channel=SourceChannel.WHATSAPP, message_id=f"wamid.{message_id}"),
         municipality=municipality,
         group_id=group_id,
-        author=Author(pseudonym="p_author_1", role=Role.RESIDENT, verified=True),  # a WhatsApp sender
+        author=Author(pseudonym="p_author_1", role=Role.RESIDENT, verified=verified),  # a WhatsApp sender
         text=text,
         language="nl",
         sent_at=received - timedelta(seconds=5),

@@ -226,12 +226,12 @@ async def test_wrong_password_lockout_missing_csrf_another_municipalitys_item_an
         assert ended.modified_count == 1
     finally:
         await client.close()
-    await alice.goto("/items/msg_weert")
-    await expect(alice).to_have_url(re.compile(r"/login"))
     answer = await alice.context.request.post(
         f"{review.url}/items/msg_weert/approve", form={"version": "0", "csrf": str(csrf)}
     )
     assert answer.status == 401
+    await alice.goto("/items/msg_weert")
+    await expect(alice).to_have_url(re.compile(r"/login"))
 
 
 async def test_a_coordinator_vets_a_join_and_a_moderator_rejects_noise_in_bulk(

@@ -227,17 +227,20 @@ async def test_a_removal_needs_two_different_admins_or_coordinators(review: Revi
 
 async def test_moderation_applies_the_decisions(review: ReviewService, tmp_path: Path) -> None:
     """Approved (with an edit) goes out on messages.approved with the new text, rejected on
-    messages.rejected with the chosen explanation; the audit trail keeps the person and
-    the original text."""
+    messages.rejected with the chosen explanation and a strike for a verified author only;
+    the audit trail keeps the person and the original text."""
     own_port = review.settings.model_copy(update={"http_port": free_port()})
     moderation = ServiceProcess("moderation", own_port, log_dir(tmp_path))
     moderation.start()
     try:
         await review.hold(held_message("msg_edit"))
         await review.hold(held_message("msg_reject", "Die buurman is vast de dader, 06-12345678"))
+        spoofable = held_message("msg_unverified", "Die buurvrouw is het, 06-12345678", verified=False)
+        await review.hold(spoofable)
         alice, csrf = await review.login("alice")
         await queued(review, alice, "msg_edit")
         await queued(review, alice, "msg_reject")
+        await queued(review, alice, "msg_unverified")
         edited = "Verdachte man belt aan bij huizen in de Kerkstraat"
         response = await alice.post(
             "/items/msg_edit/approve", data={"version": "0", "text": edited, "csrf": csrf}
@@ -247,6 +250,10 @@ async def test_moderation_applies_the_decisions(review: ReviewService, tmp_path:
             "/items/msg_reject/reject", data={"version": "0", "reason": "rumour", "csrf": csrf}
         )
         assert response.status_code == 200
+        response = await alice.post(
+            "/items/msg_unverified/reject", data={"version": "0", "reason": "rumour", "csrf": csrf}
+        )
+        assert response.status_code == 200
         await moderation.started()
 
         approved = await read_topic(review.settings, MESSAGES_APPROVED.name, 1, timeout=60)
@@ -254,8 +261,11 @@ async def test_moderation_applies_the_decisions(review: ReviewService, tmp_path:
         assert approved[0]["message"]["text"] == edited
         assert approved[0]["moderation"]["decision"] == "forward"
         assert approved[0]["moderation"]["reviewer"] == "alice"
-        rejected = await read_topic(review.settings, MESSAGES_REJECTED.name, 1, timeout=60)
-        assert rejected[0]["message"]["id"] == "msg_reject"
+        rejected = sorted(
+            await read_topic(review.settings, MESSAGES_REJECTED.name, 2, timeout=60),
+            key=lambda r: r["message"]["id"] != "msg_reject",
+        )
+        assert [r["message"]["id"] for r in rejected] == ["msg_reject", "msg_unverified"]
         assert rejected[0]["moderation"]["explanation"].startswith("Een moderator heeft je bericht")
         assert "geruchten" in rejected[0]["moderation"]["explanation"]
 
@@ -267,6 +277,9 @@ async def test_moderation_applies_the_decisions(review: ReviewService, tmp_path:
         assert entry["original_text"].startswith("Verdachte man belt aan") and entry["text"] == edited
         strikes = await review.db("strikes", {"message_id": "msg_reject"})
         assert len(strikes) == 1  # a person's rejection counts against the author too
+        # but not against an unverified sender, whose address may be someone else's
+        assert await review.db("strikes", {"message_id": "msg_unverified"}) == []
+        assert rejected[1]["moderation"]["strikes"] is None
     finally:
         moderation.stop()
         if not moderation.proc or moderation.proc.returncode not in (0, -15):

@@ -38,7 +38,7 @@ templates/topics.yaml. */}}
 {{- $name := index . 1 -}}
 {{- $svc := index . 2 -}}
 {{- if and (eq $name "review") (gt (int $svc.replicas) 1) -}}
-{{- fail (printf "services.review.replicas is %d, but the review console runs as one process: it serialises the changes of a queue item in memory, because FerretDB v1 does not apply a conditional update atomically across clients. Keep services.review.replicas at 1." (int $svc.replicas)) -}}
+{{- fail (printf "services.review.replicas is %d, but the review console runs as one process: it serialises the changes of a queue item in memory, because FerretDB v1 does not apply a conditional update atomically across clients. Keep services.review.replicas at 1 (its Deployment is replaced, not rolled, on an upgrade)." (int $svc.replicas)) -}}
 {{- end -}}
 {{- $bounds := include "buurtalert.partitionBounds" $root | fromYaml -}}
 {{- $consumer := $svc.topicsConsumer | default $name -}}

@@ -66,7 +66,7 @@ class Moderator:
             message = message.model_copy(update={"text": normalise_text(message.text)})
             result = hold_flagged(result, message.flags)
             if result.decision is Decision.REJECT and message.author.role not in AUTHORITIES:
-                if message.author.verified:
+                if _has_strikes(message):
                     result = await self.strike(message, result)
                 else:  # the address may be someone else's: no strike against whoever was named
                     await self.audit.record(
@@ -116,7 +116,9 @@ class Moderator:
 
 
 def _has_strikes(message: InboundMessage) -> bool:
-    """Whether strikes are counted against the message's author: a verified resident."""
+    """Whether strikes are counted against the message's author: a verified resident (an
+    unverified sender's address may be someone else's), whether the machine or a person
+    rejected the message."""
     return message.author.verified and message.author.role not in AUTHORITIES
 
 
@@ -171,8 +173,7 @@ class Decisions:
                 # trail; removing a member from a group is for a later issue to apply.
                 log.info("membership_decision", action=decision.action, agreed_by=decision.agreed_by)
                 return
-            author = outcome.message.author
-            if outcome.moderation.decision is Decision.REJECT and author.role not in AUTHORITIES:
+            if outcome.moderation.decision is Decision.REJECT and _has_strikes(outcome.message):
                 outcome = ModeratedMessage(
                     message=outcome.message,
                     moderation=await self.moderator.strike(outcome.message, outcome.moderation),

@@ -71,18 +71,21 @@ STRINGS: dict[str, dict[str, str]] = {
     "strikes": {"nl": "Overtredingen", "en": "Strikes"},
     "district": {"nl": "Wijk", "en": "District"},
     "author_pseudonym": {"nl": "Melder (pseudoniem)", "en": "Author (pseudonym)"},
-    "strikes_of_author": {"nl": "Overtredingen van de melder", "en": "Author's strikes"},
+    "strikes_of_author": {
+        "nl": "Overtredingen van de melder (bij vasthouden)",
+        "en": "Author's strikes (when held)",
+    },
     "strikes_unknown": {
         "nl": "niet geteld (alleen bij geverifieerde bewoners)",
         "en": "not counted (verified residents only)",
     },
     "nearby_incidents": {
-        "nl": "Incidenten in deze wijk (24 uur)",
-        "en": "Incidents in this district (24 hours)",
+        "nl": "Incidenten in deze wijk, vanaf 24 uur voor dit bericht",
+        "en": "Incidents in this district, from 24 hours before this message",
     },
     "no_nearby_incidents": {
-        "nl": "Geen incidenten in deze wijk in de laatste 24 uur.",
-        "en": "No incidents in this district in the last 24 hours.",
+        "nl": "Geen incidenten in deze wijk sinds 24 uur voor dit bericht.",
+        "en": "No incidents in this district since 24 hours before this message.",
     },
     "reports_count": {"nl": "meldingen", "en": "reports"},
     "agree": {"nl": "Akkoord met verwijderen", "en": "Agree to remove"},

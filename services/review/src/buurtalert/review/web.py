@@ -72,8 +72,8 @@ LANGUAGE_COOKIE = "review_lang"
 #: An open queue's event stream ends after this long and the browser reconnects: a
 #: stream never holds up a shutdown for longer, and a lost connection is noticed.
 STREAM_SECONDS = 25.0
-#: A held message's page shows the incidents of its district opened this many hours ago or
-#: later, at most NEARBY_SHOWN of them (the newest).
+#: A held message's page shows the incidents of its district opened from this many hours
+#: before the message was received on, at most NEARBY_SHOWN of them (the newest).
 NEARBY_HOURS = 24
 NEARBY_SHOWN = 3
 POLL_SECONDS = 2.0
@@ -332,7 +332,7 @@ def console_app(
             "session": session,
             "items": shown,
             "reasons": sorted({r for i in everything for r in i.reasons}),
-            "groups": sorted({i.group_id for i in everything if i.group_id}),
+            "groups": sorted({i.group_id for i in everything if i.group_id} | {wanted.group} - {None}),
             "ages": AGE_CHOICES,
             "wanted": wanted,
             "now": now,
@@ -402,13 +402,13 @@ def console_app(
         )
 
     async def recent_incidents(item: Item) -> list[IncidentView]:
-        """The incidents of the item's district opened in the last :data:`NEARBY_HOURS` hours
-        (the newest :data:`NEARBY_SHOWN`): is what the message reports already known?"""
-        if incidents is None or item.district is None:
+        """For an open item, the incidents of its district opened from :data:`NEARBY_HOURS`
+        hours before it was received on (the newest :data:`NEARBY_SHOWN`): is what the
+        message reports already known? (A decided message may be in one of them itself.)"""
+        if incidents is None or item.district is None or item.state != "open":
             return []
-        since = utcnow() - timedelta(hours=NEARBY_HOURS)
-        found = await incidents.recent(item.municipality, (item.district,), limit=NEARBY_SHOWN)
-        return [i for i in found if i.opened_at is not None and i.opened_at >= since]
+        since = item.received_at - timedelta(hours=NEARBY_HOURS)
+        return await incidents.recent(item.municipality, (item.district,), limit=NEARBY_SHOWN, since=since)
 
     async def version_of(request: Request) -> int | None:
         raw = (await request.form()).get("version")

@@ -99,20 +99,29 @@ class IncidentsView:
         return await self._view(doc) if doc else None
 
     async def recent(
-        self, municipality: str, districts: tuple[str, ...] | None = None, limit: int = 50
+        self,
+        municipality: str,
+        districts: tuple[str, ...] | None = None,
+        limit: int = 50,
+        since: datetime | None = None,
     ) -> list[IncidentView]:
         """The municipality's latest incidents (a page of the console: bounded), or only those
-        of ``districts`` (read per district, on the indexed field)."""
+        of ``districts`` (read per district, on the indexed field); only those opened at
+        ``since`` or later, if given."""
+        opened = {"opened_at": {"$gte": since}} if since is not None else {}
         if districts is None:
-            cursor = self._incidents.find({"municipality": municipality}).sort("opened_at", -1).limit(limit)
+            query = {"municipality": municipality, **opened}
+            cursor = self._incidents.find(query).sort("opened_at", -1).limit(limit)
             return await self._views([doc async for doc in cursor])
         wanted = sorted(set(districts))
-        found = await asyncio.gather(*(self._recent_in(municipality, d, limit) for d in wanted))
+        found = await asyncio.gather(*(self._recent_in(municipality, d, limit, opened) for d in wanted))
         merged = sorted((doc for part in found for doc in part), key=_newest_first)
         return await self._views(merged[:limit])
 
-    async def _recent_in(self, municipality: str, district: str, limit: int) -> list[dict[str, Any]]:
-        query = {"district": district, "municipality": municipality}
+    async def _recent_in(
+        self, municipality: str, district: str, limit: int, opened: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        query = {"district": district, "municipality": municipality, **opened}
         cursor = self._incidents.find(query).sort("opened_at", -1).limit(limit)
         return [doc async for doc in cursor]
 
