@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from buurtalert.channels.adapters.whatsapp import WhatsAppAdapter, WhatsAppConfig
-from buurtalert.channels.pacing import Paced, RecipientPacing, Throttle
+from buurtalert.channels.pacing import Paced, RecipientPacing, SharedThrottle, Throttle
 
 
 class Clock:
@@ -157,3 +159,42 @@ async def test_two_processes_at_their_shares_of_the_tier_stay_under_it_together(
     idle = WhatsAppAdapter(config)
     idle.share(0.0)
     assert idle.own_pace.rate == pytest.approx(80 / 6)
+
+
+async def test_a_block_taken_ahead_is_left_when_the_process_paces_alone() -> None:
+    """A process that took every partition paces alone: the block it was taking ahead is
+    no longer waited for, and its failure (the database went away meanwhile) is neither
+    reported as never retrieved nor a reason to fall back later."""
+    reported: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
+    away = asyncio.Event()
+
+    class Schedule:  # the second block, the one taken ahead, fails once the database is away
+        calls = 0
+
+        async def reserve(self, account: str, now: float, count: int, interval: float) -> float:
+            self.calls += 1
+            if self.calls == 2:
+                await away.wait()
+                raise ConnectionError("the database went away")
+            return now
+
+    clock = Clock()
+    fallback = Throttle(40, clock=clock, sleep=clock.sleep)
+    throttle = SharedThrottle(
+        Schedule(), "waba", 80, fallback=fallback, block=0.1, clock=clock, sleep=clock.sleep
+    )
+    for _ in range(throttle.count // 2 + 1):  # half the block sent: the next is being taken
+        await throttle.acquire()
+    fallback.pace(80)  # a rebalance gave this process every partition
+    await throttle.acquire()
+    away.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    fallback.pace(40)  # shared again: the failed block ahead is not the schedule's state now
+    await throttle.acquire()
+    assert throttle._unreachable_until == float("-inf")
+    del throttle
+    gc.collect()
+    await asyncio.sleep(0)
+    assert reported == []

@@ -117,6 +117,7 @@ class SharedThrottle:
         at this process's own pace while it holds every partition (no one else sends)."""
         async with self._lock:  # one send at a time, as the pace changes between the two
             if self.fallback.rate >= self.rate:
+                self._leave_next()
                 await self.fallback.acquire()
                 return
             self._drop_passed()
@@ -139,6 +140,14 @@ class SharedThrottle:
         while self._times and self._times[0] < now - self.tolerance:
             self._times.popleft()  # missed: the tier's second has moved on
 
+    def _leave_next(self) -> None:
+        """Alone, this process needs no block: one being taken ahead is left to finish (its
+        times pass unused) and its failure, if any, is of no interest (not a reason to
+        fall back to the partition share once the tier is shared again)."""
+        if self._next is not None:
+            self._next.add_done_callback(_ignore_outcome)
+            self._next = None
+
     def _reserve_next(self) -> None:
         if self._next is None and self._clock() >= self._unreachable_until:
             self._next = asyncio.ensure_future(
@@ -159,6 +168,11 @@ class SharedThrottle:
             self._unreachable_until = self._clock() + self.away
             return
         self._times.extend(first + n * self.interval for n in range(self.count))
+
+
+def _ignore_outcome(future: asyncio.Future[float]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio does not report it as never retrieved
 
 
 class Paced(Exception):

@@ -245,7 +245,8 @@ class TierSchedules:
     takes a block by inserting its document (``<account>#<number>``), which only one
     insert can do. FerretDB v1 does not apply a conditional update atomically (two
     processes both "win" a compare-and-set), a unique ``_id`` it does. One round trip
-    per block; a process deletes its own blocks once they are a second past."""
+    per block; a process deletes its own blocks once they are a second past (beside
+    taking the next one, not before it)."""
 
     ATTEMPTS = 50
 
@@ -260,9 +261,13 @@ class TierSchedules:
         if taken:  # after this process's last block (it may lie ahead: the next is taken early)
             number = max(number, round(taken[-1][0] / span))
         past = [block for end, block in taken if end < now - 1.0]
-        if past:
-            del taken[: len(past)]
-            await asyncio.gather(*(self._collection.delete_one({"_id": block}) for block in past))
+        del taken[: len(past)]
+        deletes = (self._collection.delete_one({"_id": block}) for block in past)
+        _, first = await asyncio.gather(asyncio.gather(*deletes), self._take(account, number, span))
+        return first
+
+    async def _take(self, account: str, number: int, span: float) -> float:
+        """The first free block from ``number`` on: its start."""
         for _ in range(self.ATTEMPTS):
             block = f"{account}#{number}"
             try:
@@ -270,6 +275,6 @@ class TierSchedules:
             except DuplicateKeyError:
                 number += 1  # another process's block
                 continue
-            taken.append(((number + 1) * span, block))
+            self._taken[account].append(((number + 1) * span, block))
             return number * span
         raise ContendedSchedule(f"{self.ATTEMPTS} blocks of {account} in a row were taken")
