@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -261,6 +261,25 @@ class SlotWriter:
         self._writers.pop(slot, None)
 
 
+T = TypeVar("T")
+
+#: How often a district's open incidents are read and written again when another writer
+#: changed them first, a little later each time (5 ms more per attempt).
+ATTEMPTS = 20
+
+
+async def _again_until_done(attempt_once: Callable[[int], Awaitable[T | None]], what: str) -> T:
+    """``attempt_once(n)`` for n = 0, 1, ... until it answers (not None): None means another
+    writer changed the district meanwhile. Raises after :data:`ATTEMPTS`, so the message
+    takes the retry path instead of being decided on a district that never settled."""
+    for attempt in range(ATTEMPTS):
+        done = await attempt_once(attempt)
+        if done is not None:
+            return done
+        await asyncio.sleep(0.005 * attempt)
+    raise RuntimeError(f"{what}: open incidents changed under every attempt")
+
+
 class Incidents:
     """Incidents: each report attached to the event it reports, the groups each incident
     reached (and which report told them), and its closing. Two routing processes may
@@ -339,13 +358,15 @@ class Incidents:
     async def open_in(self, municipality: str, district: str | None) -> list[Incident]:
         """The incidents of a district open to new reports, as stored now."""
         key = _slot(municipality, district)
-        for attempt in range(20):
+
+        async def read(_attempt: int) -> list[Incident] | None:
             districts = await self._read([key])
-            if districts is not None:
-                found = districts.get(key)
-                return [_incident(e, closed=False) for e in (found.entries if found else [])]
-            await asyncio.sleep(0.005 * attempt)
-        raise RuntimeError("open incidents changed under every attempt")
+            if districts is None:
+                return None  # a segment went meanwhile: read again
+            found = districts.get(key)
+            return [_incident(e, closed=False) for e in (found.entries if found else [])]
+
+        return await _again_until_done(read, "reading open incidents")
 
     def _candidates(self, entries: dict[str, list[Document]]) -> dict[str, Incident]:
         """The open incidents of these districts' entries, each parsed once while it is
@@ -444,13 +465,12 @@ class Incidents:
         return await self._writer.submit(_slot(message.municipality, district), waiting)
 
     async def _attach_batch(self, batch: list[_Waiting]) -> None:
-        for attempt in range(20):
+        async def attach(attempt: int) -> bool | None:
             # The first attempt may use the districts as this process last saw them; after
             # another writer got there first, they are read again.
-            if await self._try_attach(batch, remembered=attempt == 0):
-                return
-            await asyncio.sleep(0.005 * attempt)
-        raise RuntimeError("open incidents changed under every attempt")
+            return await self._try_attach(batch, remembered=attempt == 0) or None
+
+        await _again_until_done(attach, "attaching reports")
 
     async def _try_attach(self, batch: list[_Waiting], *, remembered: bool) -> bool:
         first = batch[0]
@@ -705,15 +725,18 @@ class Incidents:
     async def _leave_open(self, municipality: str, district: str | None, incident_id: str) -> None:
         """Take the incident out of its district's open incidents: it takes no new reports."""
         key = _slot(municipality, district)
-        for attempt in range(20):
+
+        async def leave(_attempt: int) -> bool | None:
             districts = await self._read([key])
-            found = districts.get(key) if districts is not None else None
-            if districts is not None:
-                entries = found.entries if found else []
-                gone = [{**e, "gone": True} for e in entries if e["id"] == incident_id]
-                if found is None or not gone or await self._swap_slot(key, found, gone):
-                    return
-            await asyncio.sleep(0.005 * (attempt + 1))
+            if districts is None:
+                return None  # a segment went meanwhile: read again
+            found = districts.get(key)
+            gone = [{**e, "gone": True} for e in (found.entries if found else []) if e["id"] == incident_id]
+            if found is None or not gone or await self._swap_slot(key, found, gone):
+                return True
+            return None  # another writer changed the district first
+
+        await _again_until_done(leave, "closing an incident")
 
     async def fed_back(
         self, incident_id: str, outcome_id: str, outcome: str, at: datetime, told: bool
