@@ -89,8 +89,9 @@ down: ## Stop the services and the infrastructure (data is kept in .local/)
 	deploy/local/services.sh down
 	deploy/local/stack.sh down
 
-lint: env ## ruff and mypy (strict)
+lint: env ## ruff (lint and format) and mypy (strict)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 browser: ## Install Debian's chromium for the browser tests, if missing (needs root or sudo)
