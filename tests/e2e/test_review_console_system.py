@@ -139,9 +139,9 @@ async def test_a_removal_in_the_browser_needs_a_second_admin_before_the_member_l
     browser: Browser, system: System, review: ReviewService, graph: GraphEmulator
 ) -> None:
     """Three off-topic messages in the regiegroep's WhatsApp group propose their author's
-    removal; anna (admin) agrees on the proposal's page and nothing happens yet, nor can she
-    agree twice; carl (coordinator) agrees too and channels takes the author, and only the
-    author, out of the WhatsApp group."""
+    removal; its page lists the three rejections with their reasons; anna (admin) agrees
+    and nothing happens yet, nor can she agree twice; carl (coordinator) agrees too and
+    channels takes the author, and only the author, out of the WhatsApp group."""
     graph.groups[REGIE_GROUP] = {WIJKAGENT, COORDINATOR}
     for n, text in enumerate(("Bedankt!", "Wie heeft mijn kat gezien?", "Te koop: fiets")):
         await whatsapp(
@@ -152,6 +152,11 @@ async def test_a_removal_in_the_browser_needs_a_second_admin_before_the_member_l
     await expect(proposal).to_have_count(1, timeout=90_000)
     proposal_id = await proposal.get_attribute("data-id")
     await open_item(anna, str(proposal_id))
+    rejections = anna.locator("#member-rejections li")  # what the proposal is based on
+    await expect(rejections).to_have_count(3)
+    for n in range(3):
+        await expect(rejections.nth(n)).to_contain_text("boshoven-regie")
+        await expect(rejections.nth(n).locator(".badge.reason")).not_to_have_count(0)
     await anna.get_by_role("button", name="Akkoord met verwijderen").click()
     await expect(anna.locator("#agreed-by")).to_have_text("anna")
     await expect(anna.locator("#agree-waiting")).to_be_visible()

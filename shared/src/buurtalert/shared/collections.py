@@ -162,9 +162,10 @@ AUDIT = Collection(
 STRIKES = Collection(
     "strikes",
     MODERATION,
-    (),
-    "One document per rejected message of a member (_id municipality:member:message): "
-    "counted over the policy's period for warnings and removal proposals.",
+    (REVIEW,),
+    "One document per rejected message of a member (_id municipality:member:message), with "
+    "its group, time and reason codes: counted over the policy's period for warnings and "
+    "removal proposals; listed on a removal proposal's page.",
     Retention.STRIKE,
     personal_data=False,
     dated_by="at",

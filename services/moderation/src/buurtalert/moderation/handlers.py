@@ -92,6 +92,7 @@ class Moderator:
             message.group_id,
             message.received_at,
             self.policy.strikes,
+            tuple(r.code for r in result.reasons),
         )
         update: dict[str, object] = {"strikes": count}
         match outcome(count, self.policy.strikes):

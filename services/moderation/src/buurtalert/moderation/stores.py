@@ -5,6 +5,7 @@ period no longer count."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError
@@ -28,8 +29,10 @@ class Strikes:
         group_id: str | None,
         at: datetime,
         policy: StrikePolicy,
+        reasons: Sequence[str] = (),
     ) -> int:
-        """Record a rejection of ``member``'s ``message_id``; the member's live strikes."""
+        """Record a rejection of ``member``'s ``message_id`` for ``reasons`` (reason codes,
+        which an admin deciding on a removal sees); the member's live strikes."""
         with contextlib.suppress(DuplicateKeyError):  # a redelivered rejection counts once
             await self._strikes.insert_one(
                 {
@@ -39,6 +42,7 @@ class Strikes:
                     "message_id": message_id,
                     "group_id": group_id,
                     "at": at,
+                    "reasons": list(reasons),
                 }
             )
         return await self.live(municipality, member, at, policy)

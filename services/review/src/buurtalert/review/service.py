@@ -23,7 +23,7 @@ from buurtalert.review.feedback import ReporterFeedback
 from buurtalert.review.handlers import Access, Changes, Console, Queue
 from buurtalert.review.reveal import Reveal
 from buurtalert.review.rules import Item, district_of
-from buurtalert.review.stores import Deadlines, Items, Sessions, Users, Vettings
+from buurtalert.review.stores import Deadlines, Items, MemberStrikes, Sessions, Users, Vettings
 from buurtalert.review.urgent import UrgentWatch
 from buurtalert.review.vetting import GroupRemovals, RemovalNotice, Vetting
 from buurtalert.review.web import ConsoleApp, console_app
@@ -169,6 +169,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         vetting=vetting,
         reveal=Reveal(items, contacts, audit),
         incidents=IncidentsView(db),
+        strikes=MemberStrikes(db),
     )
     app = ConsoleApp(broker, web=web)
     reliable.attach(app)

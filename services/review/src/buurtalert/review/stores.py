@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from buurtalert.shared.collections import (
     REVIEW_SESSIONS,
     REVIEW_USERS,
     REVIEW_VETTINGS,
+    STRIKES,
 )
 from buurtalert.shared.models import (
     MembershipDecision,
@@ -263,6 +265,38 @@ class Items:
             async for d in cursor
             if d.get("decision")
             and (now is None or d.get("publish_after") is None or d["publish_after"] <= now)
+        ]
+
+
+@dataclass(frozen=True)
+class Strike:
+    """One of a member's rejections, as a removal proposal's page lists them."""
+
+    message_id: str
+    group_id: str | None
+    at: datetime
+    reasons: tuple[str, ...]
+
+
+class MemberStrikes:
+    """A member's rejections (moderation's ``strikes``, read only), newest first: what the
+    admins and coordinators deciding on a removal base it on. One read on the indexed
+    ``member``, at most :attr:`SHOWN` of them."""
+
+    SHOWN = 20
+
+    def __init__(self, db: Database) -> None:
+        self._strikes = db.read(STRIKES)
+
+    async def of(self, municipality: str, member: str) -> list[Strike]:
+        cursor = (
+            self._strikes.find({"member": member, "municipality": municipality})
+            .sort("at", -1)
+            .limit(self.SHOWN)
+        )
+        return [
+            Strike(d["message_id"], d.get("group_id"), d["at"], tuple(d.get("reasons") or ()))
+            async for d in cursor
         ]
 
 

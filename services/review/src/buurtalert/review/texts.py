@@ -91,6 +91,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "agree": {"nl": "Akkoord met verwijderen", "en": "Agree to remove"},
     "dismiss": {"nl": "Lid behouden", "en": "Keep the member"},
     "agreed_by": {"nl": "Akkoord gegeven door", "en": "Agreed by"},
+    "member_rejections": {"nl": "Afwijzingen van dit lid", "en": "This member's rejections"},
+    "no_member_rejections": {
+        "nl": "Geen afwijzingen meer bekend (verlopen of gewist).",
+        "en": "No rejections known any more (expired or erased).",
+    },
     "agree_waiting": {
         "nl": "Jij gaf akkoord. Er is nog een tweede beheerder of coördinator nodig.",
         "en": "You agreed. A second admin or coordinator is still needed.",

@@ -59,6 +59,7 @@ from buurtalert.review.rules import (
     rejection_explanation,
     scope_of,
 )
+from buurtalert.review.stores import MemberStrikes, Strike
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
 from buurtalert.review.vetting import Join, Vetting, may_vet
 from buurtalert.shared.logging import APP_LOGGER, get_logger
@@ -186,10 +187,12 @@ def console_app(
     vetting: Vetting | None = None,
     reveal: Reveal | None = None,
     incidents: IncidentsView | None = None,
+    strikes: MemberStrikes | None = None,
 ) -> Starlette:
     """The console's pages, ``probes`` (``/ready``, ``/metrics``: path and ASGI app), and the
     routes each of ``extensions`` adds (effect's pages); ``incidents``: routing's, for the
-    incidents of a held message's district beside it."""
+    incidents of a held message's district beside it; ``strikes``: moderation's, for the
+    rejections a removal proposal is based on."""
     env = templates()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -384,7 +387,9 @@ def console_app(
         item = outcome.item
         if wants_json(request):
             return JSONResponse(item_json(item, utcnow()))
-        history, nearby = await asyncio.gather(console.history(item.id), recent_incidents(item))
+        history, nearby, rejections = await asyncio.gather(
+            console.history(item.id), recent_incidents(item), member_strikes(item)
+        )
         language = item.held.message.language if item.held else None
         explanations = {reason: rejection_explanation(reason, language) for reason in REJECT_REASONS}
         return page(
@@ -399,7 +404,14 @@ def console_app(
             claim_seconds=CLAIM_SECONDS,
             notice=request.query_params.get("notice"),
             nearby=nearby,
+            rejections=rejections,
         )
+
+    async def member_strikes(item: Item) -> list[Strike]:
+        """For a removal proposal, the member's rejections it is based on."""
+        if strikes is None or item.proposal is None:
+            return []
+        return await strikes.of(item.municipality, item.proposal.member)
 
     async def recent_incidents(item: Item) -> list[IncidentView]:
         """For an open item, the incidents of its district opened from :data:`NEARBY_HOURS`
