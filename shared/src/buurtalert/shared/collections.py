@@ -158,6 +158,7 @@ AUDIT = Collection(
     Retention.RECORD,
     personal_data=False,
     dated_by="at",
+    indexes=("message_id",),  # a message's history (the review console's item page, trail)
 )
 STRIKES = Collection(
     "strikes",

@@ -18,7 +18,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from buurtalert.shared.collections import AUDIT, COLLECTIONS, OPERATOR, Collection
+from buurtalert.shared.collections import AUDIT, COLLECTIONS, EVERY_SERVICE, OPERATOR, Collection
 from buurtalert.shared.models import stable_id, utcnow
 from buurtalert.shared.settings import Settings
 
@@ -152,10 +152,11 @@ class Database:
 
     async def ensure_indexes(self) -> list[str]:
         """Create the declared indexes (``Collection.indexes``) of every collection this
-        party owns; idempotent (an index that exists is left alone). Their names."""
+        party owns (every service: those written by every service, such as the audit
+        trail); idempotent (an index that exists is left alone). Their names."""
         created = []
         for collection in COLLECTIONS:
-            if collection.owner != self.who:
+            if collection.owner not in (self.who, EVERY_SERVICE):
                 continue
             for field in collection.indexes:
                 created.append(await self._db[collection.name].create_index(field))
@@ -259,13 +260,13 @@ class Audit:
 
     async def history(self, message_id: str) -> list[Document]:
         """Every entry of a message in the order written (stage, data, at), where
-        :meth:`trail` keeps the latest of each stage. For people and tests: it scans."""
+        :meth:`trail` keeps the latest of each stage (one read on the indexed ``message_id``)."""
         cursor = self._audit.find({"message_id": message_id}).sort("at", 1)
         return [{"stage": e["stage"], "data": e["data"], "at": e["at"]} async for e in cursor]
 
     async def trail(self, message_id: str) -> Document:
         """Every stage of a message, the latest entry of each; ``a.b`` stages nest as
-        ``{"a": {"b": ...}}`` (``deliveries.<id>``). For operators and tests: it scans."""
+        ``{"a": {"b": ...}}`` (``deliveries.<id>``); one read on the indexed ``message_id``."""
         stages: Document = {}
         cursor = self._audit.find({"message_id": message_id}).sort("at", 1)
         async for entry in cursor:
