@@ -414,10 +414,11 @@ def console_app(
         return await strikes.of(item.municipality, item.proposal.member)
 
     async def recent_incidents(item: Item) -> list[IncidentView]:
-        """For an open item, the incidents of its district opened from :data:`NEARBY_HOURS`
-        hours before it was received on (the newest :data:`NEARBY_SHOWN`): is what the
-        message reports already known? (A decided message may be in one of them itself.)"""
-        if incidents is None or item.district is None or item.state != "open":
+        """For an open held message, the incidents of its district opened from
+        :data:`NEARBY_HOURS` hours before it was received on (the newest
+        :data:`NEARBY_SHOWN`): is what it reports already known? (A decided message may be
+        in one of them itself.)"""
+        if incidents is None or item.held is None or item.district is None or item.state != "open":
             return []
         since = item.received_at - timedelta(hours=NEARBY_HOURS)
         return await incidents.recent(item.municipality, (item.district,), limit=NEARBY_SHOWN, since=since)
