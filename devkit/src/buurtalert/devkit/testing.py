@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,13 +142,33 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     }
 
 
+#: Ports :func:`free_port` picks from: below Linux's range for outgoing connections
+#: (``ip_local_port_range``, 32768-60999 by default), so that no client connection takes
+#: a port between the moment it is picked and the moment its server binds it (a CI run
+#: saw a service fail to start so: "address already in use").
+FREE_PORTS = range(20000, 32768)
+_issued: deque[int] = deque(maxlen=4000)  # picked lately in this process, maybe not bound yet
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, from :data:`FREE_PORTS`, and
+    not one this process handed out lately (which may be free only because its server
+    has not started yet)."""
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for _ in range(1000):
+        port = random.choice(FREE_PORTS)
+        if port in _issued:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+        _issued.append(port)
+        return port
+    raise RuntimeError(f"no free port in {FREE_PORTS}")
 
 
 async def delete_prefixed_topics(settings: Settings) -> int:
