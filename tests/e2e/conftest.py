@@ -6,7 +6,9 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
@@ -17,10 +19,12 @@ from buurtalert.directory.store import store_directory
 from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import Settings, load_municipality_config
 from tests.conftest import DEMO, TEST_FAILED
+from tests.meta import signed
 from tests.review_support import ReviewService, running_review
 from tests.support import ServiceProcess, wait_http
 
 SERVICES = ("ingest", "moderation", "routing", "channels")
+WHATSAPP_APP_SECRET = "demo-whatsapp-app-secret"  # the demo municipality's
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -37,6 +41,26 @@ class System:
     def url(self, service: str) -> str:
         """Where ``service`` serves /health, /ready and /metrics."""
         return f"http://127.0.0.1:{self.services[service].env['BUURTALERT_HTTP_PORT']}"
+
+    async def whatsapp(self, body: bytes) -> dict[str, Any]:
+        """Post ``body`` to ingest's WhatsApp webhook, signed as Meta signs it; its answer."""
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"http://127.0.0.1:{self.settings.http_port}/webhooks/whatsapp",
+                content=body,
+                headers=signed(body, WHATSAPP_APP_SECRET),
+            )
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def inbox(self) -> dict[str, list[str]]:
+        """Recipient address -> plain-text bodies the mail server received."""
+        inbox: dict[str, list[str]] = {}
+        for mail in self.mailbox.mailbox.snapshot():
+            body = mail.get_body(preferencelist=("plain",))
+            inbox.setdefault(str(mail["To"]), []).append(body.get_content() if body else "")
+        return inbox
 
     def logs(self) -> str:
         return "\n".join(f"===== {n}\n{p.log()[-4000:]}" for n, p in self.services.items())

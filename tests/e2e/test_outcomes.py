@@ -15,13 +15,12 @@ import pytest
 from buurtalert.shared.models import stable_id
 from buurtalert.shared.mongo import Audit, Database, mongo_client
 from tests.e2e.conftest import System
-from tests.meta import REGIE_GROUP, signed, wa_message, wa_messages
+from tests.meta import REGIE_GROUP, wa_message, wa_messages
 from tests.review_support import ReviewService
 from tests.support import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 RESIDENT = {"authorization": "Bearer demo-token-buurtpreventie"}
-WA_SECRET = "demo-whatsapp-app-secret"
 WIJKAGENT = "31600000001"
 STRANGER = "31699999999"
 LISTS = "lists.weert-demo.buurtalert.test"
@@ -55,15 +54,10 @@ async def report(system: System, report_id: str, text: str, **extra: Any) -> str
 
 
 async def whatsapp_reply(system: System, sender: str, wamid: str, text: str) -> None:
-    body = wa_messages(wa_message(sender, wamid, group_id=REGIE_GROUP, text={"body": text}))
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            f"http://127.0.0.1:{system.settings.http_port}/webhooks/whatsapp",
-            content=body,
-            headers=signed(body, WA_SECRET),
-        )
-    assert response.status_code == 200, response.text
-    assert response.json()["accepted"] == 1
+    answer = await system.whatsapp(
+        wa_messages(wa_message(sender, wamid, group_id=REGIE_GROUP, text={"body": text}))
+    )
+    assert answer["accepted"] == 1
 
 
 async def incident_doc(system: System, incident_id: str) -> dict[str, Any] | None:

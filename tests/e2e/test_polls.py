@@ -29,12 +29,11 @@ from buurtalert.shared.mongo import Database, mongo_client
 from buurtalert.shared.settings import load_municipality_config
 from tests.conftest import DEMO
 from tests.e2e.conftest import System
-from tests.meta import signed, wa_messages
+from tests.meta import wa_messages
 from tests.review_support import ReviewService
 from tests.support import BIN, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-WA_SECRET = "demo-whatsapp-app-secret"
 MAIL_MEMBER = "oost1@example.test"
 INVITED = ["31600000011", "31600000012"]  # Centrum-West, consented; 31600000013 did not
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/poll\?t=[A-Za-z0-9._-]+)")
@@ -76,16 +75,7 @@ async def tap(
     message = tapped(sent, choice, at=time.time())
     if sender is not None:
         message["from"] = sender
-    body = wa_messages(message)
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            f"http://127.0.0.1:{system.settings.http_port}/webhooks/whatsapp",
-            content=body,
-            headers=signed(body, WA_SECRET),
-        )
-    assert response.status_code == 200, response.text
-    outcome: dict[str, int] = response.json()
-    return outcome
+    return await system.whatsapp(wa_messages(message))
 
 
 def mail_body(system: System) -> str | None:

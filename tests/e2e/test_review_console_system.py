@@ -18,14 +18,13 @@ from buurtalert.directory.store import DIRECTORY_CACHE_SECONDS
 from buurtalert.shared.mongo import Audit, Database, mongo_client
 from buurtalert.shared.topics import MESSAGES_APPROVED, MESSAGES_REJECTED, MODERATION_DECISIONS
 from tests.e2e.conftest import System
-from tests.meta import REGIE_GROUP, signed, wa_message, wa_messages
+from tests.meta import REGIE_GROUP, wa_message, wa_messages
 from tests.review_support import DOCS, ReviewService, logged_in
 from tests.support import eventually, read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 RESIDENT = {"authorization": "Bearer demo-token-buurtpreventie"}
 POLICE = {"authorization": "Bearer demo-token-politie"}
-APP_SECRET = "demo-whatsapp-app-secret"
 REGIE_BOSHOVEN = "regie-boshoven@lists.weert-demo.buurtalert.test"
 APPROVED = "Verdachte man probeert achterdeuren aan de Dorpstraat, zijn nummer is 06-98765432"
 REJECTED = "Fietsendief gezien aan de Molenstraat, het is die jongen van nummer 12, 06-55511122"
@@ -40,27 +39,6 @@ async def report(system: System, report_id: str, text: str, headers: dict[str, s
         )
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
-
-
-async def whatsapp(system: System, message: dict[str, Any]) -> None:
-    """One message through ingest's WhatsApp webhook, signed as Meta signs it."""
-    body = wa_messages(message)
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            f"http://127.0.0.1:{system.settings.http_port}/webhooks/whatsapp",
-            content=body,
-            headers=signed(body, APP_SECRET),
-        )
-    assert response.status_code == 200, response.text
-
-
-def mails(system: System) -> dict[str, list[str]]:
-    """Recipient address → plain-text bodies received by the mail server."""
-    inbox: dict[str, list[str]] = {}
-    for mail in system.mailbox.mailbox.snapshot():
-        body = mail.get_body(preferencelist=("plain",))
-        inbox.setdefault(str(mail["To"]), []).append(body.get_content() if body else "")
-    return inbox
 
 
 def whatsapp_to(graph: GraphEmulator, number: str) -> list[str]:
@@ -102,7 +80,7 @@ async def test_an_item_approved_in_the_browser_reaches_its_group_and_a_rejected_
     await expect(alice.locator("#undo-button")).to_be_visible()  # the forward waits out its undo window
 
     inbox = await eventually(
-        lambda: (box := mails(system)) and REGIE_BOSHOVEN in box and box,
+        lambda: (box := system.inbox()) and REGIE_BOSHOVEN in box and box,
         timeout=90,
         what="the regiegroep's email",
     )
@@ -127,7 +105,7 @@ async def test_an_item_approved_in_the_browser_reaches_its_group_and_a_rejected_
     # messages.approved only, and the rejected report is not there
     approved = await read_topic(system.settings, MESSAGES_APPROVED.name, 2, timeout=5)
     assert [r["message"]["id"] for r in approved] == [approved_id]
-    assert not any("Molenstraat" in body for bodies in mails(system).values() for body in bodies)
+    assert not any("Molenstraat" in body for bodies in system.inbox().values() for body in bodies)
     assert "routing" not in trail
 
 
@@ -144,8 +122,8 @@ async def test_a_removal_in_the_browser_needs_a_second_admin_before_the_member_l
     channels takes the author, and only the author, out of the WhatsApp group."""
     graph.groups[REGIE_GROUP] = {WIJKAGENT, COORDINATOR}
     for n, text in enumerate(("Bedankt!", "Wie heeft mijn kat gezien?", "Te koop: fiets")):
-        await whatsapp(
-            system, wa_message(COORDINATOR, f"wamid.off-{n}", group_id=REGIE_GROUP, text={"body": text})
+        await system.whatsapp(
+            wa_messages(wa_message(COORDINATOR, f"wamid.off-{n}", group_id=REGIE_GROUP, text={"body": text}))
         )
     anna = await logged_in(browser, review, "anna", viewport={"width": 1100, "height": 900})
     proposal = anna.locator("li.item:has(.proposal-badge)")
@@ -192,7 +170,9 @@ async def test_a_join_approved_in_the_browser_starts_the_member_receiving(
     """A newcomer sends AANMELDEN with Centrum-West's code and gets nothing of a police alert
     while pending; carl, its coordinator, approves the join on the vetting screen; the
     newcomer is welcomed with the house rules and receives the next alert."""
-    await whatsapp(system, wa_message(NEWCOMER, "wamid.join-1", text={"body": "AANMELDEN CW-5H2J9N4D"}))
+    await system.whatsapp(
+        wa_messages(wa_message(NEWCOMER, "wamid.join-1", text={"body": "AANMELDEN CW-5H2J9N4D"}))
+    )
     carl = await logged_in(browser, review, "carl")
     await carl.get_by_role("link", name="Aanmeldingen").click()
     join = carl.locator("li.join")

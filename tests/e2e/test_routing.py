@@ -29,15 +29,6 @@ async def _post(system: System, headers: dict[str, str], **report: Any) -> str:
     return str(response.json()["id"])
 
 
-def _inbox(system: System) -> dict[str, list[str]]:
-    """Recipient address → plain-text bodies received."""
-    inbox: dict[str, list[str]] = {}
-    for mail in system.mailbox.mailbox.snapshot():
-        body = mail.get_body(preferencelist=("plain",))
-        inbox.setdefault(str(mail["To"]), []).append(body.get_content() if body else "")
-    return inbox
-
-
 def _count(system: System) -> int:
     return len(system.mailbox.mailbox.snapshot())
 
@@ -62,7 +53,7 @@ async def test_missing_person_reaches_adjacent_districts_and_the_partner_across_
         "regie-kaulille@lists.bocholt-demo.buurtalert.test",
     }
     inbox = await eventually(
-        lambda: (box := _inbox(system)) and set(box) == expected and box, what="four regiegroepen"
+        lambda: (box := system.inbox()) and set(box) == expected and box, what="four regiegroepen"
     )
     belgian = inbox["regie-kaulille@lists.bocholt-demo.buurtalert.test"][0]
     assert "Melding uit Weert (NL)" in belgian and "zonder spoed 101" in belgian
@@ -80,11 +71,11 @@ async def test_authority_alert_reaches_every_group_of_the_target_districts(syste
         text="Let op: meerdere woninginbraken in Leuken deze week. Sluit ramen en deuren.",
     )
     await eventually(
-        lambda: set(_inbox(system)) == {f"leuken-west@{LISTS}", f"regie-leuken@{LISTS}"},
+        lambda: set(system.inbox()) == {f"leuken-west@{LISTS}", f"regie-leuken@{LISTS}"},
         what="the two Leuken groups",
     )
     await asyncio.sleep(1.0)
-    assert set(_inbox(system)) == {f"leuken-west@{LISTS}", f"regie-leuken@{LISTS}"}
+    assert set(system.inbox()) == {f"leuken-west@{LISTS}", f"regie-leuken@{LISTS}"}
 
 
 async def test_a_group_reached_member_by_member_gets_one_whatsapp_message_each(
@@ -102,7 +93,7 @@ async def test_a_group_reached_member_by_member_gets_one_whatsapp_message_each(
     )
     await eventually(lambda: len(graph.sent) >= 2, what="two one-to-one WhatsApp messages")
     await eventually(
-        lambda: set(_inbox(system)) == {f"centrum-oost@{LISTS}", f"regie-centrum@{LISTS}"},
+        lambda: set(system.inbox()) == {f"centrum-oost@{LISTS}", f"regie-centrum@{LISTS}"},
         what="the two Centrum email groups",
     )
     await asyncio.sleep(1.0)
@@ -122,7 +113,7 @@ async def test_municipal_issue_is_escalated_to_the_municipality(system: System) 
         text="Losliggende stoeptegel bij de bushalte, iemand is bijna gevallen.",
     )
     await eventually(
-        lambda: set(_inbox(system)) == {"openbareruimte@weert-demo.buurtalert.test"},
+        lambda: set(system.inbox()) == {"openbareruimte@weert-demo.buurtalert.test"},
         what="the municipality's email",
     )
 
@@ -147,7 +138,7 @@ async def test_reports_of_one_event_form_an_incident_whose_closing_reaches_every
         "regie-kaulille@lists.bocholt-demo.buurtalert.test",
     }
     await eventually(
-        lambda: set(_inbox(system)) == reached and _count(system) == 4,
+        lambda: set(system.inbox()) == reached and _count(system) == 4,
         what="the first report at four regiegroepen",
     )
     second = await _post(
@@ -187,7 +178,7 @@ async def test_reports_of_one_event_form_an_incident_whose_closing_reaches_every
     )
     await eventually(lambda: _count(system) == 7, what="the closing message at three groups")
     closing = {
-        address for address, bodies in _inbox(system).items() if any("aangehouden" in b for b in bodies)
+        address for address, bodies in system.inbox().items() if any("aangehouden" in b for b in bodies)
     }
     assert closing == reached - {f"regie-boshoven@{LISTS}"}  # not back to the sender's group
 
@@ -217,6 +208,6 @@ async def test_held_delivery_waits_in_the_database_and_goes_when_due(system: Sys
     finally:
         await producer.stop()
     await asyncio.sleep(1.5)
-    assert _inbox(system) == {}
-    await eventually(lambda: _inbox(system), what="the held delivery")
+    assert system.inbox() == {}
+    await eventually(lambda: system.inbox(), what="the held delivery")
     assert utcnow() >= due
