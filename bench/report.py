@@ -203,8 +203,8 @@ def pipeline_goals(pipeline: dict[str, Any]) -> list[Goal]:
             Goal(
                 f"Whole pipeline, time per message with {factor}× the data",
                 f"{growth[f'x{factor}_ms_per_message']} ms "
-                f"({growth[f'x{factor}_documents']:,} documents there)",
-                f"the same run on an empty database: {growth['empty_ms_per_message']} ms",
+                f"({growth[f'x{factor}_documents']:,} documents there, settled; better of 2 runs)",
+                f"the same run on an empty database: {growth['empty_ms_per_message']} ms (better of 2 runs)",
                 growth[f"x{factor}_ratio"],
                 1.2,
                 at_least=False,

@@ -394,13 +394,13 @@ def _free_port() -> int:
         return port
 
 
-def _stack(*args: str) -> str:
+def stack(*args: str) -> str:
     script = repo_root() / "deploy" / "local" / "stack.sh"
     done = subprocess.run([str(script), *args], check=True, capture_output=True, text=True)
     return done.stdout
 
 
-def _psql() -> str:
+def psql() -> str:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))
     return str(found[-1]) if found else shutil.which("psql") or "psql"
 
@@ -408,7 +408,7 @@ def _psql() -> str:
 def analyze(postgresql_url: str) -> None:
     """``VACUUM ANALYZE``: the statistics autovacuum keeps in a running database, here
     at once, so that the planner has them and autovacuum does not run during the timing."""
-    subprocess.run([_psql(), postgresql_url, "-q", "-c", "VACUUM ANALYZE"], check=True)
+    subprocess.run([psql(), postgresql_url, "-q", "-c", "VACUUM ANALYZE"], check=True)
 
 
 def start_ferretdb(backend: str, scratch: Path) -> tuple[subprocess.Popen[bytes], str, str | None]:
@@ -421,7 +421,7 @@ def start_ferretdb(backend: str, scratch: Path) -> tuple[subprocess.Popen[bytes]
         shutil.rmtree(data, ignore_errors=True)
         args = ["-handler", "sqlite", "-sqlite-dir", f"{data}/"]
     else:
-        postgresql = _stack("postgres").strip().split("=", 1)[1].rstrip("/") + "/ferretdb"
+        postgresql = stack("postgres").strip().split("=", 1)[1].rstrip("/") + "/ferretdb"
         args = ["-handler", "postgresql", "-postgresql-url", postgresql]
     log = (scratch / f"ferretdb-{backend}.log").open("wb")
     process = subprocess.Popen(
@@ -497,7 +497,7 @@ async def store_benchmark(
 ) -> dict[str, Any]:
     scratch = scratch or Path(".local/bench/store")
     scratch.mkdir(parents=True, exist_ok=True)
-    _stack("install")
+    stack("install")
     results: dict[str, Any] = {"chosen": DEFAULT_BACKEND, "goal": GOAL, "base": BASE, "backends": {}}
     for backend in backends:
         print(f"store: FerretDB v1 on {backend}, ms per operation at " + ", ".join(f"{s}×" for s in SCALES))
