@@ -696,10 +696,14 @@ async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 
     results: dict[str, Any] = {"hops": HOPS, "messages": count}
     pipeline = await start_pipeline(infra, workdir)
     try:
+        # The better of two runs: the first after the start is the slowest (connection
+        # pools, caches; 45 against 58 msg/s in one bench), and capacity is what the
+        # latency runs below take their loads from.
         with CpuMeter.of(pipeline) as meter:
-            ours = await pipeline_throughput(pipeline, count, "run")
-        print(f"  whole pipeline ({HOPS} hops + HTTP, SMTP) : {ours:10.1f} msg/s")
-        cpu = meter.per_message_ms(count)
+            runs = [await pipeline_throughput(pipeline, count, tag) for tag in ("run", "again")]
+        ours = max(runs)
+        print(f"  whole pipeline ({HOPS} hops + HTTP, SMTP) : {ours:10.1f} msg/s (better of {runs})")
+        cpu = meter.per_message_ms(2 * count)
         results["cpu_ms_per_message"] = cpu
         cores = os.cpu_count() or 1
         # The most this machine could carry if the pipeline had it to itself: its cores
@@ -715,9 +719,9 @@ async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 
             )
             print(f"  latency at {rate:.1f}/s: {latencies[share][1]}")
         # Cost growth: the same run with 10x and 100x the data a run leaves behind.
-        # Each size's figure is the better of two runs, the empty one's too (the first
-        # run above and one more now): the same estimate on both sides of the ratio.
-        empty = max(ours, await pipeline_throughput(pipeline, count, "x1"))
+        # Each size's figure is the better of two runs, as the empty one's above: the
+        # same estimate on both sides of the ratio.
+        empty = ours
         growth: dict[str, Any] = {"empty_ms_per_message": round(1000 / empty, 3)}
         seeded = history = 0
         for factor in (10, 100):
@@ -734,11 +738,12 @@ async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 
     # The baseline, alone on the machine as the pipeline was.
     chain = await start_chain(infra)
     try:
-        raw = await chain_throughput(chain, count, "raw")
+        raw = max([await chain_throughput(chain, count, tag) for tag in ("raw", "again")])  # as ours
         print(f"  raw relay chain ({HOPS} hops)            : {raw:10.1f} msg/s")
         results["throughput"] = {
             "raw_chain_per_s": round(raw, 1),
             "pipeline_per_s": round(ours, 1),
+            "pipeline_runs_per_s": [round(r, 1) for r in runs],
             "ratio": round(ours / raw, 3),
         }
         http = _percentiles(await http_request_ms())

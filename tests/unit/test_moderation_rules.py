@@ -4,6 +4,9 @@ learned model: how the two combine is checked at the end of this module)."""
 from __future__ import annotations
 
 import gc
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -519,3 +522,18 @@ def test_deduce_loads_with_the_collector_paused_and_leaves_it_on_with_its_struct
     assert gc.isenabled()
     assert gc.get_freeze_count() > 1_000_000
     assert detector.find("Jan de Vries woont aan de Dorpstraat 12 in Weert")["name"]
+
+
+def test_loading_deduce_leaves_the_processes_logging_as_it_was() -> None:
+    """deduce's import configures the root logger (standard output, DEBUG); a fresh
+    process that loads it through us keeps its standard output for its own answers."""
+    script = (
+        "import logging\n"
+        "from buurtalert.moderation.rules import PRIVACY\n"
+        "PRIVACY.load()\n"
+        "logging.getLogger('pymongo.command').debug('a debug line of a library')\n"
+        "root = logging.getLogger()\n"
+        "print(len(root.handlers), root.level)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [f"0 {logging.WARNING}"]

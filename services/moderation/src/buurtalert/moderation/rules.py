@@ -19,6 +19,7 @@ with an explanation; anything uncertain goes to a person.
 from __future__ import annotations
 
 import gc
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -173,7 +174,16 @@ class _PrivacyDetector:
 
     @cached_property
     def _deduce(self) -> Any:
-        from deduce import Deduce
+        # Importing deduce calls logging.basicConfig(stream=sys.stdout, level=DEBUG): in a
+        # process whose logging is not configured yet, every library's debug lines would go
+        # to standard output (`buurtalert moderate` writes its answers there; the benchmark
+        # process logged each database command). The root logger is kept as it was.
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            from deduce import Deduce
+        finally:
+            root.handlers[:], root.level = handlers, level
 
         # Its lookup structures are about 4.5 million objects, which live as long as the
         # process: built with the collector paused (each full collection while they grow
