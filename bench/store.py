@@ -423,10 +423,10 @@ def start_ferretdb(backend: str, scratch: Path) -> tuple[subprocess.Popen[bytes]
     else:
         postgresql = stack("postgres").strip().split("=", 1)[1].rstrip("/") + "/ferretdb"
         args = ["-handler", "postgresql", "-postgresql-url", postgresql]
-    log = (scratch / f"ferretdb-{backend}.log").open("wb")
-    process = subprocess.Popen(
-        [str(binary), "-listen-addr", f"127.0.0.1:{port}", *args], stdout=log, stderr=log
-    )
+    with (scratch / f"ferretdb-{backend}.log").open("wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [str(binary), "-listen-addr", f"127.0.0.1:{port}", *args], stdout=log, stderr=log
+        )
     for _ in range(120):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.25).close()
