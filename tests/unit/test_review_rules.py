@@ -459,11 +459,14 @@ def test_newest_first_keeps_urgent_on_top_and_a_wijkagents_escalated_above_all()
     new = item_for_message(held(message_id="new", received=NOW - timedelta(minutes=5)))
     urgent = item_for_message(held(message_id="urgent", urgent=True, received=NOW - timedelta(minutes=40)))
     escalated = old.model_copy(update={"id": "escalated", "escalated_by": "alice"})
-    items = queue_order([new, urgent, old, escalated])
-    newest = QueueFilter(newest_first=True)
-    assert [i.id for i in filtered(items, newest, NOW)] == ["urgent", "new", "escalated", "old"]
-    wijkagent = filtered(wijkagent_order(items), newest, NOW, escalated_first=True)
+    items = [new, urgent, old, escalated]
+    newest = QueueFilter.of({"sort": "newest"})
+    assert newest.newest_first
+    everyone = filtered(queue_order(items, newest_first=newest.newest_first), newest, NOW)
+    assert [i.id for i in everyone] == ["urgent", "new", "escalated", "old"]
+    wijkagent = filtered(wijkagent_order(items, newest_first=True), newest, NOW)
     assert [i.id for i in wijkagent] == ["escalated", "urgent", "new", "old"]
+    assert [i.id for i in wijkagent_order(items)] == ["escalated", "urgent", "old", "new"]
 
 
 def test_age_in_whole_minutes() -> None:

@@ -172,13 +172,15 @@ class Console:
         self._timers: set[asyncio.Task[bool]] = set()
         self.on_reopened = on_reopened  # e.g. an urgent item undone gets its deadline back
 
-    async def queue(self, user: User) -> list[Item]:
-        """The open items the user may see, urgent first, then oldest first: a coordinator's
-        of their groups, a wijkagent's of their districts (read so from the database)."""
+    async def queue(self, user: User, *, newest_first: bool = False) -> list[Item]:
+        """The open items the user may see, urgent first, then oldest (or newest) first: a
+        coordinator's of their groups, a wijkagent's of their districts (read so from the
+        database), what was escalated to a wijkagent above all."""
         found = await self.items.open_items(user.municipality, scope_of(user))
         now = self.clock()
         order = wijkagent_order if user.role is Role.WIJKAGENT else queue_order
-        return order(i for i in found if refusal(i, user, Action.VIEW, None, now) is None)
+        visible = (i for i in found if refusal(i, user, Action.VIEW, None, now) is None)
+        return order(visible, newest_first=newest_first)
 
     async def _audit(self, item: Item, user: User, action: str, **data: Any) -> None:
         await self.audit.record(

@@ -194,14 +194,16 @@ def is_urgent(held: ModeratedMessage) -> bool:
     )
 
 
-def queue_order(items: Iterable[Item]) -> list[Item]:
-    """Urgent items first, then the oldest first."""
+def queue_order(items: Iterable[Item], *, newest_first: bool = False) -> list[Item]:
+    """Urgent items first, then the oldest first (or the newest, if asked)."""
+    if newest_first:
+        return sorted(items, key=lambda i: (not i.urgent, -i.received_at.timestamp(), i.id))
     return sorted(items, key=lambda i: (not i.urgent, i.received_at, i.id))
 
 
-def wijkagent_order(items: Iterable[Item]) -> list[Item]:
+def wijkagent_order(items: Iterable[Item], *, newest_first: bool = False) -> list[Item]:
     """The wijkagent's queue: what was escalated to them first, then as for everyone."""
-    ordered = queue_order(items)
+    ordered = queue_order(items, newest_first=newest_first)
     return [i for i in ordered if i.escalated_by] + [i for i in ordered if not i.escalated_by]
 
 
@@ -232,13 +234,10 @@ class QueueFilter:
         )
 
 
-def filtered(
-    items: Iterable[Item], wanted: QueueFilter, now: datetime, *, escalated_first: bool = False
-) -> list[Item]:
-    """The items ``wanted`` keeps, in the queue's order (given), or newest first within
-    urgent and not urgent (and, for a wijkagent, ``escalated_first``, within escalated and
-    not escalated: see :func:`wijkagent_order`)."""
-    kept = [
+def filtered(items: Iterable[Item], wanted: QueueFilter, now: datetime) -> list[Item]:
+    """The items ``wanted`` keeps, in the order given (the queue's: see
+    :func:`queue_order`, which also takes ``wanted.newest_first``)."""
+    return [
         i
         for i in items
         if (not wanted.reason or wanted.reason in i.reasons)
@@ -246,16 +245,6 @@ def filtered(
         and (not wanted.urgent_only or i.urgent)
         and (wanted.older_than is None or age_minutes(i.received_at, now) >= wanted.older_than)
     ]
-    if wanted.newest_first:
-        kept.sort(
-            key=lambda i: (
-                not (escalated_first and i.escalated_by),
-                not i.urgent,
-                -i.received_at.timestamp(),
-                i.id,
-            )
-        )
-    return kept
 
 
 def age_minutes(since: datetime, now: datetime) -> int:

@@ -63,7 +63,7 @@ from buurtalert.review.stores import MemberStrikes, Strike
 from buurtalert.review.texts import DEFAULT, LANGUAGES, text
 from buurtalert.review.vetting import Join, Vetting, may_vet
 from buurtalert.shared.logging import APP_LOGGER, get_logger
-from buurtalert.shared.models import Role, utcnow
+from buurtalert.shared.models import utcnow
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -327,10 +327,9 @@ def console_app(
 
     async def queue_context(request: Request, session: Session) -> dict[str, Any]:
         wanted = QueueFilter.of(request.query_params)
-        everything = await console.queue(session.user)
+        everything = await console.queue(session.user, newest_first=wanted.newest_first)
         now = utcnow()
-        escalated_first = session.user.role is Role.WIJKAGENT
-        shown = filtered(everything, wanted, now, escalated_first=escalated_first)
+        shown = filtered(everything, wanted, now)
         return {
             "session": session,
             "items": shown,
