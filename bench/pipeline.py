@@ -653,9 +653,9 @@ def _history(messages: int, start: int) -> Iterator[tuple[str, list[dict[str, An
         )
 
 
-async def seed(settings: Settings, messages: int, start: int) -> int:
-    """Insert the history of ``messages`` earlier messages; the documents inserted. Then
-    the database is settled as one that grew over weeks would be (:func:`settle`)."""
+async def seed(settings: Settings, messages: int, start: int, *, on_postgresql: bool) -> int:
+    """Insert the history of ``messages`` earlier messages; the documents inserted. Then a
+    local PostgreSQL is settled as one that grew over weeks would be (:func:`settle`)."""
     client = mongo_client(settings)
     db = client[settings.database]
     inserted = 0
@@ -665,17 +665,21 @@ async def seed(settings: Settings, messages: int, start: int) -> int:
             inserted += len(docs)
     finally:
         await client.close()
-    await asyncio.to_thread(settle)
+    if on_postgresql:
+        await asyncio.to_thread(settle)
     return inserted
 
 
+def on_local_postgresql(infra: Infrastructure) -> bool:
+    """Whether the database is FerretDB on the local stack's PostgreSQL (not containers)."""
+    return infra.origin == "local stack (FerretDB on postgresql)"
+
+
 def settle() -> None:
-    """On PostgreSQL: the vacuum and statistics that autovacuum would have done long ago
-    in a database that grew over weeks, and a checkpoint of the bulk load's writes, now
-    rather than during the timing that follows (a probe: autovacuum worked on the seeded
-    tables for about ten seconds after a seed of 1.2 million documents, half a run)."""
-    if os.environ.get("BUURTALERT_DB_BACKEND", "postgresql") != "postgresql":
-        return
+    """The local PostgreSQL's vacuum and statistics that autovacuum would have done long
+    ago in a database that grew over weeks, and a checkpoint of the bulk load's writes,
+    now rather than during the timing that follows (a probe: autovacuum worked on the
+    seeded tables for about ten seconds after a seed of 1.2 million documents, half a run)."""
     url = stack("postgres").strip().split("=", 1)[1].rstrip("/") + "/ferretdb"
     subprocess.run([psql(), url, "-q", "-c", "VACUUM ANALYZE", "-c", "CHECKPOINT"], check=True)
 
@@ -725,7 +729,9 @@ async def pipeline_benchmark(infra: Infrastructure, workdir: Path, count: int = 
         growth: dict[str, Any] = {"empty_ms_per_message": round(1000 / empty, 3)}
         seeded = history = 0
         for factor in (10, 100):
-            seeded += await seed(pipeline.settings, factor * count - history, history)
+            seeded += await seed(
+                pipeline.settings, factor * count - history, history, on_postgresql=on_local_postgresql(infra)
+            )
             history = factor * count
             per_s = max([await pipeline_throughput(pipeline, count, f"x{factor}{n}") for n in "ab"])
             growth[f"x{factor}_documents"] = seeded
