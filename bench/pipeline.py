@@ -44,7 +44,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiosmtpd.controller import Controller
 
 from bench.ingest import _listening, _start_floor
-from bench.store import psql, stack
+from bench.store import analyze, postgresql_url
 from buurtalert.devkit.testing import (
     Infrastructure,
     delete_prefixed_topics,
@@ -680,8 +680,7 @@ def settle() -> None:
     ago in a database that grew over weeks, and a checkpoint of the bulk load's writes,
     now rather than during the timing that follows (a probe: autovacuum worked on the
     seeded tables for about ten seconds after a seed of 1.2 million documents, half a run)."""
-    url = stack("postgres").strip().split("=", 1)[1].rstrip("/") + "/ferretdb"
-    subprocess.run([psql(), url, "-q", "-c", "VACUUM ANALYZE", "-c", "CHECKPOINT"], check=True)
+    analyze(postgresql_url(), checkpoint=True)
 
 
 # --- the benchmark ---------------------------------------------------------------------

@@ -394,21 +394,28 @@ def _free_port() -> int:
         return port
 
 
-def stack(*args: str) -> str:
+def _stack(*args: str) -> str:
     script = repo_root() / "deploy" / "local" / "stack.sh"
     done = subprocess.run([str(script), *args], check=True, capture_output=True, text=True)
     return done.stdout
 
 
-def psql() -> str:
+def _psql() -> str:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))
     return str(found[-1]) if found else shutil.which("psql") or "psql"
 
 
-def analyze(postgresql_url: str) -> None:
+def postgresql_url() -> str:
+    """FerretDB's database on the local stack's PostgreSQL (started if it is not running)."""
+    return _stack("postgres").strip().split("=", 1)[1].rstrip("/") + "/ferretdb"
+
+
+def analyze(postgresql_url: str, *, checkpoint: bool = False) -> None:
     """``VACUUM ANALYZE``: the statistics autovacuum keeps in a running database, here
-    at once, so that the planner has them and autovacuum does not run during the timing."""
-    subprocess.run([psql(), postgresql_url, "-q", "-c", "VACUUM ANALYZE"], check=True)
+    at once, so that the planner has them and autovacuum does not run during the timing;
+    with ``checkpoint``, the writes before it are also flushed now rather than then."""
+    statements = ["VACUUM ANALYZE", *(["CHECKPOINT"] if checkpoint else [])]
+    subprocess.run([_psql(), postgresql_url, "-q", *(a for s in statements for a in ("-c", s))], check=True)
 
 
 def start_ferretdb(backend: str, scratch: Path) -> tuple[subprocess.Popen[bytes], str, str | None]:
@@ -421,7 +428,7 @@ def start_ferretdb(backend: str, scratch: Path) -> tuple[subprocess.Popen[bytes]
         shutil.rmtree(data, ignore_errors=True)
         args = ["-handler", "sqlite", "-sqlite-dir", f"{data}/"]
     else:
-        postgresql = stack("postgres").strip().split("=", 1)[1].rstrip("/") + "/ferretdb"
+        postgresql = postgresql_url()
         args = ["-handler", "postgresql", "-postgresql-url", postgresql]
     with (scratch / f"ferretdb-{backend}.log").open("wb") as log:  # the child keeps its own copy
         process = subprocess.Popen(
@@ -497,7 +504,7 @@ async def store_benchmark(
 ) -> dict[str, Any]:
     scratch = scratch or Path(".local/bench/store")
     scratch.mkdir(parents=True, exist_ok=True)
-    stack("install")
+    _stack("install")
     results: dict[str, Any] = {"chosen": DEFAULT_BACKEND, "goal": GOAL, "base": BASE, "backends": {}}
     for backend in backends:
         print(f"store: FerretDB v1 on {backend}, ms per operation at " + ", ".join(f"{s}×" for s in SCALES))
