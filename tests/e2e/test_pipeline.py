@@ -46,6 +46,7 @@ async def test_report_reaches_the_regiegroep_and_every_step_is_audited(system: S
     finally:
         await client.close()
     assert stages["moderation"]["decision"] == "forward"
+    assert stages["moderation"]["language"] == "nl"  # read from the text: web reports carry none
     assert stages["routing"]["rules"] == ["buurtgroep_to_regiegroep"]
     [delivery] = stages["deliveries"].values()
     assert delivery["state"] == "sent"
@@ -189,4 +190,25 @@ async def test_profiling_report_is_held_for_review_with_its_reasons(system: Syst
     [reason] = held["moderation"]["reasons"]
     assert reason["code"] == "discrimination" and reason["spans"][0]["text"] == "donkere man"
     assert held["moderation"]["policy_version"].startswith("nl-")
+    assert system.mailbox.mailbox.snapshot() == []
+
+
+async def test_a_report_in_a_language_the_policy_does_not_cover_is_held_not_forwarded(system: System) -> None:
+    """A web report carries no language tag; moderation reads Polish in the text, holds the
+    alert for a person however alarming its words, and tags the held message "pl"."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            system.reports_url,
+            headers=TOKEN,
+            json={
+                **REPORT,
+                "report_id": "r-polish",
+                "text": "Uwaga! Dwóch mężczyzn próbuje otworzyć samochody na Dorpstraat, policja wezwana.",
+            },
+        )
+    assert response.status_code == 202
+    [held] = await read_topic(system.settings, "moderation.review", 1)
+    assert held["message"]["id"] == response.json()["id"]
+    assert "unsupported_language" in [r["code"] for r in held["moderation"]["reasons"]]
+    assert held["message"]["language"] == held["moderation"]["language"] == "pl"
     assert system.mailbox.mailbox.snapshot() == []

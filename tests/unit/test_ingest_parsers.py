@@ -16,7 +16,6 @@ from buurtalert.ingest.accept import Accepted, Outcome, Refused
 from buurtalert.ingest.lanes.smtp import reply
 from buurtalert.ingest.parsers import email, facebook, whatsapp
 from buurtalert.ingest.parsers.common import Batch, InvalidInput, Resolver, raw_id, refuse
-from buurtalert.ingest.parsers.language import detect
 from buurtalert.ingest.parsers.mediafiles import safe_filename, sniff
 from buurtalert.ingest.stores import MediaFile
 from buurtalert.shared.models import DeliveryState, Role
@@ -74,7 +73,6 @@ def test_one_to_one_text_from_a_member_belongs_to_their_buurtgroep() -> None:
     [message] = batch.messages
     assert message.group_id == "boshoven-noord"
     assert message.author.role is Role.COORDINATOR and message.flags == ()
-    assert message.language == "nl"
     assert message.provider.message_id == "wamid.A1" and message.provider.account == PHONE_NUMBER_ID
     assert message.raw_ref == raw_id(body)
     assert COORDINATOR not in message.model_dump_json()  # pseudonymised
@@ -366,7 +364,7 @@ def test_email_to_a_list_address_from_a_member() -> None:
     assert message.subject == "Verdachte auto" and message.provider.message_id == "abc123@example.test"
     assert message.authentication == {"spf": "pass", "dkim": "pass", "dmarc": "fail"}
     assert not message.author.verified and "unverified_sender" in message.flags
-    assert message.language == "nl" and message.sent_at.isoformat() == "2026-11-23T10:00:00+01:00"
+    assert message.sent_at.isoformat() == "2026-11-23T10:00:00+01:00"
     assert attachments == []
 
 
@@ -621,17 +619,3 @@ def test_sniff_trusts_bytes_not_names() -> None:
         sniff("héhé".encode()) == "text/plain"
         and sniff(b"\x00\xff\xfe\x00" * 4) == "application/octet-stream"
     )
-
-
-@pytest.mark.parametrize(
-    ("text", "language"),
-    [
-        ("Verdachte man met rode jas probeert deuren te openen", "nl"),
-        ("Suspicious man in a red coat trying door handles", "en"),
-        ("Homme suspect avec une veste rouge qui essaie les portes", "fr"),
-        ("Verdächtiger Mann mit roter Jacke versucht Türen zu öffnen", "de"),
-        ("Ok 👍", None),
-    ],
-)
-def test_language_is_detected_or_left_open(text: str, language: str | None) -> None:
-    assert detect(text) == language

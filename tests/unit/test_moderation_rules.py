@@ -243,11 +243,33 @@ def test_format_characters_are_removed_from_what_is_forwarded() -> None:
     assert len(normalise_text("x" * 100_000)) == 16_384
 
 
-def test_a_language_the_policy_does_not_cover_goes_to_review() -> None:
-    """A message in Turkish is never forwarded by rule, however alarming it sounds."""
-    result = decide("m", "Verdachte man probeert deuren, 112 gebeld", language="tr")
-    assert result.decision is Decision.REVIEW
-    assert "unsupported_language" in {r.code for r in result.reasons}
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Dikkat! Kerkstraat'ta iki adam arabaları açmaya çalışıyor, polis 112 arandı.", "tr"),
+        ("Uwaga! Dwóch mężczyzn próbuje otworzyć samochody na Kerkstraat, policja wezwana 112.", "pl"),
+        ("¡Atención! Dos hombres intentan abrir coches en la calle Kerkstraat, llamamos al 112.", "es"),
+    ],
+)
+def test_a_language_the_policy_does_not_cover_goes_to_review(text: str, language: str) -> None:
+    """An alert in Turkish, Polish or Spanish is never forwarded by rule, however alarming
+    it sounds: the language is read from the text, no tag needed, and a tag that says
+    Dutch does not change it."""
+    for tag in (None, "nl"):
+        result = decide("m", text, language=tag)
+        assert result.decision is Decision.REVIEW and result.language == language
+        assert "unsupported_language" in {r.code for r in result.reasons}
+
+
+def test_the_language_is_read_from_the_text_and_the_explanation_written_in_it() -> None:
+    """A message tagged Turkish but written in English is read as English: its words are
+    matched and the author told why in English, as a French one is in French."""
+    english = decide("m", "Let's go get him ourselves tonight, the police won't do anything", language="tr")
+    assert english.language == "en" and english.decision is Decision.REJECT
+    assert "unsupported_language" not in {r.code for r in english.reasons}
+    assert english.explanation.startswith("Never take the law into your own hands")
+    french = decide("m", "On devrait s'organiser ce soir et lui régler son compte nous-mêmes")
+    assert french.language == "fr" and french.explanation.startswith("Ne vous faites jamais justice")
 
 
 def test_without_any_evidence_a_message_goes_to_review_not_forward() -> None:

@@ -138,7 +138,10 @@ class InboundMessage(Record):
     closes: str | None = Field(
         default=None, description="A closing message: the incident (or a message of it) that is over"
     )
-    language: str | None = Field(default=None, description="ISO 639-1, when the text says clearly")
+    language: str | None = Field(
+        default=None,
+        description="ISO 639 code of the language moderation read in the text (ingest leaves it open)",
+    )
     subject: str | None = Field(default=None, description="An email's subject")
     reply_to: str | None = Field(
         default=None, description="The message this one answers: a comment's post, a quoted message"
@@ -192,6 +195,9 @@ class ModerationResult(Record):
     reasons: tuple[Reason, ...] = ()
     explanation: str = Field(default="", description="For the author, in their language (Dutch if unknown)")
     explanation_en: str = Field(default="", description="The same in English")
+    language: str | None = Field(
+        default=None, description="ISO 639 code of the language moderation read in the text itself"
+    )
     saar_reminder: bool = False
     urgent: bool = Field(
         default=False, description="Held for review but urgent (112, a missing person, an authority)"

@@ -20,7 +20,6 @@ from buurtalert.ingest.lanes.http import routes
 from buurtalert.ingest.lanes.imap import MailboxReader
 from buurtalert.ingest.lanes.media import MediaFetcher
 from buurtalert.ingest.lanes.smtp import start_receiver
-from buurtalert.ingest.parsers.language import warm_up
 from buurtalert.ingest.stores import IngestStores
 from buurtalert.shared.kafka import Reliable, Sender, create_broker
 from buurtalert.shared.logging import APP_LOGGER, bound
@@ -75,7 +74,6 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @app.on_startup
     async def start_lanes() -> None:
-        warm_up()
         email = municipality.ingest.email
         if email is None:
             return

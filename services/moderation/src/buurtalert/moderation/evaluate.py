@@ -116,7 +116,8 @@ class Evaluation:
 def judge(items: Sequence[Item], scorer_for: Callable[[Item], Scorer], name: str) -> Evaluation:
     evaluation = Evaluation(name)
     for item in items:
-        result = scorer_for(item).decide(item.id, item.text, author_role=item.role, language=item.language)
+        # No language given: the service reads it from the text, as the decision does here.
+        result = scorer_for(item).decide(item.id, item.text, author_role=item.role)
         evaluation.add(item, result.decision.value, ",".join(r.code for r in result.reasons))
     return evaluation
 

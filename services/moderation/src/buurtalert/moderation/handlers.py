@@ -62,8 +62,11 @@ class Moderator:
                 language=message.language,
                 category=message.category,
             )
-            # What is scored is what is forwarded: normalised, format characters removed.
-            message = message.model_copy(update={"text": normalise_text(message.text)})
+            # What is scored is what is forwarded: normalised, format characters removed, in the
+            # language moderation read it in (the one replies to its author are written in).
+            message = message.model_copy(
+                update={"text": normalise_text(message.text), "language": result.language}
+            )
             result = hold_flagged(result, message.flags)
             if result.decision is Decision.REJECT and message.author.role not in AUTHORITIES:
                 if _has_strikes(message):

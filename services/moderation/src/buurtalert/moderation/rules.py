@@ -28,6 +28,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from buurtalert.moderation.language import language_of
 from buurtalert.moderation.model import LinearModel, Thresholds, features, normalise_text, packaged_model
 from buurtalert.moderation.policy import (
     WORD_LANGUAGES,
@@ -566,6 +567,8 @@ class Scorer:
         municipality, a missing person) counts as a report, as alert words do; ingest
         checks that the client may use that category."""
         text = normalise_text(text)
+        # Read from the text: a tag that came with the message only counts where the text is unclear.
+        language = language_of(text, language)
         reasons, hits = self.assess(text, author_role=author_role, media=media, language=language)
         codes = {r.code for r in reasons}
         police_called = bool(hits.get("police_called"))
@@ -601,6 +604,7 @@ class Scorer:
             reasons=tuple(reasons),
             explanation=explanation(shown, language or "nl", saar=saar, country=self.policy.country),
             explanation_en=explanation(shown, "en", saar=saar, country=self.policy.country),
+            language=language,
             saar_reminder=saar,
             urgent=urgent,
             policy_version=self.policy.version,

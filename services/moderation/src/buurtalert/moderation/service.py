@@ -8,6 +8,7 @@ import asyncio
 from faststream.asgi import AsgiFastStream
 
 from buurtalert.moderation.handlers import Decisions, Moderator
+from buurtalert.moderation.language import warm_up
 from buurtalert.moderation.policy import default_policy, load_policy
 from buurtalert.moderation.rules import PRIVACY
 from buurtalert.moderation.stores import Strikes
@@ -79,7 +80,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
     observability.attach(app)
 
     @app.on_startup
-    async def load_privacy_detector() -> None:
+    async def load_detectors() -> None:
         await asyncio.to_thread(PRIVACY.load)
+        await asyncio.to_thread(warm_up)
 
     return app

@@ -22,10 +22,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from buurtalert.moderation.language import language_of
 from buurtalert.moderation.model import CLASSES, LinearModel, Thresholds, calibrated, features, normalise_text
 from buurtalert.moderation.policy import default_policy
 from buurtalert.moderation.rules import Scorer, Signals, cascade, findings
-from buurtalert.shared.models import Decision, Role
+from buurtalert.shared.models import Decision, Reason, Role, Span
 
 CORPUS = Path(__file__).parents[3] / "corpus" / "messages.jsonl"
 MODEL_NAME = "moderation-2026.11"
@@ -113,19 +114,25 @@ def rules_only(country: str) -> Scorer:
     return Scorer(default_policy(country).model_copy(update={"model": None}))
 
 
-def feature_set(item: Item) -> set[str]:
-    """The model's features of an item: the same as at run time, rule findings included."""
+def _assessed(item: Item) -> tuple[Scorer, str, str | None, list[Reason], dict[str, list[Span]]]:
+    """An item read as at run time: normalised, its language read from the text (the
+    service is given none), its rules' findings."""
     scorer = rules_only(policy_country(item))
     text = normalise_text(item.text)
-    reasons, hits = scorer.assess(text, author_role=item.role, language=item.language)
-    return features(text, findings(reasons, hits), item.role.value, item.language)
+    language = language_of(text)
+    reasons, hits = scorer.assess(text, author_role=item.role, language=language)
+    return scorer, text, language, reasons, hits
+
+
+def feature_set(item: Item) -> set[str]:
+    """The model's features of an item: the same as at run time, rule findings included."""
+    _, text, language, reasons, hits = _assessed(item)
+    return features(text, findings(reasons, hits), item.role.value, language)
 
 
 def item_signals(item: Item) -> Signals:
     """What the decision needs of the rules' findings on an item, as at run time."""
-    scorer = rules_only(policy_country(item))
-    text = normalise_text(item.text)
-    reasons, hits = scorer.assess(text, author_role=item.role, language=item.language)
+    scorer, _, _, reasons, hits = _assessed(item)
     return scorer.signals(reasons, hits, author_role=item.role)
 
 

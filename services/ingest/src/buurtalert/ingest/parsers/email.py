@@ -22,7 +22,6 @@ from buurtalert.ingest.parsers.common import (
     cap_text,
     message_id,
 )
-from buurtalert.ingest.parsers.language import detect
 from buurtalert.ingest.parsers.mediafiles import safe_filename, sniff
 from buurtalert.shared.models import InboundMessage, MediaRef, ProviderRef, SourceChannel, stable_id, utcnow
 from buurtalert.shared.settings import EmailIngest
@@ -292,7 +291,6 @@ def _parse(
             author=who.author,
             text=text,
             media=tuple(media),
-            language=detect(text),
             subject=subject,
             reply_to=message_id(EMAIL, None, in_reply_to) if in_reply_to else None,
             flags=tuple(flags),

@@ -24,7 +24,6 @@ from buurtalert.ingest.parsers.common import (
     parse_json,
     problems,
 )
-from buurtalert.ingest.parsers.language import detect
 from buurtalert.shared.models import (
     DeliveryState,
     InboundMessage,
@@ -211,7 +210,6 @@ def _feed(batch: Batch, entry: _Entry, feed: _Feed, resolver: Resolver) -> None:
             author=sender.author,
             text=text,
             media=media,
-            language=detect(text),
             reply_to=reply_to,
             flags=tuple(flags),
             sent_at=sent_at,
@@ -292,7 +290,6 @@ def _messaging(batch: Batch, entry: _Entry, event: _Messaging, resolver: Resolve
             author=sender.author,
             text=text,
             media=media,
-            language=detect(text),
             reply_to=message_id(FB, page, reply) if reply else None,
             flags=tuple(flags),
             sent_at=at,

@@ -25,7 +25,6 @@ from buurtalert.ingest.parsers.common import (
     parse_json,
     problems,
 )
-from buurtalert.ingest.parsers.language import detect
 from buurtalert.ingest.parsers.mediafiles import safe_filename
 from buurtalert.ingest.parsers.polls import from_choice
 from buurtalert.shared.models import (
@@ -302,7 +301,6 @@ def _message(batch: Batch, message: _Message, account: str, resolver: Resolver) 
             text=text,
             media=tuple(media),
             location=location,
-            language=detect(text),
             reply_to=(
                 message_id(SourceChannel.WHATSAPP, account, message.context.id)
                 if message.context and message.context.id
