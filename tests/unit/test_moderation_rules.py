@@ -219,6 +219,8 @@ def test_flagged_messages_are_held_for_review_never_forwarded_by_rule() -> None:
         "tel +32 470/12.34.56",
         "Ruf an: +49 (171) 123 4567",
         "ring me on 07700 900123",
+        "Appelez-moi au 06.12.34.56.78 si vous le voyez",
+        "bel me: 0470.12.34.56",
         "nummer 0031-6-12345678",
         "mail jan.devries@example.com voor de beelden",
         "bel 06\u200b12345678",
@@ -232,8 +234,8 @@ def test_private_numbers_and_addresses_are_found_in_any_notation(text: str) -> N
 
 
 def test_emergency_and_service_numbers_are_not_personal_data() -> None:
-    """112, 101, 110 and 0900-8844 may be posted by anyone."""
-    for text in ("Bel 112!", "Bel 0900-8844", "101 gebeld", "110 angerufen"):
+    """112, 101, 110 and 0900-8844 may be posted by anyone; nor is a date with a time."""
+    for text in ("Bel 112!", "Bel 0900-8844", "101 gebeld", "110 angerufen", "Gezien op 12.05.2026 14.30"):
         assert "privacy" not in {r.code for r in score(text)}
 
 

@@ -71,7 +71,9 @@ SERVICE_NUMBER = re.compile(r"(?:112|101|110|17|999|911|0800\d*|0900\d*|116\d*|0
 #: +49 (171) 123 4567, 07700 900123: 9 to 15 digits with at most two separators
 #: (spaces, dots, dashes, slashes, brackets) between any two of them.
 PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s./()-]{0,2}\d){8,14}(?!\w)")
-_DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+#: A date, perhaps with a clock time, that looks like a phone number ("12.05.2026 14.30"):
+#: not personal data. Only the whole match: "06.12.34.56.78" is a French mobile number.
+_DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-](?:\d{2}|\d{4})(?:\s{1,2}\d{1,2}[.:h]?\d{2})?")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 SHORT = 6  # tokens: a message this short with a thank-you or approval is a reaction
@@ -487,7 +489,7 @@ class Scorer:
         spans = [
             Span(start=m.start(), end=m.end(), text="phone")
             for m in PHONE.finditer(text)
-            if not SERVICE_NUMBER.fullmatch(re.sub(r"\D", "", m.group())) and not _DATE.match(m.group())
+            if not SERVICE_NUMBER.fullmatch(re.sub(r"\D", "", m.group())) and not _DATE.fullmatch(m.group())
         ]
         spans += [Span(start=m.start(), end=m.end(), text="email") for m in EMAIL.finditer(text)]
         accusing = bool(hits.get("accusation"))
