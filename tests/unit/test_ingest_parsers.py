@@ -73,6 +73,7 @@ def test_one_to_one_text_from_a_member_belongs_to_their_buurtgroep() -> None:
     [message] = batch.messages
     assert message.group_id == "boshoven-noord"
     assert message.author.role is Role.COORDINATOR and message.flags == ()
+    assert message.language is None  # moderation reads it from the text
     assert message.provider.message_id == "wamid.A1" and message.provider.account == PHONE_NUMBER_ID
     assert message.raw_ref == raw_id(body)
     assert COORDINATOR not in message.model_dump_json()  # pseudonymised

@@ -25,8 +25,8 @@ def test_the_language_is_read_from_the_text(text: str, language: str) -> None:
 
 
 def test_a_tag_counts_only_where_the_text_is_too_short_to_tell() -> None:
-    """ "Ok 👍" and "112!" say nothing about their language: the tag the message came
-    with (if any) is kept. A longer text overrules its tag."""
+    """Texts such as "Ok 👍" and "112!" say nothing about their language: the tag the
+    message came with (if any) is kept. A longer text overrules its tag."""
     assert language_of("Ok 👍") is None and language_of("112!", "fr") == "fr"
     assert language_of("Suspicious man in a red coat trying door handles", "tr") == "en"
 
