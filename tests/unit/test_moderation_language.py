@@ -15,6 +15,7 @@ from buurtalert.moderation.language import language_of
         ("Suspicious man in a red coat trying door handles", "en"),
         ("Homme suspect avec une veste rouge qui essaie les portes", "fr"),
         ("Verdächtiger Mann mit roter Jacke versucht Türen zu öffnen", "de"),
+        ("FEUER IM ALTPAPIERCONTAINER AM NETTO PARKPLATZ, FEUERWEHR KOMMT SCHON, ABSTAND HALTEN", "de"),
         ("Podejrzany mężczyzna w czerwonej kurtce próbuje otworzyć drzwi", "pl"),
         ("Kırmızı ceketli şüpheli bir adam kapıları açmaya çalışıyor", "tr"),
         ("رجل مشبوه يرتدي سترة حمراء يحاول فتح الأبواب", "ar"),

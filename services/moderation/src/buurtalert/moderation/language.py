@@ -63,7 +63,9 @@ def language_of(text: str, hint: str | None = None) -> str | None:
     start = text[:PREFIX]
     if sum(map(str.isalpha, start)) < MIN_LETTERS:
         return hint
-    [label], [belief] = _model().predict(start.replace("\n", " "))
+    # Lower case: shouting misleads the model ("FEUER IM ALTPAPIERCONTAINER ...": Basque);
+    # on the corpus lower case reads 7 texts wrong instead of 9, and none as foreign.
+    [label], [belief] = _model().predict(start.lower().replace("\n", " "))
     code = str(label).removeprefix("__label__")
     language = KIN.get(code, code)
     if language in COVERED or belief >= FOREIGN_AT:
