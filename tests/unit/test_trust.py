@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from buurtalert.channels.handlers import AuthorFeedback
+from buurtalert.channels.render import render_feedback
 from buurtalert.moderation.handlers import Moderator
 from buurtalert.moderation.policy import default_policy
 from buurtalert.shared.models import (
@@ -485,3 +486,15 @@ async def test_a_transient_provider_error_goes_on_without_the_number() -> None:
     with pytest.raises(TransientDeliveryError) as caught:
         await deliver(Delivery.for_destination(message(verified=True, text="x"), destination, ("r",)))
     assert "12345678" not in str(caught.value) and "<number>" in str(caught.value)
+
+
+def test_feedback_to_an_author_in_a_language_without_lines_is_in_english_once() -> None:
+    """Moderation tags a Polish message "pl"; there are no Polish lines, so the author
+    reads the English explanation once, not twice; a Dutch author gets both."""
+    item = rejected(True)
+    english = item.moderation.explanation_en
+    polish = item.model_copy(update={"message": item.message.model_copy(update={"language": "pl"})})
+    assert render_feedback(polish, english, english).count(english) == 1
+    dutch = item.model_copy(update={"message": item.message.model_copy(update={"language": "nl"})})
+    both = render_feedback(dutch, item.moderation.explanation, english)
+    assert item.moderation.explanation in both and english in both

@@ -44,4 +44,5 @@ def render_feedback(item: ModeratedMessage, explanation: str, explanation_en: st
     language = item.message.language or "nl"
     own = f"{line('not_forwarded_intro', language)}\n\n{explanation}"
     english = f"{line('not_forwarded_intro', 'en')}\n\n{explanation_en}"
-    return own if language == "en" else f"{own}\n\n--\n{english}"
+    # Once when the author's language has no lines of its own (English, Polish: English).
+    return own if own == english else f"{own}\n\n--\n{english}"
