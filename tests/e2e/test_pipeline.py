@@ -19,10 +19,15 @@ REPORT = {
 }
 
 
+async def post_report(system: System, **fields: str) -> httpx.Response:
+    """:data:`REPORT`, with ``fields`` changed, posted to ingest by the demo client."""
+    async with httpx.AsyncClient() as http:
+        return await http.post(system.reports_url, json={**REPORT, **fields}, headers=TOKEN)
+
+
 async def test_report_reaches_the_regiegroep_and_every_step_is_audited(system: System) -> None:
     """Posted to ingest, moderated, routed to the district's regiegroep, sent by email."""
-    async with httpx.AsyncClient() as http:
-        response = await http.post(system.reports_url, json=REPORT, headers=TOKEN)
+    response = await post_report(system)
     assert response.status_code == 202, response.text
     message_id = response.json()["id"]
 
@@ -122,12 +127,7 @@ async def test_a_repeated_post_is_delivered_once(system: System) -> None:
 
 async def test_rejected_message_is_not_delivered(system: System) -> None:
     """A thumbs-up reaction goes to messages.rejected with its reason and reaches nobody."""
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            system.reports_url,
-            headers=TOKEN,
-            json={**REPORT, "report_id": "r-thanks", "text": "Top, bedankt! 👍"},
-        )
+    response = await post_report(system, report_id="r-thanks", text="Top, bedankt! 👍")
     assert response.status_code == 202
     [rejected] = await read_topic(system.settings, "messages.rejected", 1)
     assert rejected["message"]["id"] == response.json()["id"]
@@ -138,12 +138,9 @@ async def test_rejected_message_is_not_delivered(system: System) -> None:
 
 async def test_repeated_rejections_warn_and_then_propose_removal(system: System) -> None:
     """The second rejection of one reporter carries a warning; the third proposes removal to the admin."""
-    async with httpx.AsyncClient() as http:
-        for n, text in enumerate(("Bedankt!", "Wie heeft mijn kat gezien?", "Te koop: fiets")):
-            response = await http.post(
-                system.reports_url, headers=TOKEN, json={**REPORT, "report_id": f"r-strike-{n}", "text": text}
-            )
-            assert response.status_code == 202
+    for n, text in enumerate(("Bedankt!", "Wie heeft mijn kat gezien?", "Te koop: fiets")):
+        response = await post_report(system, report_id=f"r-strike-{n}", text=text)
+        assert response.status_code == 202
     rejected = await read_topic(system.settings, "messages.rejected", 3)
     by_text = {r["message"]["text"]: r["moderation"] for r in rejected}
     assert by_text["Bedankt!"]["strikes"] == 1
@@ -156,17 +153,12 @@ async def test_repeated_rejections_warn_and_then_propose_removal(system: System)
 async def test_rejected_author_gets_a_friendly_explanation_naming_the_rule(system: System) -> None:
     """A reporter known by email hears, in Dutch and English, why the message was not
     forwarded, without a quote of the message."""
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            system.reports_url,
-            headers=TOKEN,
-            json={
-                **REPORT,
-                "report_id": "r-pet",
-                "reporter": "Buurman@Example.test",
-                "text": "Onze kat Minoes is weggelopen, wie heeft haar gezien?",
-            },
-        )
+    response = await post_report(
+        system,
+        report_id="r-pet",
+        reporter="Buurman@Example.test",
+        text="Onze kat Minoes is weggelopen, wie heeft haar gezien?",
+    )
     assert response.status_code == 202
     [mail] = await eventually(lambda: system.mailbox.mailbox.snapshot(), what="the explanation")
     assert mail["To"] == "Buurman@Example.test"
@@ -179,12 +171,7 @@ async def test_rejected_author_gets_a_friendly_explanation_naming_the_rule(syste
 
 async def test_profiling_report_is_held_for_review_with_its_reasons(system: System) -> None:
     """'Donkere man loopt door de straat' goes to the review topic with reason and spans, not to a group."""
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            system.reports_url,
-            headers=TOKEN,
-            json={**REPORT, "report_id": "r-profiling", "text": "Donkere man loopt door de straat"},
-        )
+    response = await post_report(system, report_id="r-profiling", text="Donkere man loopt door de straat")
     assert response.status_code == 202
     [held] = await read_topic(system.settings, "moderation.review", 1)
     [reason] = held["moderation"]["reasons"]
@@ -196,16 +183,11 @@ async def test_profiling_report_is_held_for_review_with_its_reasons(system: Syst
 async def test_a_report_in_a_language_the_policy_does_not_cover_is_held_not_forwarded(system: System) -> None:
     """A web report carries no language tag; moderation reads Polish in the text, holds the
     alert for a person however alarming its words, and tags the held message "pl"."""
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            system.reports_url,
-            headers=TOKEN,
-            json={
-                **REPORT,
-                "report_id": "r-polish",
-                "text": "Uwaga! Dwóch mężczyzn próbuje otworzyć samochody na Dorpstraat, policja wezwana.",
-            },
-        )
+    response = await post_report(
+        system,
+        report_id="r-polish",
+        text="Uwaga! Dwóch mężczyzn próbuje otworzyć samochody na Dorpstraat, policja wezwana.",
+    )
     assert response.status_code == 202
     [held] = await read_topic(system.settings, "moderation.review", 1)
     assert held["message"]["id"] == response.json()["id"]
